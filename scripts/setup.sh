@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# One-shot set-up on Debian 12 with Python 3.11: system packages, the venv at .venv/, the build.
+# Idempotent: a second run only rebuilds what changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES="mosquitto postgresql"
+need_apt=""
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt=1
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt=1
+if [ -n "$need_apt" ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "setup: installing system packages: $APT_PACKAGES"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $APT_PACKAGES
+fi
+
+PY="${PYTHON:-python3.11}"
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $PY"
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip "setuptools>=68" wheel
+.venv/bin/python -m pip install -q "Cython>=3.0,<4" "numpy>=2.0,<3"
+echo "setup: building storeedge (Cython kernels) into .venv"
+.venv/bin/python -m pip install -q --no-build-isolation -e '.[test,bench]'
+.venv/bin/python setup.py -q build_ext --inplace >/dev/null
+echo "setup: done"

@@ -1,0 +1,3 @@
+from storeedge.cli import main
+
+raise SystemExit(main())
