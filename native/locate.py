@@ -1,0 +1,257 @@
+"""Barcode candidate localiser: where in a grey frame are 1-D and 2-D codes likely to be?
+
+Works on a grid of ``cell`` x ``cell`` pixel cells of the Y plane.  Per cell the kernel sums the
+gradient structure tensor; from it come the mean squared gradient (edge energy), the coherence
+(1 = all edges parallel) and the dominant gradient angle.
+
+* 1-D codes: energetic, coherent cells joined with neighbours of similar angle (any rotation);
+  a component must extend across the bars (along the gradient) for several cells, which rejects
+  single edges of boxes and shelves.
+* 2-D codes (QR, Data Matrix): energetic cells (dilated once so large modules stay one blob)
+  whose summed tensor is *not* coherent: edges in both directions, dense square texture.
+
+Returns oriented boxes with a score, best first, at most ``max_candidates``.  The heavy loops
+are in ``_locate_cy`` (or its twin ``_locate_py`` with ``STOREEDGE_PURE=1``).
+
+    >>> cands = locate(gray, max_candidates=8)
+    >>> cands[0].kind, cands[0].center, cands[0].angle   # "linear", (x px, y px), radians
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from storeedge.native._backend import load_kernel
+from storeedge.native.exc import NativeInputError
+
+_k = load_kernel("locate")
+BACKEND: str = _k.BACKEND
+NBINS = 36                      # orientation bins over 180 degrees (5 degrees each)
+
+
+class Candidate(NamedTuple):
+    """An oriented box in frame pixels.
+
+    ``angle`` (radians, in [-pi/2, pi/2)) is the direction across the bars for a linear code
+    (the gradient direction); ``length`` is the extent along it and ``height`` across it (px),
+    quiet-zone margins included.  ``kind`` is "linear" or "matrix"; ``score`` is relative
+    (larger = more code-like), only for ranking.
+    """
+
+    kind: str
+    cx: float
+    cy: float
+    length: float
+    height: float
+    angle: float
+    score: float
+
+    @property
+    def center(self) -> tuple[float, float]:
+        """Centre (x, y) in pixels."""
+        return (self.cx, self.cy)
+
+    def corners(self) -> list[tuple[float, float]]:
+        """Four corners (x, y) px: the upright box's top-left, top-right, bottom-right,
+        bottom-left after rotation by ``angle``."""
+        ux, uy = math.cos(self.angle), math.sin(self.angle)
+        vx, vy = -uy, ux
+        hl, hh = self.length / 2, self.height / 2
+        return [(self.cx + su * hl * ux + sv * hh * vx, self.cy + su * hl * uy + sv * hh * vy)
+                for su, sv in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
+
+
+@dataclass(frozen=True)
+class LocateParams:
+    """Tuning of the localiser.  Energies are mean squared central differences (grey^2)."""
+
+    cell: int = 8                  # px
+    min_energy: float = 150.0      # grey^2 per px; ~ mean edge contrast 12 levels
+    linear_coherence: float = 0.55
+    matrix_coherence: float = 0.5  # a 2-D blob's summed coherence must be below this
+    max_angle_diff: int = 3        # bins (15 degrees) between joined linear cells
+    min_linear_cells: int = 4
+    min_across_cells: float = 3.0  # extent along the gradient, cells
+    min_matrix_cells: int = 4
+    quiet_zone: float = 0.12       # fraction of a linear code's length added on each side
+
+
+class CellField(NamedTuple):
+    """Per-cell features: energy (grey^2/px), coherence (0..1), angle (rad), lambda_min."""
+
+    energy: np.ndarray
+    coherence: np.ndarray
+    angle: np.ndarray
+    texture: np.ndarray
+
+
+def check_gray(gray) -> np.ndarray:
+    """Validate a frame: 2-D uint8, non-empty.  Returns a C-contiguous view or copy.
+
+    Raises :class:`NativeInputError` with the reason otherwise.
+    """
+    if not isinstance(gray, np.ndarray):
+        raise NativeInputError(f"frame must be a numpy array, got {type(gray).__name__}")
+    if gray.dtype != np.uint8:
+        raise NativeInputError(f"frame must be uint8 grey levels, got dtype {gray.dtype}")
+    if gray.ndim != 2:
+        raise NativeInputError(f"frame must be 2-D (H, W), got shape {gray.shape}")
+    if gray.size == 0:
+        raise NativeInputError(f"frame is empty: shape {gray.shape}")
+    return np.ascontiguousarray(gray)
+
+
+def cell_field(gray: np.ndarray, cell: int = 8) -> CellField:
+    """Per-cell structure-tensor features of a validated frame (see :class:`CellField`)."""
+    if not 2 <= cell <= 64:
+        raise NativeInputError(f"cell must be 2..64 px, got {cell}")
+    sxx, syy, sxy = _k.cell_stats(check_gray(gray), int(cell)).astype(np.float64)
+    npx = float(cell * cell)
+    trace = sxx + syy
+    root = np.sqrt((sxx - syy) ** 2 + 4.0 * sxy ** 2)
+    coherence = np.divide(root, trace, out=np.zeros_like(trace), where=trace > 0)
+    angle = 0.5 * np.arctan2(2.0 * sxy, sxx - syy)
+    return CellField(trace / npx, coherence, angle, (trace - root) / (2.0 * npx))
+
+
+def label_cells(mask: np.ndarray, bins: np.ndarray, nbins: int, max_diff: int):
+    """Connected components (8-neighbours) of ``mask`` whose circular ``bins`` differ by at
+    most ``max_diff``.  Returns (int32 labels, count); labels in raster order."""
+    mask = np.ascontiguousarray(mask, dtype=np.uint8)
+    bins = np.ascontiguousarray(bins, dtype=np.int32)
+    if mask.shape != bins.shape or mask.ndim != 2:
+        raise NativeInputError("mask and bins must be 2-D arrays of the same shape")
+    return _k.label_cells(mask, bins, int(nbins), int(max_diff))
+
+
+def warp_affine(gray: np.ndarray, matrix, out_h: int, out_w: int) -> np.ndarray:
+    """Resample ``gray`` (bilinear, border replicated) into an (out_h, out_w) uint8 image:
+    output pixel (col j, row i) reads source (x, y) = matrix @ (j, i, 1); matrix is 2x3."""
+    m = np.ascontiguousarray(np.asarray(matrix, dtype=np.float64).reshape(6))
+    if not np.all(np.isfinite(m)):
+        raise NativeInputError("warp matrix must be finite")
+    if not (1 <= out_h <= 8192 and 1 <= out_w <= 8192):
+        raise NativeInputError(f"warp output size out of range: {out_h}x{out_w}")
+    return _k.warp_affine(check_gray(gray), m, int(out_h), int(out_w))
+
+
+def locate(gray: np.ndarray, max_candidates: int = 8,
+           params: LocateParams = LocateParams()) -> list[Candidate]:
+    """Candidate code regions in ``gray`` (2-D uint8), best first, at most ``max_candidates``."""
+    if not isinstance(max_candidates, int) or max_candidates < 0:
+        raise NativeInputError(f"max_candidates must be an int >= 0, got {max_candidates!r}")
+    gray = check_gray(gray)
+    f = cell_field(gray, params.cell)
+    if f.energy.size == 0 or max_candidates == 0:
+        return []
+    cands = _linear_candidates(f, params) + _matrix_candidates(f, params)
+    cands.sort(key=lambda c: -c.score)
+    return _drop_contained(cands)[:max_candidates]
+
+
+def _linear_candidates(f: CellField, p: LocateParams) -> list[Candidate]:
+    mask = (f.energy >= p.min_energy) & (f.coherence >= p.linear_coherence)
+    bins = (((f.angle + math.pi / 2) / math.pi) * NBINS).astype(np.int32) % NBINS
+    labels, n = label_cells(mask, bins, NBINS, p.max_angle_diff)
+    out = []
+    for ys, xs in _components(labels, n, p.min_linear_cells):
+        c = _linear_box(f, ys, xs, p)
+        if c is not None:
+            out.append(c)
+    return out
+
+
+def _components(labels: np.ndarray, n: int, min_cells: int):
+    """(ys, xs) cell index arrays of each component with at least ``min_cells`` cells."""
+    if n == 0:
+        return
+    flat = labels.ravel()
+    order = np.argsort(flat, kind="stable")
+    counts = np.bincount(flat, minlength=n + 1)
+    starts = np.cumsum(counts)
+    w = labels.shape[1]
+    for lab in range(1, n + 1):
+        if counts[lab] >= min_cells:
+            idx = order[starts[lab - 1]:starts[lab]]
+            yield idx // w, idx % w
+
+
+def _linear_box(f: CellField, ys, xs, p: LocateParams) -> Candidate | None:
+    wts = f.energy[ys, xs] * f.coherence[ys, xs]
+    a2 = f.angle[ys, xs] * 2.0
+    angle = 0.5 * math.atan2(float((wts * np.sin(a2)).sum()), float((wts * np.cos(a2)).sum()))
+    ux, uy = math.cos(angle), math.sin(angle)
+    px, py = (xs + 0.5) * p.cell, (ys + 0.5) * p.cell
+    u = px * ux + py * uy
+    v = -px * uy + py * ux
+    across = (u.max() - u.min()) / p.cell + 1.0
+    if across < p.min_across_cells:
+        return None
+    length = (u.max() - u.min() + p.cell) * (1.0 + 2.0 * p.quiet_zone) + 2 * p.cell
+    height = v.max() - v.min() + 2.0 * p.cell
+    uc, vc = (u.max() + u.min()) / 2, (v.max() + v.min()) / 2
+    cx, cy = uc * ux - vc * uy, uc * uy + vc * ux
+    score = float(wts.sum()) / (p.min_energy * 1.0)
+    return Candidate("linear", cx, cy, length, height, angle, score)
+
+
+def _matrix_candidates(f: CellField, p: LocateParams) -> list[Candidate]:
+    active = f.energy >= p.min_energy
+    mask = _dilate(active)
+    labels, n = label_cells(mask, np.zeros(mask.shape, np.int32), 1, 0)
+    out = []
+    for ys, xs in _components(labels, n, p.min_matrix_cells):
+        keep = active[ys, xs]
+        if keep.sum() < p.min_matrix_cells:
+            continue
+        c = _matrix_box(f, ys[keep], xs[keep], p)
+        if c is not None:
+            out.append(c)
+    return out
+
+
+def _dilate(mask: np.ndarray) -> np.ndarray:
+    out = mask.copy()
+    out[1:, :] |= mask[:-1, :]
+    out[:-1, :] |= mask[1:, :]
+    grown = out.copy()
+    grown[:, 1:] |= out[:, :-1]
+    grown[:, :-1] |= out[:, 1:]
+    return grown
+
+
+def _matrix_box(f: CellField, ys, xs, p: LocateParams) -> Candidate | None:
+    h = (ys.max() - ys.min() + 1) * p.cell
+    w = (xs.max() - xs.min() + 1) * p.cell
+    if max(h, w) > 3 * min(h, w) or max(h, w) > 80 * p.cell:
+        return None
+    e = f.energy[ys, xs]
+    a2 = f.angle[ys, xs] * 2.0
+    coh = math.hypot(float((e * np.sin(a2)).sum()), float((e * np.cos(a2)).sum())) / e.sum()
+    if coh >= p.matrix_coherence:
+        return None
+    fill = len(ys) * p.cell * p.cell / float(h * w)
+    margin = 2 * p.cell
+    cx = (xs.min() + xs.max() + 1) * p.cell / 2
+    cy = (ys.min() + ys.max() + 1) * p.cell / 2
+    score = float((f.texture[ys, xs]).sum()) / p.min_energy * fill
+    return Candidate("matrix", cx, cy, w + 2 * margin, h + 2 * margin, 0.0, score)
+
+
+def _drop_contained(cands: list[Candidate]) -> list[Candidate]:
+    """Drop a candidate whose centre lies inside a better one of the same kind."""
+    kept: list[Candidate] = []
+    for c in cands:
+        if not any(k.kind == c.kind and _inside(c.center, k) for k in kept):
+            kept.append(c)
+    return kept
+
+
+def _inside(pt: tuple[float, float], box: Candidate) -> bool:
+    dx, dy = pt[0] - box.cx, pt[1] - box.cy
+    u = dx * math.cos(box.angle) + dy * math.sin(box.angle)
+    v = -dx * math.sin(box.angle) + dy * math.cos(box.angle)
+    return abs(u) <= box.length / 2 and abs(v) <= box.height / 2
