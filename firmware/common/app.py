@@ -1,0 +1,82 @@
+"""What every app's ``main(argv)`` shares: arguments, config loading, logging, signals.
+
+Example::
+
+    def main(argv):
+        parser = app_parser("freezer", "freezer temperature monitor")
+        args = parser.parse_args(argv)
+        cfg = load_app_config(args, FreezerConfig)
+        if cfg is None:                       # --validate-config done, or a bad config
+            return validation_exit_code(args)
+        ...
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from typing import Any
+
+from storeedge.firmware.common.config import load_config
+from storeedge.firmware.common.exc import ConfigError
+
+_exit_codes: dict[int, int] = {}
+
+
+def app_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """An argument parser with ``--config``, ``--validate-config`` and ``--log-level``."""
+    parser = argparse.ArgumentParser(prog=f"storeedge {prog}", description=description)
+    parser.add_argument("--config", required=True, metavar="FILE", help="YAML config file")
+    parser.add_argument("--validate-config", action="store_true",
+                        help="check the config file, print OK or the first error, and exit")
+    parser.add_argument("--log-level", default=None,
+                        choices=("debug", "info", "warning", "error"),
+                        help="override log.level from the config")
+    return parser
+
+
+def load_app_config(args: argparse.Namespace, cls: type) -> Any | None:
+    """Load ``args.config`` as ``cls``; None when the caller should exit.
+
+    With ``--validate-config`` prints ``OK: <file>`` (exit 0) or the error (exit 1); without it
+    a bad config prints the error to stderr (exit 1).  The exit code is then returned by
+    :func:`validation_exit_code`.
+    """
+    try:
+        cfg = load_config(args.config, cls)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        _exit_codes[id(args)] = 1
+        return None
+    if args.validate_config:
+        print(f"OK: {args.config}")
+        _exit_codes[id(args)] = 0
+        return None
+    setup_logging(args.log_level or cfg.log.level)
+    return cfg
+
+
+def validation_exit_code(args: argparse.Namespace) -> int:
+    """Exit code after :func:`load_app_config` returned None."""
+    return _exit_codes.pop(id(args), 1)
+
+
+def setup_logging(level: str = "info") -> None:
+    """Plain single-line logs to stderr (journald adds the time on a device)."""
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+
+
+def stop_event_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT (orderly shutdown from systemd or Ctrl-C)."""
+    stop = threading.Event()
+
+    def handler(signum, _frame):
+        logging.getLogger("storeedge").info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop

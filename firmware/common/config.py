@@ -1,0 +1,332 @@
+"""Strict, self-documenting configuration.
+
+A config is a tree of *sections*: dataclasses whose fields are declared with :func:`setting`
+(default, unit, range, choices, pattern, doc, secret).  :func:`load_config` reads a YAML file
+and builds the tree, refusing unknown keys, wrong types and out-of-range values with a
+:class:`ConfigError` that names the dotted key and the line::
+
+    freezer.probes.p1.interval_s (line 12): 5 is below the minimum 10 s
+
+A section may define ``check(self)`` for cross-field rules; it raises ``ConfigError(key, reason)``
+with a key relative to the section, which the loader turns into the full key and line.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import re
+import tempfile
+import types
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, NamedTuple
+
+import yaml
+
+from storeedge.firmware.common.exc import ConfigError
+
+_META = "storeedge_setting"
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """What a setting accepts, for validation and for ``describe``."""
+
+    doc: str = ""
+    unit: str | None = None
+    min: float | None = None
+    max: float | None = None
+    choices: tuple | None = None
+    pattern: str | None = None
+    secret: bool = False
+
+
+class SettingInfo(NamedTuple):
+    """One leaf setting, as listed by :func:`describe` (console help, docs)."""
+
+    key: str
+    type: str
+    default: Any
+    unit: str | None
+    min: float | None
+    max: float | None
+    choices: tuple | None
+    doc: str
+    secret: bool
+
+
+def setting(default: Any = None, *, doc: str = "", unit: str | None = None,
+            min: float | None = None, max: float | None = None,  # noqa: A002 - mirrors JSON Schema
+            choices: tuple | None = None, pattern: str | None = None, secret: bool = False):
+    """Declare a section field. ``default`` may be a section class (an all-defaults instance)."""
+    spec = SettingSpec(doc, unit, min, max, tuple(choices) if choices else None, pattern, secret)
+    meta = {_META: spec}
+    if isinstance(default, type) and is_dataclass(default):
+        return field(default_factory=default, metadata=meta)
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def section(cls):
+    """Make ``cls`` a config section (a dataclass)."""
+    return dataclass(cls)
+
+
+def spec_of(f: dataclasses.Field) -> SettingSpec:
+    """The :class:`SettingSpec` of a section field (an empty one when undeclared)."""
+    return f.metadata.get(_META, SettingSpec())
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load_config(path: str | os.PathLike, cls: type) -> Any:
+    """Read the YAML file ``path`` and return a validated ``cls`` instance.
+
+    Raises:
+        ConfigError: naming the file, the dotted key and the line of the first problem.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise ConfigError("", f"cannot read config file: {exc.strerror}", path=path) from exc
+    try:
+        return config_from_yaml(text, cls)
+    except ConfigError as exc:
+        raise exc.located(exc.key, exc.line, path) from None
+
+
+def config_from_yaml(text: str, cls: type) -> Any:
+    """Validate YAML ``text`` as a ``cls`` config (see :func:`load_config`)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError("", f"not valid YAML: {getattr(exc, 'problem', exc)}", line) from None
+    if node is None:
+        return config_from_dict({}, cls)
+    lines: dict[str, int] = {}
+    data = _node_to_python(node, "", lines)
+    return config_from_dict(data, cls, lines)
+
+
+def config_from_dict(data: Any, cls: type, lines: dict[str, int] | None = None) -> Any:
+    """Validate a plain mapping as a ``cls`` config; ``lines`` maps dotted keys to lines."""
+    return _Builder(lines or {}).section(cls, data, "")
+
+
+def _node_to_python(node: yaml.Node, key: str, lines: dict[str, int]) -> Any:
+    lines.setdefault(key, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict = {}
+        for knode, vnode in node.value:
+            name = _scalar(knode)
+            child = f"{key}.{name}" if key else str(name)
+            if name in out:
+                raise ConfigError(child, "key given twice", knode.start_mark.line + 1)
+            lines[child] = knode.start_mark.line + 1
+            out[name] = _node_to_python(vnode, child, lines)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_node_to_python(v, f"{key}[{i}]", lines) for i, v in enumerate(node.value)]
+    return _scalar(node)
+
+
+def _scalar(node: yaml.Node) -> Any:
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_object(node, deep=True)
+    finally:
+        loader.dispose()
+
+
+class _Builder:
+    """Walks a mapping against section classes, collecting the line of every key."""
+
+    def __init__(self, lines: dict[str, int]):
+        self.lines = lines
+
+    def error(self, key: str, reason: str) -> ConfigError:
+        return ConfigError(key, reason, self._line(key))
+
+    def _line(self, key: str) -> int | None:
+        while key:
+            if key in self.lines:
+                return self.lines[key]
+            key = key.rpartition(".")[0]
+        return None
+
+    def section(self, cls: type, data: Any, path: str) -> Any:
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise self.error(path, f"must be a mapping (section {cls.__name__}), got {_tname(data)}")
+        hints = typing.get_type_hints(cls)
+        known = {f.name: f for f in fields(cls) if f.init}
+        for name in data:
+            if name not in known:
+                allowed = ", ".join(sorted(known)) or "none"
+                raise self.error(_join(path, str(name)), f"unknown key; allowed here: {allowed}")
+        values = {}
+        for name, f in known.items():
+            if name in data:
+                values[name] = self.value(hints[name], data[name], _join(path, name), spec_of(f))
+        obj = cls(**values)
+        self._check(obj, path)
+        return obj
+
+    def _check(self, obj: Any, path: str) -> None:
+        check = getattr(obj, "check", None)
+        if check is None:
+            return
+        try:
+            check()
+        except ConfigError as exc:
+            key = _join(path, exc.key)
+            raise ConfigError(key, exc.reason, self._line(key)) from None
+
+    def value(self, tp: Any, value: Any, key: str, spec: SettingSpec) -> Any:
+        origin, args = typing.get_origin(tp), typing.get_args(tp)
+        if origin in (typing.Union, types.UnionType):
+            if value is None and type(None) in args:
+                return None
+            inner = [a for a in args if a is not type(None)]
+            return self.value(inner[0], value, key, spec)
+        if origin is list:
+            if not isinstance(value, list):
+                raise self.error(key, f"must be a list, got {_tname(value)}")
+            return [self.value(args[0], v, f"{key}[{i}]", spec) for i, v in enumerate(value)]
+        if origin is dict:
+            if not isinstance(value, dict):
+                raise self.error(key, f"must be a mapping, got {_tname(value)}")
+            return {str(k): self.value(args[1], v, f"{key}.{k}", spec) for k, v in value.items()}
+        if is_dataclass(tp):
+            return self.section(tp, value, key)
+        return self.leaf(tp, value, key, spec)
+
+    def leaf(self, tp: Any, value: Any, key: str, spec: SettingSpec) -> Any:
+        value = self._typed(tp, value, key)
+        unit = f" {spec.unit}" if spec.unit else ""
+        if spec.min is not None and value < spec.min:
+            raise self.error(key, f"{value} is below the minimum {spec.min:g}{unit}"
+                                  + _range(spec))
+        if spec.max is not None and value > spec.max:
+            raise self.error(key, f"{value} is above the maximum {spec.max:g}{unit}"
+                                  + _range(spec))
+        if spec.choices is not None and value not in spec.choices:
+            allowed = ", ".join(str(c) for c in spec.choices)
+            raise self.error(key, f"{value!r} is not one of: {allowed}")
+        if spec.pattern is not None and not re.fullmatch(spec.pattern, value):
+            raise self.error(key, f"{value!r} does not match the pattern {spec.pattern}")
+        return value
+
+    def _typed(self, tp: Any, value: Any, key: str) -> Any:
+        if tp is bool:
+            if isinstance(value, bool):
+                return value
+        elif tp is int:
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+        elif tp is float:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return float(value)
+        elif tp is str:
+            if isinstance(value, str):
+                return value
+        elif tp is Any:
+            return value
+        raise self.error(key, f"must be {_tname_type(tp)}, got {_tname(value)} {value!r}")
+
+
+def _range(spec: SettingSpec) -> str:
+    if spec.min is not None and spec.max is not None:
+        unit = f" {spec.unit}" if spec.unit else ""
+        return f" (allowed {spec.min:g}..{spec.max:g}{unit})"
+    return ""
+
+
+def _join(path: str, name: str) -> str:
+    if not name:
+        return path
+    return f"{path}.{name}" if path else name
+
+
+def _tname(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", type(None): "nothing"}.get(type(value),
+                                                                           type(value).__name__)
+
+
+def _tname_type(tp: Any) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        tp, getattr(tp, "__name__", str(tp)))
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def config_to_dict(obj: Any) -> dict:
+    """The config as plain data (what :func:`config_from_dict` accepts back)."""
+    return dataclasses.asdict(obj)
+
+
+def describe(cls: type, prefix: str = "") -> list[SettingInfo]:
+    """Every leaf setting of ``cls`` with its type, default, unit, range and doc."""
+    out: list[SettingInfo] = []
+    hints = typing.get_type_hints(cls)
+    defaults = cls()
+    for f in fields(cls):
+        tp, key = hints[f.name], _join(prefix, f.name)
+        if is_dataclass(tp):
+            out.extend(describe(tp, key))
+            continue
+        spec = spec_of(f)
+        out.append(SettingInfo(key, _type_label(tp), getattr(defaults, f.name), spec.unit,
+                               spec.min, spec.max, spec.choices, spec.doc, spec.secret))
+    return out
+
+
+def _type_label(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_label(a) for a in args).replace("NoneType", "null")
+    if origin is list:
+        return f"list of {_type_label(args[0])}"
+    if origin is dict:
+        return f"map of {_type_label(args[1])}"
+    return getattr(tp, "__name__", str(tp))
+
+
+def secret_keys(cls: type, prefix: str = "") -> set[str]:
+    """Dotted keys declared ``secret=True`` (masked in diffs, logs and events)."""
+    return {info.key for info in describe(cls, prefix) if info.secret}
+
+
+def write_config_atomic(path: str | os.PathLike, mapping: dict) -> None:
+    """Write ``mapping`` as YAML to ``path`` atomically: temp file, fsync, rename, fsync dir.
+
+    A power cut at any point leaves either the old file or the new one, never a mix.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    text = yaml.safe_dump(mapping, sort_keys=False, default_flow_style=False)
+    fd, tmp = tempfile.mkstemp(prefix=".cfg-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    dfd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)

@@ -1,0 +1,88 @@
+"""Event types of the shared service code (every device may emit these)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from storeedge.firmware.common.events import Prio, event_type
+
+
+@event_type("device.started", prio=Prio.OPERATIONAL)
+@dataclass
+class DeviceStarted:
+    """The app started: which one, which version, and what its outbox held."""
+
+    app: str
+    version: str
+    pending: int = field(metadata={"doc": "events waiting for acknowledgement", "unit": "events"})
+    last_seq: int
+
+
+@event_type("device.command", prio=Prio.OPERATIONAL)
+@dataclass
+class DeviceCommand:
+    """A command received over MQTT and what came of it."""
+
+    name: str
+    id: str
+    by: str
+    ok: bool
+    result: dict | None = None
+    error: str | None = None
+
+
+@event_type("outbox.salvaged", prio=Prio.LOSS)
+@dataclass
+class OutboxSalvaged:
+    """The outbox file was corrupt: it was moved aside and its intact rows recovered."""
+
+    moved_to: str
+    reason: str
+    recovered: int = field(metadata={"doc": "events copied to the fresh outbox"})
+    unreadable: int = field(metadata={"doc": "rows or pages that could not be read"})
+    lost: list[list[int]] = field(default_factory=list, metadata={
+        "doc": "seq ranges [first, last] that are gone for good; receivers stop waiting for "
+               "them and record them as lost"})
+
+
+@dataclass
+class FieldSummary:
+    """min / max / last of one numeric field over the coalesced events."""
+
+    min: float
+    max: float
+    last: float
+
+
+@event_type("telemetry.coalesced", prio=Prio.TELEMETRY)
+@dataclass
+class TelemetryCoalesced:
+    """Telemetry events merged under storage pressure (priority 3 only, never 0-2).
+
+    ``covers`` lists the seq ranges ``[first, last]`` this summary replaces; a receiver counts
+    them as delivered.
+    """
+
+    of_type: str
+    count: int
+    first_ts: str
+    last_ts: str
+    covers: list[list[int]]
+    fields: dict[str, FieldSummary]
+
+
+@event_type("sim.counter", prio=Prio.OPERATIONAL)
+@dataclass
+class SimCounter:
+    """A numbered event from a simulated device (demo, fault tests)."""
+
+    n: int
+    pad: str = ""
+
+
+@event_type("sim.reading", prio=Prio.TELEMETRY)
+@dataclass
+class SimReading:
+    """A telemetry reading from a simulated device (demo, storage-pressure tests)."""
+
+    value: float
+    n: int = 0

@@ -1,0 +1,352 @@
+"""Events: the envelope every hop carries, and a written schema per event type.
+
+Envelope (compact JSON, UTF-8), identical on every hop::
+
+    {"v":1,"dev":"door-1","kind":"dock_door","store":"s0042","boot":"<uuid>","seq":1834,
+     "ts":"2026-11-24T01:02:03.456789Z","type":"door.granted","prio":0,"body":{...}}
+
+``(dev, seq)`` is an event's identity everywhere.  Each event type is a dataclass registered
+with :func:`event_type`; :func:`schema_for` turns it into JSON Schema and :func:`validate_body`
+checks a received body against it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import importlib
+import json
+import re
+import types
+import typing
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from storeedge.firmware.common.exc import EventError
+
+ENVELOPE_VERSION = 1
+TOPIC_ROOT = "se/v1"
+TYPE_PATTERN = r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+"
+ID_PATTERN = r"[a-z0-9][a-z0-9_-]{0,31}"
+_TYPE_RE = re.compile(TYPE_PATTERN)
+_ID_RE = re.compile(ID_PATTERN)
+_TS_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z")
+
+# Modules that register event types; the gateway and store server import all of them.
+EVENT_MODULES = (
+    "storeedge.firmware.common.core_events",
+    "storeedge.firmware.freezer.events",
+    "storeedge.firmware.dock_door.events",
+    "storeedge.firmware.checkout.events",
+    "storeedge.firmware.console.events",
+)
+
+
+class Prio(IntEnum):
+    """Event priority: lower is more important."""
+
+    SAFETY = 0        # door forced, freezer alarm
+    LOSS = 1          # missed scan, ticket switch
+    OPERATIONAL = 2   # grants, config commits, state changes
+    TELEMETRY = 3     # readings: coalesced under storage pressure
+
+
+@dataclass(frozen=True)
+class EventType:
+    """A registered event type."""
+
+    name: str
+    prio: Prio
+    body: type
+    doc: str
+
+
+REGISTRY: dict[str, EventType] = {}
+
+
+def event_type(name: str, prio: int):
+    """Class decorator: register dataclass ``cls`` as the body of event type ``name``."""
+    if not _TYPE_RE.fullmatch(name):
+        raise ValueError(f"event type {name!r} must look like 'area.what'")
+
+    def register(cls):
+        if not dataclasses.is_dataclass(cls):
+            cls = dataclass(cls)
+        known = REGISTRY.get(name)
+        if known is not None and known.body.__qualname__ != cls.__qualname__:
+            raise ValueError(f"event type {name!r} registered twice ({known.body} and {cls})")
+        REGISTRY[name] = EventType(name, Prio(prio), cls, (cls.__doc__ or "").strip())
+        cls.EVENT_TYPE = name
+        cls.EVENT_PRIO = Prio(prio)
+        return cls
+
+    return register
+
+
+def load_all_event_types() -> dict[str, EventType]:
+    """Import every module in :data:`EVENT_MODULES` (those that exist) and return the registry."""
+    for module in EVENT_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not module.startswith(exc.name):
+                raise
+    return REGISTRY
+
+
+def body_to_dict(body: Any) -> dict:
+    """A registered dataclass instance (or a plain dict) as a JSON-ready dict."""
+    if dataclasses.is_dataclass(body):
+        return dataclasses.asdict(body)
+    if isinstance(body, dict):
+        return body
+    raise EventError(f"event body must be a registered dataclass or a dict, got {type(body)}")
+
+
+# ----------------------------------------------------------------------------- time
+
+
+def format_ts(epoch: float) -> str:
+    """RFC 3339 UTC with microseconds, e.g. ``2026-11-24T01:02:03.456789Z``."""
+    moment = _dt.datetime.fromtimestamp(epoch, tz=_dt.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_ts(text: str) -> float:
+    """Seconds since the epoch from an envelope timestamp."""
+    if not isinstance(text, str) or not _TS_RE.fullmatch(text):
+        raise EventError(f"timestamp {text!r} is not RFC 3339 UTC (YYYY-MM-DDTHH:MM:SS.ffffffZ)")
+    base, _, frac = text[:-1].partition(".")
+    moment = _dt.datetime.strptime(base, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=_dt.timezone.utc)
+    return moment.timestamp() + (float("0." + frac) if frac else 0.0)
+
+
+# ----------------------------------------------------------------------------- envelope
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One event as it travels: identity, time, type, priority and body."""
+
+    dev: str
+    kind: str
+    store: str
+    boot: str
+    seq: int
+    ts: str
+    type: str
+    prio: int
+    body: dict
+    v: int = ENVELOPE_VERSION
+
+    @property
+    def topic(self) -> str:
+        """``se/v1/{store}/{kind}/{dev}/evt/{type}``."""
+        return f"{TOPIC_ROOT}/{self.store}/{self.kind}/{self.dev}/evt/{self.type}"
+
+    def to_json(self) -> bytes:
+        """Compact UTF-8 JSON, keys in envelope order."""
+        doc = {"v": self.v, "dev": self.dev, "kind": self.kind, "store": self.store,
+               "boot": self.boot, "seq": self.seq, "ts": self.ts, "type": self.type,
+               "prio": self.prio, "body": self.body}
+        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False).encode("utf-8")
+
+    @classmethod
+    def from_json(cls, raw: bytes | str, *, max_bytes: int = 1 << 20) -> "Envelope":
+        """Parse and check an envelope; raises :class:`EventError` saying what is wrong."""
+        if len(raw) > max_bytes:
+            raise EventError(f"payload of {len(raw)} bytes exceeds the limit of {max_bytes}")
+        try:
+            doc = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise EventError(f"malformed JSON: {exc}") from None
+        return cls.from_dict(doc)
+
+    @classmethod
+    def from_dict(cls, doc: Any) -> "Envelope":
+        """Check an envelope given as a decoded JSON object."""
+        if not isinstance(doc, dict):
+            raise EventError("envelope must be a JSON object")
+        missing = _ENVELOPE_FIELDS.keys() - doc.keys()
+        if missing:
+            raise EventError(f"envelope lacks {', '.join(sorted(missing))}")
+        extra = doc.keys() - _ENVELOPE_FIELDS.keys()
+        if extra:
+            raise EventError(f"envelope has unknown keys {', '.join(sorted(extra))}")
+        for key, check in _ENVELOPE_FIELDS.items():
+            problem = check(doc[key])
+            if problem:
+                raise EventError(f"envelope.{key}: {problem}")
+        parse_ts(doc["ts"])
+        return cls(dev=doc["dev"], kind=doc["kind"], store=doc["store"], boot=doc["boot"],
+                   seq=doc["seq"], ts=doc["ts"], type=doc["type"], prio=doc["prio"],
+                   body=doc["body"], v=doc["v"])
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_id(v: Any) -> str | None:
+    return None if isinstance(v, str) and _ID_RE.fullmatch(v) else f"{v!r} is not a valid id"
+
+
+_ENVELOPE_FIELDS = {
+    "v": lambda v: None if v == ENVELOPE_VERSION else f"unsupported version {v!r}",
+    "dev": _check_id,
+    "kind": _check_id,
+    "store": _check_id,
+    "boot": lambda v: None if isinstance(v, str) and 0 < len(v) <= 64 else "must be a string",
+    "seq": lambda v: None if _is_int(v) and 1 <= v < 2**63 else f"{v!r} is not a positive integer",
+    "ts": lambda v: None if isinstance(v, str) else "must be a string",
+    "type": lambda v: None if isinstance(v, str) and _TYPE_RE.fullmatch(v) else f"bad type {v!r}",
+    "prio": lambda v: None if _is_int(v) and 0 <= v <= 3 else f"{v!r} is not 0..3",
+    "body": lambda v: None if isinstance(v, dict) else "must be a JSON object",
+}
+
+
+# ----------------------------------------------------------------------------- schema
+
+
+def schema_for(name: str) -> dict:
+    """JSON Schema (2020-12) of event type ``name``'s body."""
+    etype = REGISTRY[name]
+    schema = _dataclass_schema(etype.body)
+    schema["$id"] = f"storeedge:event:{name}"
+    schema["title"] = name
+    schema["x-prio"] = int(etype.prio)
+    return schema
+
+
+def all_schemas() -> dict:
+    """The envelope schema and every registered body schema, as one document."""
+    load_all_event_types()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "envelope": ENVELOPE_SCHEMA,
+            "events": {name: schema_for(name) for name in sorted(REGISTRY)}}
+
+
+ENVELOPE_SCHEMA = {
+    "type": "object", "additionalProperties": False,
+    "required": ["v", "dev", "kind", "store", "boot", "seq", "ts", "type", "prio", "body"],
+    "properties": {
+        "v": {"const": ENVELOPE_VERSION},
+        "dev": {"type": "string", "pattern": f"^{ID_PATTERN}$"},
+        "kind": {"type": "string", "pattern": f"^{ID_PATTERN}$"},
+        "store": {"type": "string", "pattern": f"^{ID_PATTERN}$"},
+        "boot": {"type": "string", "maxLength": 64, "description": "process start id (uuid)"},
+        "seq": {"type": "integer", "minimum": 1,
+                "description": "per device, strictly increasing, persisted"},
+        "ts": {"type": "string", "format": "date-time", "description": "event time, UTC"},
+        "type": {"type": "string", "pattern": f"^{TYPE_PATTERN}$"},
+        "prio": {"type": "integer", "minimum": 0, "maximum": 3,
+                 "description": "0 safety, 1 loss, 2 operational, 3 telemetry"},
+        "body": {"type": "object"},
+    },
+}
+
+
+def _dataclass_schema(cls: type) -> dict:
+    hints = typing.get_type_hints(cls)
+    props, required = {}, []
+    for f in dataclasses.fields(cls):
+        prop = _type_schema(hints[f.name])
+        for meta_key in ("doc", "unit"):
+            if meta_key in f.metadata:
+                prop["description" if meta_key == "doc" else "x-unit"] = f.metadata[meta_key]
+        props[f.name] = prop
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            required.append(f.name)
+    schema = {"type": "object", "additionalProperties": False, "properties": props,
+              "required": required}
+    if cls.__doc__:
+        schema["description"] = cls.__doc__.strip()
+    return schema
+
+
+def _type_schema(tp: Any) -> dict:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return {"anyOf": [_type_schema(a) for a in args]}
+    if origin is list:
+        return {"type": "array", "items": _type_schema(args[0])}
+    if origin is dict:
+        return {"type": "object", "additionalProperties": _type_schema(args[1])}
+    if dataclasses.is_dataclass(tp):
+        return _dataclass_schema(tp)
+    simple = {int: "integer", float: "number", bool: "boolean", str: "string",
+              type(None): "null"}
+    if tp in simple:
+        return {"type": simple[tp]}
+    if tp is Any:
+        return {}
+    raise TypeError(f"event body field type {tp!r} has no JSON Schema mapping")
+
+
+def validate_body(name: str, body: Any) -> None:
+    """Check ``body`` against event type ``name``'s schema; raises :class:`EventError`."""
+    etype = REGISTRY.get(name)
+    if etype is None:
+        raise EventError(f"unknown event type {name!r}")
+    _check_value(etype.body, body, "body")
+
+
+def _check_value(tp: Any, value: Any, path: str) -> None:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for alt in args:
+            try:
+                return _check_value(alt, value, path)
+            except EventError as exc:
+                errors.append(str(exc))
+        raise EventError(errors[0] if len(errors) == 1 else f"{path}: matches none of {args}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise EventError(f"{path}: must be an array")
+        for i, item in enumerate(value):
+            _check_value(args[0], item, f"{path}[{i}]")
+        return
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise EventError(f"{path}: must be an object")
+        for key, item in value.items():
+            _check_value(args[1], item, f"{path}.{key}")
+        return
+    if dataclasses.is_dataclass(tp):
+        _check_object(tp, value, path)
+        return
+    _check_scalar(tp, value, path)
+
+
+def _check_object(cls: type, value: Any, path: str) -> None:
+    if not isinstance(value, dict):
+        raise EventError(f"{path}: must be an object")
+    hints = typing.get_type_hints(cls)
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    for key in value:
+        if key not in names:
+            raise EventError(f"{path}.{key}: unknown field")
+    for fname, f in names.items():
+        if fname not in value:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise EventError(f"{path}.{fname}: required field missing")
+            continue
+        _check_value(hints[fname], value[fname], f"{path}.{fname}")
+
+
+def _check_scalar(tp: Any, value: Any, path: str) -> None:
+    ok = {
+        int: lambda v: _is_int(v),
+        float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        bool: lambda v: isinstance(v, bool),
+        str: lambda v: isinstance(v, str),
+        type(None): lambda v: v is None,
+    }.get(tp)
+    if tp is Any:
+        return
+    if ok is None:
+        raise EventError(f"{path}: unsupported schema type {tp!r}")
+    if not ok(value):
+        raise EventError(f"{path}: {value!r} is not a {getattr(tp, '__name__', tp)}")

@@ -1,0 +1,167 @@
+"""The MQTT 5 link (paho-mqtt 2.x): QoS 1, persistent session, last will, capped backoff.
+
+* ``clean_start=False`` with a session expiry, so the broker keeps our subscriptions and
+  queued QoS 1 messages while we are away.
+* Reconnect delay doubles from ``backoff_min_s`` to ``backoff_max_s`` and resets only after a
+  CONNACK (paho's own policy, configured through ``reconnect_delay_set``).
+* A last will marks the device ``offline`` on its retained ``state`` topic.
+* Subscriptions are remembered and re-made on every connect; a handler runs on paho's network
+  thread, so handlers must only parse and hand work off.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import threading
+from dataclasses import dataclass
+from typing import Callable
+from urllib.parse import urlparse
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from storeedge.firmware.common.exc import LinkError
+from storeedge.firmware.common.settings import LinkSection
+
+log = logging.getLogger(__name__)
+Handler = Callable[[mqtt.MQTTMessage], None]
+
+
+@dataclass(frozen=True)
+class Will:
+    """Last-will message the broker publishes if we vanish."""
+
+    topic: str
+    payload: bytes
+    retain: bool = True
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    """Where to connect, parsed from ``mqtt://host:port`` or ``mqtts://host:port``."""
+
+    host: str
+    port: int
+    tls: bool
+
+    @classmethod
+    def parse(cls, url: str) -> "BrokerAddress":
+        parsed = urlparse(url)
+        if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
+            raise LinkError(f"broker URL {url!r} must look like mqtt://host:port")
+        tls = parsed.scheme == "mqtts"
+        return cls(parsed.hostname, parsed.port or (8883 if tls else 1883), tls)
+
+
+class MqttLink:
+    """One MQTT 5 client with a persistent session.
+
+    Args:
+        client_id: stable client id (the broker keys the persistent session on it).
+        cfg: the ``link`` config section.
+        will: optional last will.
+        manual_ack: acknowledge received QoS 1 messages only when :meth:`ack` is called.
+        on_connect: called (on paho's thread) after each CONNACK and re-subscription.
+    """
+
+    def __init__(self, client_id: str, cfg: LinkSection, *, will: Will | None = None,
+                 manual_ack: bool = False, on_connect: Callable[[], None] | None = None):
+        self.cfg = cfg
+        self.address = BrokerAddress.parse(cfg.url)
+        self.connected = threading.Event()
+        self.connects = 0
+        self._subs: dict[str, tuple[int, Handler]] = {}
+        self._user_on_connect = on_connect
+        self._lock = threading.Lock()
+        self.client = self._make_client(client_id, will, manual_ack)
+
+    def _make_client(self, client_id: str, will: Will | None, manual_ack: bool) -> mqtt.Client:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                             protocol=mqtt.MQTTv5, manual_ack=manual_ack)
+        client.reconnect_delay_set(self.cfg.backoff_min_s, self.cfg.backoff_max_s)
+        client.max_inflight_messages_set(max(20, min(self.cfg.window, 65000)))
+        client.max_queued_messages_set(0)
+        if self.cfg.username:
+            client.username_pw_set(self.cfg.username, self.cfg.password)
+        if self.address.tls:
+            client.tls_set(ca_certs=self.cfg.tls_ca, certfile=self.cfg.tls_cert,
+                           keyfile=self.cfg.tls_key, cert_reqs=ssl.CERT_REQUIRED)
+        if will is not None:
+            client.will_set(will.topic, will.payload, qos=1, retain=will.retain)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        return client
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Connect in the background; retries with backoff until :meth:`stop`."""
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = int(self.cfg.session_expiry_s)
+        self.client.connect_async(self.address.host, self.address.port,
+                                  keepalive=self.cfg.keepalive_s, clean_start=False,
+                                  properties=props)
+        self.client.loop_start()
+
+    def stop(self, final: tuple[str, bytes] | None = None) -> None:
+        """Publish ``final`` (topic, payload; retained) if connected, then disconnect cleanly."""
+        if final is not None and self.connected.is_set():
+            info = self.client.publish(final[0], final[1], qos=1, retain=True)
+            info.wait_for_publish(2.0)
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.connected.clear()
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Block until connected (True) or ``timeout`` seconds pass (False)."""
+        return self.connected.wait(timeout)
+
+    # ------------------------------------------------------------------ messaging
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False):
+        """Queue a publish; returns paho's MQTTMessageInfo (``.is_published()``)."""
+        return self.client.publish(topic, payload, qos=qos, retain=retain)
+
+    def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
+        """Route messages matching ``topic_filter`` to ``handler``; kept across reconnects."""
+        with self._lock:
+            self._subs[topic_filter] = (qos, handler)
+        self.client.message_callback_add(topic_filter, lambda _c, _u, msg: handler(msg))
+        if self.connected.is_set():
+            self.client.subscribe(topic_filter, qos=qos)
+
+    def ack(self, mid: int, qos: int) -> None:
+        """Send the PUBACK for a message received with ``manual_ack`` (after our commit)."""
+        self.client.ack(mid, qos)
+
+    # ------------------------------------------------------------------ callbacks
+
+    def _on_connect(self, client, _userdata, _flags, reason_code, _props) -> None:
+        if reason_code.is_failure:
+            log.error("broker %s:%d refused the connection: %s", self.address.host,
+                      self.address.port, reason_code)
+            return
+        self.connects += 1
+        with self._lock:
+            subs = list(self._subs.items())
+        for topic_filter, (qos, _handler) in subs:
+            client.subscribe(topic_filter, qos=qos)
+        self.connected.set()
+        log.info("connected to %s:%d", self.address.host, self.address.port)
+        if self._user_on_connect is not None:
+            self._user_on_connect()
+
+    def _on_disconnect(self, _client, _userdata, _flags, reason_code, _props) -> None:
+        was = self.connected.is_set()
+        self.connected.clear()
+        if was:
+            log.warning("disconnected from %s:%d (%s); reconnecting with backoff",
+                        self.address.host, self.address.port, reason_code)
+
+
+def json_payload(obj: object) -> bytes:
+    """Compact JSON bytes for control messages (state, ack, commands)."""
+    return json.dumps(obj, separators=(",", ":")).encode()

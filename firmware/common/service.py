@@ -1,0 +1,293 @@
+"""The device side of the event path: outbox + link + sender + commands + watchdog.
+
+Every device app runs one :class:`DeviceService`.  ``emit()`` returns once the event is
+durable in the outbox; a sender thread publishes pending events (oldest first, at most
+``link.window`` beyond the acknowledged watermark), and re-sends everything above the
+watermark after a reconnect or after ``link.resend_timeout_s`` without progress.  The
+watermark arrives as a retained message on ``.../ack`` from the next durable holder (the
+gateway); events at or below it are marked acknowledged and eventually pruned.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, NamedTuple
+
+from storeedge import __version__
+from storeedge.drivers.clock import Clock, SystemClock
+from storeedge.firmware.common import topics
+from storeedge.firmware.common.core_events import DeviceCommand, DeviceStarted
+from storeedge.firmware.common.events import Envelope
+from storeedge.firmware.common.link import MqttLink, Will, json_payload
+from storeedge.firmware.common.outbox import Identity, Outbox, OutboxStats
+from storeedge.firmware.common.settings import DeviceConfig
+from storeedge.firmware.common.watchdog import sd_notify
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command received on ``.../cmd/{name}`` (never from a retained message)."""
+
+    name: str
+    args: dict
+    by: str
+    id: str
+
+
+CommandHandler = Callable[[Command], "dict | None"]
+
+
+class ServiceStatus(NamedTuple):
+    """What the console's ``status`` shows about the event path."""
+
+    dev: str
+    kind: str
+    link: str                 # "connected" / "disconnected"
+    connects: int
+    outbox: OutboxStats
+    sent: int
+    resends: int
+
+
+class DeviceService:
+    """Outbox, MQTT link and sender for one device.
+
+    Args:
+        cfg: the device config (``device``, ``link``, ``outbox`` sections used here).
+        clock: time source for event timestamps.
+        app: app name for the ``device.started`` event.
+    """
+
+    def __init__(self, cfg: DeviceConfig, *, clock: Clock | None = None, app: str = "device"):
+        self.cfg, self.app = cfg, app
+        self.clock = clock or SystemClock()
+        dev = cfg.device
+        self.identity = Identity(dev.id, dev.kind, dev.store)
+        self.outbox = Outbox(cfg.outbox, self.identity, clock=self.clock)
+        self._handlers: dict[str, CommandHandler] = {}
+        self._wake = threading.Condition()
+        self._acked_hint = 0
+        self._reconnected = False
+        self._stop = threading.Event()
+        self._commands: queue.SimpleQueue = queue.SimpleQueue()
+        self.sent = self.resends = 0
+        base = topics.base(dev.store, dev.kind, dev.id)
+        self._state_topic = f"{base}/state"
+        self.link = MqttLink(f"se-{dev.store}-{dev.id}", cfg.link,
+                             will=Will(self._state_topic, json_payload({"state": "offline"})),
+                             on_connect=self._on_connect)
+        self.link.subscribe(f"{base}/ack", self._on_ack)
+        self.link.subscribe(f"{base}/cmd/+", self._on_command)
+        self._threads: list[threading.Thread] = []
+
+    # ------------------------------------------------------------------ public API
+
+    def start(self) -> None:
+        """Start the link, the sender and the command worker; emit ``device.started``."""
+        for target, name in ((self._send_loop, "sender"), (self._command_loop, "commands")):
+            thread = threading.Thread(target=target, name=f"{self.identity.dev}-{name}",
+                                      daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self.link.start()
+        stats = self.outbox.stats()
+        self.emit(DeviceStarted(app=self.app, version=__version__, pending=stats.pending,
+                                last_seq=stats.last_seq))
+        sd_notify("READY=1")
+
+    def emit(self, body: Any, ts: float | None = None) -> Envelope:
+        """Store ``body`` durably (blocks for the group commit) and schedule it for sending.
+
+        Args:
+            body: a registered event dataclass instance.
+            ts: the event's own time, epoch seconds (None: now).
+        Raises:
+            OutboxFull, TelemetryDropped, EventTooLarge: see :mod:`outbox`.
+        """
+        env = self.outbox.append(body, ts=ts)
+        self._poke()
+        return env
+
+    def on_command(self, name: str, handler: CommandHandler) -> None:
+        """Run ``handler`` for commands named ``name``; its result is emitted as an event."""
+        self._handlers[name] = handler
+
+    def heartbeat(self) -> None:
+        """Tell systemd's watchdog we are alive (no-op when not supervised)."""
+        sd_notify("WATCHDOG=1")
+
+    def status(self) -> ServiceStatus:
+        """Link and outbox state."""
+        return ServiceStatus(self.identity.dev, self.identity.kind,
+                             "connected" if self.link.connected.is_set() else "disconnected",
+                             self.link.connects, self.outbox.stats(), self.sent, self.resends)
+
+    def recent_events(self, n: int = 20, type: str | None = None) -> list[Envelope]:  # noqa: A002
+        """The last ``n`` events, optionally only those whose type starts with ``type``."""
+        return self.outbox.recent(n, type)
+
+    def wait_acked(self, seq: int, timeout: float) -> bool:
+        """Block until the watermark reaches ``seq`` (tests, orderly shutdown)."""
+        with self._wake:
+            return self._wake.wait_for(lambda: self.outbox.acked_seq >= seq, timeout)
+
+    def close(self) -> None:
+        """Stop sending, say offline, close the outbox."""
+        self._stop.set()
+        self._poke()
+        self._commands.put(None)
+        for thread in self._threads:
+            thread.join(5)
+        self.link.stop(final=(self._state_topic, json_payload({"state": "offline"})))
+        self.outbox.close()
+
+    # ------------------------------------------------------------------ callbacks (paho thread)
+
+    def _on_connect(self) -> None:
+        online = {"state": "online", "boot": self.outbox.boot, "floor": self.outbox.acked_seq,
+                  "last_seq": self.outbox.last_seq}
+        self.link.publish(self._state_topic, json_payload(online), retain=True)
+        with self._wake:
+            self._reconnected = True
+            self._wake.notify_all()
+
+    def _on_ack(self, msg) -> None:
+        try:
+            seq = json.loads(msg.payload)["seq"]
+            if not isinstance(seq, int) or seq < 0:
+                raise ValueError(seq)
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring malformed watermark on %s: %r", msg.topic, msg.payload[:80])
+            return
+        if seq > self.outbox.last_seq:
+            log.error("watermark %d is above our last seq %d: ignored", seq, self.outbox.last_seq)
+            return
+        with self._wake:
+            self._acked_hint = max(self._acked_hint, seq)
+            self._wake.notify_all()
+
+    def _on_command(self, msg) -> None:
+        name = msg.topic.rsplit("/", 1)[-1]
+        if msg.retain:
+            log.warning("ignoring retained command %r (commands are never taken from retained "
+                        "messages)", name)
+            return
+        self._commands.put((name, msg.payload))
+
+    def _poke(self) -> None:
+        with self._wake:
+            self._wake.notify_all()
+
+    # ------------------------------------------------------------------ threads
+
+    def _command_loop(self) -> None:
+        while True:
+            item = self._commands.get()
+            if item is None:
+                return
+            self._run_command(*item)
+
+    def _run_command(self, name: str, payload: bytes) -> None:
+        try:
+            doc = json.loads(payload or b"{}")
+            cmd = Command(name, dict(doc.get("args") or {}), str(doc.get("by", "?"))[:64],
+                          str(doc.get("id", ""))[:64])
+        except (ValueError, AttributeError, TypeError) as exc:
+            log.warning("malformed command %r: %s", name, exc)
+            cmd, doc = Command(name, {}, "?", ""), None
+        handler = self._handlers.get(name)
+        if doc is None or handler is None:
+            error = "malformed command payload" if doc is None else f"unknown command {name!r}"
+            self.emit(DeviceCommand(name=name, id=cmd.id, by=cmd.by, ok=False, error=error))
+            return
+        try:
+            result = handler(cmd)
+            self.emit(DeviceCommand(name=name, id=cmd.id, by=cmd.by, ok=True, result=result))
+        except Exception as exc:  # a command must never kill the device
+            log.exception("command %s failed", name)
+            self.emit(DeviceCommand(name=name, id=cmd.id, by=cmd.by, ok=False,
+                                    error=f"{type(exc).__name__}: {exc}"[:300]))
+
+    def _send_loop(self) -> None:
+        sender = _Sender(self)
+        while not self._stop.is_set():
+            try:
+                sender.step()
+            except Exception:
+                log.exception("sender step failed; retrying")
+                self._stop.wait(1.0)
+
+
+class _Sender:
+    """Sliding window over the outbox, driven by watermarks and reconnects."""
+
+    def __init__(self, svc: DeviceService):
+        self.svc = svc
+        self.cursor = svc.outbox.acked_seq
+        self.inflight: collections.deque[int] = collections.deque()
+        self.generation = svc.outbox.generation
+        self.last_progress = svc.clock.monotonic()
+        self.control_sent: set[int] = set()
+
+    def step(self) -> None:
+        svc, outbox = self.svc, self.svc.outbox
+        with svc._wake:
+            svc._wake.wait(0.2)
+            hint, reconnected = svc._acked_hint, svc._reconnected
+            svc._reconnected = False
+        if hint > outbox.acked_seq:
+            outbox.mark_acked(hint)
+            self.last_progress = svc.clock.monotonic()
+            with svc._wake:
+                svc._wake.notify_all()
+        while self.inflight and self.inflight[0] <= outbox.acked_seq:
+            self.inflight.popleft()
+        if reconnected or outbox.generation != self.generation or self._stalled():
+            self._rewind()
+        if svc.link.connected.is_set():
+            self._send_more()
+
+    def _stalled(self) -> bool:
+        if not self.inflight:
+            self.last_progress = self.svc.clock.monotonic()
+            return False
+        timeout = self.svc.cfg.link.resend_timeout_s
+        return self.svc.clock.monotonic() - self.last_progress > timeout
+
+    def _rewind(self) -> None:
+        outbox = self.svc.outbox
+        if self.inflight:
+            self.svc.resends += len(self.inflight)
+        self.cursor = outbox.acked_seq
+        self.inflight.clear()
+        self.control_sent.clear()
+        self.generation = outbox.generation
+        self.last_progress = self.svc.clock.monotonic()
+
+    def _send_more(self) -> None:
+        outbox = self.svc.outbox
+        room = self.svc.cfg.link.window - len(self.inflight)
+        if room > 0:
+            for event in outbox.pending_after(self.cursor, room):
+                self._publish(event)
+                self.inflight.append(event.seq)
+                self.cursor = event.seq
+            return
+        # Window full: still send salvage notices beyond it (once per rewind), so a receiver
+        # waiting for seqs that are gone for good can move its watermark.
+        for event in outbox.pending_control(self.cursor):
+            if event.seq not in self.control_sent:
+                self._publish(event)
+                self.control_sent.add(event.seq)
+
+    def _publish(self, event) -> None:
+        ident = self.svc.identity
+        self.svc.link.publish(topics.event(ident.store, ident.kind, ident.dev, event.type),
+                              event.payload)
+        self.svc.sent += 1
