@@ -1,0 +1,20 @@
+"""Fixtures for the dock door tests (helpers live in door_rig.py, importable by tests)."""
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from door_rig import make_rig  # noqa: E402
+
+
+@pytest.fixture
+def rig(tmp_path):
+    r = make_rig(tmp_path)
+    yield r
+    r.ctl.close()
+    r.ctl.p.relay.close()
+    r.ctl.p.state.close()
