@@ -1,0 +1,50 @@
+"""Choosing the device adapter and config class for a device kind.
+
+Each app's config class is ``storeedge.firmware.<package>.config.<Class>`` (see CONFIG_CLASSES);
+until an app provides it, the common ``DeviceConfig`` is used, so a config with app sections is
+refused at start with the strict validation's message (naming the unknown key), never accepted
+half-checked.
+"""
+from __future__ import annotations
+
+import importlib
+
+from storeedge.firmware.common.settings import DeviceConfig
+from storeedge.firmware.console.exc import ConsoleError
+from storeedge.firmware.console.targets import SimulatedTarget, Target
+
+CONFIG_CLASSES = {
+    "freezer": ("storeedge.firmware.freezer.config", "FreezerConfig"),
+    "dock_door": ("storeedge.firmware.dock_door.config", "DoorConfig"),
+    "checkout": ("storeedge.firmware.checkout.config", "CheckoutConfig"),
+    "gateway": ("storeedge.firmware.gateway.config", "GatewayConfig"),
+}
+
+
+def config_class_for(kind: str) -> type:
+    """The app's config class for ``kind`` (``DeviceConfig`` when the app has none yet)."""
+    where = CONFIG_CLASSES.get(kind)
+    if where is None:
+        return DeviceConfig
+    module_name, name = where
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        return DeviceConfig
+    return getattr(module, name, DeviceConfig)
+
+
+def make_target(kind: str, *, simulate: bool = False) -> Target:
+    """The adapter for ``kind``; ``simulate`` gives simulated hardware on a MockFactory."""
+    cls = config_class_for(kind)
+    if simulate:
+        from storeedge.drivers.gpio import new_mock_factory
+        return SimulatedTarget(kind, cls, new_mock_factory())
+    if kind in ("sim", "gateway", "store_server"):
+        target = Target(cls)
+        target.kind = kind
+        return target
+    raise ConsoleError(f"no hardware adapter for device kind {kind!r} yet; "
+                       f"run with --simulate for simulated hardware")

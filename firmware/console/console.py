@@ -1,0 +1,102 @@
+"""Wiring: a serial port, a session and the config workflow, run until stopped.
+
+:func:`build_console` assembles the parts from a config file, a service and a device adapter;
+:meth:`Console.run` reads the port (pyserial, any URL), feeds the session and runs its timers.
+The loop polls the port with a short read timeout, so timers (idle logout, automatic rollback)
+fire within ``poll_s`` even when nobody types.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from storeedge.drivers.clock import Clock
+from storeedge.firmware.common.exc import StoreedgeError
+from storeedge.firmware.console.auth import Authenticator, LockoutPolicy
+from storeedge.firmware.console.commands import EventService, ShellContext
+from storeedge.firmware.console.manager import ConfigManager
+from storeedge.firmware.console.schema import Schema
+from storeedge.firmware.console.secret import ScryptHash
+from storeedge.firmware.console.session import Session, SessionSettings
+from storeedge.firmware.console.store import ConfigStore
+from storeedge.firmware.console.targets import Target
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConsoleParts:
+    """What :func:`build_console` needs.
+
+    Attributes:
+        config_path: the device's live YAML config file.
+        target: the device adapter (its ``config_class`` validates edits).
+        service: the DeviceService (or anything with emit/status/recent_events).
+        clock: time source.
+        secret: the technician secret's scrypt hash.
+        port_name: the port URL, for events and the prompt banner.
+    """
+
+    config_path: str
+    target: Target
+    service: EventService
+    clock: Clock
+    secret: ScryptHash
+    port_name: str
+
+
+def safe_emitter(service: EventService) -> Callable[[Any], None]:
+    """``service.emit`` that logs instead of raising: a full outbox must not lock the
+    technician out of the console that can fix it."""
+    def emit(body: Any) -> None:
+        try:
+            service.emit(body)
+        except (StoreedgeError, OSError) as exc:
+            log.error("console event %s not recorded: %s", type(body).__name__, exc)
+    return emit
+
+
+def build_console(parts: ConsoleParts, *, settings: SessionSettings = SessionSettings(),
+                  policy: LockoutPolicy = LockoutPolicy()) -> "Console":
+    """Open the versioned store and assemble the session context (port not opened here)."""
+    emit = safe_emitter(parts.service)
+    store = ConfigStore(parts.config_path, clock_time=parts.clock.time)
+    manager = ConfigManager(store, Schema(parts.target.config_class), parts.clock, emit,
+                            on_commit=parts.target.on_commit)
+    ctx = ShellContext(manager, parts.target, parts.service, parts.clock, parts.port_name, emit)
+    auth = Authenticator(parts.secret, parts.clock, policy)
+    return Console(ctx, auth, settings)
+
+
+class Console:
+    """One console: a context and an authenticator; sessions are made per port."""
+
+    def __init__(self, ctx: ShellContext, auth: Authenticator, settings: SessionSettings):
+        self.ctx, self.auth, self.settings = ctx, auth, settings
+
+    def session(self, write: Callable[[bytes], Any]) -> Session:
+        """A new session writing to ``write``."""
+        return Session(self.ctx, self.auth, write, self.settings)
+
+    def run(self, port, stop: threading.Event, *, poll_s: float = 0.2, out=None) -> None:
+        """Serve ``port`` (an open pyserial port) until ``stop`` is set.
+
+        Args:
+            port: pyserial port; its read timeout is set to ``poll_s`` seconds.
+            stop: set it to end the loop (SIGTERM handler, tests).
+            poll_s: longest wait for input before timers run, seconds.
+            out: port to write to when it is not ``port`` (a ``loop://`` port hears its own
+                output, so a loop test uses one loop port per direction).
+        """
+        port.timeout = poll_s
+        session = self.session((out or port).write)
+        try:
+            while not stop.is_set():
+                data = port.read(max(1, port.in_waiting or 1))
+                if data:
+                    session.feed(data)
+                session.tick()
+        finally:
+            session.disconnect()

@@ -1,0 +1,32 @@
+"""Exceptions of storeedge.firmware.console: one base class, each also a matching built-in."""
+
+
+class ConsoleError(Exception):
+    """Base class of every storeedge.firmware.console error."""
+
+
+class CommandError(ConsoleError, ValueError):
+    """A command line the console cannot run (unknown, ambiguous, wrong arguments)."""
+
+
+class ConfigValueError(ConsoleError, ValueError):
+    """A candidate-config edit was refused; carries the key, the reason and the allowed range."""
+
+    def __init__(self, key: str, reason: str, allowed: str = ""):
+        self.key = key
+        self.reason = reason
+        self.allowed = allowed
+        text = f"{key}: {reason}" if key else reason
+        super().__init__(f"{text} (allowed: {allowed})" if allowed else text)
+
+
+class StoreError(ConsoleError, OSError):
+    """The versioned config store could not read or write a version."""
+
+
+class SecretError(ConsoleError, ValueError):
+    """The technician secret file is missing, malformed or the new secret is unacceptable."""
+
+
+class TargetError(ConsoleError, RuntimeError):
+    """A device adapter could not perform an action (self-test, ack, reset)."""

@@ -1,0 +1,140 @@
+"""``storeedge console``: the technician serial console.
+
+Examples::
+
+    storeedge console --port /dev/ttyGS0 --config /etc/storeedge/freezer.yaml
+    storeedge console --config /etc/storeedge/freezer.yaml --set-secret    # reads stdin
+    storeedge console --port loop:// --config door.yaml --simulate          # bench, no hardware
+
+The technician secret lives in ``--secret-file`` (default: ``console.secret`` next to the
+config) as a scrypt hash only.  Console settings (idle timeout, lockout) are options here, not
+config keys, so a bad config edit can never lock the technician out.
+"""
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import sys
+from dataclasses import dataclass
+
+import yaml
+
+from storeedge.firmware.common.app import setup_logging, stop_event_on_signals
+from storeedge.firmware.common.config import load_config
+from storeedge.firmware.common.exc import ConfigError, StoreedgeError
+from storeedge.firmware.console.auth import LockoutPolicy
+from storeedge.firmware.console.console import ConsoleParts, build_console
+from storeedge.firmware.console.exc import ConsoleError
+from storeedge.firmware.console.secret import read_secret_file, write_secret_file
+from storeedge.firmware.console.session import SessionSettings
+
+log = logging.getLogger("storeedge.console")
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command-line options."""
+    p = argparse.ArgumentParser(prog="storeedge console", description="technician serial console")
+    p.add_argument("--config", required=True, metavar="FILE", help="the device's YAML config")
+    p.add_argument("--port", metavar="URL", help="serial port or pyserial URL (/dev/ttyGS0, "
+                   "/dev/serial0, loop://, socket://host:port)")
+    p.add_argument("--baud", type=int, default=115200, help="bits per second (default 115200)")
+    p.add_argument("--secret-file", metavar="FILE", help="scrypt hash of the technician secret "
+                   "(default: console.secret next to the config)")
+    p.add_argument("--set-secret", action="store_true",
+                   help="read a new technician secret (twice) from the terminal/stdin and exit")
+    p.add_argument("--idle-timeout", type=float, default=600.0, metavar="S",
+                   help="log out after S seconds without input (default 600)")
+    p.add_argument("--lockout-after", type=int, default=3, metavar="N",
+                   help="failed logins before a lockout (default 3)")
+    p.add_argument("--lockout-base", type=float, default=30.0, metavar="S",
+                   help="first lockout in seconds; doubles per further failure (default 30)")
+    p.add_argument("--simulate", action="store_true",
+                   help="simulated hardware (gpiozero MockFactory, loop:// scanner)")
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    return p
+
+
+@dataclass(frozen=True)
+class Options:
+    """Parsed options with defaults resolved."""
+
+    config: str
+    port: str | None
+    baud: int
+    secret_file: str
+    args: argparse.Namespace
+
+
+def _options(argv: list[str]) -> Options:
+    args = parser().parse_args(argv)
+    secret = args.secret_file or os.path.join(os.path.dirname(os.path.abspath(args.config)),
+                                              "console.secret")
+    return Options(args.config, args.port, args.baud, secret, args)
+
+
+def set_secret(path: str) -> int:
+    """Ask for a new secret twice and store its hash; exit status."""
+    read = getpass.getpass if sys.stdin.isatty() else (lambda prompt: sys.stdin.readline()
+                                                       .rstrip("\n"))
+    first = read("new technician secret: ")
+    if first != read("again: "):
+        print("the two entries differ; nothing changed", file=sys.stderr)
+        return 1
+    write_secret_file(path, first)
+    print(f"technician secret stored (scrypt hash) in {path}")
+    return 0
+
+
+def device_kind(config_path: str) -> str:
+    """``device.kind`` from the config file (before choosing the config class)."""
+    with open(config_path, encoding="utf-8") as fh:
+        data = yaml.safe_load(fh) or {}
+    kind = (data.get("device") or {}).get("kind") if isinstance(data, dict) else None
+    return kind or "sim"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the console; returns the exit status."""
+    opts = _options(list(sys.argv[1:] if argv is None else argv))
+    setup_logging(opts.args.log_level)
+    try:
+        if opts.args.set_secret:
+            return set_secret(opts.secret_file)
+        if not opts.port:
+            print("storeedge console: --port URL is required", file=sys.stderr)
+            return 2
+        return _serve(opts)
+    except (ConsoleError, ConfigError, StoreedgeError, OSError, yaml.YAMLError) as exc:
+        print(f"storeedge console: {exc}", file=sys.stderr)
+        return 1
+
+
+def _serve(opts: Options) -> int:
+    from storeedge.drivers.clock import SystemClock
+    from storeedge.drivers.serial import open_port
+    from storeedge.firmware.common.service import DeviceService
+    from storeedge.firmware.console.adapters import make_target
+
+    secret = read_secret_file(opts.secret_file)
+    target = make_target(device_kind(opts.config), simulate=opts.args.simulate)
+    cfg = load_config(opts.config, target.config_class)
+    clock = SystemClock()
+    service = DeviceService(cfg, clock=clock, app="console")
+    service.start()
+    a = opts.args
+    console = build_console(
+        ConsoleParts(opts.config, target, service, clock, secret, opts.port),
+        settings=SessionSettings(idle_timeout_s=a.idle_timeout, prompt_name=cfg.device.id),
+        policy=LockoutPolicy(max_failures=a.lockout_after, base_s=a.lockout_base))
+    port = open_port(opts.port, baudrate=opts.baud)
+    stop = stop_event_on_signals()
+    log.info("console on %s for %s", opts.port, cfg.device.id)
+    try:
+        console.run(port, stop)
+    finally:
+        port.close()
+        service.close()
+        target.close()
+    return 0
