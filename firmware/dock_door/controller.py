@@ -202,6 +202,9 @@ class DoorController:
         self.decisions += 1
         self.p.audit.emit(res.record)
         self._flush_notices()
+        if not self.p.relay.unlocked:       # committed, but the relay did not release
+            return deny(Reason.JAMMED, f"credential used but the lock did not release: "
+                        f"{self.p.logic.fault}", c)
         return d
 
     # -- relay and notices ----------------------------------------------------------------

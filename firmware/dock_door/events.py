@@ -5,18 +5,20 @@ put in events (``text_sha`` is a short hash to correlate repeated bad scans).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+import dataclasses
+from dataclasses import dataclass, field
 
+from storeedge.firmware.common.events import event_type
 from storeedge.firmware.dock_door.audit import ChainLink
 
-# (type name) -> (dataclass, priority 0..3)
+# (type name) -> (dataclass, priority 0..3): the door's own types, also in the common REGISTRY
 EVENT_TYPES: dict[str, tuple[type, int]] = {}
 
 
 def _door_event(name: str, prio: int):
     def wrap(cls):
+        cls = event_type(name, prio)(cls)
         EVENT_TYPES[name] = (cls, prio)
-        cls.TYPE = name
         return cls
     return wrap
 
@@ -198,10 +200,18 @@ class DoorSelfTest:
 
 
 def event_from_body(etype: str, body: dict):
-    """Rebuild the event dataclass for a stored body (audit replay after a crash)."""
+    """Rebuild the event dataclass for a stored body (raises TypeError on unknown fields)."""
     cls = EVENT_TYPES[etype][0]
-    names = {f.name for f in fields(cls)}
-    args = {k: v for k, v in body.items() if k in names}
+    args = dict(body)
     if isinstance(args.get("chain"), dict):
         args["chain"] = ChainLink(**args["chain"])
     return cls(**args)
+
+
+def normalise(etype: str, body: dict) -> dict:
+    """``body`` exactly as the envelope will carry it (defaults filled, no ``chain``), so the
+    hash the door computes is the hash the store server recomputes."""
+    out = dataclasses.asdict(event_from_body(etype, {k: v for k, v in body.items()
+                                                     if k != "chain"}))
+    out.pop("chain")
+    return out

@@ -236,7 +236,12 @@ class DoorLogic:
         self._update_state("monitor")
 
     def relay_fault(self, detail: str) -> None:
-        """The relay output did not read back as commanded."""
+        """The relay output did not read back as commanded: jammed, and the wanted relay
+        state falls back to locked so a later reset never releases the door by itself."""
+        self._timers.relock_at = None
+        self.relay_unlocked = False
+        if self.visit is not None:
+            self._finish_visit("jammed")
         self._jam(detail)
 
     def _jam(self, detail: str) -> None:

@@ -80,8 +80,8 @@ def build_door(opts: DoorOptions, clock: Clock, seams: DoorSeams, *,
         probe=seams.probe)
     ctl = DoorController(parts, clock, repeat_s=opts.repeat_s, on_committed=seams.on_committed)
     replayed = parts.audit.flush_pending()
-    ctl.attach_inputs(opts.wiring, pin_factory=seams.pin_factory)
     ctl.record("door.boot", {"relay": "unlocked" if relay.unlocked else "locked",
                              "fail_safe": opts.wiring.relay.fail_safe, "replayed": replayed})
+    ctl.attach_inputs(opts.wiring, pin_factory=seams.pin_factory)
     state.prune_used(clock.time())
     return ctl

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from storeedge.firmware.dock_door import audit
 from storeedge.firmware.dock_door.credential import Credential
+from storeedge.firmware.dock_door.events import normalise
 from storeedge.firmware.dock_door.exc import RevocationListError, StateStoreError, UnknownKeyError
 from storeedge.firmware.dock_door.keys import RevocationList, read_signed_revocations, \
     verify_revocations
@@ -207,6 +208,7 @@ class DoorStateStore:
 
     # -- audit chain ---------------------------------------------------------------------------
     def _append(self, db: sqlite3.Connection, etype: str, t: float, body: dict) -> AuditRecord:
+        body = normalise(etype, body)
         row = db.execute("SELECT i, h FROM audit ORDER BY i DESC LIMIT 1").fetchone()
         i, prev = (row[0] + 1, row[1]) if row else (0, audit.genesis(self.dev))
         link = audit.make_link(self.dev, i, prev, etype, t, body)
