@@ -56,7 +56,7 @@ def wrap(line: str, width: int = WIDTH) -> list[str]:
     if len(text) <= width:
         return [text]
     return textwrap.wrap(text, width, subsequent_indent="    ", break_long_words=True,
-                         break_on_hyphens=False, drop_whitespace=False) or [""]
+                         break_on_hyphens=False) or [""]
 
 
 class Session:

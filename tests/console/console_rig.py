@@ -1,0 +1,84 @@
+"""Console test helpers: the test config class, a keystroke-level Terminal, event lookups."""
+from __future__ import annotations
+
+import os
+
+import yaml
+
+from storeedge.firmware.common.config import section, setting
+from storeedge.firmware.common.settings import DeviceConfig
+from storeedge.firmware.console.targets import SimRig, SimulatedTarget
+
+SECRET = "bench-secret-42"
+CHEAP = dict(n=2 ** 10, r=8, p=1)        # fast scrypt for tests; production uses 2**14
+
+
+@section
+class ProbeSection:
+    """One probe."""
+
+    rom: str = setting("28-000000000000", doc="ROM id", pattern=r"28-[0-9a-f]{12}")
+    interval_s: float = setting(60.0, unit="s", min=10, max=900, doc="sampling interval")
+
+
+@section
+class BenchSection:
+    """App section of the test device."""
+
+    threshold_c: float = setting(-18.0, unit="degC", min=-40, max=10, doc="alarm threshold")
+    enabled: bool = setting(True, doc="alarms on")
+    mode: str = setting("normal", choices=("normal", "defrost"), doc="mode")
+    api_token: str | None = setting(None, doc="token", secret=True)
+    tags: list[str] = setting([], doc="labels")
+    probes: dict[str, ProbeSection] = setting({}, doc="probes by name")
+
+
+@section
+class BenchConfig(DeviceConfig):
+    """Device config used by the console tests."""
+
+    bench: BenchSection = setting(BenchSection)
+
+
+def base_mapping(tmp_path) -> dict:
+    return {"device": {"id": "fz-1", "kind": "freezer", "store": "s0042"},
+            "outbox": {"path": str(tmp_path / "outbox.db")},
+            "bench": {"threshold_c": -20.0,
+                      "probes": {"p1": {"rom": "28-0316a2797aff", "interval_s": 60}}}}
+
+
+
+
+def make_target(kind, factory, **rig):
+    return SimulatedTarget(kind, BenchConfig, factory, rig=SimRig(**rig))
+
+
+
+
+class Terminal:
+    """Drives a Session directly: keystrokes in, screen text out."""
+
+    def __init__(self, console):
+        self.out = bytearray()
+        self.session = console.session(self.out.extend)
+
+    def type(self, text: str | bytes) -> str:
+        start = len(self.out)
+        self.session.feed(text.encode("ascii") if isinstance(text, str) else text)
+        return self.out[start:].decode("ascii")
+
+    def run(self, line: str) -> str:
+        return self.type(line + "\r")
+
+    def login(self, secret: str = SECRET) -> str:
+        return self.type(secret + "\r")
+
+
+
+
+def events_of(service, prefix="console."):
+    return service.recent_events(n=500, type=prefix)
+
+
+def files_in(path):
+    return sorted(os.listdir(path))
