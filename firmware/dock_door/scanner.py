@@ -1,0 +1,147 @@
+"""QR sources: a serial QR scanner (line-terminated text) and camera frames (barcode reader).
+
+Byte parsing lives in :class:`ScanLineParser`, fed with ``data_received(bytes)`` like a
+pyserial ``threaded.Protocol``; the I/O thread in :class:`SerialScanner` only reads bytes.
+
+Example::
+
+    parser = ScanLineParser(lambda line: ctl.present(line.text, "serial"))
+    parser.data_received(b"SED1.AQAB...\\r\\n")
+
+    scanner = SerialScanner(open_port("/dev/ttyACM0", baudrate=9600), parser)
+    scanner.start()                      # reads in a thread until stop()
+
+    cam = CameraScanner(BarcodeReader(formats="QRCode"), lambda text: ctl.present(text, "camera"))
+    cam.handle_frame(frame.main, t=frame.t)
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_LINE = 1024        # bytes; a QR credential is ~200
+
+
+@dataclass(frozen=True)
+class ScanLine:
+    """One scanned line: ``text`` (decoded, stripped) and ``overflow`` (the line was longer
+    than the parser keeps; ``text`` is its beginning)."""
+
+    text: str
+    overflow: bool = False
+
+
+class ScanLineParser:
+    """Splits a scanner's byte stream into lines (CR, LF or CRLF terminated).
+
+    Args:
+        on_line: called with a :class:`ScanLine` per non-empty line.
+        max_line: bytes kept per line; the rest of an over-long line is dropped and the line
+            is delivered with ``overflow=True`` (so the door can deny it as malformed).
+    """
+
+    def __init__(self, on_line: Callable[[ScanLine], None], *, max_line: int = DEFAULT_MAX_LINE):
+        self.on_line, self.max_line = on_line, max_line
+        self._buf = bytearray()
+        self._overflow = False
+        self.lines = 0
+        self.overflows = 0
+
+    def data_received(self, data: bytes) -> None:
+        """Feed raw bytes (any chunking)."""
+        start = 0
+        for i, b in enumerate(data):
+            if b in (0x0A, 0x0D):
+                self._add(data[start:i])
+                self._end_line()
+                start = i + 1
+        self._add(data[start:])
+
+    def _add(self, chunk: bytes) -> None:
+        room = self.max_line - len(self._buf)
+        if len(chunk) > room:
+            self._overflow = True
+            chunk = chunk[:max(0, room)]
+        self._buf += chunk
+
+    def _end_line(self) -> None:
+        raw, overflow = bytes(self._buf), self._overflow
+        self._buf.clear()
+        self._overflow = False
+        text = raw.decode("utf-8", errors="replace").strip()
+        if not text and not overflow:
+            return                      # CRLF pair or blank line
+        self.lines += 1
+        self.overflows += overflow
+        self.on_line(ScanLine(text, overflow))
+
+
+class SerialScanner:
+    """Reads a serial QR scanner in a thread and feeds a :class:`ScanLineParser`.
+
+    Args:
+        port: an open pyserial port (from :func:`storeedge.drivers.serial.open_port`) with a
+            read timeout, so :meth:`stop` is noticed within that time.
+        parser: receives the bytes.
+    """
+
+    def __init__(self, port, parser: ScanLineParser):
+        self.port, self.parser = port, parser
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: Exception | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="door-serial-scanner", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                data = self.port.read(max(1, getattr(self.port, "in_waiting", 0) or 1))
+                if data:
+                    self.parser.data_received(data)
+        except Exception as exc:        # port unplugged: recorded, reported by status
+            self.error = exc
+            log.error("serial scanner stopped: %s", exc)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.port.close()
+
+
+class CameraScanner:
+    """Finds QR codes in camera frames with the shared barcode reader.
+
+    Args:
+        reader: a :class:`storeedge.native.barcode.BarcodeReader` (formats including QRCode).
+        on_text: called with each QR text found in a frame.
+    """
+
+    QR_FORMATS = ("QR Code", "QRCode", "Micro QR Code", "MicroQRCode")
+
+    def __init__(self, reader, on_text: Callable[[str], object]):
+        self.reader, self.on_text = reader, on_text
+        self.frames = 0
+
+    def handle_frame(self, gray, t: float | None = None) -> list[str]:
+        """Decode one grey (H, W) uint8 frame; returns the QR texts passed on."""
+        self.frames += 1
+        texts = [bc.text for bc in self.reader.read(gray, t=t) if bc.format in self.QR_FORMATS]
+        for text in texts:
+            self.on_text(text)
+        return texts
+
+
+def run_camera(camera, scanner: CameraScanner, stop: threading.Event) -> None:
+    """Feed ``camera.capture()`` frames (``.main`` luma) to ``scanner`` until ``stop``."""
+    while not stop.is_set() and not camera.finished():
+        frame = camera.capture(timeout_s=0.5)
+        if frame is not None:
+            scanner.handle_frame(frame.main, t=frame.t)
