@@ -168,7 +168,26 @@ class Ticket:
 
 
 _STOP = object()
-ApplyFn = Callable[[sqlite3.Connection, Sequence[Any]], list]
+ApplyFn = Callable[[Any, Sequence[Any]], list]
+
+
+class SqliteTransactions:
+    """Transaction control for a sqlite3 connection opened with ``isolation_level=None``."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def begin(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        self.conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        try:
+            self.conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
 
 
 class GroupCommitter:
@@ -180,12 +199,14 @@ class GroupCommitter:
     owner can reload in-memory state.
     """
 
-    def __init__(self, conn: sqlite3.Connection, apply: ApplyFn, *, name: str = "committer",
+    def __init__(self, conn: Any, apply: ApplyFn, *, name: str = "committer",
                  gather_s: float = 0.0, max_batch: int = 5000,
                  on_rollback: Callable[[], None] | None = None,
-                 after_commit: Callable[[list], None] | None = None):
+                 after_commit: Callable[[list], None] | None = None,
+                 transactions: Any = None, lock: threading.RLock | None = None):
         self.conn = conn
-        self.lock = threading.RLock()   # held while writing; readers of `conn` take it too
+        self.txn = transactions or SqliteTransactions(conn)
+        self.lock = lock or threading.RLock()   # held while writing; readers of `conn` too
         self._apply, self._gather, self._max = apply, gather_s, max_batch
         self._on_rollback, self._after_commit = on_rollback, after_commit
         self._q: queue.SimpleQueue = queue.SimpleQueue()
@@ -241,9 +262,9 @@ class GroupCommitter:
     def _commit(self, batch: list[Ticket]) -> None:
         with self.lock:
             try:
-                self.conn.execute("BEGIN IMMEDIATE")
+                self.txn.begin()
                 outcomes = self._apply(self.conn, [t.item for t in batch])
-                self.conn.execute("COMMIT")
+                self.txn.commit()
             except Exception as exc:  # sqlite3.Error, disk full, a bug in apply
                 self._rollback(exc)
                 error = exc if isinstance(exc, OutboxError) else OutboxError(f"commit failed: {exc}")
@@ -262,10 +283,7 @@ class GroupCommitter:
 
     def _rollback(self, exc: BaseException) -> None:
         log.error("transaction failed, rolled back: %s", exc)
-        try:
-            self.conn.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass
+        self.txn.rollback()
         if self._on_rollback is not None:
             self._on_rollback()
 

@@ -129,7 +129,8 @@ class MqttLink:
         """Route messages matching ``topic_filter`` to ``handler``; kept across reconnects."""
         with self._lock:
             self._subs[topic_filter] = (qos, handler)
-        self.client.message_callback_add(topic_filter, lambda _c, _u, msg: handler(msg))
+        self.client.message_callback_add(_match_filter(topic_filter),
+                                         lambda _c, _u, msg: handler(msg))
         if self.connected.is_set():
             self.client.subscribe(topic_filter, qos=qos)
 
@@ -160,6 +161,13 @@ class MqttLink:
         if was:
             log.warning("disconnected from %s:%d (%s); reconnecting with backoff",
                         self.address.host, self.address.port, reason_code)
+
+
+def _match_filter(topic_filter: str) -> str:
+    """The filter incoming topics match: ``$share/{group}/`` is not part of a message topic."""
+    if topic_filter.startswith("$share/"):
+        return topic_filter.split("/", 2)[2]
+    return topic_filter
 
 
 def json_payload(obj: object) -> bytes:

@@ -16,8 +16,8 @@
   ========  ==============================================================================
 
   Coalescing merges pending telemetry of one type and one ``coalesce_interval_s`` bucket into
-  a ``telemetry.coalesced`` event (min/max/last/count per numeric field) that takes the lowest
-  ``seq`` it covers and lists the others in ``covers``; priorities 0-2 are never touched.
+  a ``telemetry.coalesced`` event (min/max/last/count per numeric field) with a fresh ``seq``
+  that lists the replaced seqs in ``covers``; priorities 0-2 are never touched.
 * A corrupt file is moved aside (kept for salvage), readable rows are copied into a fresh
   file, and an ``outbox.salvaged`` event says so, listing seqs that are gone for good.
 """
@@ -225,18 +225,22 @@ class Outbox:
         return out
 
     def _insert(self, conn, item: _NewEvent) -> Envelope:
-        env = self._envelope(item, self.last_seq + 1)
-        payload = env.to_json()
-        if len(payload) > self.cfg.max_event_bytes:
+        size = len(self._envelope(item, self.last_seq + 1).to_json())
+        if size > self.cfg.max_event_bytes:
             self.refused += 1
-            raise EventTooLarge(f"{item.type} event of {len(payload)} bytes exceeds "
+            raise EventTooLarge(f"{item.type} event of {size} bytes exceeds "
                                 f"outbox.max_event_bytes={self.cfg.max_event_bytes}")
-        self._make_room(conn, item.prio, len(payload))
+        self._make_room(conn, item.prio, size + 16)   # coalescing may lengthen the seq
+        env = self._envelope(item, self.last_seq + 1)
+        self._store(conn, env)
+        return env
+
+    def _store(self, conn, env: Envelope) -> None:
+        payload = env.to_json()
         conn.execute("INSERT INTO events (seq, prio, type, ts, payload, size) VALUES (?,?,?,?,?,?)",
                      (env.seq, env.prio, env.type, env.ts, payload, len(payload)))
         self.last_seq = env.seq
         self.bytes += len(payload)
-        return env
 
     def _envelope(self, item: _NewEvent, seq: int) -> Envelope:
         dev, kind, store = self.identity
@@ -295,19 +299,21 @@ class Outbox:
                 self._merge(conn, group)
 
     def _merge(self, conn, group: list) -> None:
+        """Replace ``group`` (same type and bucket) by one summary with a fresh seq.
+
+        The summary lists the replaced seqs in ``covers``; the sender sends it even when its
+        window is full, so receivers can account for the replaced seqs and move on.
+        """
         seqs = [r[0] for r in group]
         bodies = [json.loads(r[3])["body"] for r in group]
         summary = TelemetryCoalesced(
             of_type=group[0][1], count=len(group), first_ts=group[0][2], last_ts=group[-1][2],
             covers=_ranges(seqs), fields=_summarise(bodies))
+        conn.executemany("DELETE FROM events WHERE seq=?", [(s,) for s in seqs])
+        self.bytes -= sum(r[4] for r in group)
         item = _NewEvent("telemetry.coalesced", int(Prio.TELEMETRY), body_to_dict(summary),
                          group[-1][2])
-        env = self._envelope(item, seqs[0])
-        payload = env.to_json()
-        conn.executemany("DELETE FROM events WHERE seq=?", [(s,) for s in seqs])
-        conn.execute("INSERT INTO events (seq, prio, type, ts, payload, size) VALUES (?,?,?,?,?,?)",
-                     (env.seq, env.prio, env.type, env.ts, payload, len(payload)))
-        self.bytes += len(payload) - sum(r[4] for r in group)
+        self._store(conn, self._envelope(item, self.last_seq + 1))
         self.coalesced += len(group)
         self.generation += 1
         log.warning("outbox under pressure: coalesced %d %s events (seq %d..%d)",
@@ -323,14 +329,15 @@ class Outbox:
         return [StoredEvent(*r) for r in rows]
 
     def pending_control(self, after_seq: int) -> list[StoredEvent]:
-        """Pending events that tell receivers about seqs that will never come (salvage).
+        """Pending events that account for seqs receivers will never get (salvage, coalescing).
 
         The sender sends these whatever its window, so a receiver waiting on a lost seq is
         never stuck behind a window that cannot move.
         """
         rows = durable.read_all(self.conn, self._committer.lock,
                                 "SELECT seq, prio, type, payload FROM events WHERE acked=0 "
-                                "AND seq > ? AND type = 'outbox.salvaged' ORDER BY seq",
+                                "AND seq > ? AND type IN ('outbox.salvaged', 'telemetry.coalesced') "
+                                "ORDER BY seq",
                                 (after_seq,))
         return [StoredEvent(*r) for r in rows]
 

@@ -1,0 +1,45 @@
+"""Gateway config: its identity, the local (device-side) broker, the store broker, its store."""
+from __future__ import annotations
+
+import re
+
+from storeedge.firmware.common.config import ConfigError, section, setting
+from storeedge.firmware.common.settings import (ID_PATTERN, DeviceSection, LinkSection,
+                                                LogSection)
+
+
+@section
+class RelaySection:
+    """How the relay stores and forwards."""
+
+    db_path: str = setting("gateway.db", doc="SQLite store (on the data partition)")
+    devices: list[str] | None = setting(None, doc="enrolled device ids; null accepts any device")
+    max_payload_bytes: int = setting(256 * 1024, unit="bytes", min=1024, max=16 * 2**20,
+                                     doc="larger messages are rejected")
+    forward_window: int = setting(5000, unit="events", min=1, max=10**6,
+                                  doc="events per device sent beyond the store's watermark")
+    quantum: int = setting(500, unit="events", min=1, max=100000,
+                           doc="events per device per forwarding round (fairness)")
+    resend_timeout_s: float = setting(5.0, unit="s", min=0.2, max=600,
+                                      doc="re-send above the store watermark after this long "
+                                          "without progress")
+    keep_confirmed: int = setting(10000, unit="events", min=0, max=10**7,
+                                  doc="confirmed events kept per device as history")
+    commit_gather_ms: float = setting(0.0, unit="ms", min=0, max=100,
+                                      doc="extra time to gather a group commit")
+
+    def check(self) -> None:
+        for dev in self.devices or []:
+            if not re.fullmatch(ID_PATTERN, dev):
+                raise ConfigError("devices", f"{dev!r} is not a valid device id")
+
+
+@section
+class GatewayConfig:
+    """Config of ``storeedge gateway``."""
+
+    device: DeviceSection = setting(DeviceSection)
+    link: LinkSection = setting(LinkSection, doc="the in-store broker the devices publish to")
+    upstream: LinkSection = setting(LinkSection, doc="the store server's broker")
+    relay: RelaySection = setting(RelaySection)
+    log: LogSection = setting(LogSection)

@@ -1,0 +1,229 @@
+"""The gateway relay: device broker -> durable store -> store broker, with watermarks both ways.
+
+* Subscribes to every device event on the in-store broker (QoS 1, persistent session,
+  ``manual_ack``).  Each message is screened, handed to the store's group commit, and its
+  PUBACK is sent only after the commit (rejected messages too, in arrival order, so a bad
+  message never blocks the ones behind it).
+* After each commit the new per-device watermark is published (retained) on
+  ``.../{dev}/ack`` of the in-store broker; devices drop what it covers.
+* A forwarder thread sends each device's events to the store broker oldest first, only up to
+  the gateway's contiguous watermark (per-device order), at most ``forward_window`` beyond
+  the store's watermark, ``quantum`` per device per round, devices with the most urgent
+  events first -- so live devices never wait behind another device's backlog.
+* The store server's retained watermarks confirm events; ``cmd/replay`` requests and stalls
+  (no progress for ``resend_timeout_s``) rewind a device's cursor to re-send.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from storeedge.firmware.common import topics
+from storeedge.firmware.common.ingest import Rejection, Screen
+from storeedge.firmware.common.link import MqttLink, Will, json_payload
+from storeedge.firmware.gateway.config import GatewayConfig
+from storeedge.firmware.gateway.store import Confirm, GatewayStore, Incoming
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Cursor:
+    """Forwarding position of one device towards the store."""
+
+    sent: int = 0                 # highest seq published upstream
+    progress_at: float = field(default_factory=time.monotonic)
+    last_store_wm: int = 0
+
+
+class Relay:
+    """One gateway relay process (see the module docstring).
+
+    Args:
+        cfg: the gateway config.
+    """
+
+    def __init__(self, cfg: GatewayConfig):
+        self.cfg = cfg
+        relay = cfg.relay
+        self.screen = Screen(max_payload=relay.max_payload_bytes,
+                             devices=frozenset(relay.devices) if relay.devices is not None
+                             else None)
+        self.store = GatewayStore(relay.db_path, keep_confirmed=relay.keep_confirmed,
+                                  gather_s=relay.commit_gather_ms / 1000.0,
+                                  on_committed=self._publish_acks)
+        ident = cfg.device
+        self._state_topic = topics.state(ident.store, "gateway", ident.id)
+        self.down = MqttLink(f"se-{ident.store}-{ident.id}-in", cfg.link, manual_ack=True,
+                             will=Will(self._state_topic, json_payload({"state": "offline"})),
+                             on_connect=self._on_down_connect)
+        self.up = MqttLink(f"se-{ident.store}-{ident.id}-up", cfg.upstream,
+                           on_connect=self._on_up_connect)
+        self.cursors: dict[str, _Cursor] = {}
+        self._wake = threading.Condition()
+        self._rewind_all = False
+        self._stop = threading.Event()
+        self.forwarded = 0
+        self._thread = threading.Thread(target=self._forward_loop, name="forwarder", daemon=True)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Connect both links and start forwarding."""
+        self.down.subscribe(topics.EVENTS_ALL, self._on_event)
+        self.up.subscribe(topics.ACKS_ALL, self._on_store_ack)
+        self.up.subscribe(topics.REPLAY_ALL, self._on_replay)
+        self._thread.start()
+        self.up.start()
+        self.down.start()
+
+    def close(self) -> None:
+        """Stop forwarding, commit what is queued, disconnect."""
+        self._stop.set()
+        self._poke()
+        self._thread.join(5)
+        self.down.stop(final=(self._state_topic, json_payload({"state": "offline"})))
+        self.up.stop()
+        self.store.close()
+
+    def _poke(self) -> None:
+        with self._wake:
+            self._wake.notify_all()
+
+    # ------------------------------------------------------------------ device side
+
+    def _on_down_connect(self) -> None:
+        self.down.publish(self._state_topic, json_payload({"state": "online"}), retain=True)
+        for dev in list(self.store.devices):
+            self._publish_ack(dev)
+
+    def _on_event(self, msg) -> None:
+        event = self.screen.check(msg.topic, msg.payload)
+        mid, qos = msg.mid, msg.qos
+        callback = None
+        if qos > 0:
+            callback = lambda _ticket: self.down.ack(mid, qos)  # noqa: E731
+        self.store.submit(Incoming(event, msg.payload), callback)
+
+    def _publish_acks(self, moved: set[str]) -> None:
+        for dev in moved:
+            self._publish_ack(dev)
+        self._poke()
+
+    def _publish_ack(self, dev: str) -> None:
+        state = self.store.devices.get(dev)
+        if state is None:
+            return
+        self.down.publish(topics.ack(state.store, state.kind, dev),
+                          json_payload({"seq": state.mark.wm}), retain=True)
+
+    # ------------------------------------------------------------------ store side
+
+    def _on_up_connect(self) -> None:
+        with self._wake:
+            self._rewind_all = True
+            self._wake.notify_all()
+
+    def _on_store_ack(self, msg) -> None:
+        parts = topics.parse(msg.topic)
+        seq = _seq_of(msg.payload)
+        if parts is None or seq is None:
+            log.warning("ignoring malformed store watermark on %s", msg.topic)
+            return
+        state = self.store.devices.get(parts.dev)
+        if state is not None and seq > state.store_wm:
+            self.store.submit(Confirm(parts.dev, seq))
+            self._poke()
+
+    def _on_replay(self, msg) -> None:
+        if msg.retain:
+            log.warning("ignoring retained replay command on %s", msg.topic)
+            return
+        parts = topics.parse(msg.topic)
+        try:
+            args = json.loads(msg.payload).get("args", {})
+            first = int(args["from"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            log.warning("malformed replay command on %s", msg.topic)
+            return
+        with self._wake:
+            cur = self.cursors.get(parts.dev)
+            state = self.store.devices.get(parts.dev)
+            if cur is not None and state is not None:
+                cur.sent = max(state.store_wm, min(cur.sent, first - 1))
+                log.info("replay of %s from seq %d requested by the store", parts.dev, first)
+            self._wake.notify_all()
+
+    # ------------------------------------------------------------------ forwarding
+
+    def _forward_loop(self) -> None:
+        while not self._stop.is_set():
+            with self._wake:
+                self._wake.wait(0.05)
+                rewind, self._rewind_all = self._rewind_all, False
+            try:
+                if rewind:
+                    self._rewind(None)
+                if self.up.connected.is_set():
+                    self._forward_round()
+            except Exception:
+                log.exception("forwarding round failed; retrying")
+                self._stop.wait(0.5)
+
+    def _rewind(self, dev: str | None) -> None:
+        for name, state in list(self.store.devices.items()):
+            if dev is None or name == dev:
+                cur = self.cursors.setdefault(name, _Cursor())
+                cur.sent = state.store_wm
+                cur.progress_at = time.monotonic()
+
+    def _forward_round(self) -> int:
+        """Publish one round; returns the number of events sent."""
+        batches = []
+        relay = self.cfg.relay
+        for dev, state in list(self.store.devices.items()):
+            cur = self._cursor(dev, state)
+            room = relay.forward_window - (cur.sent - state.store_wm)
+            upto = state.mark.wm
+            if room <= 0 or cur.sent >= upto:
+                continue
+            rows = self.store.forwardable(dev, cur.sent, upto, min(room, relay.quantum))
+            if rows:
+                batches.append((min(r[1] for r in rows), dev, state, rows))
+        batches.sort(key=lambda b: b[0])
+        sent = 0
+        for _prio, dev, state, rows in batches:
+            for seq, _p, etype, payload in rows:
+                if payload is not None:
+                    self.up.publish(topics.event(state.store, state.kind, dev, etype), payload)
+                    sent += 1
+            self.cursors[dev].sent = rows[-1][0]
+        self.forwarded += sent
+        return sent
+
+    def _cursor(self, dev: str, state) -> _Cursor:
+        cur = self.cursors.get(dev)
+        if cur is None:
+            cur = self.cursors[dev] = _Cursor(sent=state.store_wm, last_store_wm=state.store_wm)
+        now = time.monotonic()
+        if state.store_wm != cur.last_store_wm:
+            cur.last_store_wm = state.store_wm
+            cur.progress_at = now
+            cur.sent = max(cur.sent, state.store_wm)
+        elif cur.sent > state.store_wm and now - cur.progress_at > self.cfg.relay.resend_timeout_s:
+            log.info("no confirmation from the store for %s in %.1f s: re-sending from seq %d",
+                     dev, now - cur.progress_at, state.store_wm + 1)
+            cur.sent = state.store_wm
+            cur.progress_at = now
+        return cur
+
+
+def _seq_of(payload: bytes) -> int | None:
+    try:
+        seq = json.loads(payload)["seq"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0 else None

@@ -1,0 +1,295 @@
+"""The gateway's durable store: every relayed event is committed here before its PUBACK.
+
+One SQLite file (WAL, ``synchronous=FULL``), one writer thread (group commit).  Per device it
+keeps the contiguous watermark of what the gateway holds (``wm``, published to the device)
+and the watermark the store server confirmed (``store_wm``); rows above ``store_wm`` are kept
+until the store confirms them, and ``keep_confirmed`` rows below it are kept as history (so a
+reused seq with different content is still recognised as a conflict).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, NamedTuple
+
+from storeedge.firmware.common import durable
+from storeedge.firmware.common.events import Envelope
+from storeedge.firmware.common.ingest import Rejection, Watermark, declared_ranges
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    dev TEXT NOT NULL, seq INTEGER NOT NULL, prio INTEGER NOT NULL, type TEXT NOT NULL,
+    ts TEXT NOT NULL, received REAL NOT NULL,
+    payload BLOB,               -- NULL: a seq accounted for by a coalesced/salvaged event
+    PRIMARY KEY (dev, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS devices (
+    dev TEXT PRIMARY KEY, kind TEXT NOT NULL, store TEXT NOT NULL,
+    wm INTEGER NOT NULL DEFAULT 0, store_wm INTEGER NOT NULL DEFAULT 0,
+    received INTEGER NOT NULL DEFAULT 0, duplicates INTEGER NOT NULL DEFAULT 0,
+    conflicts INTEGER NOT NULL DEFAULT 0, last_seen REAL
+);
+CREATE TABLE IF NOT EXISTS rejects (reason TEXT PRIMARY KEY, count INTEGER NOT NULL);
+"""
+
+
+class Incoming(NamedTuple):
+    """One received message, screened: an envelope (and its raw payload) or a rejection."""
+
+    event: Envelope | Rejection
+    payload: bytes
+
+
+class Confirm(NamedTuple):
+    """The store server holds every event of ``dev`` up to ``seq``."""
+
+    dev: str
+    seq: int
+
+
+class Outcome(NamedTuple):
+    """What happened to an incoming message: stored, duplicate, conflict or rejected:<why>."""
+
+    status: str
+    dev: str | None
+
+
+@dataclass
+class DeviceState:
+    """In-memory view of one device (mirrors its ``devices`` row)."""
+
+    dev: str
+    kind: str
+    store: str
+    mark: Watermark
+    store_wm: int = 0
+    counts: Counter = field(default_factory=Counter)
+    dirty: bool = False
+
+
+class GatewayStore:
+    """Durable store + watermarks of the relay.
+
+    Args:
+        path: SQLite file.
+        keep_confirmed: rows kept per device below the store's watermark.
+        on_committed: called on the writer thread after each commit with the set of device
+            ids whose gateway watermark moved (to publish acks).
+    """
+
+    def __init__(self, path: str, *, keep_confirmed: int = 10_000, gather_s: float = 0.0,
+                 on_committed: Callable[[set[str]], None] | None = None):
+        self.path = path
+        self.keep_confirmed = keep_confirmed
+        self.conn = self._open()
+        self.devices: dict[str, DeviceState] = {}
+        self.rejects: Counter = Counter()
+        self._moved: set[str] = set()
+        self._on_committed = on_committed
+        self._load()
+        self.committer = durable.GroupCommitter(self.conn, self._apply, name="gateway-store",
+                                                gather_s=gather_s, on_rollback=self._load,
+                                                after_commit=self._after_commit)
+
+    def _open(self):
+        try:
+            conn = durable.open_db(self.path)
+        except durable.CorruptDatabase as exc:
+            moved = durable.move_aside(self.path)
+            log.critical("gateway store %s is corrupt (%s); kept as %s, starting a fresh one: "
+                         "devices will re-send everything above their watermark",
+                         self.path, exc, moved)
+            conn = durable.open_db(self.path)
+        conn.executescript(SCHEMA)
+        return conn
+
+    def _load(self) -> None:
+        self.devices.clear()
+        for dev, kind, store, wm, store_wm in self.conn.execute(
+                "SELECT dev, kind, store, wm, store_wm FROM devices"):
+            above = [r[0] for r in self.conn.execute(
+                "SELECT seq FROM events WHERE dev=? AND seq>?", (dev, wm))]
+            self.devices[dev] = DeviceState(dev, kind, store, Watermark(wm, above), store_wm)
+        self.rejects = Counter(dict(self.conn.execute("SELECT reason, count FROM rejects")))
+
+    # ------------------------------------------------------------------ writing
+
+    def submit(self, item: Incoming | Confirm, callback=None) -> durable.Ticket:
+        """Queue an item for the next group commit."""
+        return self.committer.submit(item, callback)
+
+    def _apply(self, conn, items: list) -> list:
+        out = []
+        now = time.time()
+        for item in items:
+            if isinstance(item, Confirm):
+                out.append(self._confirm(conn, item))
+            elif isinstance(item.event, Rejection):
+                self.rejects[item.event.reason] += 1
+                conn.execute("INSERT INTO rejects VALUES (?, 1) ON CONFLICT(reason) DO UPDATE "
+                             "SET count = count + 1", (item.event.reason,))
+                out.append(Outcome("rejected:" + item.event.reason, None))
+            else:
+                out.append(self._ingest(conn, item.event, item.payload, now))
+        self._flush_devices(conn, now)
+        return out
+
+    def _state(self, conn, env: Envelope) -> DeviceState:
+        state = self.devices.get(env.dev)
+        if state is None:
+            state = DeviceState(env.dev, env.kind, env.store, Watermark())
+            conn.execute("INSERT OR IGNORE INTO devices (dev, kind, store) VALUES (?, ?, ?)",
+                         (env.dev, env.kind, env.store))
+            self.devices[env.dev] = state
+        return state
+
+    def _ingest(self, conn, env: Envelope, payload: bytes, now: float) -> Outcome:
+        state = self._state(conn, env)
+        state.dirty = True
+        cur = conn.execute("INSERT INTO events (dev, seq, prio, type, ts, received, payload) "
+                           "VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                           (env.dev, env.seq, env.prio, env.type, env.ts, now, payload))
+        if cur.rowcount == 0:
+            return self._duplicate(conn, state, env, payload)
+        if env.seq <= state.mark.wm:
+            # Below the watermark but pruned long ago: it was held once; don't keep it twice.
+            conn.execute("DELETE FROM events WHERE dev=? AND seq=?", (env.dev, env.seq))
+            state.counts["duplicates"] += 1
+            return Outcome("duplicate", env.dev)
+        before = state.mark.wm
+        state.mark.add(env.seq)
+        for lo, hi in declared_ranges(env):
+            self._account(conn, state, env, lo, hi, now)
+        state.counts["received"] += 1
+        if state.mark.wm != before:
+            self._moved.add(env.dev)
+        return Outcome("stored", env.dev)
+
+    def _account(self, conn, state: DeviceState, env: Envelope, lo: int, hi: int,
+                 now: float) -> None:
+        """Placeholders for seqs a coalesced/salvaged event accounts for."""
+        lo = max(lo, state.mark.wm + 1)
+        if hi < lo:
+            return
+        conn.executemany("INSERT INTO events (dev, seq, prio, type, ts, received, payload) "
+                         "VALUES (?,?,3,'placeholder',?,?,NULL) ON CONFLICT DO NOTHING",
+                         ((env.dev, s, env.ts, now) for s in range(lo, hi + 1)))
+        state.mark.add_range(lo, hi)
+
+    def _duplicate(self, conn, state: DeviceState, env: Envelope, payload: bytes) -> Outcome:
+        row = conn.execute("SELECT payload FROM events WHERE dev=? AND seq=?",
+                           (env.dev, env.seq)).fetchone()
+        if row is not None and row[0] is not None and bytes(row[0]) != payload:
+            state.counts["conflicts"] += 1
+            log.error("device %s reused seq %d with different content (outbox reset?): "
+                      "rejected, the stored event is kept", env.dev, env.seq)
+            return Outcome("conflict", env.dev)
+        state.counts["duplicates"] += 1
+        return Outcome("duplicate", env.dev)
+
+    def _confirm(self, conn, item: Confirm) -> Outcome:
+        state = self.devices.get(item.dev)
+        if state is None or item.seq <= state.store_wm:
+            return Outcome("confirm-stale", item.dev)
+        if item.seq > state.mark.wm:
+            log.warning("store watermark %d for %s is above ours (%d): capped",
+                        item.seq, item.dev, state.mark.wm)
+        state.store_wm = min(item.seq, state.mark.wm)
+        state.dirty = True
+        conn.execute("DELETE FROM events WHERE dev=? AND seq<=?",
+                     (item.dev, state.store_wm - self.keep_confirmed))
+        return Outcome("confirmed", item.dev)
+
+    def _flush_devices(self, conn, now: float) -> None:
+        for state in self.devices.values():
+            if not state.dirty:
+                continue
+            c = state.counts
+            conn.execute("UPDATE devices SET wm=?, store_wm=?, received=received+?, "
+                         "duplicates=duplicates+?, conflicts=conflicts+?, last_seen=? "
+                         "WHERE dev=?", (state.mark.wm, state.store_wm, c["received"],
+                                         c["duplicates"], c["conflicts"], now, state.dev))
+            c.clear()
+            state.dirty = False
+
+    def _after_commit(self, _outcomes: list) -> None:
+        moved, self._moved = self._moved, set()
+        if moved and self._on_committed is not None:
+            self._on_committed(moved)
+
+    # ------------------------------------------------------------------ reading
+
+    def forwardable(self, dev: str, after: int, upto: int, limit: int) -> list[tuple]:
+        """Rows ``(seq, prio, type, payload)`` of ``dev`` with ``after < seq <= upto``, in order.
+
+        ``payload`` is None for placeholders (seqs accounted for by a coalesced/salvaged event).
+        """
+        return durable.read_all(self.conn, self.committer.lock,
+                                "SELECT seq, prio, type, payload FROM events WHERE dev=? AND seq>? "
+                                "AND seq<=? ORDER BY seq LIMIT ?", (dev, after, upto, limit))
+
+    def close(self) -> None:
+        self.committer.close()
+        with self.committer.lock:
+            self.conn.close()
+
+
+class DeviceReport(NamedTuple):
+    """One line of ``storeedge gateway status``."""
+
+    dev: str
+    kind: str
+    last_seq: int
+    wm: int
+    store_wm: int
+    backlog: int
+    oldest_age_s: float | None
+    received: int
+    duplicates: int
+    conflicts: int
+
+
+def status_report(path: str, now: float | None = None) -> tuple[list[DeviceReport], dict]:
+    """Per-device state and rejection counts, read from the store file (safe while running)."""
+    import sqlite3
+
+    now = time.time() if now is None else now
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        reports = [_device_report(conn, row, now) for row in conn.execute(
+            "SELECT dev, kind, wm, store_wm, received, duplicates, conflicts FROM devices "
+            "ORDER BY dev")]
+        rejects = dict(conn.execute("SELECT reason, count FROM rejects ORDER BY reason"))
+    finally:
+        conn.close()
+    return reports, rejects
+
+
+def _device_report(conn, row: tuple, now: float) -> DeviceReport:
+    dev, kind, wm, store_wm, received, dups, conflicts = row
+    last, backlog, oldest = conn.execute(
+        "SELECT MAX(seq), SUM(seq > ? AND payload IS NOT NULL), "
+        "MIN(CASE WHEN seq > ? THEN received END) FROM events WHERE dev=?",
+        (store_wm, store_wm, dev)).fetchone()
+    age = None if oldest is None else max(0.0, now - oldest)
+    return DeviceReport(dev, kind, max(last or 0, wm), wm, store_wm, backlog or 0, age,
+                        received, dups, conflicts)
+
+
+def format_status(reports: list[DeviceReport], rejects: dict[str, Any]) -> str:
+    """The status table, plain ASCII at 80 columns."""
+    lines = [f"{'device':<16} {'kind':<10} {'last seq':>9} {'held':>9} {'store':>9} "
+             f"{'backlog':>8} {'oldest':>8}"]
+    for r in reports:
+        age = "-" if r.oldest_age_s is None else f"{r.oldest_age_s:.0f}s"
+        lines.append(f"{r.dev:<16.16} {r.kind:<10.10} {r.last_seq:>9} {r.wm:>9} "
+                     f"{r.store_wm:>9} {r.backlog:>8} {age:>8}")
+    if not reports:
+        lines.append("(no devices yet)")
+    rej = ", ".join(f"{k}={v}" for k, v in rejects.items()) or "none"
+    lines.append(f"rejected messages: {rej}")
+    return "\n".join(lines)

@@ -1,0 +1,33 @@
+"""Config of ``storeedge store-server``."""
+from __future__ import annotations
+
+from storeedge.firmware.common.config import section, setting
+from storeedge.firmware.common.settings import ID_PATTERN, LinkSection, LogSection
+
+
+@section
+class ServerSection:
+    """Identity and database of one store-server instance."""
+
+    id: str = setting("store-1", doc="instance id (several may share one database)",
+                      pattern=ID_PATTERN)
+    db: str = setting("sqlite:///store.db",
+                      doc="sqlite:///FILE (relative), sqlite:////ABS/FILE or postgresql://...")
+    share_group: str = setting("storeedge", doc="MQTT 5 shared-subscription group",
+                               pattern=ID_PATTERN)
+    max_payload_bytes: int = setting(256 * 1024, unit="bytes", min=1024, max=16 * 2**20,
+                                     doc="larger messages are rejected")
+    replay_after_s: float = setting(3.0, unit="s", min=0.2, max=3600,
+                                    doc="a hole in seq older than this is recorded and a "
+                                        "replay requested")
+    republish_s: float = setting(5.0, unit="s", min=0.5, max=3600,
+                                 doc="period of watermark re-publication")
+
+
+@section
+class StoreServerConfig:
+    """Config of ``storeedge store-server``."""
+
+    server: ServerSection = setting(ServerSection)
+    link: LinkSection = setting(LinkSection, doc="the store broker")
+    log: LogSection = setting(LogSection)

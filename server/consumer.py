@@ -1,0 +1,182 @@
+"""The store server's consumer: shared subscription -> idempotent sink -> watermarks.
+
+* Subscribes ``$share/{group}/se/v1/+/+/+/evt/#`` so several instances split the load.
+* Screens each message (malformed, schema, oversized, topic mismatch: counted, acknowledged).
+* Inserts in group commits with ``UNIQUE(dev, seq)``; duplicates are counted, not stored;
+  a seq reused with different content is a conflict (counted, the first one kept).
+* After each commit, publishes each touched device's watermark (highest contiguous seq
+  stored) retained on ``.../{dev}/ack``; the gateway keeps everything above it.
+* A hole in seq that persists for ``replay_after_s`` is recorded in ``gaps`` and a replay is
+  requested with the command ``.../{dev}/cmd/replay``.  Seqs that a device declares gone for
+  good (``outbox.salvaged``) are recorded as ``lost`` gaps and stop blocking the watermark.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+
+from storeedge.firmware.common import durable, topics
+from storeedge.firmware.common.events import Envelope
+from storeedge.firmware.common.ingest import Rejection, Screen, declared_ranges
+from storeedge.firmware.common.link import MqttLink, json_payload
+from storeedge.server.config import StoreServerConfig
+from storeedge.server.db import Row, StoreDB, open_store_db
+
+log = logging.getLogger(__name__)
+
+
+class StoreServer:
+    """One store-server instance.
+
+    Args:
+        cfg: the store-server config.
+    """
+
+    def __init__(self, cfg: StoreServerConfig):
+        self.cfg = cfg
+        srv = cfg.server
+        self.db: StoreDB = open_store_db(srv.db)
+        self.screen = Screen(max_payload=srv.max_payload_bytes)
+        self.link = MqttLink(f"se-store-{srv.id}", cfg.link, manual_ack=True,
+                             on_connect=self._republish)
+        self.committer = durable.GroupCommitter(self.db.conn, self._apply, name="store-writer",
+                                                transactions=self.db.transactions(),
+                                                lock=self.db.lock,
+                                                after_commit=self._after_commit)
+        self._touched: dict[str, tuple[str, str, int]] = {}
+        self._holes: dict[tuple[str, int], float] = {}
+        self._stop = threading.Event()
+        self.stored = self.duplicates = 0
+        self._thread = threading.Thread(target=self._housekeeping, name="store-housekeeping",
+                                        daemon=True)
+
+    def start(self) -> None:
+        group = self.cfg.server.share_group
+        self.link.subscribe(f"$share/{group}/{topics.EVENTS_ALL}", self._on_event)
+        self.link.start()
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.link.stop()
+        self.committer.close()
+        self.db.close()
+
+    # ------------------------------------------------------------------ receiving
+
+    def _on_event(self, msg) -> None:
+        event = self.screen.check(msg.topic, msg.payload)
+        mid, qos = msg.mid, msg.qos
+        callback = (lambda _t: self.link.ack(mid, qos)) if qos > 0 else None
+        self.committer.submit(event, callback)
+
+    def _apply(self, _conn, items: list) -> list:
+        out = []
+        now = time.time()
+        touched: dict[str, tuple[str, str]] = {}
+        for item in items:
+            if isinstance(item, Rejection):
+                self.db.count_reject(item.reason)
+                out.append("rejected")
+                continue
+            out.append(self._store(item, now))
+            touched[item.dev] = (item.kind, item.store)
+        for dev, (kind, store) in touched.items():
+            wm = self.db.advance_watermark(dev)
+            self.db.resolve_gaps(dev, wm, now)
+            self._touched[dev] = (kind, store, wm)
+        return out
+
+    def _store(self, env: Envelope, now: float) -> str:
+        self.db.ensure_device(env.dev, env.kind, env.store)
+        body = json.dumps(env.body, separators=(",", ":"))
+        row = Row(env.dev, env.seq, env.kind, env.store, env.type, env.prio, env.ts, now, body)
+        if not self.db.insert_event(row):
+            return self._duplicate(env, body)
+        self.stored += 1
+        for lo, hi in declared_ranges(env):
+            self._account(env, lo, hi, now)
+        return "stored"
+
+    def _duplicate(self, env: Envelope, body: str) -> str:
+        stored = self.db.stored_body(env.dev, env.seq)
+        if stored is not None and json.loads(stored) != env.body:
+            self.db.count(env.dev, "conflicts", 1)
+            log.error("device %s reused seq %d with different content: kept the first",
+                      env.dev, env.seq)
+            return "conflict"
+        self.db.count(env.dev, "duplicates", 1)
+        self.duplicates += 1
+        return "duplicate"
+
+    def _account(self, env: Envelope, lo: int, hi: int, now: float) -> None:
+        """Placeholders for seqs covered by a coalesced event or lost in a salvage."""
+        reason = "lost" if env.type == "outbox.salvaged" else "coalesced"
+        if reason == "lost":
+            self.db.record_gap(env.dev, lo, hi, "lost", now)
+            log.error("device %s reports seq %d..%d lost for good (outbox salvage)",
+                      env.dev, lo, hi)
+        for seq in range(lo, hi + 1):
+            self.db.insert_event(Row(env.dev, seq, env.kind, env.store, "placeholder", 3,
+                                     env.ts, now, None))
+
+    def _after_commit(self, _outcomes) -> None:
+        touched, self._touched = self._touched, {}
+        for dev, (kind, store, wm) in touched.items():
+            self.link.publish(topics.ack(store, kind, dev), json_payload({"seq": wm}),
+                              retain=True)
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def _republish(self) -> None:
+        """Re-publish every watermark (after a connect: a broker restart loses retained ones)."""
+        for dev, kind, store, wm in self.db.watermarks():
+            self.link.publish(topics.ack(store, kind, dev), json_payload({"seq": wm}),
+                              retain=True)
+
+    def _housekeeping(self) -> None:
+        last_republish = time.monotonic()
+        while not self._stop.wait(0.5):
+            try:
+                self._check_holes()
+                if time.monotonic() - last_republish > self.cfg.server.republish_s:
+                    last_republish = time.monotonic()
+                    if self.link.connected.is_set():
+                        self._republish()
+            except Exception:
+                log.exception("housekeeping failed")
+
+    def _check_holes(self) -> None:
+        now = time.monotonic()
+        seen = set()
+        for dev, kind, store, wm in self.db.watermarks():
+            above = self.db.seqs_above(dev, wm, limit=1)
+            if not above:
+                continue
+            key = (dev, wm + 1)
+            seen.add(key)
+            first_seen = self._holes.setdefault(key, now)
+            if now - first_seen >= self.cfg.server.replay_after_s:
+                self._request_replay(dev, kind, store, wm + 1, above[0] - 1)
+                self._holes[key] = now     # ask again after another period if still open
+        for key in list(self._holes):
+            if key not in seen:
+                del self._holes[key]
+
+    def _request_replay(self, dev: str, kind: str, store: str, first: int, last: int) -> None:
+        with self.db.lock:
+            self.committer.txn.begin()
+            try:
+                self.db.record_gap(dev, first, last, "hole", time.time())
+                self.committer.txn.commit()
+            except Exception:
+                self.committer.txn.rollback()
+                raise
+        log.warning("hole in %s: seq %d..%d missing; requesting a replay", dev, first, last)
+        cmd = {"id": str(uuid.uuid4()), "by": f"store-server/{self.cfg.server.id}",
+               "args": {"from": first, "to": last}}
+        self.link.publish(topics.command(store, kind, dev, "replay"), json_payload(cmd))

@@ -1,0 +1,70 @@
+"""``storeedge store-server``: the store-side consumer (and ``counts`` to inspect its DB)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from storeedge.firmware.common.app import (app_parser, load_app_config, stop_event_on_signals,
+                                           validation_exit_code)
+from storeedge.server.config import StoreServerConfig
+
+log = logging.getLogger("storeedge.store_server")
+
+
+def main(argv: list[str]) -> int:
+    if argv and argv[0] == "counts":
+        return _counts(argv[1:])
+    parser = app_parser("store-server", "store events from every device exactly once")
+    parser.add_argument("--db", default=None, help="override server.db (sqlite:///FILE or "
+                                                    "postgresql://...)")
+    args = parser.parse_args(argv)
+    cfg = load_app_config(args, StoreServerConfig)
+    if cfg is None:
+        return validation_exit_code(args)
+    if args.db:
+        cfg.server.db = args.db
+    from storeedge.server.consumer import StoreServer
+
+    server = StoreServer(cfg)
+    server.start()
+    stop = stop_event_on_signals()
+    log.info("store server %s consuming from %s into %s", cfg.server.id, cfg.link.url,
+             _safe_url(cfg.server.db))
+    stop.wait()
+    server.close()
+    return 0
+
+
+def _safe_url(url: str) -> str:
+    """The database URL without a password."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+    return url
+
+
+def _counts(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="storeedge store-server counts",
+                                     description="per-device stored events, watermark, gaps")
+    parser.add_argument("--db", required=True)
+    args = parser.parse_args(argv)
+    from storeedge.server.db import open_store_db
+    from storeedge.server.exc import StoreDatabaseError
+
+    try:
+        db = open_store_db(args.db)
+    except StoreDatabaseError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"{'device':<16} {'kind':<10} {'stored':>8} {'coalesced':>9} {'watermark':>9} "
+          f"{'dups':>6} {'conflicts':>9}")
+    for dev, kind, stored, ph, wm, dups, conflicts in db.device_counts():
+        print(f"{dev:<16.16} {kind:<10.10} {stored:>8} {ph:>9} {wm:>9} {dups:>6} {conflicts:>9}")
+    gaps = db.query("SELECT dev, first_seq, last_seq, reason, resolved FROM gaps ORDER BY dev")
+    for dev, first, last, reason, resolved in gaps:
+        state = "resolved" if resolved else "open"
+        print(f"gap {dev} {first}..{last} {reason} {state}")
+    db.close()
+    return 0
