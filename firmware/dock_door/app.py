@@ -1,0 +1,159 @@
+"""A running door device: relay first, then the event service, the controller, QR sources and
+the timer loop.  Used by ``storeedge door --config`` and by the demo.
+
+Server/console commands (``se/v1/{store}/dock_door/{dev}/cmd/{name}``, never retained):
+
+* ``reset_lockout`` ``{"note": str}`` -> ``{"ok", "detail"}``
+* ``test_relay`` ``{"pulse_s": float}`` -> ``{"ok", "detail"}``
+* ``revocations`` ``{"list": "<signed revocation list JSON>"}`` -> ``{"serial", "creds", "keys"}``
+* ``door_status`` ``{}`` -> the :class:`DoorStatus` fields
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import asdict
+from pathlib import Path
+
+from storeedge.drivers import gpio
+from storeedge.drivers.clock import Clock, SystemClock
+from storeedge.firmware.common.service import Command, DeviceService
+from storeedge.firmware.dock_door.config import DoorConfig, door_options
+from storeedge.firmware.dock_door.controller import DoorController
+from storeedge.firmware.dock_door.events import event_from_body
+from storeedge.firmware.dock_door.exc import RevocationListError
+from storeedge.firmware.dock_door.hardware import build_relay
+from storeedge.firmware.dock_door.keys import parse_public_key_line
+from storeedge.firmware.dock_door.runtime import DoorSeams, build_door
+from storeedge.firmware.dock_door.scanner import (CameraScanner, ScanLineParser, SerialScanner,
+                                                  run_camera)
+
+log = logging.getLogger(__name__)
+
+
+def service_sink(svc: DeviceService):
+    """An audit sink that puts each chained record into the service's outbox."""
+    return lambda rec: svc.emit(event_from_body(rec.type, rec.body), ts=rec.t)
+
+
+def apply_revocations(ctl: DoorController, data: bytes, store: str) -> dict:
+    """Verify and apply a signed revocation list; records ``door.revocations``."""
+    rl = ctl.p.state.apply_revocations(data, store=store)
+    ctl.record("door.revocations", {"serial": rl.serial, "creds": len(rl.creds),
+                                    "keys": len(rl.keys)})
+    return {"serial": rl.serial, "creds": len(rl.creds), "keys": len(rl.keys)}
+
+
+class DoorApp:
+    """One door device.
+
+    Args:
+        cfg: validated :class:`DoorConfig`.
+        clock: time source (default: the system clock).
+        pin_factory: gpiozero pin factory (default: ``cfg.door.gpio_backend``).
+        camera: an open ``drivers.camera`` Camera to read QR codes from (optional).
+    """
+
+    def __init__(self, cfg: DoorConfig, *, clock: Clock | None = None, pin_factory=None,
+                 camera=None):
+        self.cfg, self.clock = cfg, clock or SystemClock()
+        factory = pin_factory or gpio.pin_factory(cfg.door.gpio_backend)
+        opts = door_options(cfg)
+        self.relay = build_relay(opts.wiring.relay, pin_factory=factory)   # before all else
+        self.svc = DeviceService(cfg, clock=self.clock, app="door")
+        self.ctl = build_door(opts, self.clock, DoorSeams(
+            sink=service_sink(self.svc), pin_factory=factory, probe=self._probe()),
+            relay=self.relay)
+        self._install_trust()
+        self._register_commands()
+        self.camera = camera
+        self.scanner: SerialScanner | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def _probe(self):
+        p = self.cfg.door.probe
+        if p.rom is None:
+            return None
+        from storeedge.drivers.onewire import open_bus
+        bus = open_bus(p.backend)
+
+        def read() -> float | None:
+            sample = bus.read(p.rom)
+            return round(sample.temp_c, 2) if sample.ok else None
+        return read
+
+    def _install_trust(self) -> None:
+        state = self.ctl.p.state
+        for line in self.cfg.door.trusted_keys:
+            kid, public = parse_public_key_line(line)
+            state.trust_key(kid, public, now=self.clock.time())
+        path = self.cfg.door.revocations_path
+        if path and Path(path).exists():
+            try:
+                apply_revocations(self.ctl, Path(path).read_bytes(), self.cfg.device.store)
+            except RevocationListError as exc:
+                log.info("revocation list %s not applied: %s", path, exc)
+
+    def _register_commands(self) -> None:
+        ctl, store = self.ctl, self.cfg.device.store
+
+        def reset(cmd: Command) -> dict:
+            return asdict(ctl.reset_lockout(cmd.by, str(cmd.args.get("note", ""))[:200]))
+
+        def test_relay(cmd: Command) -> dict:
+            pulse = min(5.0, max(0.2, float(cmd.args.get("pulse_s", 1.0))))
+            return asdict(ctl.self_test_relay(by=cmd.by, pulse_s=pulse))
+
+        def revocations(cmd: Command) -> dict:
+            return apply_revocations(ctl, str(cmd.args["list"]).encode(), store)
+
+        self.svc.on_command("reset_lockout", reset)
+        self.svc.on_command("test_relay", test_relay)
+        self.svc.on_command("revocations", revocations)
+        self.svc.on_command("door_status", lambda cmd: asdict(ctl.status()))
+
+    def start(self) -> None:
+        """Start the event service, QR sources and the timer loop (returns at once)."""
+        self.svc.start()
+        sc = self.cfg.door.scanner
+        if sc.url:
+            from storeedge.drivers.serial import open_port
+            parser = ScanLineParser(lambda ln: self.ctl.present(ln.text, "serial"))
+            self.scanner = SerialScanner(open_port(sc.url, baudrate=sc.baudrate), parser)
+            self.scanner.start()
+        if self.camera is not None:
+            from storeedge.native.barcode import BarcodeReader
+            cam = CameraScanner(BarcodeReader(formats="QRCode"),
+                                lambda text: self.ctl.present(text, "camera"))
+            self._spawn(lambda: run_camera(self.camera, cam, self._stop), "door-camera")
+        self._spawn(self._loop, "door-timers")
+
+    def _spawn(self, target, name: str) -> None:
+        t = threading.Thread(target=target, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _loop(self) -> None:
+        tick = self.cfg.door.tick_ms / 1000.0
+        while not self._stop.wait(tick):
+            self.ctl.tick()
+            self.svc.heartbeat()
+
+    def run(self, stop: threading.Event) -> None:
+        """Start, block until ``stop`` is set, then stop."""
+        self.start()
+        stop.wait()
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop sources and loops, leave the relay locked, close the service."""
+        self._stop.set()
+        if self.scanner is not None:
+            self.scanner.stop()
+        for t in self._threads:
+            t.join(2.0)
+        self.ctl.close()
+        self.relay.close()
+        self.ctl.p.state.close()
+        self.svc.close()

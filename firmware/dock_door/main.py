@@ -1,0 +1,161 @@
+"""``storeedge door``: run a door, or (store-server side) manage keys, codes and revocations.
+
+::
+
+    storeedge door --config door.yaml [--validate-config]
+    storeedge door keygen --kid 1 --out store-key-1.pem          # prints the sedpub1: line
+    storeedge door issue --key store-key-1.pem --store s0042 --door door-1 \\
+        --vendor "ACME Foods" --driver "D. Rivera" --po PO-12345 \\
+        --from 2026-11-24T06:00Z --until 2026-11-24T08:00Z [--uses 1] --png code.png
+    storeedge door revoke --key store-key-1.pem --store s0042 --serial 7 \\
+        [--cred <24 hex>]... [--revoke-key KID]... --out revocations.json
+    storeedge door trust --config door.yaml sedpub1:2:...          # add a key on the door
+    storeedge door apply-revocations --config door.yaml revocations.json
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import time
+from pathlib import Path
+
+from storeedge.firmware.common.app import (app_parser, load_app_config, stop_event_on_signals,
+                                           validation_exit_code)
+from storeedge.firmware.common.config import load_config
+from storeedge.firmware.common.exc import ConfigError
+from storeedge.firmware.dock_door.credential import CredentialSpec, generate_signing_key, issue, \
+    parse
+from storeedge.firmware.dock_door.exc import DoorError
+from storeedge.firmware.dock_door.keys import (RevocationList, load_signing_key,
+                                               parse_public_key_line, public_key_line,
+                                               save_signing_key, sign_revocations, write_atomic)
+from storeedge.firmware.dock_door.qrimage import write_qr_png
+
+
+def parse_when(text: str) -> int:
+    """Epoch seconds from ``1795000000`` or ISO 8601 (``2026-11-24T06:00Z``; naive = UTC)."""
+    if text.isdigit():
+        return int(text)
+    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return int(moment.timestamp())
+
+
+def cmd_keygen(args) -> int:
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        print(f"{out} exists (use --force to replace it)", file=sys.stderr)
+        return 1
+    key = generate_signing_key(args.kid)
+    save_signing_key(out, key)
+    print(public_key_line(key.kid, key.public))
+    return 0
+
+
+def cmd_issue(args) -> int:
+    key = load_signing_key(args.key)
+    spec = CredentialSpec(store=args.store, door=args.door, vendor=args.vendor,
+                          driver=args.driver, po=args.po, not_before=parse_when(args.valid_from),
+                          not_after=parse_when(args.until), uses=args.uses)
+    text = issue(key, spec)
+    if args.png:
+        w, h = write_qr_png(args.png, text, scale=args.scale)
+        print(f"wrote {args.png} ({w}x{h} px)", file=sys.stderr)
+    print(f"cred_id {parse(text).cred_hex}", file=sys.stderr)
+    print(text)
+    return 0
+
+
+def cmd_revoke(args) -> int:
+    key = load_signing_key(args.key)
+    creds = frozenset(bytes.fromhex(c) for c in args.cred)
+    rl = RevocationList(args.store, args.serial, int(time.time()), creds,
+                        frozenset(args.revoke_key))
+    write_atomic(args.out, sign_revocations(key, rl))
+    print(f"wrote {args.out}: serial {args.serial}, {len(creds)} code(s), "
+          f"{len(args.revoke_key)} key(s)")
+    return 0
+
+
+def _state(config: str):
+    from storeedge.firmware.dock_door.config import DoorConfig
+    from storeedge.firmware.dock_door.store import DoorStateStore
+    cfg = load_config(config, DoorConfig)
+    return cfg, DoorStateStore(cfg.door.state_path, dev=cfg.device.id)
+
+
+def cmd_trust(args) -> int:
+    kid, public = parse_public_key_line(args.line)
+    cfg, state = _state(args.config)
+    state.trust_key(kid, public, now=time.time())
+    print(f"trusted keys: {state.trusted_kids()}")
+    state.close()
+    return 0
+
+
+def cmd_apply(args) -> int:
+    cfg, state = _state(args.config)
+    try:
+        rl = state.apply_revocations(Path(args.list).read_bytes(), store=cfg.device.store)
+    finally:
+        state.close()
+    print(f"applied revocation list serial {rl.serial}: {len(rl.creds)} code(s), "
+          f"{len(rl.keys)} key(s)")
+    return 0
+
+
+def _tools_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="storeedge door", description="door keys, codes, revocations")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    k = sub.add_parser("keygen", help="new store signing key (prints its public line)")
+    k.add_argument("--kid", type=int, required=True, help="key id 0..65535")
+    k.add_argument("--out", required=True, help="private key file (PEM, mode 0600)")
+    k.add_argument("--force", action="store_true")
+    i = sub.add_parser("issue", help="sign a delivery code and write a PNG QR")
+    for name in ("key", "store", "door", "vendor", "driver", "po", "until"):
+        i.add_argument(f"--{name}", required=True)
+    i.add_argument("--from", dest="valid_from", required=True, help="epoch s or ISO 8601 (UTC)")
+    i.add_argument("--uses", type=int, default=1)
+    i.add_argument("--png", help="write the QR code here")
+    i.add_argument("--scale", type=int, default=8, help="pixels per module")
+    r = sub.add_parser("revoke", help="sign a complete revocation list")
+    for name in ("key", "store", "out"):
+        r.add_argument(f"--{name}", required=True)
+    r.add_argument("--serial", type=int, required=True, help="must grow with every list")
+    r.add_argument("--cred", action="append", default=[], help="credential id (24 hex)")
+    r.add_argument("--revoke-key", type=int, action="append", default=[], help="key id")
+    t = sub.add_parser("trust", help="add a store public key to a door's state")
+    t.add_argument("--config", required=True)
+    t.add_argument("line", help="sedpub1:<kid>:<key>")
+    a = sub.add_parser("apply-revocations", help="apply a signed revocation list on a door")
+    a.add_argument("--config", required=True)
+    a.add_argument("list")
+    return p
+
+
+TOOLS = {"keygen": cmd_keygen, "issue": cmd_issue, "revoke": cmd_revoke, "trust": cmd_trust,
+         "apply-revocations": cmd_apply}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``storeedge door``; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in TOOLS:
+        args = _tools_parser().parse_args(argv)
+        try:
+            return TOOLS[args.cmd](args)
+        except (DoorError, ConfigError, ValueError, OSError) as exc:
+            print(f"storeedge door {args.cmd}: {exc}", file=sys.stderr)
+            return 1
+    from storeedge.firmware.dock_door.config import DoorConfig
+    parser = app_parser("door", "dock door QR controller (tools: " + ", ".join(TOOLS) + ")")
+    args = parser.parse_args(argv)
+    cfg = load_app_config(args, DoorConfig)
+    if cfg is None:
+        return validation_exit_code(args)
+    from storeedge.firmware.dock_door.app import DoorApp
+    stop = stop_event_on_signals()
+    DoorApp(cfg).run(stop)
+    return 0

@@ -1,0 +1,178 @@
+"""The CLI (keygen, issue PNG, revoke, trust, apply-revocations, --validate-config) and the whole
+door app over a real Mosquitto broker, a pty serial scanner and mock pins."""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+
+import numpy as np
+import paho.mqtt.client as mqtt
+import pytest
+import yaml
+import zxingcpp
+from PIL import Image
+
+from storeedge.drivers.clock import SystemClock
+from storeedge.drivers.gpio import new_mock_factory
+from storeedge.firmware.common.config import load_config
+from storeedge.firmware.dock_door.config import DoorConfig
+from storeedge.firmware.dock_door.main import main, parse_when
+from storeedge.firmware.dock_door.store import DoorStateStore
+
+
+def run(argv, capsys):
+    rc = main(argv)
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def write_config(tmp_path, pub_line, extra=None, broker_url="mqtt://127.0.0.1:1"):
+    doc = {"device": {"id": "door-1", "kind": "dock_door", "store": "s0042"},
+           "link": {"url": broker_url, "backoff_min_s": 0.1, "backoff_max_s": 1},
+           "outbox": {"path": str(tmp_path / "outbox.db")},
+           "door": {"state_path": str(tmp_path / "door.db"), "gpio_backend": "mock",
+                    "rex": {"pin": 22}, "tamper": {"pin": 23}, "trusted_keys": [pub_line]}}
+    doc["door"].update(extra or {})
+    path = tmp_path / "door.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_parse_when():
+    assert parse_when("1795000000") == 1795000000
+    assert parse_when("2026-11-24T06:00Z") == parse_when("2026-11-24T06:00:00+00:00")
+    assert parse_when("2026-11-24T07:00+01:00") == parse_when("2026-11-24T06:00")
+
+
+def test_issue_writes_png_a_camera_can_read(tmp_path, capsys):
+    rc, pub, _ = run(["keygen", "--kid", "3", "--out", str(tmp_path / "k.pem")], capsys)
+    assert rc == 0 and pub.startswith("sedpub1:3:")
+    rc, _, err = run(["keygen", "--kid", "3", "--out", str(tmp_path / "k.pem")], capsys)
+    assert rc == 1 and "exists" in err                       # never overwrites a key silently
+    rc, out, err = run(["issue", "--key", str(tmp_path / "k.pem"), "--store", "s0042",
+                        "--door", "door-1", "--vendor", "ACME", "--driver", "Dee", "--po", "PO-9",
+                        "--from", "2026-11-24T06:00Z", "--until", "2026-11-24T08:00Z",
+                        "--png", str(tmp_path / "code.png")], capsys)
+    assert rc == 0 and "cred_id" in err
+    text = out.strip()
+    img = np.asarray(Image.open(tmp_path / "code.png").convert("L"))
+    decoded = zxingcpp.read_barcodes(img)
+    assert [d.text for d in decoded] == [text]
+    rc, _, err = run(["issue", "--key", str(tmp_path / "k.pem"), "--store", "s0042",
+                      "--door", "door-1", "--vendor", "ACME", "--driver", "Dee", "--po", "PO-9",
+                      "--from", "2026-11-24T08:00Z", "--until", "2026-11-24T06:00Z"], capsys)
+    assert rc == 1 and "not_before" in err
+
+
+def test_revoke_trust_apply_on_a_door_config(tmp_path, capsys):
+    key = str(tmp_path / "k.pem")
+    _, pub, _ = run(["keygen", "--kid", "1", "--out", key], capsys)
+    cfg = write_config(tmp_path, pub.strip())
+    _, pub2, _ = run(["keygen", "--kid", "2", "--out", str(tmp_path / "k2.pem")], capsys)
+    rc, out, _ = run(["trust", "--config", str(cfg), pub2.strip()], capsys)
+    assert rc == 0 and "[2]" in out
+    rc, _, _ = run(["revoke", "--key", key, "--store", "s0042", "--serial", "4",
+                    "--cred", "ab" * 12, "--out", str(tmp_path / "rl.json")], capsys)
+    assert rc == 0
+    rc, _, err = run(["apply-revocations", "--config", str(cfg), str(tmp_path / "rl.json")], capsys)
+    assert rc == 1 and "unknown key 1" in err                # key 1 not trusted on the door yet
+    run(["trust", "--config", str(cfg), pub.strip()], capsys)
+    rc, out, _ = run(["apply-revocations", "--config", str(cfg), str(tmp_path / "rl.json")], capsys)
+    assert rc == 0 and "serial 4" in out
+    rc, _, err = run(["apply-revocations", "--config", str(cfg), str(tmp_path / "rl.json")], capsys)
+    assert rc == 1 and "not newer" in err
+    st = DoorStateStore(tmp_path / "door.db", dev="door-1")
+    assert st.cred_revoked(bytes.fromhex("ab" * 12)) and st.trusted_kids() == [1, 2]
+    st.close()
+
+
+def test_validate_config(tmp_path, capsys):
+    cfg = write_config(tmp_path, "sedpub1:1:" + "A" * 43)
+    rc, out, _ = run(["--config", str(cfg), "--validate-config"], capsys)
+    assert rc == 0 and out.startswith("OK")
+    for extra, key in [({"unlock_s": 0.1}, "door.unlock_s"), ({"lockout_on": ["fire"]},
+                       "door.lockout_on[0]"), ({"trusted_keys": ["nope"]}, "door.trusted_keys[0]"),
+                       ({"rex": {"pin": 17}}, "door.relay"), ({"relay": {"pin": 99}},
+                                                             "door.relay.pin")]:
+        bad = write_config(tmp_path, "sedpub1:1:" + "A" * 43, extra)
+        rc, _, err = run(["--config", str(bad), "--validate-config"], capsys)
+        assert rc == 1 and key in err, err
+
+
+class Watcher:
+    """Subscribes to the door's event topics on the broker."""
+
+    def __init__(self, url_port: int):
+        self.events: list[dict] = []
+        self.cond = threading.Condition()
+        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.c.on_message = self._on_msg
+        self.c.connect("127.0.0.1", url_port)
+        self.c.subscribe("se/v1/s0042/dock_door/door-1/evt/#", qos=1)
+        self.c.loop_start()
+
+    def _on_msg(self, _c, _u, msg):
+        with self.cond:
+            self.events.append(json.loads(msg.payload))
+            self.cond.notify_all()
+
+    def wait(self, pred, timeout=20.0):
+        with self.cond:
+            return self.cond.wait_for(lambda: any(pred(e) for e in self.events), timeout)
+
+    def command(self, name, args):
+        self.c.publish(f"se/v1/s0042/dock_door/door-1/cmd/{name}",
+                       json.dumps({"args": args, "by": "test", "id": name}), qos=1).wait_for_publish()
+
+    def close(self):
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+def test_door_app_end_to_end(tmp_path, broker, capsys):
+    from storeedge.firmware.dock_door.app import DoorApp
+    from storeedge.firmware.dock_door.audit import verify_chain
+    key = str(tmp_path / "k.pem")
+    _, pub, _ = run(["keygen", "--kid", "1", "--out", key], capsys)
+    master, slave = os.openpty()
+    cfg_path = write_config(tmp_path, pub.strip(), {"scanner": {"url": os.ttyname(slave)}, "repeat_s": 0},
+                            broker_url=broker.url)
+    cfg = load_config(cfg_path, DoorConfig)
+    factory = new_mock_factory()
+    watcher = Watcher(broker.port)
+    app = DoorApp(cfg, clock=SystemClock(), pin_factory=factory)
+    try:
+        assert factory.pin(17).state is False
+        app.start()
+        factory.pin(27).drive_low()                                  # door closed
+        now = int(time.time())
+        _, code, _ = run(["issue", "--key", key, "--store", "s0042", "--door", "door-1",
+                          "--vendor", "ACME", "--driver", "Dee", "--po", "PO-7",
+                          "--from", str(now - 60), "--until", str(now + 600)], capsys)
+        os.write(master, code.strip().encode() + b"\r\n")
+        assert watcher.wait(lambda e: e["type"] == "door.granted")
+        assert factory.pin(17).state is True                          # relay on
+        factory.pin(27).drive_high(); factory.pin(27).drive_low()     # driver walks in
+        assert watcher.wait(lambda e: e["type"] == "door.checkin")
+        assert factory.pin(17).state is False
+        os.write(master, code.strip().encode() + b"\r\n")             # replay the code
+        assert watcher.wait(lambda e: e["type"] == "door.denied" and e["body"]["reason"] == "used")
+        factory.pin(23).drive_low()                                   # tamper
+        assert watcher.wait(lambda e: e["type"] == "door.lockout")
+        factory.pin(23).drive_high()
+        watcher.command("reset_lockout", {"note": "cover refitted"})
+        assert watcher.wait(lambda e: e["type"] == "door.lockout_reset"
+                            and e["body"]["by"] == "test")
+        watcher.command("test_relay", {"pulse_s": 0.3})
+        assert watcher.wait(lambda e: e["type"] == "device.command" and e["body"]["name"] ==
+                            "test_relay" and e["body"]["ok"] and e["body"]["result"]["ok"])
+    finally:
+        app.stop()
+        watcher.close()
+        os.close(master)
+        os.close(slave)
+    door = [e for e in watcher.events if e["type"].startswith("door.")]
+    assert verify_chain(door).ok
+    assert factory.pin(17).state is False
