@@ -11,9 +11,10 @@ import numpy as np
 BACKEND = "cython"
 
 
-def cell_stats(const unsigned char[:, ::1] gray, int cell):
-    """Sums over each ``cell`` x ``cell`` block of gx*gx, gy*gy, gx*gy (central differences,
-    frame border pixels excluded); returns int64 array (3, H // cell, W // cell)."""
+def cell_stats(const unsigned char[:, ::1] gray, int cell, int step):
+    """Sums over each ``cell`` x ``cell`` block of gx*gx, gy*gy, gx*gy (central differences)
+    at the pixels (x, y) with (x % cell) % step == 0 and (y % cell) % step == 0, frame border
+    pixels excluded; returns int64 array (3, H // cell, W // cell)."""
     cdef Py_ssize_t h = gray.shape[0], w = gray.shape[1]
     cdef Py_ssize_t ch = h // cell, cw = w // cell
     out = np.zeros((3, ch, cw), dtype=np.int64)
@@ -26,26 +27,30 @@ def cell_stats(const unsigned char[:, ::1] gray, int cell):
             y0 = cy * cell
             y1 = y0 + cell
             if y0 < 1:
-                y0 = 1
+                y0 = step if step > 1 else 1
             if y1 > h - 1:
                 y1 = h - 1
             for cx in range(cw):
                 x0 = cx * cell
                 x1 = x0 + cell
                 if x0 < 1:
-                    x0 = 1
+                    x0 = step if step > 1 else 1
                 if x1 > w - 1:
                     x1 = w - 1
                 sxx = 0
                 syy = 0
                 sxy = 0
-                for y in range(y0, y1):
-                    for x in range(x0, x1):
+                y = y0
+                while y < y1:
+                    x = x0
+                    while x < x1:
                         gx = <int>gray[y, x + 1] - <int>gray[y, x - 1]
                         gy = <int>gray[y + 1, x] - <int>gray[y - 1, x]
                         sxx += gx * gx
                         syy += gy * gy
                         sxy += gx * gy
+                        x += step
+                    y += step
                 o[0, cy, cx] = sxx
                 o[1, cy, cx] = syy
                 o[2, cy, cx] = sxy
@@ -147,3 +152,53 @@ def warp_affine(const unsigned char[:, ::1] src, const double[::1] m, int out_h,
                 v = top + (bot - top) * fy
                 o[i, j] = <unsigned char>(v + 0.5)
     return out
+
+
+def line_edges(const unsigned char[:, ::1] gray, long long x0, long long y0, long long dx,
+               long long dy, int n, int window):
+    """Edges met along a sampled line: points i = 0..n-1 at ((x0 + i*dx), (y0 + i*dy)) in
+    16.16 fixed-point px, rounded and clamped to the frame.  Over the points with a full
+    ``window`` (odd) around them, detail D = window*p - (window sum); an edge is a change
+    between D > +T and D < -T where T = mean |D| / 2 (exact integer arithmetic).  Returns the
+    int64 indices i where each edge is confirmed (empty for a flat line)."""
+    cdef Py_ssize_t h = gray.shape[0], w = gray.shape[1]
+    cdef int half = window // 2, i, m, state = 0, s, edges = 0
+    cdef long long ix, iy, run = 0, absum = 0, d
+    if n < window + 1 or window < 3:
+        return np.zeros(0, dtype=np.int64)
+    prof = np.empty(n, dtype=np.int64)
+    det = np.empty(n, dtype=np.int64)
+    pos = np.empty(n, dtype=np.int64)
+    cdef long long[::1] p = prof
+    cdef long long[::1] dd = det
+    cdef long long[::1] ps = pos
+    with nogil:
+        for i in range(n):
+            ix = (x0 + i * dx + 32768) >> 16
+            iy = (y0 + i * dy + 32768) >> 16
+            ix = 0 if ix < 0 else (w - 1 if ix > w - 1 else ix)
+            iy = 0 if iy < 0 else (h - 1 if iy > h - 1 else iy)
+            p[i] = gray[iy, ix]
+        for i in range(window):
+            run += p[i]
+        m = n - 2 * half
+        for i in range(half, n - half):
+            if i > half:
+                run += p[i + half] - p[i - half - 1]
+            d = window * p[i] - run
+            dd[i] = d
+            absum += d if d >= 0 else -d
+        if absum < 2 * m * window:       # mean |detail| below 2 grey levels: flat
+            m = 0
+        for i in range(half, n - half if m > 0 else half):
+            s = 0
+            if 2 * m * dd[i] > absum:
+                s = 1
+            elif 2 * m * dd[i] < -absum:
+                s = -1
+            if s != 0:
+                if state != 0 and s != state:
+                    ps[edges] = i
+                    edges += 1
+                state = s
+    return pos[:edges].copy()

@@ -9,8 +9,9 @@ import numpy as np
 BACKEND = "python"
 
 
-def cell_stats(gray: np.ndarray, cell: int) -> np.ndarray:
-    """Per-cell int64 sums of gx*gx, gy*gy, gx*gy; shape (3, H // cell, W // cell)."""
+def cell_stats(gray: np.ndarray, cell: int, step: int) -> np.ndarray:
+    """Per-cell int64 sums of gx*gx, gy*gy, gx*gy at pixels whose x and y satisfy
+    (v % cell) % step == 0; shape (3, H // cell, W // cell)."""
     h, w = gray.shape
     ch, cw = h // cell, w // cell
     out = np.zeros((3, ch, cw), dtype=np.int64)
@@ -21,6 +22,12 @@ def cell_stats(gray: np.ndarray, cell: int) -> np.ndarray:
     gy = np.zeros((h, w), np.int64)
     gx[1:-1, 1:-1] = g[1:-1, 2:] - g[1:-1, :-2]
     gy[1:-1, 1:-1] = g[2:, 1:-1] - g[:-2, 1:-1]
+    skip = (np.arange(h) % cell) % step != 0
+    gx[skip] = 0
+    gy[skip] = 0
+    skip = (np.arange(w) % cell) % step != 0
+    gx[:, skip] = 0
+    gy[:, skip] = 0
     for k, prod in enumerate((gx * gx, gy * gy, gx * gy)):
         block = prod[:ch * cell, :cw * cell].reshape(ch, cell, cw, cell)
         out[k] = block.sum(axis=(1, 3))
@@ -69,3 +76,29 @@ def warp_affine(src: np.ndarray, m: np.ndarray, out_h: int, out_w: int) -> np.nd
     top = s[iy, ix] + (s[iy, ix1] - s[iy, ix]) * fx
     bot = s[iy1, ix] + (s[iy1, ix1] - s[iy1, ix]) * fx
     return (top + (bot - top) * fy + 0.5).astype(np.uint8)
+
+
+def line_edges(gray: np.ndarray, x0: int, y0: int, dx: int, dy: int, n: int,
+               window: int) -> np.ndarray:
+    """Indices of the edges met along a sampled line (16.16 fixed point); see the Cython doc."""
+    h, w = gray.shape
+    half = window // 2
+    if n < window + 1 or window < 3:
+        return np.zeros(0, dtype=np.int64)
+    i = np.arange(n, dtype=np.int64)
+    ix = np.clip((x0 + i * dx + 32768) >> 16, 0, w - 1)
+    iy = np.clip((y0 + i * dy + 32768) >> 16, 0, h - 1)
+    p = gray[iy, ix].astype(np.int64)
+    csum = np.concatenate(([0], np.cumsum(p)))
+    centre = np.arange(half, n - half)
+    run = csum[centre + half + 1] - csum[centre - half]
+    d = window * p[centre] - run
+    m = n - 2 * half
+    absum = int(np.abs(d).sum())
+    if absum < 2 * m * window:
+        return np.zeros(0, dtype=np.int64)
+    s = np.where(2 * m * d > absum, 1, np.where(2 * m * d < -absum, -1, 0))
+    nz = np.nonzero(s)[0]
+    sv = s[nz]
+    change = np.nonzero(sv[1:] != sv[:-1])[0] + 1
+    return (centre[nz[change]]).astype(np.int64)

@@ -27,6 +27,7 @@ from storeedge.native.locate import Candidate, LocateParams, check_gray, locate,
 DEFAULT_FORMATS = ("EAN-13, EAN-8, UPC-A, UPC-E, DataBar, DataBarExpanded, DataBarLimited, "
                    "Code128, DataMatrix, QRCode")
 _AXIS_TOLERANCE = math.radians(8)     # closer than this to 0/90 degrees: plain slice, no warp
+MAX_STRIP_PX = 64                     # a 1-D crop keeps at most this many px of bar height
 
 
 class Point(NamedTuple):
@@ -119,23 +120,35 @@ class Crop(NamedTuple):
 
 
 def crop_candidate(gray: np.ndarray, cand: Candidate) -> Crop | None:
-    """Crop ``cand`` out of ``gray``: a plain slice when the box is near axis-aligned, else a
-    bilinear resampling with the bars vertical.  None if the box lies outside the frame."""
-    off = abs(cand.angle) % (math.pi / 2)
-    if cand.kind == "matrix" or min(off, math.pi / 2 - off) < _AXIS_TOLERANCE:
-        xs, ys = zip(*cand.corners())
-        h, w = gray.shape
-        x0, x1 = max(int(min(xs)), 0), min(int(math.ceil(max(xs))), w)
-        y0, y1 = max(int(min(ys)), 0), min(int(math.ceil(max(ys))), h)
-        if x1 - x0 < 8 or y1 - y0 < 8:
-            return None
-        return Crop(gray[y0:y1, x0:x1], np.array([[1.0, 0, x0], [0, 1.0, y0]]))
+    """Crop ``cand`` out of ``gray``.  A 2-D box is an axis-aligned slice; a 1-D box becomes
+    an upright strip (bars vertical, at most ``MAX_STRIP_PX`` tall): a slice or transposed slice
+    near 0/90 degrees, else a bilinear resampling.  None if the box is mostly off-frame."""
+    if cand.kind == "matrix":
+        return _slice(gray, cand.corners(), transpose=False)
     c, s = math.cos(cand.angle), math.sin(cand.angle)
-    out_w, out_h = int(cand.length + 0.5), int(cand.height + 0.5)
+    height = min(cand.height, MAX_STRIP_PX)
+    off = abs(cand.angle) % (math.pi / 2)
+    if min(off, math.pi / 2 - off) < _AXIS_TOLERANCE:
+        strip = cand._replace(height=height)
+        return _slice(gray, strip.corners(), transpose=abs(s) > abs(c))
+    out_w, out_h = int(cand.length + 0.5), int(height + 0.5)
     x0 = cand.cx - c * out_w / 2 + s * out_h / 2
     y0 = cand.cy - s * out_w / 2 - c * out_h / 2
     m = np.array([[c, -s, x0], [s, c, y0]])
     return Crop(warp_affine(gray, m, out_h, out_w), m)
+
+
+def _slice(gray: np.ndarray, corners, transpose: bool) -> Crop | None:
+    xs, ys = zip(*corners)
+    h, w = gray.shape
+    x0, x1 = max(int(min(xs)), 0), min(int(math.ceil(max(xs))), w)
+    y0, y1 = max(int(min(ys)), 0), min(int(math.ceil(max(ys))), h)
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return None
+    if transpose:
+        return Crop(np.ascontiguousarray(gray[y0:y1, x0:x1].T),
+                    np.array([[0.0, 1.0, x0], [1.0, 0.0, y0]]))
+    return Crop(gray[y0:y1, x0:x1], np.array([[1.0, 0.0, x0], [0.0, 1.0, y0]]))
 
 
 def _to_barcode(r, to_frame: np.ndarray, full_frame: bool) -> Barcode:
@@ -153,8 +166,9 @@ def _decode_candidate(gray: np.ndarray, cand: Candidate, fs: FormatSet) -> list[
     crop = crop_candidate(gray, cand) if fmts is not None else None
     if crop is None:
         return []
-    found = zxingcpp.read_barcodes(crop.image, formats=fmts, try_downscale=False,
-                                   try_invert=cand.kind == "matrix")
+    matrix = cand.kind == "matrix"
+    found = zxingcpp.read_barcodes(crop.image, formats=fmts, try_rotate=matrix,
+                                   try_downscale=False, try_invert=matrix)
     return [_to_barcode(r, crop.to_frame, False) for r in found if r.valid]
 
 

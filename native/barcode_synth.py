@@ -43,7 +43,7 @@ class SceneParams:
 
     size: tuple[int, int] = (720, 1280)          # (H, W) px
     module_px: tuple[float, float] = (1.6, 3.5)  # px per module (2-D codes x1.5)
-    max_angle_deg: float = 180.0                 # rotation range +- this
+    angle_deg: tuple[float, float] = (-180.0, 180.0)  # rotation range
     perspective: float = 0.08                    # corner jitter, fraction of the code size
     contrast: tuple[float, float] = (0.35, 1.0)  # ink-paper difference, fraction of 255
     blur_px: tuple[float, float] = (0.0, 3.0)    # motion blur length
@@ -80,7 +80,8 @@ def render_code(text, fmt, module_px: int = 2) -> np.ndarray:
         raise NativeInputError(f"module_px must be an int 1..40, got {module_px!r}")
     bc = create(text, fmt)
     img = np.asarray(zxingcpp.write_barcode_to_image(bc, scale=module_px), dtype=np.uint8)
-    if img.shape[0] < 0.3 * img.shape[1]:          # 1-D: make bars taller (real labels are)
+    linear = bc.format in zxingcpp.barcode_formats_list(zxingcpp.AllLinear)
+    if linear and img.shape[0] < 0.3 * img.shape[1]:  # 1-D: taller bars, as real labels have
         reps = max(1, int(0.6 * img.shape[1] / img.shape[0] + 0.5))
         img = np.repeat(img, reps, axis=0)
     return np.ascontiguousarray(img)
@@ -163,7 +164,7 @@ def _clutter_item(canvas: np.ndarray, rng: np.random.Generator) -> None:
 
 def _place(rng, shape, img_shape, p: SceneParams, taken) -> np.ndarray | None:
     h, w = img_shape
-    ang = math.radians(rng.uniform(-p.max_angle_deg, p.max_angle_deg))
+    ang = math.radians(rng.uniform(*p.angle_deg))
     radius = 0.5 * math.hypot(h, w)
     for _ in range(50):
         cx = rng.uniform(radius, shape[1] - radius) if shape[1] > 2 * radius else None

@@ -29,6 +29,7 @@ from storeedge.native.exc import NativeInputError
 
 _k = load_kernel("locate")
 BACKEND: str = _k.BACKEND
+ROW_STEP = 2                    # the cell statistics use every 2nd row and column
 NBINS = 36                      # orientation bins over 180 degrees (5 degrees each)
 
 
@@ -72,11 +73,15 @@ class LocateParams:
     min_energy: float = 150.0      # grey^2 per px; ~ mean edge contrast 12 levels
     linear_coherence: float = 0.55
     matrix_coherence: float = 0.5  # a 2-D blob's summed coherence must be below this
-    max_angle_diff: int = 3        # bins (15 degrees) between joined linear cells
+    max_angle_diff: int = 2        # bins (10 degrees) between joined linear cells
     min_linear_cells: int = 4
     min_across_cells: float = 3.0  # extent along the gradient, cells
     min_matrix_cells: int = 4
     quiet_zone: float = 0.12       # fraction of a linear code's length added on each side
+    min_edges: int = 22            # bar edges a scan line across a linear candidate must meet
+    #                                (the shortest retail code, UPC-E, has 17 bars = 34 edges)
+    min_matrix_edges: int = 6      # edges on a centre line of a 2-D candidate, each axis
+    min_matrix_fill: float = 0.25  # fraction of a 2-D box's cells that are energetic
 
 
 class CellField(NamedTuple):
@@ -108,8 +113,8 @@ def cell_field(gray: np.ndarray, cell: int = 8) -> CellField:
     """Per-cell structure-tensor features of a validated frame (see :class:`CellField`)."""
     if not 2 <= cell <= 64:
         raise NativeInputError(f"cell must be 2..64 px, got {cell}")
-    sxx, syy, sxy = _k.cell_stats(check_gray(gray), int(cell)).astype(np.float64)
-    npx = float(cell * cell)
+    sxx, syy, sxy = _k.cell_stats(check_gray(gray), int(cell), ROW_STEP).astype(np.float64)
+    npx = float(((cell + ROW_STEP - 1) // ROW_STEP) ** 2)
     trace = sxx + syy
     root = np.sqrt((sxx - syy) ** 2 + 4.0 * sxy ** 2)
     coherence = np.divide(root, trace, out=np.zeros_like(trace), where=trace > 0)
@@ -147,21 +152,137 @@ def locate(gray: np.ndarray, max_candidates: int = 8,
     f = cell_field(gray, params.cell)
     if f.energy.size == 0 or max_candidates == 0:
         return []
-    cands = _linear_candidates(f, params) + _matrix_candidates(f, params)
+    cands = (_linear_candidates(gray, f, params, max_candidates)
+             + _matrix_candidates(gray, f, params))
     cands.sort(key=lambda c: -c.score)
     return _drop_contained(cands)[:max_candidates]
 
 
-def _linear_candidates(f: CellField, p: LocateParams) -> list[Candidate]:
+def _linear_candidates(gray: np.ndarray, f: CellField, p: LocateParams,
+                       max_keep: int) -> list[Candidate]:
     mask = (f.energy >= p.min_energy) & (f.coherence >= p.linear_coherence)
     bins = (((f.angle + math.pi / 2) / math.pi) * NBINS).astype(np.int32) % NBINS
     labels, n = label_cells(mask, bins, NBINS, p.max_angle_diff)
+    comps = sorted(_component_table(f, labels, n, p), key=lambda r: -r[-1])
     out = []
-    for ys, xs in _components(labels, n, p.min_linear_cells):
-        c = _linear_box(f, ys, xs, p)
-        if c is not None:
+    for lab, angle, umin, umax, vmin, vmax, wsum in comps:
+        c = refine_linear(gray, _linear_box(angle, (umin, umax, vmin, vmax), wsum, p), p)
+        if c is not None and not any(_inside(c.center, k) for k in out):
             out.append(c)
+            if len(out) >= max_keep:
+                break
     return out
+
+
+def _component_table(f: CellField, labels: np.ndarray, n: int, p: LocateParams):
+    """Per component with enough cells: (label, angle, u/v extents px, weight), vectorised."""
+    flat = labels.ravel()
+    counts = np.bincount(flat, minlength=n + 1)
+    good = np.nonzero(counts >= p.min_linear_cells)[0]
+    good = good[good > 0]
+    if good.size == 0:
+        return []
+    sel = np.isin(flat, good)
+    idx = np.nonzero(sel)[0]
+    lab = flat[idx]
+    wts = (f.energy * f.coherence).ravel()[idx]
+    a2 = 2.0 * f.angle.ravel()[idx]
+    sums_s = np.bincount(lab, wts * np.sin(a2), minlength=n + 1)
+    sums_c = np.bincount(lab, wts * np.cos(a2), minlength=n + 1)
+    ang = 0.5 * np.arctan2(sums_s, sums_c)
+    w = labels.shape[1]
+    px, py = (idx % w + 0.5) * p.cell, (idx // w + 0.5) * p.cell
+    ca, sa = np.cos(ang[lab]), np.sin(ang[lab])
+    u, v = px * ca + py * sa, -px * sa + py * ca
+    ext = []
+    for arr in (u, v):
+        hi = np.full(n + 1, -np.inf)
+        lo = np.full(n + 1, np.inf)
+        np.maximum.at(hi, lab, arr)
+        np.minimum.at(lo, lab, arr)
+        ext.append((lo, hi))
+    wsum = np.bincount(lab, wts, minlength=n + 1)
+    vmean = np.bincount(lab, wts * v, minlength=n + 1) / np.maximum(wsum, 1e-9)
+    vvar = np.bincount(lab, wts * v * v, minlength=n + 1) / np.maximum(wsum, 1e-9) - vmean ** 2
+    vhalf = np.sqrt(np.maximum(vvar, 0.0)) * 2.0       # +-2 sigma of the weighted bar mass
+    (ulo, uhi), (vlo, vhi) = ext
+    vlo, vhi = np.maximum(vlo, vmean - vhalf), np.minimum(vhi, vmean + vhalf)
+    across = (uhi - ulo) / p.cell + 1.0
+    return [(int(k), float(ang[k]), ulo[k], uhi[k], vlo[k], vhi[k], float(wsum[k]))
+            for k in good if across[k] >= p.min_across_cells]
+
+
+def _linear_box(angle: float, extents, weight: float, p: LocateParams) -> Candidate:
+    umin, umax, vmin, vmax = extents
+    ux, uy = math.cos(angle), math.sin(angle)
+    length = (umax - umin + p.cell) * (1.0 + 2.0 * p.quiet_zone) + 2 * p.cell
+    height = vmax - vmin + 2.0 * p.cell
+    uc, vc = (umax + umin) / 2, (vmax + vmin) / 2
+    cx, cy = uc * ux - vc * uy, uc * uy + vc * ux
+    return Candidate("linear", float(cx), float(cy), float(length), float(height), angle,
+                     weight / p.min_energy)
+
+
+def edge_crossings(gray: np.ndarray, c: Candidate, lines: int = 3, window: int = 15) -> int:
+    """Most bar edges met by a scan line across the bars of ``c`` (``lines`` lines spread
+    over its height).  A real 1-D code has >= ~20; a box edge or a few stripes far fewer."""
+    return max(len(e) for e in _scan(gray, c, 0.0, lines, window))
+
+
+def _scan(gray: np.ndarray, c: Candidate, extend: float, lines: int, window: int):
+    """Edge positions (px from the line start) on ``lines`` lines across ``c``, each line
+    ``extend`` px longer than the box at both ends."""
+    ux, uy = math.cos(c.angle), math.sin(c.angle)
+    n = max(int(c.length + 2 * extend), 2)
+    out = []
+    for k in range(lines):
+        off = ((k + 1) / (lines + 1) - 0.5) * c.height
+        x0 = c.cx - n / 2.0 * ux - off * uy
+        y0 = c.cy - n / 2.0 * uy + off * ux
+        out.append(_k.line_edges(gray, _fix(x0), _fix(y0), _fix(ux), _fix(uy), n, window))
+    return out
+
+
+def refine_linear(gray: np.ndarray, c: Candidate, p: LocateParams) -> Candidate | None:
+    """Check a 1-D candidate has enough bar edges across it and fit its length to where the
+    edges run (wide elements and quiet zones leave low-energy cells at the ends): the run of
+    edges is followed outwards while gaps stay below 6x the median edge spacing (DataBar has
+    elements 8 modules wide).  Returns the
+    refitted box with a quiet zone of 6 spacings each side, or None."""
+    extend = max(c.length, 48.0 * p.cell)     # pieces of one code split at wide elements
+    best = None
+    for pos in _scan(gray, c, extend, 3, 15):
+        core = pos[(pos >= extend) & (pos <= extend + c.length)]
+        if len(core) < 4:
+            continue
+        spacing = float(np.median(np.diff(core)))
+        first, last = _grow(pos, int(np.searchsorted(pos, core[0])),
+                            int(np.searchsorted(pos, core[-1])), 6.0 * spacing + 1.0)
+        if last - first + 1 >= p.min_edges and (best is None or last - first > best[3]):
+            best = (float(pos[first]), float(pos[last]), spacing, last - first)
+    if best is None:
+        return None
+    lo, hi, spacing, _ = best
+    mid = (lo + hi) / 2.0 - (c.length / 2.0 + extend)
+    length = hi - lo + 2.0 * (6.0 * spacing + 2.0)
+    return c._replace(cx=c.cx + mid * math.cos(c.angle), cy=c.cy + mid * math.sin(c.angle),
+                      length=float(length))
+
+
+def _grow(pos: np.ndarray, first: int, last: int, max_gap: float) -> tuple[int, int]:
+    """Extend the edge run pos[first..last] outwards while consecutive gaps < max_gap;
+    returns the new (first, last) indices."""
+    gaps = np.diff(pos)
+    while first > 0 and gaps[first - 1] < max_gap:
+        first -= 1
+    while last < len(pos) - 1 and gaps[last] < max_gap:
+        last += 1
+    return first, last
+
+
+def _fix(v: float) -> int:
+    """16.16 fixed point."""
+    return int(round(v * 65536.0))
 
 
 def _components(labels: np.ndarray, n: int, min_cells: int):
@@ -179,27 +300,8 @@ def _components(labels: np.ndarray, n: int, min_cells: int):
             yield idx // w, idx % w
 
 
-def _linear_box(f: CellField, ys, xs, p: LocateParams) -> Candidate | None:
-    wts = f.energy[ys, xs] * f.coherence[ys, xs]
-    a2 = f.angle[ys, xs] * 2.0
-    angle = 0.5 * math.atan2(float((wts * np.sin(a2)).sum()), float((wts * np.cos(a2)).sum()))
-    ux, uy = math.cos(angle), math.sin(angle)
-    px, py = (xs + 0.5) * p.cell, (ys + 0.5) * p.cell
-    u = px * ux + py * uy
-    v = -px * uy + py * ux
-    across = (u.max() - u.min()) / p.cell + 1.0
-    if across < p.min_across_cells:
-        return None
-    length = (u.max() - u.min() + p.cell) * (1.0 + 2.0 * p.quiet_zone) + 2 * p.cell
-    height = v.max() - v.min() + 2.0 * p.cell
-    uc, vc = (u.max() + u.min()) / 2, (v.max() + v.min()) / 2
-    cx, cy = uc * ux - vc * uy, uc * uy + vc * ux
-    score = float(wts.sum()) / (p.min_energy * 1.0)
-    return Candidate("linear", cx, cy, length, height, angle, score)
-
-
-def _matrix_candidates(f: CellField, p: LocateParams) -> list[Candidate]:
-    active = f.energy >= p.min_energy
+def _matrix_candidates(gray: np.ndarray, f: CellField, p: LocateParams) -> list[Candidate]:
+    active = (f.energy >= p.min_energy) & (f.coherence < p.linear_coherence)
     mask = _dilate(active)
     labels, n = label_cells(mask, np.zeros(mask.shape, np.int32), 1, 0)
     out = []
@@ -208,7 +310,7 @@ def _matrix_candidates(f: CellField, p: LocateParams) -> list[Candidate]:
         if keep.sum() < p.min_matrix_cells:
             continue
         c = _matrix_box(f, ys[keep], xs[keep], p)
-        if c is not None:
+        if c is not None and _matrix_edges_ok(gray, c, p):
             out.append(c)
     return out
 
@@ -233,12 +335,25 @@ def _matrix_box(f: CellField, ys, xs, p: LocateParams) -> Candidate | None:
     coh = math.hypot(float((e * np.sin(a2)).sum()), float((e * np.cos(a2)).sum())) / e.sum()
     if coh >= p.matrix_coherence:
         return None
-    fill = len(ys) * p.cell * p.cell / float(h * w)
+    box = f.energy[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    fill = float(np.count_nonzero(box >= p.min_energy)) / box.size
+    if fill < p.min_matrix_fill:
+        return None
     margin = 2 * p.cell
     cx = (xs.min() + xs.max() + 1) * p.cell / 2
     cy = (ys.min() + ys.max() + 1) * p.cell / 2
     score = float((f.texture[ys, xs]).sum()) / p.min_energy * fill
     return Candidate("matrix", cx, cy, w + 2 * margin, h + 2 * margin, 0.0, score)
+
+
+def _matrix_edges_ok(gray: np.ndarray, c: Candidate, p: LocateParams) -> bool:
+    """A 2-D code has module edges along both axes through its middle (text has few
+    vertically, a single box edge few in either)."""
+    inner = c._replace(length=c.length - 4 * p.cell, height=c.height - 4 * p.cell)
+    across = edge_crossings(gray, inner, window=9)
+    down = edge_crossings(gray, inner._replace(angle=math.pi / 2, length=inner.height,
+                                               height=inner.length), window=9)
+    return min(across, down) >= p.min_matrix_edges
 
 
 def _drop_contained(cands: list[Candidate]) -> list[Candidate]:
