@@ -100,3 +100,21 @@ class Console:
                 session.tick()
         finally:
             session.disconnect()
+
+
+def serve_port(parts: ConsoleParts, stop: threading.Event, *, baudrate: int = 115200,
+               settings: SessionSettings = SessionSettings(),
+               policy: LockoutPolicy = LockoutPolicy()) -> None:
+    """Open ``parts.port_name`` and serve it until ``stop`` is set.
+
+    This is also the entry point for an app that embeds the console in its own process (so
+    console events go through the app's own DeviceService): run it in a thread.
+    """
+    from storeedge.drivers.serial import open_port
+
+    console = build_console(parts, settings=settings, policy=policy)
+    port = open_port(parts.port_name, baudrate=baudrate)
+    try:
+        console.run(port, stop)
+    finally:
+        port.close()

@@ -25,7 +25,8 @@ from storeedge.firmware.common.app import setup_logging, stop_event_on_signals
 from storeedge.firmware.common.config import load_config
 from storeedge.firmware.common.exc import ConfigError, StoreedgeError
 from storeedge.firmware.console.auth import LockoutPolicy
-from storeedge.firmware.console.console import ConsoleParts, build_console
+from storeedge.firmware.common.settings import DeviceConfig, OutboxSection
+from storeedge.firmware.console.console import ConsoleParts, serve_port
 from storeedge.firmware.console.exc import ConsoleError
 from storeedge.firmware.console.secret import read_secret_file, write_secret_file
 from storeedge.firmware.console.session import SessionSettings
@@ -111,30 +112,44 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def service_config(cfg, config_path: str) -> DeviceConfig:
+    """The DeviceService config for the console's events.
+
+    Device apps' configs are DeviceConfigs (they have an outbox).  The gateway's is not: there
+    the console keeps its own outbox, ``console-outbox.db`` next to the config file, and
+    publishes on the gateway's local broker like any device.
+    """
+    if hasattr(cfg, "outbox"):
+        return cfg
+    path = os.path.join(os.path.dirname(os.path.abspath(config_path)), "console-outbox.db")
+    return DeviceConfig(device=cfg.device, link=cfg.link, outbox=OutboxSection(path=path),
+                        log=cfg.log)
+
+
 def _serve(opts: Options) -> int:
     from storeedge.drivers.clock import SystemClock
-    from storeedge.drivers.serial import open_port
     from storeedge.firmware.common.service import DeviceService
     from storeedge.firmware.console.adapters import make_target
 
     secret = read_secret_file(opts.secret_file)
     target = make_target(device_kind(opts.config), simulate=opts.args.simulate)
-    cfg = load_config(opts.config, target.config_class)
-    clock = SystemClock()
-    service = DeviceService(cfg, clock=clock, app="console")
+    try:
+        cfg = load_config(opts.config, target.config_class)
+        clock = SystemClock()
+        service = DeviceService(service_config(cfg, opts.config), clock=clock, app="console")
+    except BaseException:
+        target.close()
+        raise
     service.start()
     a = opts.args
-    console = build_console(
-        ConsoleParts(opts.config, target, service, clock, secret, opts.port),
-        settings=SessionSettings(idle_timeout_s=a.idle_timeout, prompt_name=cfg.device.id),
-        policy=LockoutPolicy(max_failures=a.lockout_after, base_s=a.lockout_base))
-    port = open_port(opts.port, baudrate=opts.baud)
-    stop = stop_event_on_signals()
+    parts = ConsoleParts(opts.config, target, service, clock, secret, opts.port)
+    settings = SessionSettings(idle_timeout_s=a.idle_timeout, prompt_name=cfg.device.id)
+    policy = LockoutPolicy(max_failures=a.lockout_after, base_s=a.lockout_base)
     log.info("console on %s for %s", opts.port, cfg.device.id)
     try:
-        console.run(port, stop)
+        serve_port(parts, stop_event_on_signals(), baudrate=opts.baud, settings=settings,
+                   policy=policy)
     finally:
-        port.close()
         service.close()
         target.close()
     return 0

@@ -107,7 +107,8 @@ class ConfigStore:
         self.keep = keep
         self._now = clock_time
         os.makedirs(self.dir, exist_ok=True)
-        self.recover()
+        self.recovery = self.recover()
+        """What opening the store had to repair ("consistent" when nothing)."""
 
     # -- reading
     def numbers(self) -> list[int]:

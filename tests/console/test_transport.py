@@ -1,0 +1,207 @@
+"""The console over real serial transports: a pty pair driven as a terminal, socket://, loop://,
+and the `storeedge console` command itself in a subprocess on a pty."""
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import yaml
+from console_rig import CHEAP, SECRET
+
+from storeedge.drivers.serial import open_port
+from storeedge.firmware.console.secret import write_secret_file
+
+WAIT_S = 15.0
+
+
+class PtyTerminal:
+    """The terminal end (master) of a pty pair: what screen/picocom would hold."""
+
+    def __init__(self, master: int):
+        self.fd = master
+        self.screen = b""
+
+    def send(self, data: bytes) -> None:
+        os.write(self.fd, data)
+
+    def expect(self, text: str, timeout: float = WAIT_S) -> str:
+        deadline = time.monotonic() + timeout
+        want = text.encode("ascii")
+        while want not in self.screen:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"timed out waiting for {text!r}; screen:\n"
+                                     f"{self.screen.decode('ascii', 'replace')}")
+            ready, _, _ = select.select([self.fd], [], [], min(left, 0.5))
+            if ready:
+                try:
+                    self.screen += os.read(self.fd, 4096)
+                except OSError:        # EIO: the device side closed
+                    break
+        head, _, tail = self.screen.partition(want)
+        self.screen = tail
+        return (head + want).decode("ascii")
+
+
+@pytest.fixture
+def pty_pair():
+    master, slave = os.openpty()
+    yield master, os.ttyname(slave)
+    os.close(slave)
+    os.close(master)
+
+
+def serve(console, port, out=None):
+    stop = threading.Event()
+    thread = threading.Thread(target=console.run, args=(port, stop),
+                              kwargs=dict(poll_s=0.05, out=out), daemon=True)
+    thread.start()
+    return stop, thread
+
+
+def converse(send, expect):
+    """The same short conversation on every transport."""
+    expect("Password: ")
+    send(b"wrong-secret\r")
+    expect("wrong secret")
+    expect("Password: ")
+    send(SECRET.encode() + b"\r")
+    expect("fz-1> ")
+    send(b"set bench.thr\x7freshold_c -24\r")         # typo fixed with DEL
+    expect("candidate: bench.threshold_c = -24.0")
+    send(b"junk that is cancelled\x03")
+    expect("^C")
+    send(b"diff\r")
+    expect("~ bench.threshold_c: -20.0 -> -24.0")
+    send(b"commit\r")
+    expect("committed version 2 (was 1)")
+    send(b"\x04")
+    expect("Password: ")
+
+
+def test_console_on_a_real_pty_pair(make_console, target, config_path, pty_pair, service):
+    master, slave_path = pty_pair
+    port = open_port(slave_path)          # the device side: pyserial sets the line raw
+    stop, thread = serve(make_console(target, port_name=slave_path), port)
+    term = PtyTerminal(master)
+    try:
+        term.send(b"\r")
+        converse(term.send, term.expect)
+    finally:
+        stop.set()
+        thread.join(5)
+        port.close()
+    assert yaml.safe_load(open(config_path))["bench"]["threshold_c"] == -24.0
+    types = [e.type for e in service.recent_events(50, "console.")]
+    assert types == ["console.login_failed", "console.login", "console.commit",
+                     "console.logout"]
+
+
+def test_console_over_socket_url(make_console, target, config_path):
+    """socket://host:port (ser2net-style serial over TCP), a real bidirectional pyserial URL."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = open_port(f"socket://127.0.0.1:{listener.getsockname()[1]}")
+    conn, _ = listener.accept()
+    conn.settimeout(0.5)
+    stop, thread = serve(make_console(target), port)
+    screen = bytearray()
+
+    def expect(text):
+        deadline = time.monotonic() + WAIT_S
+        while text.encode() not in screen:
+            assert time.monotonic() < deadline, screen.decode()
+            try:
+                screen.extend(conn.recv(4096))
+            except socket.timeout:
+                pass
+        del screen[:screen.index(text.encode()) + len(text)]
+
+    try:
+        conn.sendall(b"\r")
+        converse(conn.sendall, expect)
+    finally:
+        stop.set()
+        thread.join(5)
+        port.close()
+        conn.close()
+        listener.close()
+    assert yaml.safe_load(open(config_path))["bench"]["threshold_c"] == -24.0
+
+
+def test_console_over_loop_urls(make_console, target, config_path):
+    """loop:// echoes what is written, so one loop port per direction (keys in, screen out)."""
+    keys, screen_port = open_port("loop://"), open_port("loop://", timeout=0.05)
+    stop, thread = serve(make_console(target), keys, out=screen_port)
+    screen = bytearray()
+
+    def expect(text):
+        deadline = time.monotonic() + WAIT_S
+        while text.encode() not in screen:
+            assert time.monotonic() < deadline, screen.decode()
+            screen.extend(screen_port.read(4096))
+        del screen[:screen.index(text.encode()) + len(text)]
+
+    try:
+        converse(keys.write, expect)
+    finally:
+        stop.set()
+        thread.join(5)
+    assert yaml.safe_load(open(config_path))["bench"]["threshold_c"] == -24.0
+
+
+def test_storeedge_console_command_on_a_pty(tmp_path, pty_pair):
+    """`storeedge console --port /dev/pts/N --config FILE` as a technician meets it."""
+    master, slave_path = pty_pair
+    cfg = tmp_path / "gw.yaml"
+    cfg.write_text(yaml.safe_dump({"device": {"id": "gw-1", "kind": "gateway", "store": "s0042"},
+                                   "relay": {"db_path": str(tmp_path / "gateway.db")}}))
+    write_secret_file(tmp_path / "console.secret", SECRET, **CHEAP)
+    proc = subprocess.Popen([sys.executable, "-m", "storeedge.cli", "console", "--port",
+                             slave_path, "--config", str(cfg), "--log-level", "warning"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    term = PtyTerminal(master)
+    try:
+        term.send(b"\r")
+        term.expect("storeedge console - gw-1")
+        term.send(SECRET.encode() + b"\r")
+        term.expect("gw-1> ")
+        term.send(b"set link.keepalive_s 3\r")
+        term.expect("link.keepalive_s: 3 is below the minimum 5 s (allowed 5..600 s)")
+        term.send(b"set link.keepalive_s 45\rcommit\r")
+        term.expect("committed version 2")
+        term.send(b"st\r")
+        term.expect("device: gw-1 (gateway) store s0042")
+        term.send(b"logout\r")
+        term.expect("Password: ")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err.decode()
+    assert yaml.safe_load(cfg.read_text())["link"]["keepalive_s"] == 45
+    assert (tmp_path / "console-outbox.db").exists()      # gateway: the console's own outbox
+
+
+def test_cli_set_secret_and_errors(tmp_path):
+    cfg = tmp_path / "d.yaml"
+    cfg.write_text("device: {id: d-1, kind: gateway}\n")
+    run = [sys.executable, "-m", "storeedge.cli", "console", "--config", str(cfg)]
+    res = subprocess.run(run + ["--set-secret"], input=b"new-secret-1\nnew-secret-1\n",
+                         capture_output=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    text = (tmp_path / "console.secret").read_text()
+    assert text.startswith("scrypt$16384$8$1$") and "new-secret-1" not in text
+    res = subprocess.run(run + ["--set-secret"], input=b"aaaaaaaa1\nbbbbbbbb2\n",
+                         capture_output=True, timeout=60)
+    assert res.returncode == 1 and b"differ" in res.stderr
+    res = subprocess.run(run + ["--port", "nosuch://x"], capture_output=True, timeout=60)
+    assert res.returncode == 1 and b"not supported by pyserial" in res.stderr
+    (tmp_path / "console.secret").unlink()
+    res = subprocess.run(run + ["--port", "loop://"], capture_output=True, timeout=60)
+    assert res.returncode == 1 and b"cannot read technician secret file" in res.stderr
