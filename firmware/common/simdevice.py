@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=0, help="stop after n events (0: never)")
     parser.add_argument("--linger", type=float, default=0.0,
                         help="seconds to keep running after the last event (to drain)")
+    parser.add_argument("--drain", action="store_true",
+                        help="emit nothing; only deliver what the outbox holds, until killed")
     args = parser.parse_args(argv)
     cfg = load_app_config(args, DeviceConfig)
     if cfg is None:
@@ -34,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     svc = DeviceService(cfg, app="simdevice")
     svc.start()
     start_n = _next_n(svc)
+    if args.drain:
+        args.count, args.linger = start_n, 10**9
     period = 1.0 / args.rate if args.rate > 0 else 0.0
     n = start_n
     next_t = time.monotonic()
