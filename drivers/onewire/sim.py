@@ -4,15 +4,20 @@ Extends :class:`~storeedge.drivers.onewire.sysfs.SysfsBus`: reads go through the
 file parsing as on a Pi.  Each read re-renders the probe's files from a thermal model of the
 cabinet at the clock's current time, as the kernel runs a conversion on each read.
 
-Physics (:class:`ThermalModel`), per second, for the cabinet air ``T`` (degC)::
+Physics (:class:`ThermalModel`), per second, for the cabinet air ``A`` and the stored product
+``P`` (degC)::
 
-    dT/dt = (ambient - T) * leak_per_s              heat leaking through the walls
-          + (ambient - T) * door_per_s  * door_open  warm air rushing in
-          -  cool_c_per_s * compressor_on            compressor (thermostat with hysteresis)
-          +  heat_c_per_s * defrost_on               defrost heater (compressor off)
+    dA/dt = (ambient - A) * leak_per_s                   heat leaking through the walls
+          + (ambient - A) * door_per_s * door_open        warm store air rushing in
+          + (P - A) * air_product_per_s                   the cold product pulls the air back
+          - (A - evaporator) / evap_tau_s * compressor_on thermostat with hysteresis
+          + heat_c_per_s * defrost_on                     defrost heater (compressor off)
+    dP/dt = (A - P) * product_air_per_s                   the product's large thermal mass
 
-and the probe follows the air with a first-order lag (``probe_lag_s``), quantised to the
-DS18B20's 1/16 degC with +-1 LSB of noise.  Faults on demand (:meth:`SimulatedBus.inject`):
+and the probe (in the air) follows ``A`` with a first-order lag (``probe_lag_s``), quantised to
+the DS18B20's 1/16 degC with +-1 LSB of noise.  With the defaults a 4-minute restock lifts the
+air ~5 degC and recovers in ~10 minutes; a failed compressor crosses -15 degC after ~1 h and
+-10 degC after ~8 h; a door left open holds the air near -9 degC.  Faults on demand (:meth:`SimulatedBus.inject`):
 every :class:`~storeedge.drivers.onewire.parser.Fault`, a vanished probe
 (:meth:`SimulatedBus.vanish`) and a failed compressor (``model.compressor_failed = True``).
 
@@ -55,13 +60,16 @@ class FreezerPhysics:
     setpoint_c: float = -20.0
     hysteresis_c: float = 2.0
     ambient_c: float = 20.0
-    leak_per_s: float = 1 / 28800      # walls: 8 h time constant
-    door_per_s: float = 1 / 600        # open door: 10 min time constant
-    cool_c_per_s: float = 0.006        # compressor pull-down, ~22 degC/h
-    heat_c_per_s: float = 0.012        # defrost heater, ~43 degC/h
+    leak_per_s: float = 1 / 7200          # walls: 2 h time constant
+    door_per_s: float = 1 / 900           # open door: 15 min time constant
+    air_product_per_s: float = 1 / 900    # air <-> product exchange, seen from the air
+    product_air_per_s: float = 1 / 8000   # ... seen from the (much heavier) product
+    evap_delta_c: float = 12.0            # evaporator this far below the setpoint
+    evap_tau_s: float = 900.0             # compressor pull-down time constant
+    heat_c_per_s: float = 0.01            # defrost heater, 36 degC/h
     defrost_starts_utc: tuple[str, ...] = ()
     defrost_len_s: float = 1200.0
-    probe_lag_s: float = 90.0
+    probe_lag_s: float = 60.0
 
 
 @dataclass
@@ -80,13 +88,14 @@ class ThermalModel:
     door_open: bool = False
     compressor_failed: bool = False
     air_c: float = field(init=False)
+    product_c: float = field(init=False)
     probe_c: float = field(init=False)
     compressor_on: bool = field(init=False, default=False)
     t: float = field(init=False)
 
     def __post_init__(self):
         start = self.physics.setpoint_c if self.start_c is None else self.start_c
-        self.air_c = self.probe_c = float(start)
+        self.air_c = self.product_c = self.probe_c = float(start)
         self.t = float(self.start_time)
         self._lock = threading.Lock()
 
@@ -123,9 +132,12 @@ class ThermalModel:
             self.compressor_on = False
         gap = ph.ambient_c - self.air_c
         rate = gap * ph.leak_per_s + (gap * ph.door_per_s if self.door_open else 0.0)
-        rate -= ph.cool_c_per_s if self.compressor_on else 0.0
+        rate += (self.product_c - self.air_c) * ph.air_product_per_s
+        if self.compressor_on:
+            rate -= (self.air_c - (ph.setpoint_c - ph.evap_delta_c)) / ph.evap_tau_s
         rate += ph.heat_c_per_s if defrost else 0.0
         self.air_c += rate * dt
+        self.product_c += (self.air_c - self.product_c) * ph.product_air_per_s * dt
         self.probe_c += (self.air_c - self.probe_c) * min(1.0, dt / ph.probe_lag_s)
 
 
@@ -252,7 +264,7 @@ class SimulatedBus(SysfsBus):
             with self._lock:
                 probe = self._probes[rom]
                 if probe.present:
-                    self._convert(probe)
+                    self._convert(probe, only=path.name)
         return super()._read_attr(path)
 
     def _write_attr(self, path: Path, text: str) -> None:
@@ -277,8 +289,9 @@ class SimulatedBus(SysfsBus):
                       or "not found.\n")
         _atomic_write(master / "w1_master_slave_count", f"{len(ids)}\n")
 
-    def _convert(self, probe: SimProbe) -> None:
-        """One conversion at the clock's time: write ``w1_slave`` and ``temperature``."""
+    def _convert(self, probe: SimProbe, only: str | None = None) -> None:
+        """One conversion at the clock's time: write ``w1_slave`` and ``temperature`` (or
+        ``only`` the one being read: each file write costs ~0.2 ms)."""
         temp = probe.model.advance_to(self.clock.time()) + probe.offset_c
         reg = round(temp * 16) + self._rng.choice((-1, 0, 0, 1))
         fault = probe.fault
@@ -291,8 +304,10 @@ class SimulatedBus(SysfsBus):
                 probe.fault, probe.fault_reads = None, None
         probe.last_text = text
         folder = self.root / probe.rom
-        _atomic_write(folder / "w1_slave", text)
-        _atomic_write(folder / "temperature", _temperature_text(text))
+        if only in (None, "w1_slave"):
+            _atomic_write(folder / "w1_slave", text)
+        if only in (None, "temperature"):
+            _atomic_write(folder / "temperature", _temperature_text(text))
 
     def _render(self, probe: SimProbe, fault: Fault | None, good: bytes) -> str:
         bad_crc = fault in (Fault.CRC, Fault.ALL_FF)

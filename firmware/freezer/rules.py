@@ -128,9 +128,8 @@ def parse_hhmm(text: str) -> tuple[int, int]:
 def last_occurrence(hhmm: str, t: float, tz: ZoneInfo) -> float:
     """Epoch seconds of the latest ``hhmm`` (local time in ``tz``) at or before ``t``."""
     h, m = parse_hhmm(hhmm)
-    local = _dt.datetime.fromtimestamp(t, tz)
-    at = local.replace(hour=h, minute=m, second=0, microsecond=0)
-    if at > local:
-        at = (at - _dt.timedelta(days=1)).replace(hour=h, minute=m)
-        at = at.replace(tzinfo=tz)
+    day = _dt.datetime.fromtimestamp(t, tz).date()
+    at = _dt.datetime.combine(day, _dt.time(h, m), tzinfo=tz)
+    if at.timestamp() > t:
+        at = _dt.datetime.combine(day - _dt.timedelta(days=1), _dt.time(h, m), tzinfo=tz)
     return at.timestamp()

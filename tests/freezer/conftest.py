@@ -1,6 +1,7 @@
 """Fixtures of the freezer area (1-Wire driver, freezer app)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ import pytest
 from storeedge.drivers.clock import SimulatedClock
 
 FIXTURES = Path(__file__).parent / "fixtures"
+sys.path.insert(0, str(Path(__file__).parent))   # freezer_helpers
 
 
 @pytest.fixture
@@ -22,3 +24,4 @@ def w1_text():
 def clock():
     """A simulated clock at 2026-11-18 22:13:20 UTC (moves only when the test says so)."""
     return SimulatedClock()
+

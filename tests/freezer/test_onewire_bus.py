@@ -105,7 +105,7 @@ def test_sim_failed_compressor_warms_steadily(sim, clock):
         clock.advance(1800)
         temps.append(bus.read(ROM).temp_c)
     assert all(b > a for a, b in zip(temps, temps[1:]))
-    assert temps[-1] > -8
+    assert temps[-1] > -16                       # ~-14.5 after 3 h (product mass)
 
 
 def test_sim_defrost_heats_then_recovers(clock):
