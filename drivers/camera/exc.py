@@ -1,0 +1,18 @@
+"""Exceptions of storeedge.drivers.camera (all are storeedge.drivers.exc.DriverError)."""
+from storeedge.drivers.exc import BackendUnavailable, DeviceIOError, DriverError
+
+
+class CameraError(DriverError):
+    """Base class of camera errors."""
+
+
+class CameraUnavailable(CameraError, BackendUnavailable):
+    """The camera backend could not be loaded or opened; the message says why."""
+
+
+class CameraIOError(CameraError, DeviceIOError):
+    """Capturing from an open camera failed."""
+
+
+class ReplayError(CameraError, ValueError):
+    """A replay source (image folder or recording) is empty or malformed."""

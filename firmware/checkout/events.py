@@ -1,0 +1,117 @@
+"""Event types of the checkout lane app (registered in EVENT_MODULES).
+
+Times in bodies are wall-clock epoch seconds of the device (the envelope ``ts`` is the event's
+own time); durations in seconds. ``keyframe_jpeg`` is a base64 JPEG of the item (<= 160 px on
+its longest side, typically 3-8 kB).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from storeedge.firmware.common.events import Prio, event_type
+
+
+def _f(doc: str, unit: str | None = None):
+    meta = {"doc": doc}
+    if unit:
+        meta["unit"] = unit
+    return field(metadata=meta)
+
+
+@dataclass
+class Evidence:
+    """What an associate needs to judge an alert."""
+
+    keyframe_jpeg: str | None = _f("base64 JPEG of the item at the scanner, or null")
+    code_seen: str | None = _f("code the camera read on the item (decoded text), or null")
+    code_seen_format: str | None = _f("symbology of code_seen, e.g. EAN-13")
+    pos_line: str | None = _f("the POS line matched to the pass (raw, printable), or null")
+    pass_start: float = _f("when the item entered the view", "s since epoch")
+    pass_end: float = _f("when the item reached the bagging area", "s since epoch")
+
+
+@event_type("checkout.nudge", prio=Prio.LOSS)
+@dataclass
+class Nudge:
+    """First incident of a transaction: the self-checkout screen asks the shopper to rescan."""
+
+    txn: str = _f("transaction id")
+    reason: str = _f("missed_scan or ticket_switch")
+    incident: int = _f("incident number within the transaction", "count")
+    pass_id: int = _f("item pass id")
+    latency_s: float = _f("alert time minus pass end", "s")
+    evidence: Evidence = _f("evidence")
+
+
+@event_type("checkout.escalate", prio=Prio.LOSS)
+@dataclass
+class Escalate:
+    """A repeat incident (or a ticket switch): an associate is called to the lane."""
+
+    txn: str = _f("transaction id")
+    reason: str = _f("missed_scan or ticket_switch")
+    incident: int = _f("incident number within the transaction", "count")
+    pass_id: int = _f("item pass id")
+    latency_s: float = _f("alert time minus pass end", "s")
+    evidence: Evidence = _f("evidence")
+
+
+@event_type("checkout.scan_note", prio=Prio.OPERATIONAL)
+@dataclass
+class ScanNote:
+    """Informational: a scan with no item pass seen, or a double scan of one item."""
+
+    txn: str = _f("transaction id")
+    kind: str = _f("no_pass or double")
+    pos_line: str = _f("the POS line (raw, printable)")
+    scan_time: float = _f("when the line arrived", "s since epoch")
+
+
+@event_type("checkout.blind", prio=Prio.OPERATIONAL)
+@dataclass
+class Blind:
+    """The camera delivered no frames: nothing is alerted for this interval."""
+
+    start: float = _f("last frame before the gap", "s since epoch")
+    end: float = _f("first frame after the gap", "s since epoch")
+    duration_s: float = _f("length of the gap", "s")
+
+
+@event_type("checkout.pos_rejected", prio=Prio.OPERATIONAL)
+@dataclass
+class PosRejected:
+    """POS lines rejected since the last such event (at most one event per interval)."""
+
+    count: int = _f("lines rejected since the previous event", "lines")
+    total: int = _f("lines rejected since start", "lines")
+    last_reason: str = _f("why the last one was rejected")
+    last_sample: str = _f("the last rejected line, escaped, at most 40 characters")
+
+
+@event_type("checkout.transaction", prio=Prio.OPERATIONAL)
+@dataclass
+class Transaction:
+    """Summary of a finished transaction."""
+
+    txn: str = _f("transaction id")
+    passes: int = _f("item passes seen", "count")
+    scans: int = _f("POS scans", "count")
+    missed: int = _f("missed-scan incidents", "count")
+    switches: int = _f("ticket-switch incidents", "count")
+    nudges: int = _f("nudges sent", "count")
+    escalations: int = _f("escalations sent", "count")
+    blind_s: float = _f("time the camera was blind during the transaction", "s")
+    frames_dropped: int = _f("frames dropped by the bounded queue since start", "frames")
+
+
+@event_type("checkout.pass", prio=Prio.TELEMETRY)
+@dataclass
+class Pass:
+    """An item pass and how it matched the POS (telemetry)."""
+
+    txn: str = _f("transaction id")
+    pass_id: int = _f("item pass id")
+    start: float = _f("entered the view", "s since epoch")
+    end: float = _f("reached the bagging area", "s since epoch")
+    codes_seen: list[str] = _f("item keys read on the item")
+    outcome: str = _f("ok, missed or switch (one per code slot, comma separated)")

@@ -1,0 +1,1 @@
+"""Model files of the checkout app (fetched by :mod:`.fetch`, not committed)."""

@@ -1,0 +1,157 @@
+"""Frame pipeline: bounded queue -> foreground (motion gate) -> hand detector on the moving
+region -> tracking with zones -> barcode reads on the item -> completed item passes.
+
+:class:`FrameQueue` sits between the capture thread and the pipeline: it never blocks the
+camera; when full it drops the oldest frame and counts it (frigate's policy). A gap between
+frames longer than ``blind_after_s`` is a blind interval: tracks and background are reset and
+the interval is reported, so nothing is inferred about what happened while the lane was unseen.
+"""
+from __future__ import annotations
+
+import collections
+import threading
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from storeedge.drivers.camera import Frame
+from storeedge.firmware.checkout.codes import item_key
+from storeedge.firmware.checkout.detector.base import Detector
+from storeedge.firmware.checkout.foreground import ForegroundModel, ForegroundParams
+from storeedge.firmware.checkout.tracker import (BAG, CodeSeen, ItemPass, Track, Tracker,
+                                                  TrackerParams, Zones)
+from storeedge.native.barcode import parse_formats, read_barcodes
+
+
+class FrameQueue:
+    """Bounded FIFO of frames: ``put`` never blocks; when full the oldest frame is dropped and
+    counted in ``dropped``. ``get(timeout_s)`` returns a frame or None."""
+
+    def __init__(self, maxsize: int = 4):
+        if maxsize < 1:
+            raise ValueError("maxsize must be >= 1")
+        self._q: collections.deque = collections.deque()
+        self._cond = threading.Condition()
+        self.maxsize, self.dropped, self.put_count = maxsize, 0, 0
+
+    def put(self, frame: Frame) -> None:
+        with self._cond:
+            if len(self._q) >= self.maxsize:
+                self._q.popleft()
+                self.dropped += 1
+            self._q.append(frame)
+            self.put_count += 1
+            self._cond.notify()
+
+    def get(self, timeout_s: float | None = None) -> Frame | None:
+        with self._cond:
+            if not self._q and not self._cond.wait_for(lambda: bool(self._q), timeout_s):
+                return None
+            return self._q.popleft()
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._q)
+
+
+class BlindInterval(NamedTuple):
+    """The lane was not seen from ``t0`` to ``t1`` (s, sensor clock)."""
+
+    t0: float
+    t1: float
+
+
+class FrameResult(NamedTuple):
+    """What one frame produced: completed passes and a blind interval that just ended."""
+
+    passes: list[ItemPass]
+    blind: BlindInterval | None
+
+
+@dataclass
+class PipelineParams:
+    """Lane geometry (fractions of the width), cadences (frames) and the blind threshold (s)."""
+
+    pick_end: float = 0.36
+    bag_start: float = 0.62
+    direction: str = "left_to_right"
+    detect_every: int = 2
+    read_every: int = 2
+    blind_after_s: float = 0.5
+    formats: str = "EAN-13, EAN-8, UPC-A, UPC-E, DataBar, DataBarExpanded, Code128, QRCode"
+
+
+class LanePipeline:
+    """Turns frames into :class:`ItemPass` objects (no I/O; times from the frames)."""
+
+    def __init__(self, lores_size: tuple[int, int], main_size: tuple[int, int],
+                 detector: Detector | None, params: PipelineParams | None = None,
+                 fg: ForegroundParams | None = None, tracking: TrackerParams | None = None):
+        self.p = params or PipelineParams()
+        w, h = lores_size
+        self.scale = main_size[0] / w
+        self.fg = ForegroundModel(w, h, fg)
+        zones = Zones(self.p.pick_end * w, self.p.bag_start * w, w,
+                      self.p.direction == "right_to_left")
+        self.tracker = Tracker(zones, tracking)
+        self.detector = detector if detector is not None and detector.name != "none" else None
+        self.formats = parse_formats(self.p.formats)
+        self.last_t: float | None = None
+        self.frames = 0
+        self.detector_runs = 0
+        self.barcode_runs = 0
+
+    def process(self, frame: Frame) -> FrameResult:
+        """Run one frame (frames must come in time order)."""
+        blind = None
+        if self.last_t is not None and frame.t - self.last_t > self.p.blind_after_s:
+            blind = BlindInterval(self.last_t, frame.t)
+            self.tracker.reset()
+            self.fg.reset()
+        self.last_t = frame.t
+        self.frames += 1
+        blobs = self.fg.blobs(frame.lores)
+        passes = self.tracker.update(frame.t, blobs, frame.lores)
+        for tr in self.tracker.tracks:
+            if tr.reported or tr.box.area == 0 or (tr.zones and tr.zones[-1] == BAG):
+                continue
+            self._evidence(tr, frame)
+            self._read_codes(tr, frame)
+        return FrameResult(passes, blind)
+
+    def _evidence(self, tr: Track, frame: Frame) -> None:
+        if self.detector is None:
+            self.tracker.note_item_evidence(tr, None)
+            return
+        if (self.frames + tr.id) % self.p.detect_every:
+            return
+        b = tr.box
+        side = int(max(b.x1 - b.x0, b.y1 - b.y0) * 1.3)
+        h, w = frame.lores.shape[0] * 2 // 3, frame.lores.shape[1]
+        side = min(side, w, h)
+        x0 = int(min(max(0, (b.x0 + b.x1 - side) // 2), w - side))
+        y0 = int(min(max(0, (b.y0 + b.y1 - side) // 2), h - side))
+        self.detector_runs += 1
+        hands = self.detector.detect(frame.lores, (x0, y0, side, side))
+        self.tracker.note_item_evidence(tr, hands, self.fg.last_mask)
+
+    def _read_codes(self, tr: Track, frame: Frame) -> None:
+        if (self.frames + tr.id) % self.p.read_every:
+            return
+        s, b = self.scale, tr.box
+        mh, mw = frame.main.shape
+        x0, y0 = max(0, int(b.x0 * s) - 16), max(0, int(b.y0 * s) - 16)
+        x1, y1 = min(mw, int(b.x1 * s) + 16), min(mh, int(b.y1 * s) + 16)
+        if x1 - x0 < 32 or y1 - y0 < 32:
+            return
+        self.barcode_runs += 1
+        for bc in read_barcodes(frame.main[y0:y1, x0:x1], self.formats, max_candidates=4):
+            key = item_key(bc.text, bc.format)
+            if key is None:
+                continue
+            seen = tr.codes.get(key)
+            if seen is None:
+                tr.codes[key] = CodeSeen(key, bc.text, bc.format)
+            else:
+                seen.reads += 1

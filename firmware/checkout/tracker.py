@@ -1,0 +1,259 @@
+"""Track foreground blobs across the lane's zones and report completed item passes.
+
+The lane is split along x (lores px) into the pick area, the scan zone and the bagging area
+(fractions ``pick_end`` and ``bag_start`` of the width; ``direction`` says which side the
+shopper picks from). A track becomes an :class:`ItemPass` when it was first seen on the pick
+side, crossed the scan zone and reached the bagging side, and carried an item: over the
+frames where the detector found the hand (at least ``min_item_frames``), the median count of
+foreground pixels (half lores resolution) outside the hand is at least ``min_item_px`` (with no detector every blob counts as an item; a track on which no
+hand was ever detected counts as an item too: the item hides the hand).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from storeedge.firmware.checkout.detector.base import Detection
+from storeedge.firmware.checkout.foreground import Blob
+
+PICK, SCAN, BAG = 0, 1, 2
+
+
+class Zones(NamedTuple):
+    """Zone boundaries in lores px along x; ``flip`` when shoppers pick from the right."""
+
+    scan_x0: float
+    scan_x1: float
+    width: int
+    flip: bool
+
+    def of(self, x: float) -> int:
+        """Zone (PICK, SCAN, BAG) of an x position (px)."""
+        if self.flip:
+            x = self.width - x
+        return PICK if x < self.scan_x0 else SCAN if x < self.scan_x1 else BAG
+
+
+@dataclass
+class CodeSeen:
+    """A code read on a track: normalised key, the decoded text and format, read count."""
+
+    key: str
+    text: str
+    format: str
+    reads: int = 1
+
+
+@dataclass
+class Track:
+    """One moving thing. Times in seconds (sensor clock); boxes in lores px."""
+
+    id: int
+    t_first: float
+    first_zone: int
+    box: Blob
+    t_last: float = 0.0
+    zones: list[int] = field(default_factory=list)
+    t_scan_in: float | None = None
+    t_scan_out: float | None = None
+    t_bag: float | None = None
+    item_frames: int = 0
+    hand_frames: int = 0
+    unknown_frames: int = 0
+    outside: list[int] = field(default_factory=list)
+    codes: dict[str, CodeSeen] = field(default_factory=dict)
+    keyframe: tuple | None = None       # (lores frame, blob, distance to scan centre)
+    reported: bool = False
+
+
+@dataclass(frozen=True)
+class ItemPass:
+    """A completed pass: times (s) on the sensor clock, codes seen, keyframe for evidence."""
+
+    id: int
+    t_start: float
+    t_scan_in: float
+    t_scan_out: float
+    t_end: float
+    codes: tuple[CodeSeen, ...]
+    keyframe: np.ndarray | None
+    keybox: tuple[int, int, int, int] | None
+    hand_seen: bool
+
+
+@dataclass
+class TrackerParams:
+    """Association and item-evidence thresholds (px are lores px, times s)."""
+
+    max_jump_px: float = 40.0
+    max_speed_px_s: float = 600.0
+    lost_after_s: float = 0.6
+    min_item_px: int = 90
+    min_item_frames: int = 2
+
+
+class Tracker:
+    """Associates blobs to tracks frame by frame and emits :class:`ItemPass` objects."""
+
+    def __init__(self, zones: Zones, params: TrackerParams | None = None):
+        self.zones = zones
+        self.p = params or TrackerParams()
+        self.tracks: list[Track] = []
+        self._ids = itertools.count(1)
+        self.passes_seen = 0
+
+    def reset(self) -> None:
+        """Drop every track (the camera was blind: nothing seen can be trusted)."""
+        self.tracks = []
+
+    def update(self, t: float, blobs: list[Blob], lores: np.ndarray) -> list[ItemPass]:
+        """Advance to frame time ``t`` (s) with this frame's blobs; returns completed passes."""
+        self._associate(t, blobs, lores)
+        self.tracks = [tr for tr in self.tracks if t - tr.t_last <= self.p.lost_after_s]
+        done = []
+        for tr in self.tracks:
+            if not tr.reported and self._complete(tr):
+                tr.reported = True
+                done.append(self._to_pass(tr))
+        return done
+
+    def _associate(self, t: float, blobs: list[Blob], lores: np.ndarray) -> None:
+        pairs = []
+        for i, tr in enumerate(self.tracks):
+            reach = self.p.max_jump_px + self.p.max_speed_px_s * max(0.0, t - tr.t_last)
+            for j, b in enumerate(blobs):
+                d = float(np.hypot(b.cx - tr.box.cx, b.cy - tr.box.cy))
+                if d <= reach:
+                    pairs.append((d, i, j))
+        used_t, used_b = set(), set()
+        for d, i, j in sorted(pairs):
+            if i in used_t or j in used_b:
+                continue
+            used_t.add(i)
+            used_b.add(j)
+            self._extend(self.tracks[i], t, blobs[j], lores)
+        for j, b in enumerate(blobs):
+            if j not in used_b:
+                tr = Track(next(self._ids), t, self.zones.of(b.cx), b, t_last=t)
+                self._extend(tr, t, b, lores)
+                self.tracks.append(tr)
+
+    def _extend(self, tr: Track, t: float, b: Blob, lores: np.ndarray) -> None:
+        tr.box, tr.t_last = b, t
+        zone = self.zones.of(b.cx)
+        if zone == PICK and tr.zones and tr.zones[-1] != PICK:
+            _restart(tr, t)                  # back on the pick side: a new pass may begin
+        if not tr.zones or tr.zones[-1] != zone:
+            tr.zones.append(zone)
+        if tr.t_bag is not None:
+            return
+        if zone >= SCAN and tr.t_scan_in is None:
+            tr.t_scan_in = t
+        if zone == BAG:
+            tr.t_bag = t
+            tr.t_scan_out = t if tr.t_scan_out is None else tr.t_scan_out
+        elif zone == SCAN:
+            tr.t_scan_out = t
+        centre = (self.zones.scan_x0 + self.zones.scan_x1) / 2
+        dist = abs(b.cx - (self.zones.width - centre if self.zones.flip else centre))
+        if zone == SCAN and (tr.keyframe is None or dist < tr.keyframe[2]):
+            tr.keyframe = (lores, b, dist)
+
+    def note_item_evidence(self, tr: Track, hands: list[Detection] | None,
+                           mask: np.ndarray | None = None) -> None:
+        """Count this frame as item (or hand-only) evidence for ``tr``; ``hands`` None means
+        no detector (the blob is taken as an item); ``mask`` is the frame's foreground."""
+        if hands is None:
+            tr.item_frames += 1
+        elif not hands:
+            tr.unknown_frames += 1
+        else:
+            tr.hand_frames += 1
+            tr.outside.append(fg_outside_hands(mask, tr.box, hands))
+
+    def _complete(self, tr: Track) -> bool:
+        z = tr.zones
+        if tr.first_zone != PICK or BAG not in z or tr.t_scan_in is None:
+            return False
+        n = self.p.min_item_frames
+        if tr.item_frames >= n:                       # no detector: every mover is an item
+            return True
+        if len(tr.outside) >= n:                      # foreground beyond the hand: an item
+            return float(np.median(tr.outside)) >= self.p.min_item_px
+        # something moving whose hand was never seen (hidden under the item)
+        return tr.hand_frames == 0 and tr.unknown_frames >= n
+
+    def _to_pass(self, tr: Track) -> ItemPass:
+        self.passes_seen += 1
+        kf, kb = (tr.keyframe[0], tr.keyframe[1]) if tr.keyframe else (None, None)
+        box = (kb.x0, kb.y0, kb.x1, kb.y1) if kb is not None else None
+        return ItemPass(tr.id, tr.t_first, tr.t_scan_in, tr.t_scan_out or tr.t_bag, tr.t_bag,
+                        tuple(tr.codes.values()), kf, box, tr.hand_frames > 0)
+
+
+def _restart(tr: Track, t: float) -> None:
+    """Forget the pass state of a track that came back to the pick side."""
+    tr.t_first, tr.first_zone, tr.zones = t, PICK, []
+    tr.t_scan_in = tr.t_scan_out = tr.t_bag = None
+    tr.item_frames = tr.hand_frames = tr.unknown_frames = 0
+    tr.outside = []
+    tr.codes, tr.keyframe, tr.reported = {}, None, False
+
+
+def fg_outside_hands(mask: np.ndarray, b: Blob, hands: list[Detection]) -> int:
+    """Foreground pixels of ``mask`` (half the lores resolution) inside blob ``b``'s box that
+    lie outside every detected hand (see :func:`hand_mask`)."""
+    y0, y1, x0, x1 = b.y0 // 2, b.y1 // 2, b.x0 // 2, b.x1 // 2
+    sub = mask[y0:y1, x0:x1]
+    if not hands:
+        return int(sub.sum())
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    xs, ys = xx * 2.0 + 1.0, yy * 2.0 + 1.0       # lores px of each mask pixel's centre
+    on_hand = np.zeros(sub.shape, bool)
+    for h in hands:
+        on_hand |= hand_mask(h, xs, ys)
+    return int((sub & ~on_hand).sum())
+
+
+def _capsule(xs, ys, p, q, r: float) -> np.ndarray:
+    """Points within ``r`` px of segment p-q."""
+    dx, dy = q[0] - p[0], q[1] - p[1]
+    ll = dx * dx + dy * dy or 1.0
+    t = np.clip(((xs - p[0]) * dx + (ys - p[1]) * dy) / ll, 0.0, 1.0)
+    return (xs - p[0] - t * dx) ** 2 + (ys - p[1] - t * dy) ** 2 <= r * r
+
+
+def hand_mask(d: Detection, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Pixels (coordinate grids, px) covered by the hand of palm detection ``d``: the palm
+    box (grown 20 %), one finger per knuckle keypoint extending 1.1 palm widths along the
+    wrist->knuckle direction, the thumb, and a forearm of 3 palm widths behind the wrist.
+    Without keypoints: the palm box grown to MediaPipe's 2.6x hand ROI."""
+    cx, cy = (d.x0 + d.x1) / 2, (d.y0 + d.y1) / 2
+    s = max(d.x1 - d.x0, d.y1 - d.y0)
+    ux, uy = _direction(d)
+    a = (xs - cx) * ux + (ys - cy) * uy
+    b = np.abs(-(xs - cx) * uy + (ys - cy) * ux)
+    if len(d.keypoints) < 7:
+        return (a >= -0.8 * s) & (a <= 1.8 * s) & (b <= 1.3 * s)
+    m = (np.abs(a) <= 0.6 * s) & (b <= 0.6 * s)
+    kp = d.keypoints
+    for k in (1, 2, 3, 4):
+        tip = (kp[k][0] + ux * 1.1 * s, kp[k][1] + uy * 1.1 * s)
+        m |= _capsule(xs, ys, kp[k], tip, 0.22 * s)
+    tx, ty = kp[6][0] - kp[5][0], kp[6][1] - kp[5][1]
+    m |= _capsule(xs, ys, kp[5], (kp[6][0] + 1.5 * tx, kp[6][1] + 1.5 * ty), 0.25 * s)
+    elbow = (kp[0][0] - ux * 3.0 * s, kp[0][1] - uy * 3.0 * s)
+    return m | _capsule(xs, ys, kp[0], elbow, 0.45 * s)
+
+
+def _direction(d: Detection) -> tuple[float, float]:
+    """Unit vector from the wrist to the middle-finger knuckle (default: fingers up)."""
+    if len(d.keypoints) < 3:
+        return 0.0, -1.0
+    ux, uy = d.keypoints[2][0] - d.keypoints[0][0], d.keypoints[2][1] - d.keypoints[0][1]
+    n = math.hypot(ux, uy) or 1.0
+    return ux / n, uy / n
