@@ -97,6 +97,8 @@ def parse_formats(formats=None) -> FormatSet:
             formats = ", ".join(str(f) for f in formats)
         except TypeError as exc:
             raise NativeInputError(f"formats must be a string or iterable: {formats!r}") from exc
+    if not formats.strip(" ,"):
+        raise NativeInputError("formats is empty: give at least one barcode format")
     try:
         parsed = zxingcpp.barcode_formats_list(zxingcpp.barcode_formats_from_str(formats))
     except ValueError as exc:

@@ -80,6 +80,7 @@ class LocateParams:
     quiet_zone: float = 0.12       # fraction of a linear code's length added on each side
     min_edges: int = 22            # bar edges a scan line across a linear candidate must meet
     #                                (the shortest retail code, UPC-E, has 17 bars = 34 edges)
+    min_aspect: float = 0.1        # bar height / code length of a 1-D code, at least
     min_matrix_edges: int = 6      # edges on a centre line of a 2-D candidate, each axis
     min_matrix_fill: float = 0.25  # fraction of a 2-D box's cells that are energetic
 
@@ -263,6 +264,8 @@ def refine_linear(gray: np.ndarray, c: Candidate, p: LocateParams) -> Candidate 
     if best is None:
         return None
     lo, hi, spacing, _ = best
+    if c.height - p.cell < p.min_aspect * (hi - lo):
+        return None                                   # a row of text, not bars
     mid = (lo + hi) / 2.0 - (c.length / 2.0 + extend)
     length = hi - lo + 2.0 * (6.0 * spacing + 2.0)
     return c._replace(cx=c.cx + mid * math.cos(c.angle), cy=c.cy + mid * math.sin(c.angle),
@@ -272,11 +275,11 @@ def refine_linear(gray: np.ndarray, c: Candidate, p: LocateParams) -> Candidate 
 def _grow(pos: np.ndarray, first: int, last: int, max_gap: float) -> tuple[int, int]:
     """Extend the edge run pos[first..last] outwards while consecutive gaps < max_gap;
     returns the new (first, last) indices."""
-    gaps = np.diff(pos)
-    while first > 0 and gaps[first - 1] < max_gap:
-        first -= 1
-    while last < len(pos) - 1 and gaps[last] < max_gap:
-        last += 1
+    breaks = np.nonzero(np.diff(pos) >= max_gap)[0]       # gap i lies between i and i + 1
+    before = breaks[breaks < first]
+    after = breaks[breaks >= last]
+    first = int(before[-1]) + 1 if before.size else 0
+    last = int(after[0]) if after.size else len(pos) - 1
     return first, last
 
 
@@ -326,24 +329,44 @@ def _dilate(mask: np.ndarray) -> np.ndarray:
 
 
 def _matrix_box(f: CellField, ys, xs, p: LocateParams) -> Candidate | None:
-    h = (ys.max() - ys.min() + 1) * p.cell
-    w = (xs.max() - xs.min() + 1) * p.cell
+    y0, y1, x0, x1 = _grow_box(f.energy >= p.min_energy, ys.min(), ys.max() + 1,
+                               xs.min(), xs.max() + 1, 6)
+    h, w = (y1 - y0) * p.cell, (x1 - x0) * p.cell
     if max(h, w) > 3 * min(h, w) or max(h, w) > 80 * p.cell:
         return None
-    e = f.energy[ys, xs]
+    e = f.energy[ys, xs]                      # summed structure tensor of the texture cells
+    ec = e * f.coherence[ys, xs]
     a2 = f.angle[ys, xs] * 2.0
-    coh = math.hypot(float((e * np.sin(a2)).sum()), float((e * np.cos(a2)).sum())) / e.sum()
+    coh = math.hypot(float((ec * np.sin(a2)).sum()), float((ec * np.cos(a2)).sum())) / e.sum()
     if coh >= p.matrix_coherence:
         return None
-    box = f.energy[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    box = f.energy[y0:y1, x0:x1]
     fill = float(np.count_nonzero(box >= p.min_energy)) / box.size
     if fill < p.min_matrix_fill:
         return None
     margin = 2 * p.cell
-    cx = (xs.min() + xs.max() + 1) * p.cell / 2
-    cy = (ys.min() + ys.max() + 1) * p.cell / 2
     score = float((f.texture[ys, xs]).sum()) / p.min_energy * fill
-    return Candidate("matrix", cx, cy, w + 2 * margin, h + 2 * margin, 0.0, score)
+    return Candidate("matrix", float(x0 + x1) * p.cell / 2, float(y0 + y1) * p.cell / 2,
+                     float(w + 2 * margin), float(h + 2 * margin), 0.0, score)
+
+
+def _grow_box(active: np.ndarray, y0: int, y1: int, x0: int, x1: int, steps: int):
+    """Grow a cell box side by side while the next row/column of cells has active cells
+    (the finder patterns and corners of a rotated 2-D code are edges, not texture)."""
+    h, w = active.shape
+    for _ in range(steps):
+        grown = False
+        if y0 > 0 and active[y0 - 1, x0:x1].any():
+            y0, grown = y0 - 1, True
+        if y1 < h and active[y1, x0:x1].any():
+            y1, grown = y1 + 1, True
+        if x0 > 0 and active[y0:y1, x0 - 1].any():
+            x0, grown = x0 - 1, True
+        if x1 < w and active[y0:y1, x1].any():
+            x1, grown = x1 + 1, True
+        if not grown:
+            break
+    return int(y0), int(y1), int(x0), int(x1)
 
 
 def _matrix_edges_ok(gray: np.ndarray, c: Candidate, p: LocateParams) -> bool:

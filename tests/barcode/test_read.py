@@ -1,0 +1,208 @@
+"""read_barcodes / BarcodeReader on generated scan-zone frames: every retail format at several
+sizes, angles and blur levels; door QR credentials and raw bytes; bad input."""
+import math
+import zlib
+
+import numpy as np
+import pytest
+
+from storeedge.native import barcode as bcmod
+from storeedge.native.barcode import Barcode, BarcodeReader, read_barcodes
+from storeedge.native.barcode_synth import (RETAIL_SAMPLES, SceneParams, compose_scene,
+                                            door_credential, render_code)
+from storeedge.native.exc import NativeInputError
+from storeedge.native.locate import LocateParams
+
+FRAME = (720, 1280)
+
+
+def _scene(codes, seed, module, angle, blur, **kw):
+    params = SceneParams(size=kw.pop("size", FRAME), module_px=(module, module),
+                         angle_deg=(angle, angle), perspective=0.03, contrast=(0.6, 0.8),
+                         blur_px=(blur, blur), noise_sigma=(2, 2), glare_prob=0, clutter=8, **kw)
+    return compose_scene(codes, np.random.default_rng(seed), params)
+
+
+def _seed(*parts) -> int:
+    return zlib.crc32(repr(parts).encode())
+
+
+def _found(reads: list[Barcode], truth, tol_px: float = 40.0) -> bool:
+    """A read with the truth's text whose centre is within tol of the truth's centre."""
+    return any(r.text == truth.text and math.dist(r.center, truth.center) < tol_px
+               for r in reads)
+
+
+# module px, motion blur px: up to half a module (heavier blur: see docs/barcode.md)
+SIZES_BLUR = [(2, 0.0), (2, 1.0), (3, 0.0), (3, 1.5)]
+ANGLES = [0, 30, 90, 135]
+LONG_CODES = ("DataBarExpanded", "Code128")      # too long for 3 px modules in 1280 px
+
+
+@pytest.mark.parametrize("text,fmt", RETAIL_SAMPLES, ids=[f for _, f in RETAIL_SAMPLES])
+@pytest.mark.parametrize("module,blur", SIZES_BLUR, ids=[f"m{m}-b{b}" for m, b in SIZES_BLUR])
+def test_retail_formats_read_at_sizes_angles_blur(text, fmt, module, blur):
+    if fmt in LONG_CODES and module > 2:
+        module = 2
+    misses = []
+    for angle in ANGLES:
+        frame, truths = _scene([(text, fmt)], _seed(text, module, angle, blur), module, angle,
+                               blur)
+        assert truths, "generator could not place the code"
+        reads = read_barcodes(frame)
+        if not _found(reads, truths[0]):
+            misses.append(angle)
+    assert not misses, f"{fmt} missed at angles {misses}"
+
+
+def test_position_is_four_corners_in_frame_coordinates():
+    frame, truths = _scene([("4006381333931", "EAN-13")], 7, 3, 30, 0.0)
+    (read,) = read_barcodes(frame)
+    assert len(read.position) == 4
+    assert math.dist(read.center, truths[0].center) < 25
+    xs = [p.x for p in read.position]
+    ys = [p.y for p in read.position]
+    assert 0 <= min(xs) and max(xs) < FRAME[1] and 0 <= min(ys) and max(ys) < FRAME[0]
+    # the quad spans the bars: its long side is close to the symbol's width without quiet zone
+    long_side = max(math.dist(read.position[0], read.position[1]),
+                    math.dist(read.position[1], read.position[2]))
+    assert 150 < long_side < 330
+
+
+def test_several_codes_in_one_frame_each_read_once():
+    codes = [("4006381333931", "EAN-13"), ("96385074", "EAN-8"), ("0123456", "UPC-E")]
+    frame, truths = _scene(codes, 11, 2, 20, 0.0)
+    reads = read_barcodes(frame, full_frame=True)       # candidates + full frame, merged
+    assert len(truths) == 3
+    for t in truths:
+        assert _found(reads, t)
+    assert len(reads) == len({(r.text, round(r.center.x / 50), round(r.center.y / 50))
+                              for r in reads}) == 3
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_no_reads_on_empty_cluttered_frames(seed):
+    frame, truths = compose_scene([], np.random.default_rng(1000 + seed))
+    assert truths == []
+    assert read_barcodes(frame) == []
+    assert BarcodeReader(fallback_period=1).read(frame) == []
+
+
+# --- dock door: QR credentials on a phone screen -------------------------------------------
+
+@pytest.mark.parametrize("length", [120, 180, 250])
+@pytest.mark.parametrize("angle", [0, 40])
+def test_door_qr_credential_round_trip(length, angle):
+    payload = door_credential(np.random.default_rng(length), length)
+    frame, truths = _scene([(payload, "QRCode")], _seed(length, angle), 3, angle, 0.0)
+    reads = read_barcodes(frame, formats="QRCode")
+    assert [r.text for r in reads] == [payload]
+    assert reads[0].raw == payload.encode("ascii") and reads[0].format == "QR Code"
+
+
+def test_door_qr_raw_bytes_round_trip():
+    payload = bytes(range(256))[::-1][:200]
+    frame, _ = _scene([(payload, "QRCode")], 5, 3, 15, 0.0)
+    (read,) = read_barcodes(frame, formats=["QRCode"])
+    assert read.raw == payload
+    assert read.content_type == "Binary"
+
+
+def test_door_qr_inverted_phone_screen():
+    """Dark-mode screens show light modules on dark: still read."""
+    payload = door_credential(np.random.default_rng(9), 150)
+    img = 255 - np.pad(render_code(payload, "QRCode", module_px=4), 40, constant_values=255)
+    frame = np.full((480, 640), 40, np.uint8)
+    frame[50:50 + img.shape[0], 100:100 + img.shape[1]] = img
+    assert [r.text for r in read_barcodes(frame, formats="QRCode")] == [payload]
+
+
+# --- the stateful reader and the full-frame fallback ---------------------------------------
+
+def test_reader_fallback_period_and_stats():
+    frame, truths = _scene([("4006381333931", "EAN-13")], 3, 3, 0, 0.0)
+    blind = LocateParams(min_energy=1e12)                # the localiser finds nothing
+    reader = BarcodeReader(fallback_period=3, params=blind)
+    found = [bool(reader.read(frame, t=float(i))) for i in range(7)]
+    assert found == [True, False, False, True, False, False, True]
+    st = reader.stats
+    assert (st.frames, st.full_frame_passes, st.reads, st.fallback_only_reads) == (7, 3, 3, 3)
+
+
+def test_reader_stamps_time_and_never_falls_back_with_period_0():
+    frame, _ = _scene([("4006381333931", "EAN-13")], 3, 3, 0, 0.0)
+    reader = BarcodeReader(formats="EAN-13", fallback_period=0)
+    (read,) = reader.read(frame, t=12.5)
+    assert read.t == 12.5 and not read.full_frame
+    assert reader.stats.full_frame_passes == 0
+
+
+def test_formats_restrict_results():
+    frame, _ = _scene([("4006381333931", "EAN-13"), ("9638507", "EAN-8")], 21, 3, 0, 0.0)
+    assert {r.format for r in read_barcodes(frame, formats="EAN-8")} == {"EAN-8"}
+    assert read_barcodes(frame, formats="QRCode") == []
+
+
+# --- bad input ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad", [np.zeros((0, 0), np.uint8), np.zeros((0, 10), np.uint8),
+                                 np.zeros((10, 10), np.float32), np.zeros((10, 10), np.uint16),
+                                 np.zeros((10, 10), np.int8), np.zeros((10, 10, 3), np.uint8),
+                                 np.zeros(10, np.uint8), [[0, 1], [2, 3]], None, "frame"])
+def test_bad_frames_are_clear_errors(bad):
+    with pytest.raises(NativeInputError):
+        read_barcodes(bad)
+    with pytest.raises(NativeInputError):
+        BarcodeReader().read(bad)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (7, 7), (8, 8), (9, 300), (300, 9)])
+def test_tiny_frames_give_no_reads(shape):
+    assert read_barcodes(np.full(shape, 128, np.uint8)) == []
+    assert BarcodeReader(fallback_period=1).read(np.zeros(shape, np.uint8)) == []
+
+
+def test_non_contiguous_and_read_only_frames_read_the_same():
+    frame, truths = _scene([("4006381333931", "EAN-13")], 3, 3, 30, 0.0)
+    expected = [(r.text, r.center) for r in read_barcodes(frame)]
+    assert expected and expected[0][0] == truths[0].text
+    wide = np.zeros((frame.shape[0], frame.shape[1] * 2), np.uint8)
+    wide[:, ::2] = frame
+    strided = wide[:, ::2]
+    assert not strided.flags.c_contiguous
+    ro = frame.copy()
+    ro.setflags(write=False)
+    fortran = np.asfortranarray(frame)
+    for variant in (strided, ro, fortran):
+        assert [(r.text, r.center) for r in read_barcodes(variant)] == expected
+
+
+@pytest.mark.parametrize("formats", ["NotAFormat", "", [], ["EAN-13", 42], 3.5])
+def test_bad_formats_are_clear_errors(formats):
+    with pytest.raises(NativeInputError):
+        read_barcodes(np.zeros((64, 64), np.uint8), formats=formats)
+
+
+@pytest.mark.parametrize("kw", [dict(max_candidates=-1), dict(max_candidates=1.5),
+                                dict(max_candidates=10_000), dict(fallback_period=-2),
+                                dict(fallback_period="3")])
+def test_bad_reader_config_is_a_clear_error(kw):
+    with pytest.raises(NativeInputError):
+        BarcodeReader(**kw)
+
+
+def test_item_key_on_non_gs1_content_is_a_clear_error():
+    payload = door_credential(np.random.default_rng(2), 130)
+    frame, _ = _scene([(payload, "QRCode")], 8, 3, 0, 0.0)
+    (read,) = read_barcodes(frame)
+    with pytest.raises(ValueError):
+        read.item_key()
+
+
+def test_parse_formats_accepts_names_and_zxing_values():
+    import zxingcpp
+    a = bcmod.parse_formats("EAN-13, QRCode")
+    b = bcmod.parse_formats([zxingcpp.BarcodeFormat.EAN13, "QRCode"])
+    assert set(a.all) == set(b.all)
+    assert a.linear == (zxingcpp.BarcodeFormat.EAN13,)
+    assert zxingcpp.BarcodeFormat.QRCode in a.matrix
