@@ -26,7 +26,7 @@ from storeedge.firmware.dock_door.hardware import build_relay
 from storeedge.firmware.dock_door.keys import parse_public_key_line
 from storeedge.firmware.dock_door.runtime import DoorSeams, build_door
 from storeedge.firmware.dock_door.scanner import (CameraScanner, ScanLineParser, SerialScanner,
-                                                  run_camera)
+                                                  door_reader, run_camera)
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +123,10 @@ class DoorApp:
             self.scanner = SerialScanner(open_port(sc.url, baudrate=sc.baudrate), parser)
             self.scanner.start()
         if self.camera is not None:
-            from storeedge.native.barcode import BarcodeReader
-            cam = CameraScanner(BarcodeReader(formats="QRCode"),
+            cc = self.cfg.door.camera
+            reader = door_reader(max_candidates=cc.max_candidates,
+                                 full_frame_every=cc.full_frame_every)
+            cam = CameraScanner(reader,
                                 lambda text: self.ctl.present(text, "camera"))
             self._spawn(lambda: run_camera(self.camera, cam, self._stop), "door-camera")
         self._spawn(self._loop, "door-timers")

@@ -72,6 +72,15 @@ class CameraSection:
 
     backend: str | None = setting(None, doc="camera backend name (None = no camera)")
     source: str | None = setting(None, doc="replay folder for the replay backend")
+    full_frame_every: int = setting(1, unit="frames", min=0, max=100,
+                                    doc="full-frame zxing pass period (1 = every frame: the "
+                                        "localiser alone misses many QR codes)")
+    max_candidates: int = setting(0, min=0, max=64, doc="localiser boxes decoded per frame "
+                                                        "(0 = full-frame pass only, fastest)")
+
+    def check(self) -> None:
+        if self.backend and self.full_frame_every == 0 and self.max_candidates == 0:
+            raise ConfigError("full_frame_every", "0 with max_candidates 0 decodes nothing")
 
 
 @section

@@ -16,8 +16,10 @@ from storeedge.firmware.dock_door.verify import Reason
 
 from door_rig import T0, make_rig
 
-FUZZ = settings(max_examples=300, deadline=None,
+FUZZ = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
+LONG_FUZZ = settings(max_examples=5000, deadline=None,
+                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 KEY = generate_signing_key(1)
 SPEC = CredentialSpec(store="s0042", door="door-1", vendor="ACME Foods", driver="D. Rivera",
                       po="PO-12345", not_before=int(T0 - 600), not_after=int(T0 + 3600))
@@ -140,3 +142,10 @@ def test_payload_version_byte_must_match_prefix(door):
     raw = bytearray(raw_of(issue(KEY, SPEC)))
     raw[0] = 2
     assert check_denied(door, "SED1." + b64(bytes(raw))) == Reason.UNSUPPORTED_VERSION
+
+
+@pytest.mark.slow
+@LONG_FUZZ
+@given(raw=st.binary(max_size=600), prefix=st.sampled_from(["SED1.", "SED01.", "SED1..", ""]))
+def test_fuzz_long_run(door, raw, prefix):
+    check_denied(door, prefix + b64(raw))

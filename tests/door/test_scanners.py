@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 from storeedge.drivers.serial import open_port
 from storeedge.firmware.dock_door.qrimage import paste_into_frame, qr_gray
 from storeedge.firmware.dock_door.scanner import (CameraScanner, ScanLine, ScanLineParser,
-                                                  SerialScanner)
+                                                  SerialScanner, door_reader)
 from storeedge.firmware.dock_door.verify import Reason
 from storeedge.native.barcode import BarcodeReader
 
@@ -107,12 +107,13 @@ def test_serial_pty_scanner_like_a_usb_cdc_device(rig):
 
 def test_camera_frames_through_barcode_reader(rig):
     decisions = []
-    cam = CameraScanner(BarcodeReader(formats="QRCode"),
+    cam = CameraScanner(door_reader(),
                         lambda text: decisions.append(rig.ctl.present(text, "camera")))
     empty = paste_into_frame(qr_gray("x", scale=1)[:1, :1])
     assert cam.handle_frame(empty) == []
     text = rig.issue()
-    frame = paste_into_frame(qr_gray(text, scale=3), at=(220, 120))
+    frame = paste_into_frame(qr_gray(text, scale=4), at=(220, 120))
+    frame[::2, ::3] += 9                                 # not a perfectly flat background
     for k in range(4):                                  # the code stays in view for 4 frames
         rig.clock.advance(0.05)
         assert cam.handle_frame(frame, t=rig.clock.monotonic()) == [text]
