@@ -73,6 +73,7 @@ class HaccpBook:
         self.path, self.rules = os.fspath(path), rules
         self.missed_after_s = missed_after_s
         self._records: dict[str, HaccpRecord] = {}
+        self._torn = False          # the file ends in a partial line (power cut mid-write)
         self._load()
         # checks after the last record are due (missed ones are recorded as such); a unit
         # with no record yet starts now
@@ -174,6 +175,8 @@ class HaccpBook:
     # ------------------------------------------------------------------ storage
     def _append(self, doc: dict) -> None:
         line = json.dumps(doc, separators=(",", ":"), sort_keys=True) + "\n"
+        if self._torn:              # start on a fresh line: never glue onto a torn one
+            line, self._torn = "\n" + line, False
         try:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
             with open(self.path, "a", encoding="utf-8") as f:
@@ -191,6 +194,7 @@ class HaccpBook:
             return
         except OSError as exc:
             raise HaccpLogError(f"cannot read HACCP records from {self.path}: {exc}") from exc
+        self._torn = bool(lines) and not lines[-1].endswith("\n")
         for n, line in enumerate(lines, 1):
             try:
                 self._apply(json.loads(line))
