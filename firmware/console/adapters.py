@@ -10,8 +10,7 @@ from __future__ import annotations
 import importlib
 
 from storeedge.firmware.common.settings import DeviceConfig
-from storeedge.firmware.console.exc import ConsoleError
-from storeedge.firmware.console.targets import SimulatedTarget, Target
+from storeedge.firmware.console.targets import SimulatedTarget, StandaloneTarget, Target
 
 CONFIG_CLASSES = {
     "freezer": ("storeedge.firmware.freezer.config", "FreezerConfig"),
@@ -37,14 +36,14 @@ def config_class_for(kind: str) -> type:
 
 
 def make_target(kind: str, *, simulate: bool = False) -> Target:
-    """The adapter for ``kind``; ``simulate`` gives simulated hardware on a MockFactory."""
+    """The adapter for a console started on its own (``storeedge console``).
+
+    ``simulate`` gives simulated hardware on a MockFactory.  Otherwise hardware commands are
+    refused with the reason (the app owns the hardware); an app that embeds the console passes
+    its own adapter (DoorTarget, FreezerTarget, CheckoutTarget) to :mod:`.embed` instead.
+    """
     cls = config_class_for(kind)
     if simulate:
         from storeedge.drivers.gpio import new_mock_factory
         return SimulatedTarget(kind, cls, new_mock_factory())
-    if kind in ("sim", "gateway", "store_server"):
-        target = Target(cls)
-        target.kind = kind
-        return target
-    raise ConsoleError(f"no hardware adapter for device kind {kind!r} yet; "
-                       f"run with --simulate for simulated hardware")
+    return StandaloneTarget(kind, cls)

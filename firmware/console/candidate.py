@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from storeedge.firmware.console.exc import ConfigValueError
-from storeedge.firmware.console.schema import Schema, render
+from storeedge.firmware.console.schema import Schema
 
 
 @dataclass(frozen=True)
@@ -127,5 +127,3 @@ def _drop(data: dict, parts: list[str]) -> bool:
     del data[parts[-1]]
     return True
 
-
-__all__ = ["Candidate", "Change", "render"]

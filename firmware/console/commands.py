@@ -213,7 +213,7 @@ def cmd_ack(ctx: ShellContext, args: list[str]) -> Reply:
 
 
 def cmd_reset_lockout(ctx: ShellContext, args: list[str]) -> Reply:
-    return Reply([ctx.target.reset_lockout()])
+    return Reply([ctx.target.reset_lockout(" ".join(args))])
 
 
 def cmd_network(ctx: ShellContext, args: list[str]) -> Reply:
@@ -266,7 +266,8 @@ def build_table(help_handler: Callable[[ShellContext, list[str]], Reply]) -> lis
     table += [S(("test", name), "", f"{name} self-test", cmd_test(name)) for name in TEST_NAMES]
     table += [
         S(("ack",), "ALARM NOTE", "acknowledge a freezer alarm with a note", cmd_ack, 2, None),
-        S(("reset", "lockout"), "", "clear a dock door's lockout", cmd_reset_lockout),
+        S(("reset", "lockout"), "[NOTE]", "clear a dock door's lockout (note: why)",
+          cmd_reset_lockout, 0, None),
         S(("network",), "", "addresses and the broker link", cmd_network),
         S(("logout",), "", "end the session (also Ctrl-D)", cmd_logout),
     ]

@@ -169,6 +169,10 @@ class Session:
         except (ConsoleError, StoreedgeError, OSError) as exc:
             self.say(f"error: {exc}")
             return
+        except Exception as exc:  # noqa: BLE001 - a bug in one command must not end the session
+            log.exception("console command %r failed", line)
+            self.say(f"error: internal error in this command: {type(exc).__name__}: {exc}")
+            return
         self.say(*reply.lines)
         if reply.logout:
             self._logout("logout")

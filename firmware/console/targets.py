@@ -64,8 +64,8 @@ class Target:
         """Acknowledge ``alarm`` with ``note``; returns a confirmation line."""
         raise TargetError(self._missing("ack") + " (alarms are acknowledged on freezers)")
 
-    def reset_lockout(self) -> str:
-        """Clear the device's lockout; returns a confirmation line."""
+    def reset_lockout(self, note: str = "") -> str:
+        """Clear the device's lockout (``note``: why, for the audit); returns a line."""
         raise TargetError(self._missing("reset lockout") + " (lockouts are on dock doors)")
 
     def on_commit(self, mapping: dict) -> None:
@@ -197,9 +197,9 @@ class SimulatedTarget(Target):
         self.alarms[alarm] = note
         return f"alarm {alarm} acknowledged"
 
-    def reset_lockout(self) -> str:
+    def reset_lockout(self, note: str = "") -> str:
         if self.kind != "dock_door":
-            return super().reset_lockout()
+            return super().reset_lockout(note)
         was, self.lockout = self.lockout, False
         return "door lockout cleared" if was else "door was not locked out; nothing to reset"
 
@@ -209,6 +209,176 @@ class SimulatedTarget(Target):
     def close(self) -> None:
         for dev in (self.relay, self.sense, self.contact):
             dev.close()
+
+
+KIND_TESTS = SimulatedTarget.KIND_TESTS
+
+
+class StandaloneTarget(Target):
+    """A device kind whose app is not in this process (``storeedge console`` run on its own).
+
+    Config, status, events and network work; self-tests, ``ack`` and ``reset lockout`` need the
+    hardware the app owns, so they are refused with the reason instead of being faked.
+    """
+
+    def __init__(self, kind: str, config_class: type):
+        super().__init__(config_class)
+        self.kind = kind
+        self.tests = KIND_TESTS.get(kind, ())
+
+    def _in_app(self, what: str) -> TargetError:
+        return TargetError(f"'{what}' runs inside the {self.kind} app, which owns the hardware; "
+                           f"this console runs on its own. Use the console the app serves "
+                           f"on its serial port, or stop the app and use --simulate.")
+
+    def self_test(self, name: str) -> TestResult:
+        self.check_test(name)
+        raise self._in_app(f"test {name}")
+
+    def ack(self, alarm: str, note: str) -> str:
+        if self.kind != "freezer":
+            return super().ack(alarm, note)
+        raise self._in_app("ack")
+
+    def reset_lockout(self, note: str = "") -> str:
+        if self.kind != "dock_door":
+            return super().reset_lockout(note)
+        raise self._in_app("reset lockout")
+
+
+class DoorTarget(Target):
+    """Dock door: thin adapter over ``firmware.dock_door.controller.DoorController``.
+
+    Args:
+        controller: the running app's controller (``DoorApp.ctl``).
+        config_class: ``DoorConfig``.
+        pulse_s: how long ``test relay`` releases the lock, seconds.
+    """
+
+    kind = "dock_door"
+    tests = ("relay", "sensors")
+
+    def __init__(self, controller, config_class: type, *, pulse_s: float = 1.0):
+        super().__init__(config_class)
+        self.ctl = controller
+        self.pulse_s = pulse_s
+
+    def status(self) -> list[StatusLine]:
+        st = self.ctl.status()
+        return [StatusLine("door", f"{st.state}, {'closed' if st.door_closed else 'OPEN'}"),
+                StatusLine("lock relay", "released" if st.relay_unlocked else "locked"),
+                StatusLine("lockout", st.lockout or "none"),
+                StatusLine("alarms", ", ".join(st.alarms) or "none"),
+                StatusLine("fault", st.fault or "none")]
+
+    def self_test(self, name: str) -> TestResult:
+        self.check_test(name)
+        if name == "relay":
+            r = self.ctl.self_test_relay(by="console", pulse_s=self.pulse_s)
+            return TestResult(r.ok, [f"relay: {r.detail} (pulse {r.pulse_s:g} s)",
+                                     "relay test passed" if r.ok else "relay test FAILED"])
+        lines = [f"{s.name}: {s.value}" for s in self.status()]
+        return TestResult(True, lines + ["sensor test passed: inputs read"])
+
+    def reset_lockout(self, note: str = "") -> str:
+        r = self.ctl.reset_lockout(by="console", note=note)
+        if not r.ok:
+            raise TargetError(f"lockout not reset: {r.detail}")
+        return r.detail
+
+
+class FreezerTarget(Target):
+    """Freezer: thin adapter over ``firmware.freezer.app.FreezerApp``'s console API."""
+
+    kind = "freezer"
+    tests = ("sensors",)
+
+    def __init__(self, app, config_class: type):
+        super().__init__(config_class)
+        self.app = app
+
+    def status(self) -> list[StatusLine]:
+        lines = [StatusLine(f"probe {p.name}", _probe_text(p)) for p in self.app.probes()]
+        alarms = [f"{a.id} {a.condition} {a.probe} ({'acked' if a.acked else 'ACTIVE'})"
+                  for a in self.app.alarms()]
+        return lines + [StatusLine("alarms", "; ".join(alarms) or "none")]
+
+    def self_test(self, name: str) -> TestResult:
+        self.check_test(name)
+        probes = self.app.test_sensors()
+        bad = [p for p in probes if p.fault]
+        lines = [f"{p.name} {p.rom}: {_probe_text(p)}" for p in probes]
+        ok = bool(probes) and not bad
+        summary = (f"sensor test passed: {len(probes)} probe(s) read" if ok else
+                   f"sensor test FAILED: {len(bad)} of {len(probes)} probe(s) faulty"
+                   if probes else "sensor test FAILED: no probes configured")
+        return TestResult(ok, lines + [summary])
+
+    def ack(self, alarm: str, note: str) -> str:
+        from storeedge.firmware.freezer.exc import FreezerError
+        try:
+            a = self.app.ack(alarm, "console", note)
+        except FreezerError as exc:
+            open_ids = ", ".join(x.id for x in self.app.alarms()) or "none"
+            raise TargetError(f"{exc} (open alarms: {open_ids})") from None
+        return f"alarm {a.id} acknowledged"
+
+
+def _probe_text(p) -> str:
+    temp = f"{p.temp_c:.2f} degC" if p.temp_c is not None else "no reading"
+    return f"{temp}, FAULT {p.fault}: {p.detail}" if p.fault else temp
+
+
+class CheckoutTarget(Target):
+    """Checkout lane: camera self-test (``drivers.camera.self_test``) and scanner self-test
+    (``drivers.pos.scanner_self_test``: the technician scans any code within ``scan_wait_s``).
+
+    Args:
+        config_class: the lane's config class.
+        camera: an open ``drivers.camera`` Camera (the app's), or None if the lane has none.
+        scanner_url: serial URL of the scanner tap, or None.
+        clock: time source for the scan wait.
+        scan_wait_s: how long ``test scanner`` waits for a scan, seconds.
+    """
+
+    kind = "checkout"
+    tests = ("camera", "scanner")
+
+    def __init__(self, config_class: type, *, camera=None, scanner_url: str | None = None,
+                 clock=None, scan_wait_s: float = 10.0):
+        super().__init__(config_class)
+        self.camera, self.scanner_url = camera, scanner_url
+        self.clock, self.scan_wait_s = clock, scan_wait_s
+        self.inject: bytes | None = None     # loopback bench checks only
+
+    def self_test(self, name: str) -> TestResult:
+        self.check_test(name)
+        return self._camera() if name == "camera" else self._scanner()
+
+    def _camera(self) -> TestResult:
+        from storeedge.drivers.camera import self_test
+        if self.camera is None:
+            return TestResult(False, ["camera test FAILED: no camera configured"])
+        r = self_test(self.camera, n_frames=10)
+        lines = [f"camera {r.backend}: {r.frames} frames at {r.fps:.1f} fps, main "
+                 f"{r.main_size[0]}x{r.main_size[1]}, mean luma {r.mean_luma:.0f}"]
+        lines += [f"problem: {p}" for p in r.problems]
+        return TestResult(r.ok, lines + ["camera test passed" if r.ok else "camera test FAILED"])
+
+    def _scanner(self) -> TestResult:
+        from storeedge.drivers.clock import SystemClock
+        from storeedge.drivers.pos import scanner_self_test
+        from storeedge.drivers.serial import open_port
+        if not self.scanner_url:
+            return TestResult(False, ["scanner test FAILED: no scanner port configured"])
+        port = open_port(self.scanner_url, timeout=0.1)
+        try:
+            r = scanner_self_test(port, self.clock or SystemClock(), timeout_s=self.scan_wait_s,
+                                  inject=self.inject)
+        finally:
+            port.close()
+        line = (f"scanner read {r.code!r} ({r.symbology})" if r.ok else f"scanner: {r.reason}")
+        return TestResult(r.ok, [line, "scanner test passed" if r.ok else "scanner test FAILED"])
 
 
 TargetFactory = Callable[[str, type], Target]

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import os
+import select
+import time
 
-import yaml
 
 from storeedge.firmware.common.config import section, setting
 from storeedge.firmware.common.settings import DeviceConfig
@@ -82,3 +83,35 @@ def events_of(service, prefix="console."):
 
 def files_in(path):
     return sorted(os.listdir(path))
+
+
+WAIT_S = 15.0
+
+
+class PtyTerminal:
+    """The terminal end (master) of a pty pair: what screen/picocom would hold."""
+
+    def __init__(self, master: int):
+        self.fd = master
+        self.screen = b""
+
+    def send(self, data: bytes) -> None:
+        os.write(self.fd, data)
+
+    def expect(self, text: str, timeout: float = WAIT_S) -> str:
+        deadline = time.monotonic() + timeout
+        want = text.encode("ascii")
+        while want not in self.screen:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"timed out waiting for {text!r}; screen:\n"
+                                     f"{self.screen.decode('ascii', 'replace')}")
+            ready, _, _ = select.select([self.fd], [], [], min(left, 0.5))
+            if ready:
+                try:
+                    self.screen += os.read(self.fd, 4096)
+                except OSError:        # EIO: the device side closed
+                    break
+        head, _, tail = self.screen.partition(want)
+        self.screen = tail
+        return (head + want).decode("ascii")

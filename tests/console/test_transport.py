@@ -3,7 +3,6 @@ and the `storeedge console` command itself in a subprocess on a pty."""
 from __future__ import annotations
 
 import os
-import select
 import signal
 import socket
 import subprocess
@@ -13,42 +12,10 @@ import time
 
 import pytest
 import yaml
-from console_rig import CHEAP, SECRET
+from console_rig import CHEAP, SECRET, WAIT_S, PtyTerminal
 
 from storeedge.drivers.serial import open_port
 from storeedge.firmware.console.secret import write_secret_file
-
-WAIT_S = 15.0
-
-
-class PtyTerminal:
-    """The terminal end (master) of a pty pair: what screen/picocom would hold."""
-
-    def __init__(self, master: int):
-        self.fd = master
-        self.screen = b""
-
-    def send(self, data: bytes) -> None:
-        os.write(self.fd, data)
-
-    def expect(self, text: str, timeout: float = WAIT_S) -> str:
-        deadline = time.monotonic() + timeout
-        want = text.encode("ascii")
-        while want not in self.screen:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"timed out waiting for {text!r}; screen:\n"
-                                     f"{self.screen.decode('ascii', 'replace')}")
-            ready, _, _ = select.select([self.fd], [], [], min(left, 0.5))
-            if ready:
-                try:
-                    self.screen += os.read(self.fd, 4096)
-                except OSError:        # EIO: the device side closed
-                    break
-        head, _, tail = self.screen.partition(want)
-        self.screen = tail
-        return (head + want).decode("ascii")
-
 
 @pytest.fixture
 def pty_pair():
