@@ -1,0 +1,217 @@
+"""Gateway relay and store server against real Mosquitto brokers, SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from helpers.stack import (STORE, device_config, gateway_config, gateway_dict, store_config,
+                           wait_for, write_yaml)
+from storeedge.firmware.common.core_events import SimCounter
+from storeedge.firmware.common.events import Envelope, format_ts
+from storeedge.firmware.common.service import DeviceService
+from storeedge.firmware.gateway.relay import Relay
+from storeedge.server.consumer import StoreServer
+from storeedge.server.db import open_store_db
+
+
+class Publisher:
+    """A raw MQTT client to inject arbitrary messages."""
+
+    def __init__(self, url: str):
+        port = int(url.rsplit(":", 1)[1])
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def send(self, topic: str, payload: bytes) -> None:
+        self.client.publish(topic, payload, qos=1).wait_for_publish(5)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def envelope(dev: str, seq: int, n: int, kind: str = "sim", **over) -> Envelope:
+    fields = dict(dev=dev, kind=kind, store=STORE, boot=str(uuid.uuid4()), seq=seq,
+                  ts=format_ts(1_795_000_000 + seq), type="sim.counter", prio=2,
+                  body={"n": n, "pad": ""})
+    fields.update(over)
+    return Envelope(**fields)
+
+
+def topic_of(env: Envelope) -> str:
+    return env.topic
+
+
+def stored(db_url: str, dev: str) -> list[int]:
+    db = open_store_db(db_url)
+    try:
+        return [s for s, t, _b in db.events_of(dev) if t != "placeholder"]
+    finally:
+        db.close()
+
+
+@pytest.fixture
+def brokers(broker_factory):
+    return broker_factory("down"), broker_factory("up")
+
+
+def test_bad_input_is_rejected_counted_and_never_blocks(brokers, tmp_path):
+    down, up = brokers
+    db = f"sqlite:///{tmp_path}/store.db"
+    relay = Relay(gateway_config(down.url, up.url, tmp_path, devices=["dev-ok"],
+                                 max_payload_bytes=4096))
+    store = StoreServer(store_config(up.url, db))
+    relay.start()
+    store.start()
+    pub = Publisher(down.url)
+    good = [envelope("dev-ok", i, i) for i in range(1, 4)]
+    topic = good[0].topic
+    try:
+        pub.send(topic, good[0].to_json())
+        pub.send(topic, b"{not json")                                      # malformed
+        pub.send(topic, json.dumps({"v": 1, "dev": "dev-ok"}).encode())   # schema
+        pub.send(topic, envelope("dev-ok", 9, 9, body={"n": "x"}).to_json())   # body schema
+        pub.send(topic, envelope("dev-ok", 9, 9, body={"n": 1, "pad": "p" * 9000}).to_json())
+        pub.send(envelope("dev-zz", 1, 1).topic, envelope("dev-zz", 1, 1).to_json())  # unknown
+        pub.send(topic.replace("dev-ok", "dev-zz"), good[1].to_json())    # topic mismatch
+        pub.send(topic, good[1].to_json())
+        pub.send(topic, envelope("dev-ok", 1, 777).to_json())             # seq reused
+        pub.send(topic, good[2].to_json())
+        assert wait_for(lambda: stored(db, "dev-ok") == [1, 2, 3], 15)
+        counts = relay.store.rejects
+        assert wait_for(lambda: sum(counts.values()) == 6, 5)
+        assert counts == {"malformed": 1, "schema": 2, "oversized": 1, "unknown_device": 1,
+                          "topic_mismatch": 1}
+        assert wait_for(lambda: relay.store.devices["dev-ok"].counts == {} and
+                        _conflicts(relay) == 1, 5)
+    finally:
+        pub.close()
+        relay.close()
+        store.close()
+
+
+def _conflicts(relay) -> int:
+    return relay.store.conn.execute("SELECT conflicts FROM devices WHERE dev='dev-ok'") \
+        .fetchone()[0]
+
+
+def test_two_store_servers_share_the_load_and_store_each_event_once(brokers, tmp_path):
+    down, up = brokers
+    db = f"sqlite:///{tmp_path}/store.db"
+    relay = Relay(gateway_config(down.url, up.url, tmp_path))
+    servers = [StoreServer(store_config(up.url, db, instance=f"store-{i}")) for i in (1, 2)]
+    for s in servers:
+        s.start()
+    relay.start()
+    devs = [DeviceService(device_config(f"dev-{k}", down.url, tmp_path)) for k in "abc"]
+    try:
+        for svc in devs:
+            svc.start()
+        lasts = {}
+        for i in range(200):
+            for svc in devs:
+                lasts[svc.identity.dev] = svc.emit(SimCounter(n=i)).seq
+        for dev, last in lasts.items():
+            assert wait_for(lambda: stored(db, dev) == list(range(1, last + 1)), 30), dev
+        assert all(s.stored > 0 for s in servers), "both instances took part"
+        assert sum(s.stored for s in servers) == sum(lasts.values())
+    finally:
+        for svc in devs:
+            svc.close()
+        relay.close()
+        for s in servers:
+            s.close()
+
+
+def test_postgresql_sink(brokers, tmp_path, postgres):
+    down, up = brokers
+    import psycopg
+
+    name = f"t{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    db = postgres.dsn.rsplit("/", 1)[0] + f"/{name}"
+    relay = Relay(gateway_config(down.url, up.url, tmp_path))
+    servers = [StoreServer(store_config(up.url, db, instance=f"pg-{i}")) for i in (1, 2)]
+    for s in servers:
+        s.start()
+    relay.start()
+    svc = DeviceService(device_config("dev-pg", down.url, tmp_path))
+    try:
+        svc.start()
+        last = [svc.emit(SimCounter(n=i)).seq for i in range(150)][-1]
+        assert wait_for(lambda: stored(db, "dev-pg") == list(range(1, last + 1)), 30)
+        assert svc.wait_acked(last, 10)
+        pg = open_store_db(db)
+        assert pg.query("SELECT wm FROM devices WHERE dev='dev-pg'")[0][0] == last
+        pg.close()
+    finally:
+        svc.close()
+        relay.close()
+        for s in servers:
+            s.close()
+
+
+def test_gap_is_recorded_and_replay_requested(brokers, tmp_path):
+    """A seq that never reaches the store: the hole is recorded and a replay requested."""
+    _down, up = brokers
+    db = f"sqlite:///{tmp_path}/store.db"
+    store = StoreServer(store_config(up.url, db))
+    store.start()
+    requests = []
+    watcher = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    watcher.on_message = lambda _c, _u, m: requests.append(json.loads(m.payload))
+    watcher.connect("127.0.0.1", up.port)
+    watcher.subscribe("se/v1/+/+/+/cmd/replay", qos=1)
+    watcher.loop_start()
+    pub = Publisher(up.url)
+    try:
+        for seq in (1, 2, 5):
+            env = envelope("dev-g", seq, seq)
+            pub.send(env.topic, env.to_json())
+        assert wait_for(lambda: requests, 10)
+        assert requests[0]["args"] == {"from": 3, "to": 4}
+        gaps = store.db.query("SELECT first_seq, last_seq, reason FROM gaps WHERE dev='dev-g'")
+        assert gaps == [(3, 4, "hole")]
+        for seq in (3, 4):
+            env = envelope("dev-g", seq, seq)
+            pub.send(env.topic, env.to_json())
+        assert wait_for(lambda: store.db.query(
+            "SELECT wm FROM devices WHERE dev='dev-g'")[0][0] == 5, 10)
+        assert wait_for(lambda: store.db.query(
+            "SELECT resolved IS NOT NULL FROM gaps WHERE dev='dev-g'")[0][0] == 1, 5)
+    finally:
+        pub.close()
+        watcher.loop_stop()
+        store.close()
+
+
+def test_gateway_status_command(brokers, tmp_path):
+    down, up = brokers
+    cfg_path = write_yaml(tmp_path / "gw.yaml", gateway_dict(down.url, up.url, tmp_path))
+    relay = Relay(gateway_config(down.url, up.url, tmp_path))
+    relay.start()
+    svc = DeviceService(device_config("dev-s", down.url, tmp_path))
+    svc.start()
+    try:
+        last = [svc.emit(SimCounter(n=i)).seq for i in range(20)][-1]
+        assert svc.wait_acked(last, 10)
+        out = subprocess.run([sys.executable, "-m", "storeedge", "gateway", "status",
+                              "--config", str(cfg_path)], capture_output=True, text=True,
+                             timeout=60)
+        assert out.returncode == 0, out.stderr
+        line = next(l for l in out.stdout.splitlines() if l.startswith("dev-s"))
+        fields = line.split()
+        assert fields[2] == str(last) and fields[3] == str(last)
+        assert int(fields[5]) == last, "no store server: everything is backlog"
+        assert all(len(l) <= 80 for l in out.stdout.splitlines())
+    finally:
+        svc.close()
+        relay.close()
