@@ -136,9 +136,10 @@ def label_cells(mask: np.ndarray, bins: np.ndarray, nbins: int, max_diff: int):
 def warp_affine(gray: np.ndarray, matrix, out_h: int, out_w: int) -> np.ndarray:
     """Resample ``gray`` (bilinear, border replicated) into an (out_h, out_w) uint8 image:
     output pixel (col j, row i) reads source (x, y) = matrix @ (j, i, 1); matrix is 2x3."""
-    m = np.ascontiguousarray(np.asarray(matrix, dtype=np.float64).reshape(6))
-    if not np.all(np.isfinite(m)):
-        raise NativeInputError("warp matrix must be finite")
+    m = np.asarray(matrix, dtype=np.float64)
+    if m.size != 6 or not np.all(np.isfinite(m)):
+        raise NativeInputError(f"warp matrix must be 2x3 finite numbers, got {m.size} values")
+    m = np.ascontiguousarray(m.reshape(6))
     if not (1 <= out_h <= 8192 and 1 <= out_w <= 8192):
         raise NativeInputError(f"warp output size out of range: {out_h}x{out_w}")
     return _k.warp_affine(check_gray(gray), m, int(out_h), int(out_w))

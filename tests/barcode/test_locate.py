@@ -1,0 +1,188 @@
+"""Localiser: native kernel vs pure twin (differential, seeded), wrapper validation, geometry."""
+import math
+
+import numpy as np
+import pytest
+
+from storeedge.native import _locate_py as twin
+from storeedge.native import locate as L
+from storeedge.native.barcode_synth import SceneParams, compose_scene
+from storeedge.native.exc import NativeInputError
+
+try:
+    from storeedge.native import _locate_cy as native
+except ImportError:                      # pragma: no cover - the build makes it in CI
+    native = None
+
+needs_native = pytest.mark.skipif(native is None, reason="compiled _locate_cy not built")
+
+
+def _frames(seed: int, n: int):
+    """Random frames: uniform noise, smooth ramps with steps, and a few read-only/odd sizes."""
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        h, w = int(rng.integers(1, 90)), int(rng.integers(1, 90))
+        if i % 3 == 0:
+            g = rng.integers(0, 256, (h, w), dtype=np.uint8)
+        elif i % 3 == 1:
+            g = (np.cumsum(rng.integers(-9, 10, (h, w)), axis=1) % 256).astype(np.uint8)
+        else:
+            g = np.where(rng.random((h, w)) < 0.5, 20, 230).astype(np.uint8)
+        g.setflags(write=bool(i % 2))
+        yield g
+
+
+@needs_native
+@pytest.mark.parametrize("cell", [2, 3, 8, 16])
+@pytest.mark.parametrize("step", [1, 2, 3])
+def test_cell_stats_native_equals_twin(cell, step):
+    for g in _frames(cell * 10 + step, 40):
+        assert np.array_equal(native.cell_stats(g, cell, step), twin.cell_stats(g, cell, step))
+
+
+@needs_native
+def test_cell_stats_against_direct_definition():
+    g = np.random.default_rng(1).integers(0, 256, (20, 24), dtype=np.uint8)
+    gi = g.astype(np.int64)
+    sxx = 0
+    for y in range(8, 16):             # cell (1, 2) with cell = 8, step = 1
+        for x in range(16, 23):        # x = 23 is the frame border column
+            sxx += (gi[y, x + 1] - gi[y, x - 1]) ** 2
+    assert native.cell_stats(g, 8, 1)[0, 1, 2] == sxx == twin.cell_stats(g, 8, 1)[0, 1, 2]
+
+
+@needs_native
+@pytest.mark.parametrize("max_diff", [0, 2, 5])
+def test_label_cells_native_equals_twin(max_diff):
+    rng = np.random.default_rng(max_diff)
+    for _ in range(60):
+        h, w = int(rng.integers(1, 40)), int(rng.integers(1, 40))
+        mask = (rng.random((h, w)) < rng.uniform(0.2, 0.8)).astype(np.uint8)
+        bins = rng.integers(0, 36, (h, w)).astype(np.int32)
+        a, na = native.label_cells(mask, bins, 36, max_diff)
+        b, nb = twin.label_cells(mask, bins, 36, max_diff)
+        assert na == nb and np.array_equal(a, b)
+
+
+def test_label_cells_wraps_orientation_bins():
+    mask = np.ones((1, 3), np.uint8)
+    bins = np.array([[35, 0, 1]], np.int32)          # 175, 0, 5 degrees: one line
+    labels, n = L.label_cells(mask, bins, 36, 1)
+    assert n == 1 and labels.tolist() == [[1, 1, 1]]
+    labels, n = L.label_cells(mask, np.array([[0, 18, 0]], np.int32), 36, 2)
+    assert n == 3
+
+
+@needs_native
+def test_warp_affine_native_equals_twin_within_one_level():
+    rng = np.random.default_rng(5)
+    for g in _frames(7, 30):
+        a = rng.uniform(-math.pi, math.pi)
+        m = np.array([math.cos(a), -math.sin(a), rng.uniform(-5, 50),
+                      math.sin(a), math.cos(a), rng.uniform(-5, 50)])
+        oh, ow = int(rng.integers(1, 60)), int(rng.integers(1, 60))
+        x = native.warp_affine(np.ascontiguousarray(g), m, oh, ow).astype(int)
+        y = twin.warp_affine(np.ascontiguousarray(g), m, oh, ow).astype(int)
+        assert np.abs(x - y).max() <= 1
+        assert np.mean(x == y) > 0.99
+
+
+@needs_native
+def test_line_edges_native_equals_twin():
+    rng = np.random.default_rng(11)
+    for g in _frames(13, 200):
+        g = np.ascontiguousarray(g)
+        x0, y0 = (int(v) for v in rng.integers(-2 << 16, 90 << 16, 2))
+        dx, dy = (int(v) for v in rng.integers(-1 << 16, 1 << 16, 2))
+        n, win = int(rng.integers(0, 150)), int(rng.choice([3, 9, 15]))
+        assert np.array_equal(native.line_edges(g, x0, y0, dx, dy, n, win),
+                              twin.line_edges(g, x0, y0, dx, dy, n, win))
+
+
+def test_line_edges_counts_bars():
+    row = np.repeat(np.tile([30, 220], 20), 4).astype(np.uint8)      # 20 bars, 4 px each
+    g = np.ascontiguousarray(np.tile(row, (5, 1)))
+    edges = L._k.line_edges(g, 0, 2 << 16, 1 << 16, 0, g.shape[1], 9)
+    assert 35 <= len(edges) <= 39                                   # 39 inner edges
+    flat = np.full((5, 160), 77, np.uint8)
+    assert len(L._k.line_edges(flat, 0, 2 << 16, 1 << 16, 0, 160, 9)) == 0
+
+
+@needs_native
+@pytest.mark.parametrize("seed", range(3))
+def test_locate_pipeline_same_on_both_backends(seed, monkeypatch):
+    """The whole localiser gives identical boxes with either kernel module."""
+    frame, _ = compose_scene([("4006381333931", "EAN-13"), ("9638507", "EAN-8")],
+                             np.random.default_rng(seed), SceneParams(size=(360, 640),
+                                                                      module_px=(2, 2.5)))
+    results = []
+    for mod in (native, twin):
+        monkeypatch.setattr(L, "_k", mod)
+        results.append(L.locate(frame, 8))
+    assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("angle", [0, 25, 60, 90, 150])
+def test_linear_candidate_angle_and_place(angle):
+    params = SceneParams(size=(480, 640), module_px=(2.5, 2.5), angle_deg=(angle, angle),
+                         perspective=0.0, blur_px=(0, 0), glare_prob=0, clutter=5)
+    frame, truths = compose_scene([("4006381333931", "EAN-13")], np.random.default_rng(angle),
+                                  params)
+    cands = [c for c in L.locate(frame, 8) if c.kind == "linear"]
+    assert cands
+    best = min(cands, key=lambda c: math.dist(c.center, truths[0].center))
+    assert math.dist(best.center, truths[0].center) < 30
+    # gradient direction across the bars = the code's x axis, modulo 180 degrees
+    diff = (math.degrees(best.angle) - angle) % 180
+    assert min(diff, 180 - diff) < 6
+
+
+def test_matrix_candidate_for_qr():
+    from storeedge.native.barcode_synth import door_credential
+    params = SceneParams(size=(480, 640), module_px=(2, 2), angle_deg=(20, 20), glare_prob=0,
+                         blur_px=(0, 0), clutter=5)
+    frame, truths = compose_scene([(door_credential(np.random.default_rng(1)), "QRCode")],
+                                  np.random.default_rng(2), params)
+    cands = [c for c in L.locate(frame, 8) if c.kind == "matrix"]
+    assert any(math.dist(c.center, truths[0].center) < 40 for c in cands)
+
+
+def test_budget_is_respected_and_zero_allowed():
+    frame, _ = compose_scene([("4006381333931", "EAN-13"), ("9638507", "EAN-8"),
+                              ("0123456", "UPC-E")], np.random.default_rng(3))
+    assert len(L.locate(frame, 1)) == 1
+    assert L.locate(frame, 0) == []
+
+
+def test_flat_and_tiny_frames_have_no_candidates():
+    assert L.locate(np.full((720, 1280), 128, np.uint8)) == []
+    for shape in [(1, 1), (3, 2), (8, 8), (15, 700)]:
+        assert L.locate(np.zeros(shape, np.uint8)) == []
+
+
+@pytest.mark.parametrize("bad", [np.zeros((0, 5), np.uint8), np.zeros((4, 4), np.float64),
+                                 np.zeros((4, 4, 1), np.uint8), "x", None])
+def test_bad_frames_rejected(bad):
+    with pytest.raises(NativeInputError):
+        L.locate(bad)
+
+
+def test_bad_parameters_rejected():
+    g = np.zeros((32, 32), np.uint8)
+    with pytest.raises(NativeInputError):
+        L.locate(g, -1)
+    with pytest.raises(NativeInputError):
+        L.cell_field(g, 1)
+    with pytest.raises(NativeInputError):
+        L.warp_affine(g, [1, 0, 0, 0, 1], 4, 4)
+    with pytest.raises(NativeInputError):
+        L.warp_affine(g, [1, 0, 0, 0, 1, float("nan")], 4, 4)
+    with pytest.raises(NativeInputError):
+        L.warp_affine(g, [1, 0, 0, 0, 1, 0], 0, 4)
+    with pytest.raises(NativeInputError):
+        L.label_cells(np.zeros((2, 2)), np.zeros((3, 2)), 36, 1)
+
+
+def test_backend_matches_environment():
+    from storeedge.native._backend import pure_forced
+    assert L.BACKEND == ("python" if pure_forced() else "cython")
