@@ -1,8 +1,9 @@
 """Pure numpy twin of the preprocessing kernel (same names, same integer pipeline).
 
-Both backends: vertical pass with Q8 weights (exact integers), horizontal pass with Q8
-weights (values in Q16, exact integers), then the float32 colour matrix, clamp to 0..255,
-round half up, and the float32 output affine.  Results equal the Cython kernel's except where
+Both backends: Q8 vertical and Q8 horizontal weights (the Cython kernel filters rows first,
+this twin columns first: the Q16 integer results are identical), then the float32 colour
+matrix t = ((m0*Y + m1*U) + m2*V) + (m3 + 0.5), level = trunc(clip(t, 0, 255)), and the
+float32 output affine.  Results equal the Cython kernel's except where
 the C compiler fuses a multiply-add (FMA), which can move a value across a rounding boundary
 by one level.
 """
@@ -40,8 +41,9 @@ def _finish(chans: list[np.ndarray], plan, out: np.ndarray) -> None:
     dtype = (np.uint8, np.float32, np.int8)[plan.kind]
     res = out.view(dtype).reshape(f[0].shape[0], f[0].shape[1], n_out)
     for c in range(n_out):
-        v = m[c, 0] * f[0] + m[c, 1] * f[1] + m[c, 2] * f[2] + m[c, 3]
-        level = np.floor(np.clip(v, _LO, _HI) + _HALF)
+        half = m[c, 3] + _HALF
+        t = m[c, 0] * f[0] + m[c, 1] * f[1] + m[c, 2] * f[2] + half
+        level = np.trunc(np.clip(t, _LO, _HI))
         if plan.kind == KIND_U8:
             res[:, :, c] = level
         elif plan.kind == KIND_F32:

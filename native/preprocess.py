@@ -350,6 +350,8 @@ def _affine(kind: int, channels: int, scale, offset, quant) -> np.ndarray:
         _fail(f"quant scale must be a positive finite number, got {qs!r}")
     if not isinstance(zp, Integral) or not -128 <= zp <= 127:
         _fail(f"quant zero_point must be an integer in -128..127, got {zp!r}")
+    if (np.abs(a / qs) * 255 + np.abs(b / qs) + abs(zp)).max() > 1e6:
+        _fail("scale/offset/quant map levels beyond +-1e6 quantised steps")
     return np.stack([a / qs, b / qs + zp], axis=1).astype(np.float32)
 
 
