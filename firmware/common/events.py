@@ -281,6 +281,8 @@ def _type_schema(tp: Any) -> dict:
         return {"type": simple[tp]}
     if tp is Any:
         return {}
+    if tp in (dict, list):
+        return {"type": "object" if tp is dict else "array"}
     raise TypeError(f"event body field type {tp!r} has no JSON Schema mapping")
 
 
@@ -343,6 +345,8 @@ def _check_scalar(tp: Any, value: Any, path: str) -> None:
         bool: lambda v: isinstance(v, bool),
         str: lambda v: isinstance(v, str),
         type(None): lambda v: v is None,
+        dict: lambda v: isinstance(v, dict),
+        list: lambda v: isinstance(v, list),
     }.get(tp)
     if tp is Any:
         return
