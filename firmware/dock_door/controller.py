@@ -16,20 +16,23 @@ Public API used by the console (issue 9)::
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from storeedge.drivers.clock import Clock
-from storeedge.firmware.dock_door.exc import RelayFault
+from storeedge.firmware.dock_door.exc import RelayFault, StateStoreError
 from storeedge.firmware.dock_door.hardware import DoorWiring, LockRelay, SwitchInput
 from storeedge.firmware.dock_door.logic import DoorLogic, Notice, ResetResult, Visit
 from storeedge.firmware.dock_door.store import AuditRecord, DoorStateStore
 from storeedge.firmware.dock_door.verify import Decision, Reason, Throttle, Verifier, deny
 
+log = logging.getLogger(__name__)
 Sink = Callable[[AuditRecord], None]
-_NOT_COUNTED = (Reason.THROTTLED, Reason.LOCKOUT, Reason.JAMMED, Reason.CLOCK_NOT_SET)
+_NOT_COUNTED = (Reason.THROTTLED, Reason.LOCKOUT, Reason.JAMMED, Reason.CLOCK_NOT_SET,
+                Reason.DOOR_ERROR)
 
 
 class AuditLog:
@@ -143,12 +146,17 @@ class DoorController:
             now = self.clock.monotonic()
             if self._repeat(text, now):
                 return None
-            t0 = time.perf_counter()
-            d = self._decide(text, now)
-            if not d.granted:
-                self._denied(d, text, source, now)
-                return d
-            return self._grant(d, source, t0)
+            try:
+                t0 = time.perf_counter()
+                d = self._decide(text, now)
+                if not d.granted:
+                    self._denied(d, text, source, now)
+                    return d
+                return self._grant(d, text, source, t0)
+            except StateStoreError as exc:      # disk failing: stay locked, say why
+                log.error("door state store failed while deciding: %s", exc)
+                self._sync_relay()
+                return deny(Reason.DOOR_ERROR, f"door state store failed: {exc}")
 
     def _repeat(self, text: str, now: float) -> bool:
         for old in [k for k, t in self._recent.items() if now - t > self.repeat_s]:
@@ -179,7 +187,7 @@ class DoorController:
         self.decisions += 1
         self.p.audit.record("door.denied", body, self.clock.time())
 
-    def _grant(self, d: Decision, source: str, t0: float) -> Decision:
+    def _grant(self, d: Decision, text: str, source: str, t0: float) -> Decision:
         c, wall = d.credential, self.clock.time()
         body = {"cred_id": c.cred_hex, "key_id": c.key_id, "vendor": c.vendor,
                 "driver": c.driver, "po": c.po, "source": source, "uses": c.uses,
@@ -189,7 +197,7 @@ class DoorController:
         t2 = time.perf_counter()
         if not res.ok:
             d = deny(Reason.USED, f"credential already used {res.use} of {c.uses} time(s)", c)
-            self._denied(d, "", source, self.clock.monotonic())
+            self._denied(d, text, source, self.clock.monotonic())
             return d
         if self.on_committed is not None:
             self.on_committed(c)

@@ -39,6 +39,7 @@ class Reason(str, Enum):
     THROTTLED = "throttled"
     LOCKOUT = "lockout"
     JAMMED = "jammed"
+    DOOR_ERROR = "door_error"
 
 
 @dataclass(frozen=True)

@@ -182,3 +182,25 @@ def test_corrupt_state_file_is_an_error_not_a_wipe(tmp_path):
     assert path.read_bytes().startswith(b"this is not sqlite")       # kept for salvage
     with pytest.raises(sqlite3.DatabaseError):
         sqlite3.connect(path).execute("SELECT 1 FROM used").fetchall()
+
+
+def test_state_failure_while_deciding_keeps_door_locked(tmp_path):
+    rig = make_rig(tmp_path)
+    text = rig.issue()
+    rig.ctl.p.state._db.close()                     # the SD card went away
+    d = rig.ctl.present(text)
+    assert not d.granted and d.reason == Reason.DOOR_ERROR and "state" in d.detail
+    assert not rig.unlocked
+
+
+def test_key_rotation_by_key_id(tmp_path):
+    rig = make_rig(tmp_path)
+    old_code = rig.issue(po="old")
+    k2 = generate_signing_key(2)
+    rig.ctl.p.state.trust_key(2, k2.public)
+    assert rig.ctl.present(rig.issue(key=k2, po="new")).granted          # new key works
+    rig.open_door(); rig.close_door(); rig.clock.advance(5)
+    rl = RevocationList("s0042", 1, int(T0), keys=frozenset({1}))        # retire key 1
+    rig.ctl.p.state.apply_revocations(sign_revocations(k2, rl), store="s0042")
+    d = rig.ctl.present(old_code)
+    assert d.reason == Reason.REVOKED and "key 1" in d.detail and not rig.unlocked
