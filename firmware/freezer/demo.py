@@ -1,0 +1,142 @@
+"""The freezer monitors in ``storeedge demo``: three simulated cabinets on simulated 1-Wire buses.
+
+* ``fz-1`` ice cream freezer: healthy (two probes).
+* ``fz-2`` frozen food freezer: its bottom probe starts returning the 85 degC power-on value
+  after a few seconds -> a *sensor fault* alarm, never a temperature alarm.
+* ``fz-3`` dairy chiller: door left ajar and the compressor tripped -> it warms up -> a
+  *temperature* alarm (H).
+
+Each runs the real app (FreezerApp, DeviceService with its outbox and MQTT link, HACCP book)
+with real-format ``w1_slave`` files under ``<workdir>/<dev>-w1``.  The cabinet physics runs
+60x faster than the clock (``PHYSICS_SPEED``) so a warm-up shows within a demo's seconds; the
+app itself, its timestamps and delays run on the real clock.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+
+from storeedge.drivers.onewire import Fault
+from storeedge.drivers.onewire.sim import FreezerPhysics, SimulatedBus, ThermalModel
+from storeedge.firmware.common.config import config_from_dict, config_to_dict
+from storeedge.firmware.freezer.app import FreezerApp
+from storeedge.firmware.freezer.config import FreezerConfig, build_rules
+
+log = logging.getLogger(__name__)
+PHYSICS_SPEED = 60.0
+FAULT_AFTER_S = 5.0
+FAST = {"interval_s": 10, "fast_interval_s": 10}
+
+
+class ScaledClock:
+    """The demo's physics time: runs ``speed`` times faster than ``base`` (from now on)."""
+
+    def __init__(self, base, speed: float):
+        self.base, self.speed = base, speed
+        self._t0, self._m0 = base.time(), base.monotonic()
+
+    def time(self) -> float:
+        return self._t0 + (self.base.time() - self._t0) * self.speed
+
+    def monotonic(self) -> float:
+        return self._m0 + (self.base.monotonic() - self._m0) * self.speed
+
+    def sleep(self, seconds: float) -> None:
+        self.base.sleep(seconds / self.speed)
+
+
+def _limits(high_c: float, low_c: float) -> dict:
+    quick = {"delay_s": 10, "window_s": 10, "mode": "all", "deadband_c": 1.0}
+    return {"H": {"limit_c": high_c, **quick}, "L": {"limit_c": low_c, **quick}}
+
+
+SCENARIOS = {
+    "fz-1": ("ice cream freezer", "frozen", {"top": "28-00000d3e0101", "bottom": "28-00000d3e0102"},
+             _limits(-15.0, -30.0), None),
+    "fz-2": ("frozen food freezer", "frozen", {"top": "28-00000d3e0201",
+                                               "bottom": "28-00000d3e0202"},
+             _limits(-15.0, -30.0), "probe_fault"),
+    "fz-3": ("dairy chiller", "chilled", {"shelf": "28-00000d3e0301"},
+             _limits(6.0, -1.0), "door_ajar"),
+}
+
+
+def freezer_demo_config(ctx, dev_id: str) -> FreezerConfig:
+    """The demo config of ``dev_id``: the context's common sections + a freezer section."""
+    _title, kind, roms, limits, _event = SCENARIOS[dev_id]
+    data = config_to_dict(ctx.device_config("freezer", dev_id))
+    data["freezer"] = {
+        "onewire": {"backend": "sim", "root": os.path.join(ctx.workdir, f"{dev_id}-w1")},
+        "units": {"cabinet": {"kind": kind, "probes": list(roms)}},
+        "probes": {name: {"rom": rom, "limits": limits, **FAST} for name, rom in roms.items()},
+        "alarms": {"fault_after_reads": 2, "silent_after_s": 60, "repeat_s": 60},
+        "haccp": {"path": os.path.join(ctx.workdir, f"{dev_id}-haccp.jsonl")},
+        "telemetry_batch_s": 10,
+    }
+    return config_from_dict(data, FreezerConfig)
+
+
+@dataclass
+class FreezerDemo:
+    """One demo freezer (``name``, ``start()``, ``stop()``, ``summary()``)."""
+
+    ctx: object
+    dev_id: str
+    name: str = ""
+    _threads: list = field(default_factory=list)
+
+    def __post_init__(self):
+        from storeedge.firmware.common.service import DeviceService
+        title, kind, roms, _limits, self.event = SCENARIOS[self.dev_id]
+        self.name = f"{self.dev_id} ({title})"
+        self.cfg = freezer_demo_config(self.ctx, self.dev_id)
+        self.rules = build_rules(self.cfg.freezer)
+        self.bus = SimulatedBus(self.cfg.freezer.onewire.root,
+                                clock=ScaledClock(self.ctx.clock, PHYSICS_SPEED))
+        setpoint = -20.0 if kind == "frozen" else 3.0
+        self.model = ThermalModel(FreezerPhysics(setpoint_c=setpoint), self.bus.clock.time())
+        for rom in roms.values():
+            self.bus.add_probe(rom, self.model)
+        self.svc = DeviceService(self.cfg, clock=self.ctx.clock, app="freezer")
+        self.app = FreezerApp(self.rules, self.bus, self.svc, self.ctx.clock,
+                              self.cfg.freezer.haccp.path)
+        self.svc.on_command("ack", self.app.handle_ack_command)
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        self.svc.start()
+        if self.event == "door_ajar":
+            self.model.door_open = self.model.compressor_failed = True
+        runner = threading.Thread(target=self.app.run, args=(self._stop, 0.5),
+                                  name=f"{self.dev_id}-freezer", daemon=True)
+        runner.start()
+        self._threads.append(runner)
+        if self.event == "probe_fault":
+            rom = self.rules.probes["bottom"].rom
+            timer = threading.Timer(FAULT_AFTER_S, self.bus.inject, (rom, Fault.POWER_ON))
+            timer.daemon = True
+            timer.start()
+            self._threads.append(timer)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            if isinstance(t, threading.Timer):
+                t.cancel()
+            t.join(5)
+        self.svc.close()
+
+    def summary(self) -> dict:
+        """Probe readings/faults and the alarms raised (kind, condition, probe)."""
+        every = list(self.app.engine.history) + self.app.alarms()
+        return {"probes": {s.name: (round(s.temp_c, 2) if s.temp_c is not None else s.fault)
+                           for s in self.app.probes()},
+                "alarms": sorted({f"{a.kind}:{a.condition}@{a.probe}" for a in every}),
+                "open_alarms": [a.id for a in self.app.alarms()]}
+
+
+def demo_devices(ctx) -> list:
+    """The demo's freezers: one healthy, one whose probe fails, one that warms up."""
+    return [FreezerDemo(ctx, dev_id) for dev_id in SCENARIOS]
