@@ -6,6 +6,7 @@ Server/console commands (``se/v1/{store}/dock_door/{dev}/cmd/{name}``, never ret
 * ``reset_lockout`` ``{"note": str}`` -> ``{"ok", "detail"}``
 * ``test_relay`` ``{"pulse_s": float}`` -> ``{"ok", "detail"}``
 * ``revocations`` ``{"list": "<signed revocation list JSON>"}`` -> ``{"serial", "creds", "keys"}``
+* ``keys`` ``{"keyset": "<signed key announcement JSON>"}`` -> ``{"serial", "added", "trusted"}``
 * ``door_status`` ``{}`` -> the :class:`DoorStatus` fields
 """
 from __future__ import annotations
@@ -110,7 +111,14 @@ class DoorApp:
 
         self.svc.on_command("reset_lockout", reset)
         self.svc.on_command("test_relay", test_relay)
+        def keys(cmd: Command) -> dict:
+            ann = ctl.p.state.apply_keyset(str(cmd.args["keyset"]).encode(), store=store,
+                                           now=self.clock.time())
+            return {"serial": ann.serial, "added": sorted(ann.keys),
+                    "trusted": ctl.p.state.trusted_kids()}
+
         self.svc.on_command("revocations", revocations)
+        self.svc.on_command("keys", keys)
         self.svc.on_command("door_status", lambda cmd: asdict(ctl.status()))
 
     def start(self) -> None:

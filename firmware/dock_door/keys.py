@@ -4,6 +4,9 @@
   a ``storeedge-kid`` header line before the PEM block.
 * Public key: one line ``sedpub1:<kid>:<base64url of the 32-byte Ed25519 key>`` (easy to paste
   into a config file or a console).
+* Key announcement (rotation): JSON ``{"format": "sedkeys1", "kid", "body", "sig"}`` where
+  ``body`` is ``{"store", "serial", "keys": {"<kid>": "<b64url public>"}}``, signed by a key
+  the door already trusts; the door adds the announced keys (retire old ones by revoking them).
 * Revocation list: JSON ``{"format": "sedrev1", "kid": n, "body": b64url, "sig": b64url}``
   where ``body`` is compact JSON ``{"store", "serial", "issued", "creds": [hex], "keys": [kid]}``
   signed with ``REVOCATION_CONTEXT + body``.  Each list is complete (not a delta) and carries
@@ -27,6 +30,7 @@ from storeedge.firmware.dock_door.credential import CRED_ID_LEN, SigningKey
 from storeedge.firmware.dock_door.exc import KeyFileError, RevocationListError
 
 REVOCATION_CONTEXT = b"storeedge-door-revocations-v1\x00"
+KEYSET_CONTEXT = b"storeedge-door-keyset-v1\x00"
 _PUB_RE = re.compile(r"sedpub1:(\d{1,5}):([A-Za-z0-9_-]{43})")
 _KID_RE = re.compile(rb"storeedge-kid: (\d{1,5})\n")
 
@@ -154,3 +158,56 @@ def verify_revocations(data: bytes, public: Ed25519PublicKey) -> RevocationList:
     if any(len(c) != CRED_ID_LEN for c in creds):
         raise RevocationListError("revocation list holds a credential id of the wrong length")
     return rl
+
+
+@dataclass(frozen=True)
+class KeyAnnouncement:
+    """New store keys for the doors of ``store`` (``serial`` increases with every one)."""
+
+    store: str
+    serial: int
+    keys: dict = field(default_factory=dict)      # kid -> Ed25519PublicKey
+
+    def body(self) -> bytes:
+        keys = {str(kid): public_key_line(kid, pub).split(":", 2)[2]
+                for kid, pub in sorted(self.keys.items())}
+        doc = {"store": self.store, "serial": self.serial, "keys": keys}
+        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def sign_keyset(key: SigningKey, ann: KeyAnnouncement) -> bytes:
+    """The signed key announcement document (JSON bytes)."""
+    body = ann.body()
+    sig = key.private.sign(KEYSET_CONTEXT + body)
+    doc = {"format": "sedkeys1", "kid": key.kid, "body": b64url(body), "sig": b64url(sig)}
+    return json.dumps(doc, separators=(",", ":")).encode() + b"\n"
+
+
+def read_signed_keyset(data: bytes) -> tuple[int, bytes, bytes]:
+    """(signer kid, body, signature); raises :class:`KeyFileError`."""
+    try:
+        doc = json.loads(data)
+        if doc.get("format") != "sedkeys1":
+            raise KeyFileError("not a key announcement (format is not sedkeys1)")
+        return int(doc["kid"]), unb64url(doc["body"]), unb64url(doc["sig"])
+    except KeyFileError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise KeyFileError(f"malformed key announcement: {exc}") from exc
+
+
+def verify_keyset(data: bytes, public: Ed25519PublicKey) -> KeyAnnouncement:
+    """Check the signature and decode; raises :class:`KeyFileError`."""
+    _kid, body, sig = read_signed_keyset(data)
+    try:
+        public.verify(sig, KEYSET_CONTEXT + body)
+    except InvalidSignature:
+        raise KeyFileError("key announcement signature is not valid") from None
+    try:
+        doc = json.loads(body)
+        keys = {}
+        for kid, b64 in doc["keys"].items():
+            keys[int(kid)] = parse_public_key_line(f"sedpub1:{int(kid)}:{b64}")[1]
+        return KeyAnnouncement(str(doc["store"]), int(doc["serial"]), keys)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise KeyFileError(f"malformed key announcement body: {exc}") from exc

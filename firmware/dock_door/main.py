@@ -9,6 +9,9 @@
         --from 2026-11-24T06:00Z --until 2026-11-24T08:00Z [--uses 1] --png code.png
     storeedge door revoke --key store-key-1.pem --store s0042 --serial 7 \\
         [--cred <24 hex>]... [--revoke-key KID]... --out revocations.json
+    storeedge door announce-key --key store-key-1.pem --store s0042 --serial 2 \
+        --public sedpub1:2:... --out keyset.json                   # signed by a trusted key
+    storeedge door apply-keys --config door.yaml keyset.json       # or the MQTT 'keys' command
     storeedge door trust --config door.yaml sedpub1:2:...          # add a key on the door
     storeedge door apply-revocations --config door.yaml revocations.json
 """
@@ -27,9 +30,10 @@ from storeedge.firmware.common.exc import ConfigError
 from storeedge.firmware.dock_door.credential import CredentialSpec, generate_signing_key, issue, \
     parse
 from storeedge.firmware.dock_door.exc import DoorError
-from storeedge.firmware.dock_door.keys import (RevocationList, load_signing_key,
-                                               parse_public_key_line, public_key_line,
-                                               save_signing_key, sign_revocations, write_atomic)
+from storeedge.firmware.dock_door.keys import (KeyAnnouncement, RevocationList,
+                                               load_signing_key, parse_public_key_line,
+                                               public_key_line, save_signing_key, sign_keyset,
+                                               sign_revocations, write_atomic)
 from storeedge.firmware.dock_door.qrimage import write_qr_png
 
 
@@ -76,6 +80,25 @@ def cmd_revoke(args) -> int:
     write_atomic(args.out, sign_revocations(key, rl))
     print(f"wrote {args.out}: serial {args.serial}, {len(creds)} code(s), "
           f"{len(args.revoke_key)} key(s)")
+    return 0
+
+
+def cmd_announce(args) -> int:
+    key = load_signing_key(args.key)
+    keys = dict(parse_public_key_line(line) for line in args.public)
+    write_atomic(args.out, sign_keyset(key, KeyAnnouncement(args.store, args.serial, keys)))
+    print(f"wrote {args.out}: serial {args.serial}, keys {sorted(keys)} signed by {key.kid}")
+    return 0
+
+
+def cmd_apply_keys(args) -> int:
+    cfg, state = _state(args.config)
+    try:
+        ann = state.apply_keyset(Path(args.keyset).read_bytes(), store=cfg.device.store,
+                                 now=time.time())
+        print(f"applied key announcement serial {ann.serial}: trusted {state.trusted_kids()}")
+    finally:
+        state.close()
     return 0
 
 
@@ -132,11 +155,20 @@ def _tools_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("apply-revocations", help="apply a signed revocation list on a door")
     a.add_argument("--config", required=True)
     a.add_argument("list")
+    n = sub.add_parser("announce-key", help="sign new public keys with a trusted key")
+    for name in ("key", "store", "out"):
+        n.add_argument(f"--{name}", required=True)
+    n.add_argument("--serial", type=int, required=True, help="must grow with every announcement")
+    n.add_argument("--public", action="append", required=True, help="sedpub1: line (repeat)")
+    ak = sub.add_parser("apply-keys", help="apply a signed key announcement on a door")
+    ak.add_argument("--config", required=True)
+    ak.add_argument("keyset")
     return p
 
 
 TOOLS = {"keygen": cmd_keygen, "issue": cmd_issue, "revoke": cmd_revoke, "trust": cmd_trust,
-         "apply-revocations": cmd_apply}
+         "apply-revocations": cmd_apply, "announce-key": cmd_announce,
+         "apply-keys": cmd_apply_keys}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,8 +26,9 @@ from storeedge.firmware.dock_door import audit
 from storeedge.firmware.dock_door.credential import Credential
 from storeedge.firmware.dock_door.events import normalise
 from storeedge.firmware.dock_door.exc import RevocationListError, StateStoreError, UnknownKeyError
-from storeedge.firmware.dock_door.keys import RevocationList, read_signed_revocations, \
-    verify_revocations
+from storeedge.firmware.dock_door.exc import KeyFileError
+from storeedge.firmware.dock_door.keys import KeyAnnouncement, RevocationList, \
+    read_signed_keyset, read_signed_revocations, verify_keyset, verify_revocations
 
 USED_RETENTION_S = 7 * 86400     # keep used ids this long past not_after (clock-jump margin)
 
@@ -120,6 +121,34 @@ class DoorStateStore:
         """Remove key ``kid``; True when it was trusted."""
         return bool(self._tx(lambda db: db.execute(
             "DELETE FROM trusted_keys WHERE kid = ?", (kid,)).rowcount))
+
+    def apply_keyset(self, data: bytes, *, store: str, now: float = 0.0) -> KeyAnnouncement:
+        """Verify a key announcement signed by a trusted, unrevoked key and add its keys.
+
+        Raises :class:`KeyFileError` when badly signed, for another store or not newer.
+        """
+        kid = read_signed_keyset(data)[0]
+        try:
+            public = self.public_key(kid)
+        except UnknownKeyError:
+            raise KeyFileError(f"key announcement signed by unknown key {kid}") from None
+        if self.key_revoked(kid):
+            raise KeyFileError(f"key announcement signed by revoked key {kid}")
+        ann = verify_keyset(data, public)
+        if ann.store != store:
+            raise KeyFileError(f"key announcement is for store {ann.store!r}, not {store!r}")
+
+        def add(db):
+            row = db.execute("SELECT v FROM meta WHERE k = 'keyset_serial'").fetchone()
+            if ann.serial <= (int(row[0]) if row else 0):
+                raise KeyFileError(f"key announcement serial {ann.serial} is not newer")
+            for k, pub in ann.keys.items():
+                raw = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+                db.execute("INSERT OR REPLACE INTO trusted_keys VALUES (?, ?, ?)", (k, raw, now))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('keyset_serial', ?)",
+                       (str(ann.serial),))
+        self._tx(add)
+        return ann
 
     def public_key(self, kid: int) -> Ed25519PublicKey:
         """The trusted key ``kid``; raises :class:`UnknownKeyError`."""

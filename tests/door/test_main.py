@@ -165,6 +165,12 @@ def test_door_app_end_to_end(tmp_path, broker, capsys):
         watcher.command("reset_lockout", {"note": "cover refitted"})
         assert watcher.wait(lambda e: e["type"] == "door.lockout_reset"
                             and e["body"]["by"] == "test")
+        _, pub2, _ = run(["keygen", "--kid", "2", "--out", str(tmp_path / "k2.pem")], capsys)
+        run(["announce-key", "--key", key, "--store", "s0042", "--serial", "1", "--public",
+             pub2.strip(), "--out", str(tmp_path / "ks.json")], capsys)
+        watcher.command("keys", {"keyset": (tmp_path / "ks.json").read_text()})
+        assert watcher.wait(lambda e: e["type"] == "device.command" and e["body"]["name"] ==
+                            "keys" and e["body"]["ok"] and e["body"]["result"]["trusted"] == [1, 2])
         watcher.command("test_relay", {"pulse_s": 0.3})
         assert watcher.wait(lambda e: e["type"] == "device.command" and e["body"]["name"] ==
                             "test_relay" and e["body"]["ok"] and e["body"]["result"]["ok"])
@@ -176,3 +182,28 @@ def test_door_app_end_to_end(tmp_path, broker, capsys):
     door = [e for e in watcher.events if e["type"].startswith("door.")]
     assert verify_chain(door).ok
     assert factory.pin(17).state is False
+
+
+def test_key_rotation_by_signed_announcement(tmp_path, capsys):
+    k1, k2 = str(tmp_path / "k1.pem"), str(tmp_path / "k2.pem")
+    _, pub1, _ = run(["keygen", "--kid", "1", "--out", k1], capsys)
+    _, pub2, _ = run(["keygen", "--kid", "2", "--out", k2], capsys)
+    cfg = write_config(tmp_path, pub1.strip())
+    run(["trust", "--config", str(cfg), pub1.strip()], capsys)
+    # key 2 cannot announce itself: it is not trusted yet
+    run(["announce-key", "--key", k2, "--store", "s0042", "--serial", "1", "--public",
+         pub2.strip(), "--out", str(tmp_path / "self.json")], capsys)
+    rc, _, err = run(["apply-keys", "--config", str(cfg), str(tmp_path / "self.json")], capsys)
+    assert rc == 1 and "unknown key 2" in err
+    rc, _, _ = run(["announce-key", "--key", k1, "--store", "s0042", "--serial", "1", "--public",
+                    pub2.strip(), "--out", str(tmp_path / "ks.json")], capsys)
+    assert rc == 0
+    rc, out, _ = run(["apply-keys", "--config", str(cfg), str(tmp_path / "ks.json")], capsys)
+    assert rc == 0 and "[1, 2]" in out
+    rc, _, err = run(["apply-keys", "--config", str(cfg), str(tmp_path / "ks.json")], capsys)
+    assert rc == 1 and "not newer" in err                     # no replay
+    data = json.loads((tmp_path / "ks.json").read_text())
+    data["body"] = data["body"][:-2] + ("AA" if data["body"][-2:] != "AA" else "BB")
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    rc, _, err = run(["apply-keys", "--config", str(cfg), str(tmp_path / "bad.json")], capsys)
+    assert rc == 1
