@@ -159,6 +159,8 @@ class DoorLogic:
         if self.visit is not None:
             self._finish_visit("superseded")
         self.visit = visit
+        if not self.door_closed and visit.opened_at is None:
+            visit.opened_at = self.clock.time()     # door already open: passage starts now
         self._authorised_open = True
         self._set_relay(True)
         self._timers.relock_at = self.clock.monotonic() + self.t.unlock_s

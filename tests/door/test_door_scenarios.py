@@ -203,3 +203,16 @@ def test_relay_pin_never_released_by_denials(rig):
         assert not rig.ctl.present(text).granted
     assert [s.state for s in rig.relay_pin.states] == [False]
     assert rig.factory.pin(RELAY).function == "output"
+
+
+def test_grant_while_door_already_open_still_writes_checkin(rig):
+    rig.ctl.present(rig.issue(po="first"))
+    rig.open_door()
+    rig.clock.advance(5)
+    rig.ctl.present(rig.issue(po="second"))           # second driver while the door is open
+    assert rig.last("door.checkin").body["outcome"] == "superseded"
+    rig.advance(3)
+    rig.close_door()
+    ci = rig.last("door.checkin").body
+    assert ci["po"] == "second" and ci["outcome"] == "closed" and ci["opened_at"] is not None
+    assert not rig.unlocked and rig.ctl.status().lockout is None
