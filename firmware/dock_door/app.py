@@ -77,10 +77,14 @@ class DoorApp:
         if p.rom is None:
             return None
         from storeedge.drivers.onewire import open_bus
-        bus = open_bus(p.backend)
+        bus = open_bus(p.backend, root=p.root)
 
         def read() -> float | None:
-            sample = bus.read(p.rom)
+            try:
+                sample = bus.read(p.rom)
+            except OSError as exc:           # probe unplugged: the check-in says null
+                log.warning("cold-goods probe %s: %s", p.rom, exc)
+                return None
             return round(sample.temp_c, 2) if sample.ok else None
         return read
 

@@ -90,6 +90,7 @@ class ProbeSection:
     rom: str | None = setting(None, doc="1-Wire ROM id, e.g. 28-0316a2797aff (None = none)",
                               pattern=r"[0-9a-f]{2}-[0-9a-f]{12}")
     backend: str | None = setting(None, doc="1-Wire backend (sysfs, sim); None = default")
+    root: str | None = setting(None, doc="sysfs root (None = /sys/bus/w1/devices)")
 
 
 @section

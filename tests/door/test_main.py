@@ -207,3 +207,25 @@ def test_key_rotation_by_signed_announcement(tmp_path, capsys):
     (tmp_path / "bad.json").write_text(json.dumps(data))
     rc, _, err = run(["apply-keys", "--config", str(cfg), str(tmp_path / "bad.json")], capsys)
     assert rc == 1
+
+
+def test_cold_probe_reading_from_real_format_w1_files(tmp_path, capsys):
+    """door.probe reads a DS18B20 through the sysfs backend (files written by the 1-Wire sim)."""
+    from storeedge.drivers.clock import SimulatedClock
+    from storeedge.drivers.onewire.sim import FreezerPhysics, SimulatedBus, ThermalModel
+    from storeedge.firmware.dock_door.app import DoorApp
+    clock = SimulatedClock()
+    sim = SimulatedBus(tmp_path / "w1", clock=clock)
+    sim.add_probe("28-0000a1b2c3d4", ThermalModel(FreezerPhysics(setpoint_c=-18), clock.time()))
+    expected = sim.read("28-0000a1b2c3d4").temp_c
+    _, pub, _ = run(["keygen", "--kid", "1", "--out", str(tmp_path / "k.pem")], capsys)
+    cfg = load_config(write_config(tmp_path, pub.strip(), {"probe": {
+        "rom": "28-0000a1b2c3d4", "backend": "sysfs", "root": str(tmp_path / "w1")}}), DoorConfig)
+    app = DoorApp(cfg, clock=clock, pin_factory=new_mock_factory())
+    try:
+        assert app.ctl.p.probe() == pytest.approx(expected, abs=0.01)
+        assert -19.5 < expected < -16.5
+        sim.vanish("28-0000a1b2c3d4")
+        assert app.ctl.p.probe() is None
+    finally:
+        app.ctl.close(); app.relay.close(); app.ctl.p.state.close(); app.svc.close()
