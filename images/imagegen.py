@@ -380,9 +380,10 @@ def render_genimage(image: Image, name: str) -> str:
 image boot.vfat {{
 \tvfat {{
 \t\tlabel = "SE-BOOT"
+\t\textraargs = "-F 32"
 \t}}
 \tsize = {image.boot_mib}M
-\tmountpoint = "/"
+\tmountpoint = "/boot"
 }}
 
 image {name} {{
@@ -403,7 +404,6 @@ image {name} {{
 \t}}
 \tpartition rootB {{
 \t\tpartition-type = 0x83
-\t\timage = "empty-root.ext4"
 \t\tsize = {image.root_mib}M
 \t}}
 \tpartition data {{

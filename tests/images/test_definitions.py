@@ -211,3 +211,32 @@ def test_verify_catches_a_broken_unit(tmp_path):
     proc = subprocess.run(["systemd-analyze", "verify", "--man=no", str(bad)],
                           capture_output=True, text=True, timeout=60)
     assert "notifyy" in proc.stdout + proc.stderr
+
+
+@pytest.mark.skipif(not all(shutil.which(t) for t in ("rauc", "openssl", "mksquashfs")),
+                    reason="rauc/openssl/squashfs-tools not installed (images/install-build-deps)")
+def test_bundle_signed_by_dev_ca_verifies_only_with_that_ca(tmp_path):
+    """make-dev-ca + the rendered manifest + the hook make a bundle RAUC accepts, and only
+    with the CA that signed it (the same commands images/build runs, on a tiny root)."""
+    pki, other = tmp_path / "pki", tmp_path / "other"
+    for folder in (pki, other):
+        subprocess.run([str(IMAGES / "make-dev-ca"), str(folder)], check=True,
+                       capture_output=True, timeout=60)
+    content = tmp_path / "bundle"
+    image = imagegen.load_kind("gateway")
+    content.mkdir()
+    (content / "manifest.raucm").write_text(imagegen.render_manifest(image, "9.9.9"))
+    shutil.copy(IMAGES / "rauc/hook", content / "hook")
+    (content / "rootfs.ext4").write_bytes(os.urandom(256 * 1024))
+    bundle = tmp_path / "gateway.raucb"
+    made = subprocess.run(["rauc", "bundle", f"--cert={pki}/signing.cert.pem",
+                           f"--key={pki}/signing.key.pem", f"--keyring={pki}/ca.cert.pem",
+                           str(content), str(bundle)], capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    good = subprocess.run(["rauc", "info", f"--keyring={pki}/ca.cert.pem", str(bundle)],
+                          capture_output=True, text=True, timeout=60)
+    assert good.returncode == 0, good.stderr
+    assert "'storeedge-gateway'" in good.stdout and "'9.9.9'" in good.stdout
+    bad = subprocess.run(["rauc", "info", f"--keyring={other}/ca.cert.pem", str(bundle)],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "signature verification failed" in bad.stderr

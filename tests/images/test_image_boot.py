@@ -1,0 +1,109 @@
+"""End to end (``make test-image``): build the freezer image, boot it under qemu, check it.
+
+Builds ``images/build freezer`` (reused when images/out/freezer has a build of the current
+commit unless STOREEDGE_IMAGE_REBUILD=1), boots its root A with the image's own Debian arm64
+kernel under ``qemu-system-aarch64 -M virt`` (TCG) and reads the image's self-test report from
+the serial console: the storeedge unit is active, the root is read-only, the watchdog device
+is in use.  Then the RAUC bundle verifies against the build's CA and fails against another.
+Needs root, the Debian archive and PyPI; takes 30-60 min on two cores.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+IMAGES = REPO / "images"
+KIND = "freezer"
+OUT = IMAGES / "out" / KIND
+
+pytestmark = [pytest.mark.image, pytest.mark.timeout(2 * 3600)]
+
+
+def _head() -> str:
+    return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def built():
+    if os.geteuid() != 0:
+        pytest.fail("the image build needs root (mmdebstrap --mode=root, chroot)")
+    summary = OUT / "build-summary.json"
+    fresh = summary.exists() and json.loads(summary.read_text())["version"].startswith(_head())
+    if not fresh or os.environ.get("STOREEDGE_IMAGE_REBUILD") == "1":
+        proc = subprocess.run(["nice", "-n", "10", str(IMAGES / "build"), KIND],
+                              capture_output=True, text=True, timeout=2 * 3600)
+        print(proc.stdout[-4000:], proc.stderr[-4000:])
+        assert proc.returncode == 0, f"images/build {KIND} failed:\n{proc.stderr[-3000:]}"
+    return json.loads(summary.read_text())
+
+
+@pytest.fixture(scope="module")
+def booted(built):
+    subprocess.run([str(IMAGES / "install-build-deps"), "--qemu"], check=True,
+                   capture_output=True)
+    proc = subprocess.run(["nice", "-n", "10", str(IMAGES / "qemu-boot"), KIND,
+                           "--timeout", "2400"],
+                          capture_output=True, text=True, timeout=2700)
+    lines = proc.stdout.strip().splitlines()
+    assert lines, f"qemu-boot printed nothing:\n{proc.stderr[-3000:]}"
+    facts = json.loads(lines[-1])
+    print(json.dumps(facts, indent=1))
+    return facts
+
+
+def test_image_layout(built):
+    img = Path(built["image"])
+    with open(img, "rb") as fh:
+        mbr = fh.read(512)
+    assert mbr[510:] == b"\x55\xaa"
+    entries = [mbr[446 + 16 * i: 462 + 16 * i] for i in range(4)]
+    types = [entry[4] for entry in entries]
+    sizes = [int.from_bytes(entry[12:16], "little") for entry in entries]
+    assert types == [0x0C, 0x83, 0x83, 0x83]               # boot, root A, root B, data
+    assert entries[0][0] == 0x80, "the boot partition must be marked bootable"
+    assert sizes[1] == sizes[2], "root A and root B must be the same size"
+    assert mbr[440:444] == bytes.fromhex("5e0de0a1")[::-1]  # disk signature -> PARTUUIDs
+    assert Path(built["bundle"]).exists()
+
+
+def test_boots_to_multi_user_with_readonly_root(booted):
+    assert booted["state"] == "done", booted
+    assert "multi_user_reached_s" in booted
+    assert booted["root_options"].split(",")[0] == "ro"
+    assert booted["root_writable"].startswith("no")
+    assert booted["data_mounted"] == "yes"
+    assert booted["rauc_booted"] == "A" and booted["rauc_compatible"] == "storeedge-freezer"
+
+
+def test_watchdog_device_in_use(booted):
+    assert booted["watchdog_state"] == "active", booted
+    assert booted["systemd_RuntimeWatchdogUSec"] in ("15s", "15000000")
+
+
+def test_storeedge_unit_is_active(booted):
+    assert booted["unit"] == "storeedge@freezer.service"
+    assert booted["unit_type"] == "notify" and booted["unit_watchdog_usec"] in ("30s", "30000000")
+    assert booted["unit_active"] == "active", "\n".join(booted.get("unit_log", []))
+    assert booted["unit_restarts_during_settle"] == "0"
+
+
+def test_bundle_verifies_with_the_build_key_only(built, tmp_path):
+    bundle = built["bundle"]
+    keyring = IMAGES / "out/pki/ca.cert.pem"
+    ok = subprocess.run(["rauc", "info", f"--keyring={keyring}", bundle],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert "storeedge-freezer" in ok.stdout
+    other = tmp_path / "other-pki"
+    subprocess.run([str(IMAGES / "make-dev-ca"), str(other)], check=True, capture_output=True)
+    bad = subprocess.run(["rauc", "info", f"--keyring={other / 'ca.cert.pem'}", bundle],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0
+    assert "signature" in (bad.stdout + bad.stderr).lower()
+
