@@ -22,6 +22,7 @@ from __future__ import annotations
 import collections
 import logging
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from storeedge.firmware.freezer.exc import AckError, UnknownAlarm
 from storeedge.firmware.freezer.rules import Condition, FreezerRules
@@ -74,6 +75,18 @@ class AlarmNotice:
     alarm: Alarm
     ts: float
     notify: str               # who the escalation level names ("store", "manager", ...)
+
+
+class Trigger(NamedTuple):
+    """What raises an alarm (the engine adds the id, probe and unit)."""
+
+    kind: str
+    condition: str
+    ts: float
+    detail: str
+    value_c: float | None = None
+    limit_c: float | None = None
+    severity: str = "critical"
 
 
 @dataclass
@@ -203,7 +216,7 @@ class AlarmEngine:
         if self._active_of(probe, "sensor_fault") is not None:
             return []
         text = f"{st.bad_run} bad reads in a row, last: {detail or fault}"
-        return [self._raise(probe, "sensor_fault", fault, ts, None, None, text)]
+        return [self._raise(probe, Trigger("sensor_fault", fault, ts, text))]
 
     def _check_silent(self, probe: str, now: float) -> list[AlarmNotice]:
         st = self._probes[probe]
@@ -215,7 +228,7 @@ class AlarmEngine:
         why = st.last_detail or "no reading arrived"
         text = f"no trusted reading for {quiet:.0f} s ({why})"
         at = st.last_valid_ts + self.rules.policy.silent_after_s
-        return [self._raise(probe, "sensor_silent", "silent", at, None, None, text)]
+        return [self._raise(probe, Trigger("sensor_silent", "silent", at, text))]
 
     def _window_value(self, probe: str, cond: Condition, t: float) -> float | None:
         values = [v for ts, v in self._probes[probe].readings if ts > t - cond.window_s]
@@ -263,20 +276,19 @@ class AlarmEngine:
         sign = ">" if cond.above else "<"
         text = (f"{cond.mode} over {cond.window_s:.0f} s = {value:.2f} degC {sign} "
                 f"{cond.limit_c:g} degC for {t - cs.since:.0f} s")
-        notice = self._raise(probe, "temperature", cond.level, t, value, cond.limit_c, text,
-                             severity=cond.severity)
+        notice = self._raise(probe, Trigger("temperature", cond.level, t, text, value,
+                                            cond.limit_c, cond.severity))
         cs.alarm_id = notice.alarm.id
         return [notice]
 
-    def _raise(self, probe, kind, condition, ts, value, limit, detail,
-               severity="critical") -> AlarmNotice:
+    def _raise(self, probe: str, tr: Trigger) -> AlarmNotice:
         unit = self.rules.probes[probe].unit
-        alarm_id = f"{probe}-{condition}-{int(ts)}".lower().replace("_", "-")
-        alarm = self._put(Alarm(alarm_id, kind, probe, unit, condition, severity, ts, value,
-                                limit, detail, 0, ts))
-        log.warning("ALARM %s raised: %s %s on %s (%s)", alarm_id, kind, condition, probe,
-                    detail)
-        return AlarmNotice("raised", alarm, ts, self._notify(alarm))
+        alarm_id = f"{probe}-{tr.condition}-{int(tr.ts)}".lower().replace("_", "-")
+        alarm = self._put(Alarm(alarm_id, tr.kind, probe, unit, tr.condition, tr.severity,
+                                tr.ts, tr.value_c, tr.limit_c, tr.detail, 0, tr.ts))
+        log.warning("ALARM %s raised: %s %s on %s (%s)", alarm_id, tr.kind, tr.condition,
+                    probe, tr.detail)
+        return AlarmNotice("raised", alarm, tr.ts, self._notify(alarm))
 
     def _clear(self, alarm: Alarm, ts: float, why: str) -> AlarmNotice:
         alarm = self._put(replace(alarm, cleared_ts=ts))

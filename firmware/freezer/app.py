@@ -47,16 +47,16 @@ class FreezerApp:
         bus: the 1-Wire bus (``SysfsBus`` or ``SimulatedBus``).
         sink: where events go (``DeviceService`` or a test double with ``emit``).
         clock: the clock (monotonic schedules reads, wall time stamps them).
-        haccp_path: the HACCP record file.
+        haccp: the HACCP record file, or a ready :class:`HaccpBook`.
         doors: per unit, a callable returning True while its door is open.
     """
 
-    def __init__(self, rules: FreezerRules, bus, sink, clock, haccp_path: str, *,
-                 doors: dict[str, DoorFn] | None = None, missed_after_s: float = 1800.0):
+    def __init__(self, rules: FreezerRules, bus, sink, clock, haccp: str | HaccpBook, *,
+                 doors: dict[str, DoorFn] | None = None):
         self.rules, self.bus, self.sink, self.clock = rules, bus, sink, clock
         now = clock.time()
         self.engine = AlarmEngine(rules, now)
-        self.book = HaccpBook(haccp_path, rules, now, missed_after_s)
+        self.book = haccp if isinstance(haccp, HaccpBook) else HaccpBook(haccp, rules, now)
         self.sampler = Sampler(bus, rules.probes, stale_after_s=rules.stale_after_s)
         self.batcher = Batcher(rules.batch_s)
         self.doors = dict(doors or {})
@@ -112,11 +112,12 @@ class FreezerApp:
                 self._emit(FreezerDoor(unit, state), now)
 
     def _haccp(self, now: float) -> None:
-        for unit, scheduled in self.book.due(now):
-            probes = self.rules.units[unit].probes
+        for due in self.book.due(now):
+            probes = self.rules.units[due.unit].probes
             values = {p: self.sampler.latest_good(p, now, 3 * self.rules.probes[p].interval_s)
                       for p in probes}
-            self._emit(haccp_event(self.book.check(unit, scheduled, values, now)), now)
+            rec = self.book.check(due.unit, due.scheduled_ts, values, now)
+            self._emit(haccp_event(rec), now)
 
     def _flush_telemetry(self, mono: float, force: bool = False) -> None:
         items = self.batcher.take(mono, force)

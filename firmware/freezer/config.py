@@ -9,7 +9,8 @@ Example (``docs/freezer.md`` has the full reference)::
         ice1: {kind: frozen, probes: [top, bottom],
                defrost: {starts: ["02:00", "14:00"]}, door: {pin: 17}}
       probes:
-        top:    {rom: 28-00000a1b2c3d, limits: {H: {limit_c: -15}, HH: {limit_c: -10, delay_s: 300}}}
+        top:    {rom: 28-00000a1b2c3d,
+                 limits: {H: {limit_c: -15}, HH: {limit_c: -10, delay_s: 300}}}
         bottom: {rom: 28-00000a1b2c3e, limits: {H: {limit_c: -15}}}
 
 Quote times of day (``"06:00"``): unquoted, YAML 1.1 reads ``06:00`` as the number 360.

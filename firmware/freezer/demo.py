@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from storeedge.drivers.onewire import Fault
 from storeedge.drivers.onewire.sim import FreezerPhysics, SimulatedBus, ThermalModel
@@ -52,25 +53,37 @@ def _limits(high_c: float, low_c: float) -> dict:
     return {"H": {"limit_c": high_c, **quick}, "L": {"limit_c": low_c, **quick}}
 
 
+class Scenario(NamedTuple):
+    """One demo cabinet: what it is, its probes (name -> ROM), limits and what happens."""
+
+    title: str
+    kind: str
+    roms: dict
+    limits: dict
+    event: str | None
+
+
 SCENARIOS = {
-    "fz-1": ("ice cream freezer", "frozen", {"top": "28-00000d3e0101", "bottom": "28-00000d3e0102"},
-             _limits(-15.0, -30.0), None),
-    "fz-2": ("frozen food freezer", "frozen", {"top": "28-00000d3e0201",
-                                               "bottom": "28-00000d3e0202"},
-             _limits(-15.0, -30.0), "probe_fault"),
-    "fz-3": ("dairy chiller", "chilled", {"shelf": "28-00000d3e0301"},
-             _limits(6.0, -1.0), "door_ajar"),
+    "fz-1": Scenario("ice cream freezer", "frozen",
+                     {"top": "28-00000d3e0101", "bottom": "28-00000d3e0102"},
+                     _limits(-15.0, -30.0), None),
+    "fz-2": Scenario("frozen food freezer", "frozen",
+                     {"top": "28-00000d3e0201", "bottom": "28-00000d3e0202"},
+                     _limits(-15.0, -30.0), "probe_fault"),
+    "fz-3": Scenario("dairy chiller", "chilled", {"shelf": "28-00000d3e0301"},
+                     _limits(6.0, -1.0), "door_ajar"),
 }
 
 
 def freezer_demo_config(ctx, dev_id: str) -> FreezerConfig:
     """The demo config of ``dev_id``: the context's common sections + a freezer section."""
-    _title, kind, roms, limits, _event = SCENARIOS[dev_id]
+    sc = SCENARIOS[dev_id]
     data = config_to_dict(ctx.device_config("freezer", dev_id))
     data["freezer"] = {
         "onewire": {"backend": "sim", "root": os.path.join(ctx.workdir, f"{dev_id}-w1")},
-        "units": {"cabinet": {"kind": kind, "probes": list(roms)}},
-        "probes": {name: {"rom": rom, "limits": limits, **FAST} for name, rom in roms.items()},
+        "units": {"cabinet": {"kind": sc.kind, "probes": list(sc.roms)}},
+        "probes": {name: {"rom": rom, "limits": sc.limits, **FAST}
+                   for name, rom in sc.roms.items()},
         "alarms": {"fault_after_reads": 2, "silent_after_s": 60, "repeat_s": 60},
         "haccp": {"path": os.path.join(ctx.workdir, f"{dev_id}-haccp.jsonl")},
         "telemetry_batch_s": 10,
@@ -89,15 +102,16 @@ class FreezerDemo:
 
     def __post_init__(self):
         from storeedge.firmware.common.service import DeviceService
-        title, kind, roms, _limits, self.event = SCENARIOS[self.dev_id]
-        self.name = f"{self.dev_id} ({title})"
+        sc = SCENARIOS[self.dev_id]
+        self.event = sc.event
+        self.name = f"{self.dev_id} ({sc.title})"
         self.cfg = freezer_demo_config(self.ctx, self.dev_id)
         self.rules = build_rules(self.cfg.freezer)
         self.bus = SimulatedBus(self.cfg.freezer.onewire.root,
                                 clock=ScaledClock(self.ctx.clock, PHYSICS_SPEED))
-        setpoint = -20.0 if kind == "frozen" else 3.0
+        setpoint = -20.0 if sc.kind == "frozen" else 3.0
         self.model = ThermalModel(FreezerPhysics(setpoint_c=setpoint), self.bus.clock.time())
-        for rom in roms.values():
+        for rom in sc.roms.values():
             self.bus.add_probe(rom, self.model)
         self.svc = DeviceService(self.cfg, clock=self.ctx.clock, app="freezer")
         self.app = FreezerApp(self.rules, self.bus, self.svc, self.ctx.clock,

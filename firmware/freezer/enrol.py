@@ -34,6 +34,14 @@ class EnrolResult(NamedTuple):
     notes: tuple[str, ...]
 
 
+class Expect(NamedTuple):
+    """What a genuine part does: 12-bit conversion time (ms) and the accepted band."""
+
+    conversion_ms: float = GENUINE_MS
+    tolerance: float = 0.25
+    measure: bool = True
+
+
 def rom_looks_genuine(rom: str) -> bool:
     """True when a DS18B20 ROM id follows the genuine pattern ``28-0000xxxxxxxx``."""
     return rom.startswith("28-0000")
@@ -50,14 +58,12 @@ def enrol(bus, rules: FreezerRules, *, expected_ms: float = GENUINE_MS,
     """
     by_rom = {p.rom: name for name, p in rules.probes.items()}
     on_bus = set(bus.list_probes())
-    out = []
-    for rom in sorted(on_bus | set(by_rom)):
-        out.append(_check_one(bus, rom, by_rom.get(rom), rom in on_bus, expected_ms,
-                              tolerance, measure))
-    return out
+    expect = Expect(expected_ms, tolerance, measure)
+    return [_check_one(bus, rom, by_rom.get(rom), rom in on_bus, expect)
+            for rom in sorted(on_bus | set(by_rom))]
 
 
-def _check_one(bus, rom, name, present, expected_ms, tolerance, measure) -> EnrolResult:
+def _check_one(bus, rom: str, name: str | None, present: bool, expect: Expect) -> EnrolResult:
     if not present:
         return EnrolResult(rom, name, False, None, "probe_missing", None, "missing",
                            ("configured but not on the bus: check wiring and the ROM id",))
@@ -66,15 +72,16 @@ def _check_one(bus, rom, name, present, expected_ms, tolerance, measure) -> Enro
     if not rom_looks_genuine(rom):
         notes.append("ROM id is not 28-0000xxxxxxxx: not a genuine Maxim DS18B20")
         verdict = "suspect"
-    if measure:
+    if expect.measure:
         try:
             conv = bus.measure_conversion_ms(rom)
         except OneWireError as exc:
             notes.append(f"conversion time not measured: {exc}")
             verdict = "unknown" if verdict == "ok" else verdict
-    if conv is not None and abs(conv - expected_ms) > tolerance * expected_ms:
+    band = expect.tolerance * expect.conversion_ms
+    if conv is not None and abs(conv - expect.conversion_ms) > band:
         notes.append(f"12-bit conversion took {conv:.0f} ms, genuine parts take "
-                     f"~{expected_ms:.0f} ms: likely a clone")
+                     f"~{expect.conversion_ms:.0f} ms: likely a clone")
         verdict = "suspect"
     if name is None:
         notes.append("on the bus but not in the config: add it under freezer.probes")

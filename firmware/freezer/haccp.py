@@ -18,7 +18,7 @@ import json
 import logging
 import os
 from dataclasses import asdict, dataclass, replace
-from typing import IO
+from typing import IO, NamedTuple
 
 from storeedge.firmware.freezer.exc import AckError, HaccpLogError, UnknownRecord
 from storeedge.firmware.freezer.rules import FreezerRules, last_occurrence
@@ -28,6 +28,13 @@ log = logging.getLogger(__name__)
 CSV_COLUMNS = ("record_id", "unit", "kind", "scheduled_local", "checked_utc", "value_c",
                "limit_c", "result", "detail", "corrective_action", "initials", "action_utc")
 MAX_CATCH_UP_DAYS = 14
+
+
+class DueCheck(NamedTuple):
+    """A check to take: ``unit`` at ``scheduled_ts`` (epoch s)."""
+
+    unit: str
+    scheduled_ts: float
 
 
 @dataclass(frozen=True)
@@ -83,14 +90,14 @@ class HaccpBook:
         self._after = {u: last.get(u, start_ts) for u in rules.units}
 
     # ------------------------------------------------------------------ scheduling
-    def due(self, now: float) -> list[tuple[str, float]]:
-        """``(unit, scheduled_ts)`` of the checks due by ``now`` and not yet recorded."""
+    def due(self, now: float) -> list[DueCheck]:
+        """The checks due by ``now`` (epoch s) and not yet recorded, oldest first."""
         out = []
         for unit, after in self._after.items():
             for ts in self._occurrences(max(after, now - MAX_CATCH_UP_DAYS * 86400), now):
                 if ts > after:
-                    out.append((unit, ts))
-        return sorted(out, key=lambda x: x[1])
+                    out.append(DueCheck(unit, ts))
+        return sorted(out, key=lambda d: d.scheduled_ts)
 
     def _occurrences(self, start: float, end: float) -> list[float]:
         found, t = set(), end

@@ -81,9 +81,9 @@ def _run(cfg, rules) -> int:
     clock = SystemClock()
     bus = make_bus(cfg.freezer, rules, clock)
     svc = DeviceService(cfg, clock=clock, app="freezer")
-    app = FreezerApp(rules, bus, svc, clock, cfg.freezer.haccp.path,
-                     doors=door_inputs(cfg.freezer),
-                     missed_after_s=cfg.freezer.haccp.missed_after_s)
+    book = HaccpBook(cfg.freezer.haccp.path, rules, clock.time(),
+                     cfg.freezer.haccp.missed_after_s)
+    app = FreezerApp(rules, bus, svc, clock, book, doors=door_inputs(cfg.freezer))
     svc.on_command("ack", app.handle_ack_command)
     stop = stop_event_on_signals()
     svc.start()
