@@ -19,8 +19,9 @@ the DS18B20's 1/16 degC with +-1 LSB of noise.  With the defaults a 4-minute res
 air ~5 degC and recovers in ~10 minutes; a failed compressor crosses -15 degC after ~1 h and
 -10 degC after ~8 h; a door left open holds the air near -9 degC.
 
-Faults on demand (:meth:`SimulatedBus.inject`): every :class:`~storeedge.drivers.onewire.parser.Fault`, a vanished probe
-(:meth:`SimulatedBus.vanish`) and a failed compressor (``model.compressor_failed = True``).
+Faults on demand: every :class:`~storeedge.drivers.onewire.parser.Fault`
+(:meth:`SimulatedBus.inject`), a vanished probe (:meth:`SimulatedBus.vanish`), a failed
+compressor (``model.compressor_failed = True``) and an open door (``model.door_open``).
 
 Example::
 
