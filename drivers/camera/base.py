@@ -70,7 +70,7 @@ class Camera(abc.ABC):
 
 
 def i420_from_rgb(rgb: np.ndarray) -> np.ndarray:
-    """RGB uint8 (h, w, 3), even h and w -> I420 uint8 (h * 3 // 2, w), BT.601 limited range
+    """RGB uint8 (h, w, 3), w even and h a multiple of 4 -> I420 uint8 (h * 3 // 2, w), BT.601 limited range
     (Y 16..235, Cb/Cr 16..240), as libcamera's YUV420 streams deliver."""
     h, w, _ = rgb.shape
     f = rgb.astype(np.float32)

@@ -194,11 +194,13 @@ class _Builder:
         return Actor("item", path, size, _colour(rng), code=code, code_up=code_up,
                      offset=offset)
 
-    def add_pass(self) -> None:
+    def add_pass(self, kind: str | None = None) -> None:
+        """One item pass of ``kind`` (None: drawn from the level's probabilities)."""
         lv, rng = self.level, self.rng
-        kind = self.choose_kind()
-        if kind == "produce" and rng.uniform() < 0.35:
-            kind = "produce_skipped"
+        if kind is None:
+            kind = self.choose_kind()
+            if kind == "produce" and rng.uniform() < 0.35:
+                kind = "produce_skipped"
         honest = kind in ("scanned", "produce", "ticket_switch", "double", "covered", "stacked")
         dwell = float(rng.uniform(0.8, 1.3) if kind == "produce" else
                       rng.uniform(0.3, 0.7) if honest else rng.uniform(0.0, 0.12))
@@ -295,8 +297,7 @@ def scripted(seed: int, kinds: list[str], level: LaneLevel | str = "easy") -> La
         if kind in ("phone", "reach"):
             b.add_distractor(kind)
             continue
-        b.choose_kind = lambda k=kind: k          # noqa: E731 - fix the next pass's kind
-        b.add_pass()
+        b.add_pass(kind)
     b.script.duration = b.t + 1.5
     b.script.pos.append(PosLine(b.script.duration - 0.3, "txn_end"))
     b.script.pos.sort(key=lambda p: p.t)

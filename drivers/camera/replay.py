@@ -65,7 +65,7 @@ class ReplayCamera(Camera):
 
         with Image.open(self._paths[k]) as img:
             rgb = img.convert("RGB")
-            w, h = (rgb.width // (2 * self.downscale)) * 2, (rgb.height // (2 * self.downscale)) * 2
+            w, h = (rgb.width // (2 * self.downscale)) * 2, (rgb.height // (4 * self.downscale)) * 4
             lores = i420_from_rgb(np.asarray(rgb.resize((w, h), Image.BILINEAR)))
             return Frame(k, float(self._times[k]), np.asarray(rgb.convert("L")), lores)
 

@@ -72,9 +72,9 @@ def parse_line(line: bytes, t: float) -> PosEvent | Rejected:
         sym = m.group(1) + m.group(2)
         fmt = AIM_FORMATS.get(sym)
         text = text[3:]
-    if not text.strip():
+    text = text.strip(" \t\x1d")          # padding and a leading FNC1 (GS) carry nothing
+    if not text:
         return Rejected(t, "empty code", escape(line))
-    text = text.strip()
     if text.isdigit() and len(text) in (8, 12, 13, 14) and fmt in (None, "EAN-13", "EAN-8"):
         if not _check_digit_ok(text):
             return Rejected(t, "bad check digit", escape(line))

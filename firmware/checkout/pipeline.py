@@ -3,8 +3,8 @@ region -> tracking with zones -> barcode reads on the item -> completed item pas
 
 :class:`FrameQueue` sits between the capture thread and the pipeline: it never blocks the
 camera; when full it drops the oldest frame and counts it (frigate's policy). A gap between
-frames longer than ``blind_after_s`` is a blind interval: tracks and background are reset and
-the interval is reported, so nothing is inferred about what happened while the lane was unseen.
+frames longer than ``blind_after_s`` is a blind interval: tracks are dropped and the interval
+is reported, so nothing is inferred about what happened while the lane was unseen.
 """
 from __future__ import annotations
 
@@ -107,8 +107,7 @@ class LanePipeline:
         blind = None
         if self.last_t is not None and frame.t - self.last_t > self.p.blind_after_s:
             blind = BlindInterval(self.last_t, frame.t)
-            self.tracker.reset()
-            self.fg.reset()
+            self.tracker.reset()      # the background is kept: the counter did not move
         self.last_t = frame.t
         self.frames += 1
         blobs = self.fg.blobs(frame.lores)

@@ -1,0 +1,149 @@
+"""Wiring of the lane app: camera thread -> bounded frame queue -> pipeline -> lane logic ->
+device service; POS feed polled in the same loop. Backends are built from config here and
+nowhere else (app logic receives objects).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+
+from storeedge.drivers.camera import Camera, open_camera
+from storeedge.drivers.pos import MqttPosFeed, PosFeed, SerialPosFeed
+from storeedge.firmware.checkout.alerts import AlertPolicyParams
+from storeedge.firmware.checkout.config import CheckoutConfig, CheckoutSection
+from storeedge.firmware.checkout.detector import make_detector
+from storeedge.firmware.checkout.logic import CheckoutLane
+from storeedge.firmware.checkout.matcher import MatchWindows
+from storeedge.firmware.checkout.pipeline import FrameQueue, LanePipeline, PipelineParams
+
+log = logging.getLogger("storeedge.checkout")
+
+
+def make_camera(c: CheckoutSection, clock) -> Camera:
+    """The camera named by ``c.camera.type`` (synthetic and replay run in real time)."""
+    cam = c.camera
+    if cam.type == "picamera2":
+        return open_camera("picamera2", main_size=(cam.main_width, cam.main_height),
+                           lores_size=(cam.lores_width, cam.lores_height), fps=cam.fps)
+    if cam.type == "replay":
+        return open_camera("replay", source=cam.source, fps=cam.fps, realtime=True,
+                           clock=clock, loop=True)
+    return open_camera("synthetic", seed=cam.seed, level=cam.level, fps=cam.fps,
+                       realtime=True, clock=clock, t0=clock.monotonic())
+
+
+class ScannerSimulator:
+    """Writes the synthetic lane's scanner lines (code + CR, AIM prefix) into a serial port at
+    their scripted times, as a real scanner on a serial tap would."""
+
+    def __init__(self, port, script, t0: float, clock):
+        self.port, self.clock = port, clock
+        self.lines = [(t0 + p.t, (p.symbology + p.code).encode("ascii") + b"\r")
+                      for p in script.pos if p.kind == "scan"]
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="scanner-sim", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        for t, line in self.lines:
+            while not self._stop.is_set() and self.clock.monotonic() < t:
+                self._stop.wait(0.01)
+            if self._stop.is_set():
+                return
+            self.port.write(line)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def make_pos(c: CheckoutSection, clock, camera: Camera) -> tuple[PosFeed | None, object]:
+    """The POS feed and, for the synthetic lane, its scanner simulator."""
+    pos = c.pos
+    if pos.type == "serial":
+        return SerialPosFeed(pos.url, clock=clock, baudrate=pos.baudrate), None
+    if pos.type == "mqtt":
+        return MqttPosFeed(pos.url, pos.topic, clock=clock), None
+    if pos.type == "synthetic":
+        from storeedge.drivers.serial import open_port
+
+        port = open_port("loop://", timeout=0.05)
+        sim = ScannerSimulator(port, camera.script, camera.t0, clock)
+        return SerialPosFeed("loop://", clock=clock, port=port), sim
+    return None, None
+
+
+class CheckoutApp:
+    """The running lane: ``run(stop)`` until ``stop`` (a threading.Event) is set.
+
+    ``emit(body, ts)`` is usually ``DeviceService.emit``.
+    """
+
+    def __init__(self, cfg: CheckoutConfig, emit, clock, *, camera: Camera | None = None,
+                 pos: PosFeed | None = None, detector=None):
+        c = cfg.checkout
+        self.clock = clock
+        self.camera = camera or make_camera(c, clock)
+        self._scanner = None
+        if pos is None:
+            pos, self._scanner = make_pos(c, clock, self.camera)
+        self.pos = pos
+        self.detector = detector if detector is not None else make_detector(c.detector)
+        info = self.camera.info
+        params = PipelineParams(c.lane.pick_end, c.lane.bag_start, c.lane.direction,
+                                c.detector.detect_every, c.lane.read_every, c.lane.blind_after_s)
+        self.pipeline = LanePipeline(info.lores_size, info.main_size, self.detector, params)
+        self.queue = FrameQueue(c.camera.queue_frames)
+        self.lane = CheckoutLane(emit, clock, windows=MatchWindows(c.match.pre_s, c.match.post_s,
+                                                                   c.match.double_s),
+                                 policy=AlertPolicyParams(c.alerts.escalate_after,
+                                                          c.alerts.switch_escalates,
+                                                          c.alerts.keyframe_px,
+                                                          c.alerts.jpeg_quality),
+                                 idle_end_s=c.pos.idle_end_s, lane_id=cfg.device.id)
+        self.lane.frames_dropped = lambda: self.queue.dropped
+        self._stop = threading.Event()
+
+    def _capture_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                frame = self.camera.capture(timeout_s=0.5)
+            except Exception:
+                log.exception("camera capture failed; retrying")
+                self._stop.wait(0.5)
+                continue
+            if frame is not None:
+                self.queue.put(frame)
+            elif self.camera.finished:
+                return
+
+    def step(self, timeout_s: float = 0.1) -> None:
+        """One iteration of the processing loop."""
+        frame = self.queue.get(timeout_s)
+        if self.pos is not None:
+            for item in self.pos.poll():
+                self.lane.on_pos(item)
+        if frame is not None:
+            self.lane.on_frame(self.pipeline.process(frame))
+        self.lane.tick(self.clock.monotonic())
+
+    def run(self, stop: threading.Event, heartbeat=None) -> None:
+        """Capture in a thread, process here, until ``stop`` is set."""
+        capture = threading.Thread(target=self._capture_loop, name="camera", daemon=True)
+        capture.start()
+        try:
+            while not stop.is_set():
+                self.step()
+                if heartbeat is not None:
+                    heartbeat()
+        finally:
+            self.close()
+            capture.join(timeout=2.0)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._scanner is not None:
+            self._scanner.stop()
+        if self.pos is not None:
+            self.pos.close()
+        self.camera.close()
+        self.detector.close()

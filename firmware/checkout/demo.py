@@ -1,0 +1,66 @@
+"""``storeedge demo``: one checkout lane on the synthetic camera with a scripted basket that
+includes a skipped item, a ticket switch and produce keyed by PLU; scans come through a
+pyserial ``loop://`` port as from a scanner tap; events go through the real device service."""
+from __future__ import annotations
+
+import threading
+
+from storeedge.drivers.camera.lane import scripted
+from storeedge.drivers.camera.synthetic import SyntheticLaneCamera
+
+BASKET = ["scanned", "produce", "skipped", "scanned", "ticket_switch", "scanned"]
+
+
+class CheckoutDemoDevice:
+    """A demo lane: ``start()``, ``stop()``, ``summary()``."""
+
+    def __init__(self, ctx, dev_id: str = "lane-1", seed: int = 7):
+        from storeedge.firmware.checkout.config import CheckoutConfig, CheckoutSection
+        from storeedge.firmware.common.config import config_from_dict, config_to_dict
+
+        base = config_to_dict(ctx.device_config("checkout", dev_id))
+        base["checkout"] = config_to_dict(CheckoutSection())
+        base["checkout"]["camera"].update(type="synthetic", seed=seed, fps=15.0)
+        base["checkout"]["pos"]["type"] = "synthetic"
+        self.cfg = config_from_dict(base, CheckoutConfig)
+        self.ctx, self.name, self.seed = ctx, dev_id, seed
+        self._stop = threading.Event()
+        self._thread = None
+        self.svc = self.app = None
+
+    def start(self) -> None:
+        from storeedge.firmware.checkout.app import CheckoutApp
+        from storeedge.firmware.common.service import DeviceService
+
+        clock = self.ctx.clock
+        self.svc = DeviceService(self.cfg, clock=clock, app="checkout")
+        cam = SyntheticLaneCamera(scripted(self.seed, BASKET), fps=15.0, realtime=True,
+                                  clock=clock, t0=clock.monotonic())
+        self.app = CheckoutApp(self.cfg, self.svc.emit, clock, camera=cam)
+        self.svc.start()
+        self._thread = threading.Thread(target=self.app.run, args=(self._stop,),
+                                        kwargs={"heartbeat": self.svc.heartbeat},
+                                        name=f"{self.name}-app", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+        if self.svc is not None:
+            self.svc.close()
+
+    def summary(self) -> dict:
+        if self.app is None:
+            return {"started": False}
+        st = self.app.lane.stats
+        return {"passes": st.passes, "scans": st.scans,
+                "nudges": sum(a.level == "nudge" for a in st.alerts),
+                "escalations": sum(a.level == "escalate" for a in st.alerts),
+                "frames_dropped": self.app.queue.dropped,
+                "expected_alerts": sum(t.expect != "none" for t in self.app.camera.script.truth)}
+
+
+def demo_devices(ctx) -> list:
+    """The checkout lane of the demo."""
+    return [CheckoutDemoDevice(ctx)]
