@@ -7,6 +7,7 @@
 * ``warp_affine`` -- bilinear resampling of a crop through an affine map (border replicated).
 """
 import numpy as np
+from libc.stdlib cimport qsort
 
 BACKEND = "cython"
 
@@ -202,3 +203,46 @@ def line_edges(const unsigned char[:, ::1] gray, long long x0, long long y0, lon
                     edges += 1
                 state = s
     return pos[:edges].copy()
+
+
+cdef int _cmp_ll(const void* a, const void* b) noexcept nogil:
+    cdef long long x = (<const long long*>a)[0], y = (<const long long*>b)[0]
+    return (x > y) - (x < y)
+
+
+def edge_run(const unsigned char[:, ::1] gray, long long x0, long long y0, long long dx,
+              long long dy, int n, int window, long long core_lo, long long core_hi):
+    """The run of bar edges through a core span of a sampled line (see ``line_edges``).
+
+    Core edges: positions in [core_lo, core_hi]; at least 4 are needed.  m2 = twice the median
+    spacing of the core edges (exact integer).  From the first and last core edge the run
+    grows outwards while the gap to the next edge is < 6 * median + 1, i.e. 2 * gap <
+    6 * m2 + 2.  Returns (edges in the run, first position, last position, m2), or
+    (0, 0, 0, 0) when the core has fewer than 4 edges."""
+    pos_arr = line_edges(gray, x0, y0, dx, dy, n, window)
+    cdef long long[::1] pos = pos_arr
+    cdef Py_ssize_t k = pos.shape[0], i, first = -1, last = -1, nd
+    cdef long long m2
+    for i in range(k):
+        if core_lo <= pos[i] <= core_hi:
+            if first < 0:
+                first = i
+            last = i
+    if first < 0 or last - first + 1 < 4:
+        return (0, 0, 0, 0)
+    nd = last - first
+    diffs_arr = np.empty(nd, dtype=np.int64)
+    cdef long long[::1] diffs = diffs_arr
+    with nogil:
+        for i in range(nd):
+            diffs[i] = pos[first + i + 1] - pos[first + i]
+        qsort(&diffs[0], nd, sizeof(long long), _cmp_ll)
+        if nd % 2:
+            m2 = 2 * diffs[nd // 2]
+        else:
+            m2 = diffs[nd // 2 - 1] + diffs[nd // 2]
+        while first > 0 and 2 * (pos[first] - pos[first - 1]) < 6 * m2 + 2:
+            first -= 1
+        while last < k - 1 and 2 * (pos[last + 1] - pos[last]) < 6 * m2 + 2:
+            last += 1
+    return (int(last - first + 1), int(pos[first]), int(pos[last]), int(m2))

@@ -102,3 +102,24 @@ def line_edges(gray: np.ndarray, x0: int, y0: int, dx: int, dy: int, n: int,
     sv = s[nz]
     change = np.nonzero(sv[1:] != sv[:-1])[0] + 1
     return (centre[nz[change]]).astype(np.int64)
+
+
+def edge_run(gray: np.ndarray, x0: int, y0: int, dx: int, dy: int, n: int, window: int,
+             core_lo: int, core_hi: int) -> tuple[int, int, int, int]:
+    """(edges in the run, first pos, last pos, 2 x median core spacing); see the Cython doc."""
+    pos = line_edges(gray, x0, y0, dx, dy, n, window)
+    core = np.nonzero((pos >= core_lo) & (pos <= core_hi))[0]
+    if core.size < 4:
+        return (0, 0, 0, 0)
+    first, last = int(core[0]), int(core[-1])
+    diffs = np.sort(np.diff(pos[first:last + 1]))
+    nd = diffs.size
+    m2 = int(2 * diffs[nd // 2]) if nd % 2 else int(diffs[nd // 2 - 1] + diffs[nd // 2])
+    gaps2 = 2 * np.diff(pos)
+    limit = 6 * m2 + 2
+    breaks = np.nonzero(gaps2 >= limit)[0]            # gap i lies between edges i and i + 1
+    before = breaks[breaks < first]
+    after = breaks[breaks >= last]
+    first = int(before[-1]) + 1 if before.size else 0
+    last = int(after[0]) if after.size else pos.size - 1
+    return (last - first + 1, int(pos[first]), int(pos[last]), m2)

@@ -75,7 +75,7 @@ class LocateParams:
     matrix_coherence: float = 0.5  # a 2-D blob's summed coherence must be below this
     max_angle_diff: int = 2        # bins (10 degrees) between joined linear cells
     min_linear_cells: int = 4
-    min_across_cells: float = 3.0  # extent along the gradient, cells
+    min_across_cells: float = 4.0  # extent along the gradient, cells
     min_matrix_cells: int = 4
     quiet_zone: float = 0.12       # fraction of a linear code's length added on each side
     min_edges: int = 22            # bar edges a scan line across a linear candidate must meet
@@ -168,7 +168,10 @@ def _linear_candidates(gray: np.ndarray, f: CellField, p: LocateParams,
     comps = sorted(_component_table(f, labels, n, p), key=lambda r: -r[-1])
     out = []
     for lab, angle, umin, umax, vmin, vmax, wsum in comps:
-        c = refine_linear(gray, _linear_box(angle, (umin, umax, vmin, vmax), wsum, p), p)
+        box = _linear_box(angle, (umin, umax, vmin, vmax), wsum, p)
+        if any(_inside(box.center, k) for k in out):
+            continue                                  # a piece of a code already found
+        c = refine_linear(gray, box, p)
         if c is not None and not any(_inside(c.center, k) for k in out):
             out.append(c)
             if len(out) >= max_keep:
@@ -247,41 +250,30 @@ def _scan(gray: np.ndarray, c: Candidate, extend: float, lines: int, window: int
 
 def refine_linear(gray: np.ndarray, c: Candidate, p: LocateParams) -> Candidate | None:
     """Check a 1-D candidate has enough bar edges across it and fit its length to where the
-    edges run (wide elements and quiet zones leave low-energy cells at the ends): the run of
-    edges is followed outwards while gaps stay below 6x the median edge spacing (DataBar has
-    elements 8 modules wide).  Returns the
+    edges run (wide elements and quiet zones leave low-energy cells, so one code can be
+    several pieces): on 3 lines across the bars, the run of edges through the box is followed
+    outwards while gaps stay below 6x the median edge spacing (kernel ``edge_run``).  Needs
+    ``p.min_edges`` edges and bars at least ``p.min_aspect`` of the length tall.  Returns the
     refitted box with a quiet zone of 6 spacings each side, or None."""
-    extend = max(c.length, 48.0 * p.cell)     # pieces of one code split at wide elements
-    best = None
-    for pos in _scan(gray, c, extend, 3, 15):
-        core = pos[(pos >= extend) & (pos <= extend + c.length)]
-        if len(core) < 4:
-            continue
-        spacing = float(np.median(np.diff(core)))
-        first, last = _grow(pos, int(np.searchsorted(pos, core[0])),
-                            int(np.searchsorted(pos, core[-1])), 6.0 * spacing + 1.0)
-        if last - first + 1 >= p.min_edges and (best is None or last - first > best[3]):
-            best = (float(pos[first]), float(pos[last]), spacing, last - first)
-    if best is None:
-        return None
-    lo, hi, spacing, _ = best
-    if c.height - p.cell < p.min_aspect * (hi - lo):
-        return None                                   # a row of text, not bars
-    mid = (lo + hi) / 2.0 - (c.length / 2.0 + extend)
-    length = hi - lo + 2.0 * (6.0 * spacing + 2.0)
-    return c._replace(cx=c.cx + mid * math.cos(c.angle), cy=c.cy + mid * math.sin(c.angle),
-                      length=float(length))
-
-
-def _grow(pos: np.ndarray, first: int, last: int, max_gap: float) -> tuple[int, int]:
-    """Extend the edge run pos[first..last] outwards while consecutive gaps < max_gap;
-    returns the new (first, last) indices."""
-    breaks = np.nonzero(np.diff(pos) >= max_gap)[0]       # gap i lies between i and i + 1
-    before = breaks[breaks < first]
-    after = breaks[breaks >= last]
-    first = int(before[-1]) + 1 if before.size else 0
-    last = int(after[0]) if after.size else len(pos) - 1
-    return first, last
+    extend = max(c.length, 48.0 * p.cell)
+    ux, uy = math.cos(c.angle), math.sin(c.angle)
+    n = int(c.length + 2 * extend)
+    core_lo, core_hi = int(extend), int(extend + c.length)
+    best = (0, 0, 0, 0)
+    for k in range(3):
+        off = ((k + 1) / 4.0 - 0.5) * c.height
+        x0 = c.cx - n / 2.0 * ux - off * uy
+        y0 = c.cy - n / 2.0 * uy + off * ux
+        run = _k.edge_run(gray, _fix(x0), _fix(y0), _fix(ux), _fix(uy), n, 15, core_lo,
+                          core_hi)
+        if run[0] >= p.min_edges and run[2] - run[1] > best[2] - best[1]:
+            best = run
+    count, lo, hi, m2 = best
+    if count == 0 or c.height - p.cell < p.min_aspect * (hi - lo):
+        return None                                   # too few edges, or a row of text
+    mid = (lo + hi) / 2.0 - n / 2.0
+    length = hi - lo + 2.0 * (3.0 * m2 + 2.0)
+    return c._replace(cx=c.cx + mid * ux, cy=c.cy + mid * uy, length=float(length))
 
 
 def _fix(v: float) -> int:
@@ -289,31 +281,41 @@ def _fix(v: float) -> int:
     return int(round(v * 65536.0))
 
 
-def _components(labels: np.ndarray, n: int, min_cells: int):
-    """(ys, xs) cell index arrays of each component with at least ``min_cells`` cells."""
-    if n == 0:
-        return
-    flat = labels.ravel()
-    order = np.argsort(flat, kind="stable")
-    counts = np.bincount(flat, minlength=n + 1)
-    starts = np.cumsum(counts)
-    w = labels.shape[1]
-    for lab in range(1, n + 1):
-        if counts[lab] >= min_cells:
-            idx = order[starts[lab - 1]:starts[lab]]
-            yield idx // w, idx % w
-
-
 def _matrix_candidates(gray: np.ndarray, f: CellField, p: LocateParams) -> list[Candidate]:
+    """2-D candidates: texture cells (energetic, not coherent) grouped after one dilation;
+    components are screened in bulk (size, shape, summed tensor coherence) before the
+    per-box growth, fill and edge checks."""
     active = (f.energy >= p.min_energy) & (f.coherence < p.linear_coherence)
-    mask = _dilate(active)
-    labels, n = label_cells(mask, np.zeros(mask.shape, np.int32), 1, 0)
+    labels, n = label_cells(_dilate(active), np.zeros(active.shape, np.int32), 1, 0)
+    if n == 0:
+        return []
+    idx = np.nonzero(active.ravel())[0]
+    lab = labels.ravel()[idx]
+    w = labels.shape[1]
+    ys, xs = idx // w, idx % w
+    count = np.bincount(lab, minlength=n + 1)
+    e = f.energy.ravel()[idx]
+    ec = e * f.coherence.ravel()[idx]
+    a2 = 2.0 * f.angle.ravel()[idx]
+    coh = np.hypot(np.bincount(lab, ec * np.sin(a2), n + 1),
+                   np.bincount(lab, ec * np.cos(a2), n + 1)) / np.maximum(
+                       np.bincount(lab, e, n + 1), 1e-9)
+    bounds = []
+    for arr in (ys, xs):
+        lo, hi = np.full(n + 1, 1 << 30), np.full(n + 1, -1)
+        np.minimum.at(lo, lab, arr)
+        np.maximum.at(hi, lab, arr)
+        bounds.append((lo, hi + 1))
+    (y0, y1), (x0, x1) = bounds
+    texture = np.bincount(lab, f.texture.ravel()[idx], n + 1)
+    side_lo, side_hi = np.minimum(y1 - y0, x1 - x0), np.maximum(y1 - y0, x1 - x0)
+    ok = ((count >= p.min_matrix_cells) & (coh < p.matrix_coherence)
+          & (side_hi <= 4 * np.maximum(side_lo, 1)) & (side_hi <= 80))
+    ok[0] = False
     out = []
-    for ys, xs in _components(labels, n, p.min_matrix_cells):
-        keep = active[ys, xs]
-        if keep.sum() < p.min_matrix_cells:
-            continue
-        c = _matrix_box(f, ys[keep], xs[keep], p)
+    for k in np.nonzero(ok)[0]:
+        c = _matrix_box(f, (int(y0[k]), int(y1[k]), int(x0[k]), int(x1[k])),
+                        float(texture[k]), p)
         if c is not None and _matrix_edges_ok(gray, c, p):
             out.append(c)
     return out
@@ -329,26 +331,22 @@ def _dilate(mask: np.ndarray) -> np.ndarray:
     return grown
 
 
-def _matrix_box(f: CellField, ys, xs, p: LocateParams) -> Candidate | None:
-    y0, y1, x0, x1 = _grow_box(f.energy >= p.min_energy, ys.min(), ys.max() + 1,
-                               xs.min(), xs.max() + 1, 6)
+def _matrix_box(f: CellField, box: tuple[int, int, int, int], texture: float,
+                p: LocateParams) -> Candidate | None:
+    """Grow a texture component's cell box (y0, y1, x0, x1) over adjacent energetic cells,
+    check shape and fill, and return it as a candidate with a 2-cell margin."""
+    y0, y1, x0, x1 = _grow_box(f.energy >= p.min_energy, *box, 6)
     h, w = (y1 - y0) * p.cell, (x1 - x0) * p.cell
     if max(h, w) > 3 * min(h, w) or max(h, w) > 80 * p.cell:
         return None
-    e = f.energy[ys, xs]                      # summed structure tensor of the texture cells
-    ec = e * f.coherence[ys, xs]
-    a2 = f.angle[ys, xs] * 2.0
-    coh = math.hypot(float((ec * np.sin(a2)).sum()), float((ec * np.cos(a2)).sum())) / e.sum()
-    if coh >= p.matrix_coherence:
-        return None
-    box = f.energy[y0:y1, x0:x1]
-    fill = float(np.count_nonzero(box >= p.min_energy)) / box.size
+    cells = f.energy[y0:y1, x0:x1]
+    fill = float(np.count_nonzero(cells >= p.min_energy)) / cells.size
     if fill < p.min_matrix_fill:
         return None
     margin = 2 * p.cell
-    score = float((f.texture[ys, xs]).sum()) / p.min_energy * fill
     return Candidate("matrix", float(x0 + x1) * p.cell / 2, float(y0 + y1) * p.cell / 2,
-                     float(w + 2 * margin), float(h + 2 * margin), 0.0, score)
+                     float(w + 2 * margin), float(h + 2 * margin), 0.0,
+                     texture / p.min_energy * fill)
 
 
 def _grow_box(active: np.ndarray, y0: int, y1: int, x0: int, x1: int, steps: int):
