@@ -99,6 +99,41 @@ def test_line_edges_native_equals_twin():
                               twin.line_edges(g, x0, y0, dx, dy, n, win))
 
 
+@needs_native
+def test_edge_run_native_equals_twin():
+    rng = np.random.default_rng(17)
+    hits = 0
+    for k in range(400):
+        widths = rng.integers(1, 9, int(rng.integers(1, 50)))
+        row = np.repeat(rng.choice([25, 225], widths.size), widths).astype(np.uint8)
+        if k % 3 == 0:
+            row = rng.integers(0, 256, row.size).astype(np.uint8)
+        g = np.ascontiguousarray(np.tile(row, (3, 1)))
+        n = int(rng.integers(0, row.size + 30))
+        lo = int(rng.integers(-5, n + 1))
+        hi = int(rng.integers(lo, n + 10))
+        win = int(rng.choice([3, 9, 15]))
+        args = (g, -5 << 16, 1 << 16, 1 << 16, 0, n, win, lo, hi)
+        a, b = native.edge_run(*args), twin.edge_run(*args)
+        assert a == b
+        hits += a[0] > 0
+    assert hits > 50                      # the comparison covered real edge runs
+
+
+def test_edge_run_spans_a_code_split_by_wide_elements():
+    widths = [2, 2, 2, 2, 2, 2, 2, 2, 10, 2, 2, 2, 2, 2, 2, 2, 2]   # a 5-module wide bar
+    row = np.repeat(np.array([30, 220] * 9)[:len(widths)], widths).astype(np.uint8)
+    row = np.concatenate([np.full(60, 220, np.uint8), row, np.full(60, 220, np.uint8)])
+    g = np.ascontiguousarray(np.tile(row, (3, 1)))
+    count, lo, hi, m2 = L._k.edge_run(g, 0, 1 << 16, 1 << 16, 0, row.size, 5, 60, 75)
+    assert m2 == 4 and 59 <= lo <= 62 and 100 <= hi <= 104 and count >= 14
+    # a gap of 8 spacings (a quiet zone) stops the run
+    wide = np.ascontiguousarray(np.tile(np.concatenate([row[:80], np.full(16, 220, np.uint8),
+                                                        row[80:]]), (3, 1)))
+    _, lo2, hi2, _ = L._k.edge_run(wide, 0, 1 << 16, 1 << 16, 0, wide.shape[1], 5, 60, 75)
+    assert hi2 < 90
+
+
 def test_line_edges_counts_bars():
     row = np.repeat(np.tile([30, 220], 20), 4).astype(np.uint8)      # 20 bars, 4 px each
     g = np.ascontiguousarray(np.tile(row, (5, 1)))
