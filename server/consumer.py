@@ -47,6 +47,7 @@ class StoreServer:
                                                 lock=self.db.lock,
                                                 after_commit=self._after_commit)
         self._touched: dict[str, tuple[str, str, int]] = {}
+        self._known: set[str] = set()
         self._holes: dict[tuple[str, int], float] = {}
         self._stop = threading.Event()
         self.stored = self.duplicates = 0
@@ -75,43 +76,50 @@ class StoreServer:
         self.committer.submit(event, callback)
 
     def _apply(self, _conn, items: list) -> list:
-        out = []
         now = time.time()
-        touched: dict[str, tuple[str, str]] = {}
+        by_dev: dict[str, list[Envelope]] = {}
         for item in items:
             if isinstance(item, Rejection):
                 self.db.count_reject(item.reason)
-                out.append("rejected")
-                continue
-            out.append(self._store(item, now))
-            touched[item.dev] = (item.kind, item.store)
-        for dev, (kind, store) in touched.items():
+            else:
+                by_dev.setdefault(item.dev, []).append(item)
+        for dev, envs in by_dev.items():
+            self._store_device(dev, envs, now)
             wm = self.db.advance_watermark(dev)
             self.db.resolve_gaps(dev, wm, now)
-            self._touched[dev] = (kind, store, wm)
-        return out
+            self._touched[dev] = (envs[0].kind, envs[0].store, wm)
+        return [None] * len(items)
 
-    def _store(self, env: Envelope, now: float) -> str:
-        self.db.ensure_device(env.dev, env.kind, env.store)
-        body = json.dumps(env.body, separators=(",", ":"))
-        row = Row(env.dev, env.seq, env.kind, env.store, env.type, env.prio, env.ts, now, body)
-        if not self.db.insert_event(row):
-            return self._duplicate(env, body)
-        self.stored += 1
-        for lo, hi in declared_ranges(env):
-            self._account(env, lo, hi, now)
-        return "stored"
+    def _store_device(self, dev: str, envs: list[Envelope], now: float) -> None:
+        """Insert one device's events of this batch; duplicates counted, conflicts reported."""
+        if dev not in self._known:
+            self.db.ensure_device(dev, envs[0].kind, envs[0].store)
+            self._known.add(dev)
+        have = self.db.existing(dev, min(e.seq for e in envs), max(e.seq for e in envs))
+        rows, fresh = [], []
+        for env in envs:
+            body = json.dumps(env.body, separators=(",", ":"))
+            if env.seq in have:
+                self._duplicate(env, have[env.seq])
+                continue
+            have[env.seq] = body
+            rows.append(Row(env.dev, env.seq, env.kind, env.store, env.type, env.prio, env.ts,
+                            now, body))
+            fresh.append(env)
+        self.db.insert_events(rows)
+        self.stored += len(rows)
+        for env in fresh:
+            for lo, hi in declared_ranges(env):
+                self._account(env, lo, hi, now)
 
-    def _duplicate(self, env: Envelope, body: str) -> str:
-        stored = self.db.stored_body(env.dev, env.seq)
+    def _duplicate(self, env: Envelope, stored: str | None) -> None:
         if stored is not None and json.loads(stored) != env.body:
             self.db.count(env.dev, "conflicts", 1)
             log.error("device %s reused seq %d with different content: kept the first",
                       env.dev, env.seq)
-            return "conflict"
+            return
         self.db.count(env.dev, "duplicates", 1)
         self.duplicates += 1
-        return "duplicate"
 
     def _account(self, env: Envelope, lo: int, hi: int, now: float) -> None:
         """Placeholders for seqs covered by a coalesced event or lost in a salvage."""
@@ -120,9 +128,8 @@ class StoreServer:
             self.db.record_gap(env.dev, lo, hi, "lost", now)
             log.error("device %s reports seq %d..%d lost for good (outbox salvage)",
                       env.dev, lo, hi)
-        for seq in range(lo, hi + 1):
-            self.db.insert_event(Row(env.dev, seq, env.kind, env.store, "placeholder", 3,
-                                     env.ts, now, None))
+        self.db.insert_events([Row(env.dev, seq, env.kind, env.store, "placeholder", 3, env.ts,
+                                   now, None) for seq in range(lo, hi + 1)])
 
     def _after_commit(self, _outcomes) -> None:
         touched, self._touched = self._touched, {}

@@ -109,17 +109,18 @@ class StoreDB:
 
     # ------------------------------------------------------------------ writes (in a txn)
 
-    def insert_event(self, row: Row) -> bool:
-        """Insert ``row``; False when ``(dev, seq)`` is already there."""
-        cur = self._exec("INSERT INTO events (dev, seq, kind, store, type, prio, ts, received, "
-                         "body, placeholder) VALUES (?,?,?,?,?,?,?,?,?,?) "
-                         "ON CONFLICT (dev, seq) DO NOTHING",
-                         (*row, 1 if row.body is None else 0))
-        return cur.rowcount == 1
+    def insert_events(self, rows: list[Row]) -> None:
+        """Insert rows known not to be there yet (duplicates are still ignored, never raised)."""
+        cur = self.conn.cursor()
+        cur.executemany(self.sql("INSERT INTO events (dev, seq, kind, store, type, prio, ts, "
+                                 "received, body, placeholder) VALUES (?,?,?,?,?,?,?,?,?,?) "
+                                 "ON CONFLICT (dev, seq) DO NOTHING"),
+                        [(*row, 1 if row.body is None else 0) for row in rows])
 
-    def stored_body(self, dev: str, seq: int) -> str | None:
-        rows = self._exec("SELECT body FROM events WHERE dev=? AND seq=?", (dev, seq)).fetchall()
-        return rows[0][0] if rows else None
+    def existing(self, dev: str, lo: int, hi: int) -> dict[int, str | None]:
+        """``seq -> body`` of the stored events of ``dev`` with ``lo <= seq <= hi``."""
+        return dict(self._exec("SELECT seq, body FROM events WHERE dev=? AND seq BETWEEN ? AND ?",
+                               (dev, lo, hi)).fetchall())
 
     def ensure_device(self, dev: str, kind: str, store: str) -> None:
         self._exec("INSERT INTO devices (dev, kind, store) VALUES (?,?,?) "

@@ -128,20 +128,30 @@ def _read_range(conn, table, columns, key, lo, hi) -> tuple[list[tuple], int]:
 
 
 class Ticket:
-    """The promise of one submitted item: resolved after its transaction commits."""
+    """The promise of one submitted item: resolved after its transaction commits.
 
-    __slots__ = ("item", "_done", "_result", "_error", "_callback")
+    Light on purpose (one per event on the hot path): the wake-up event is only created when
+    somebody actually waits.
+    """
+
+    __slots__ = ("item", "_done", "_event", "_result", "_error", "_callback")
+    _guard = threading.Lock()
 
     def __init__(self, item: Any, callback: Callable[["Ticket"], None] | None = None):
         self.item = item
-        self._done = threading.Event()
+        self._done = False
+        self._event: threading.Event | None = None
         self._result: Any = None
         self._error: BaseException | None = None
         self._callback = callback
 
     def _resolve(self, result: Any, error: BaseException | None) -> None:
         self._result, self._error = result, error
-        self._done.set()
+        with Ticket._guard:
+            self._done = True
+            event = self._event
+        if event is not None:
+            event.set()
         if self._callback is not None:
             try:
                 self._callback(self)
@@ -160,8 +170,12 @@ class Ticket:
 
     def wait(self, timeout: float | None = None) -> Any:
         """Block until committed; return the result or raise the item's error."""
-        if not self._done.wait(timeout):
-            raise TimeoutError("the outbox did not commit in time")
+        with Ticket._guard:
+            if not self._done and self._event is None:
+                self._event = threading.Event()
+            event = None if self._done else self._event
+        if event is not None and not event.wait(timeout):
+            raise TimeoutError("the store did not commit in time")
         if self._error is not None:
             raise self._error
         return self._result

@@ -20,7 +20,7 @@ import types
 import typing
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+from typing import Any, Callable
 
 from storeedge.firmware.common.exc import EventError
 
@@ -114,11 +114,16 @@ def format_ts(epoch: float) -> str:
 
 def parse_ts(text: str) -> float:
     """Seconds since the epoch from an envelope timestamp."""
-    if not isinstance(text, str) or not _TS_RE.fullmatch(text):
+    match = _TS_RE.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
         raise EventError(f"timestamp {text!r} is not RFC 3339 UTC (YYYY-MM-DDTHH:MM:SS.ffffffZ)")
-    base, _, frac = text[:-1].partition(".")
-    moment = _dt.datetime.strptime(base, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=_dt.timezone.utc)
-    return moment.timestamp() + (float("0." + frac) if frac else 0.0)
+    try:
+        moment = _dt.datetime(int(text[0:4]), int(text[5:7]), int(text[8:10]), int(text[11:13]),
+                              int(text[14:16]), int(text[17:19]), tzinfo=_dt.timezone.utc)
+    except ValueError as exc:
+        raise EventError(f"timestamp {text!r}: {exc}") from None
+    frac = match.group(1)
+    return moment.timestamp() + (float("0" + frac) if frac else 0.0)
 
 
 # ----------------------------------------------------------------------------- envelope
@@ -291,66 +296,110 @@ def validate_body(name: str, body: Any) -> None:
     etype = REGISTRY.get(name)
     if etype is None:
         raise EventError(f"unknown event type {name!r}")
-    _check_value(etype.body, body, "body")
+    _checker(etype.body)(body, "body")
 
 
-def _check_value(tp: Any, value: Any, path: str) -> None:
+Checker = Callable[[Any, str], None]
+_CHECKERS: dict[Any, Checker] = {}
+
+
+def _checker(tp: Any) -> Checker:
+    """A compiled validator for type ``tp`` (built once per type: screening is a hot path)."""
+    key = tp
+    found = _CHECKERS.get(key)
+    if found is None:
+        found = _CHECKERS[key] = _build_checker(tp)
+    return found
+
+
+def _build_checker(tp: Any) -> Checker:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
+        return _union_checker([_checker(a) for a in args], args)
+    if origin is list:
+        return _list_checker(_checker(args[0]))
+    if origin is dict:
+        return _dict_checker(_checker(args[1]))
+    if dataclasses.is_dataclass(tp):
+        return _object_checker(tp)
+    return _scalar_checker(tp)
+
+
+def _union_checker(alts: list[Checker], args: tuple) -> Checker:
+    def check(value: Any, path: str) -> None:
         errors = []
-        for alt in args:
+        for alt in alts:
             try:
-                return _check_value(alt, value, path)
+                return alt(value, path)
             except EventError as exc:
                 errors.append(str(exc))
         raise EventError(errors[0] if len(errors) == 1 else f"{path}: matches none of {args}")
-    if origin is list:
+    return check
+
+
+def _list_checker(item: Checker) -> Checker:
+    def check(value: Any, path: str) -> None:
         if not isinstance(value, list):
             raise EventError(f"{path}: must be an array")
-        for i, item in enumerate(value):
-            _check_value(args[0], item, f"{path}[{i}]")
-        return
-    if origin is dict:
+        for i, v in enumerate(value):
+            item(v, f"{path}[{i}]")
+    return check
+
+
+def _dict_checker(item: Checker) -> Checker:
+    def check(value: Any, path: str) -> None:
         if not isinstance(value, dict):
             raise EventError(f"{path}: must be an object")
-        for key, item in value.items():
-            _check_value(args[1], item, f"{path}.{key}")
-        return
-    if dataclasses.is_dataclass(tp):
-        _check_object(tp, value, path)
-        return
-    _check_scalar(tp, value, path)
+        for k, v in value.items():
+            item(v, f"{path}.{k}")
+    return check
 
 
-def _check_object(cls: type, value: Any, path: str) -> None:
-    if not isinstance(value, dict):
-        raise EventError(f"{path}: must be an object")
+def _object_checker(cls: type) -> Checker:
     hints = typing.get_type_hints(cls)
-    names = {f.name: f for f in dataclasses.fields(cls)}
-    for key in value:
-        if key not in names:
-            raise EventError(f"{path}.{key}: unknown field")
-    for fname, f in names.items():
-        if fname not in value:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise EventError(f"{path}.{fname}: required field missing")
-            continue
-        _check_value(hints[fname], value[fname], f"{path}.{fname}")
+    spec = {}
+    for f in dataclasses.fields(cls):
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        spec[f.name] = (hints[f.name], required)
+    children: dict[str, Checker] = {}
+
+    def check(value: Any, path: str) -> None:
+        if not isinstance(value, dict):
+            raise EventError(f"{path}: must be an object")
+        for key in value:
+            if key not in spec:
+                raise EventError(f"{path}.{key}: unknown field")
+        for fname, (ftype, required) in spec.items():
+            if fname not in value:
+                if required:
+                    raise EventError(f"{path}.{fname}: required field missing")
+                continue
+            child = children.get(fname)
+            if child is None:
+                child = children[fname] = _checker(ftype)
+            child(value[fname], f"{path}.{fname}")
+    return check
 
 
-def _check_scalar(tp: Any, value: Any, path: str) -> None:
-    ok = {
-        int: lambda v: _is_int(v),
-        float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-        bool: lambda v: isinstance(v, bool),
-        str: lambda v: isinstance(v, str),
-        type(None): lambda v: v is None,
-        dict: lambda v: isinstance(v, dict),
-        list: lambda v: isinstance(v, list),
-    }.get(tp)
-    if tp is Any:
-        return
+_SCALARS = {
+    int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+    float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    bool: lambda v: isinstance(v, bool),
+    str: lambda v: isinstance(v, str),
+    type(None): lambda v: v is None,
+    dict: lambda v: isinstance(v, dict),
+    list: lambda v: isinstance(v, list),
+    Any: lambda v: True,
+}
+
+
+def _scalar_checker(tp: Any) -> Checker:
+    ok = _SCALARS.get(tp)
     if ok is None:
-        raise EventError(f"{path}: unsupported schema type {tp!r}")
-    if not ok(value):
-        raise EventError(f"{path}: {value!r} is not a {getattr(tp, '__name__', tp)}")
+        raise EventError(f"unsupported schema type {tp!r}")
+    tname = getattr(tp, "__name__", str(tp))
+
+    def check(value: Any, path: str) -> None:
+        if not ok(value):
+            raise EventError(f"{path}: {value!r} is not a {tname}")
+    return check

@@ -16,7 +16,7 @@ class RelaySection:
     devices: list[str] | None = setting(None, doc="enrolled device ids; null accepts any device")
     max_payload_bytes: int = setting(256 * 1024, unit="bytes", min=1024, max=16 * 2**20,
                                      doc="larger messages are rejected")
-    forward_window: int = setting(5000, unit="events", min=1, max=10**6,
+    forward_window: int = setting(1000, unit="events", min=1, max=10**6,
                                   doc="events per device sent beyond the store's watermark")
     quantum: int = setting(500, unit="events", min=1, max=100000,
                            doc="events per device per forwarding round (fairness)")
