@@ -126,14 +126,27 @@ class CameraScanner:
 
     QR_FORMATS = ("QR Code", "QRCode", "Micro QR Code", "MicroQRCode")
 
-    def __init__(self, reader, on_text: Callable[[str], object]):
-        self.reader, self.on_text = reader, on_text
+    def __init__(self, reader, on_text: Callable[[str], object], *, prefix: str = "SED"):
+        self.reader, self.on_text, self.prefix = reader, on_text, prefix
         self.frames = 0
+        self.ignored = 0
 
     def handle_frame(self, gray, t: float | None = None) -> list[str]:
-        """Decode one grey (H, W) uint8 frame; returns the QR texts passed on."""
+        """Decode one grey (H, W) uint8 frame; returns the QR texts passed on.
+
+        QR codes that do not start with ``prefix`` (a poster or a parcel label in view) are
+        counted in :attr:`ignored`, not denied: they must not flood events or trip the
+        wrong-code throttle.  A serial scanner, aimed on purpose, passes everything on.
+        """
         self.frames += 1
-        texts = [bc.text for bc in self.reader.read(gray, t=t) if bc.format in self.QR_FORMATS]
+        texts = []
+        for bc in self.reader.read(gray, t=t):
+            if bc.format not in self.QR_FORMATS:
+                continue
+            if not bc.text.startswith(self.prefix):
+                self.ignored += 1
+                continue
+            texts.append(bc.text)
         for text in texts:
             self.on_text(text)
         return texts

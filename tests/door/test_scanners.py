@@ -134,3 +134,19 @@ def test_camera_ignores_non_qr_codes(rig):
     frame = paste_into_frame(np.pad(ean, 30, constant_values=255))
     assert [b.format for b in cam.reader.read(frame)] == ["EAN-13"]     # it is read ...
     assert cam.handle_frame(frame) == [] and seen == []                 # ... but not a QR
+
+
+def test_camera_ignores_foreign_qr_codes_in_view(rig):
+    """A poster QR (a URL) in the camera's view is not a denial and does not throttle."""
+    decisions = []
+    cam = CameraScanner(door_reader(), lambda t: decisions.append(rig.ctl.present(t, "camera")))
+    poster = paste_into_frame(qr_gray("https://example.com/careers", scale=4), (1280, 720),
+                              at=(40, 40))
+    for _ in range(10):
+        rig.clock.advance(5)
+        assert cam.handle_frame(poster) == []
+    assert cam.ignored == 10 and decisions == [] and "door.denied" not in rig.types()
+    frame = poster.copy()
+    sym = qr_gray(rig.issue(), scale=4)
+    frame[250:250 + sym.shape[0], 700:700 + sym.shape[1]] = sym
+    assert len(cam.handle_frame(frame)) == 1 and decisions[0].granted
