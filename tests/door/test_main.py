@@ -229,3 +229,33 @@ def test_cold_probe_reading_from_real_format_w1_files(tmp_path, capsys):
         assert app.ctl.p.probe() is None
     finally:
         app.ctl.close(); app.relay.close(); app.ctl.p.state.close(); app.svc.close()
+
+
+def test_storeedge_door_cli_runs_and_stops_on_sigterm(tmp_path, broker, capsys):
+    """The real command line: starts on mock pins, publishes, stops cleanly on SIGTERM."""
+    import signal
+    import subprocess
+    import sys
+    from storeedge.firmware.common.outbox import Identity, Outbox
+    from storeedge.firmware.common.settings import OutboxSection
+    _, pub, _ = run(["keygen", "--kid", "1", "--out", str(tmp_path / "k.pem")], capsys)
+    cfg = write_config(tmp_path, pub.strip(), broker_url=broker.url)
+    watcher = Watcher(broker.port)
+    proc = subprocess.Popen([sys.executable, "-m", "storeedge", "door", "--config", str(cfg)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert watcher.wait(lambda e: e["type"] == "door.boot"), proc.stderr
+        boot = next(e for e in watcher.events if e["type"] == "door.boot")
+        assert boot["body"]["relay"] == "locked" and boot["body"]["chain"]["i"] == 0
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        watcher.close()
+    ob = Outbox(OutboxSection(path=str(tmp_path / "outbox.db")),
+                Identity("door-1", "dock_door", "s0042"))
+    try:
+        assert "door.boot" in [e.type for e in ob.recent(50)]
+    finally:
+        ob.close()
