@@ -18,6 +18,7 @@ from storeedge.firmware.console.events import SelfTestRun
 from storeedge.firmware.console.exc import CommandError
 from storeedge.firmware.console.manager import MAX_CONFIRM_MINUTES, CommitResult, ConfigManager
 from storeedge.firmware.console.parser import CommandSpec
+from storeedge.firmware.console.schema import allowed_text
 from storeedge.firmware.console.targets import TEST_NAMES, Target
 
 
@@ -101,9 +102,19 @@ def _pending_text(ctx: ShellContext) -> str:
 def cmd_show_config(ctx: ShellContext, args: list[str]) -> Reply:
     items = ctx.manager.candidate.effective_items(args[0] if args else "")
     lines = [f"{k} = {v}" for k, v in items]
+    if args and len(items) == 1 and items[0][0] == args[0]:
+        lines += _key_help(ctx, args[0])
     if ctx.manager.candidate.dirty:
         lines.append("(candidate has uncommitted changes: see 'diff')")
     return Reply(lines or ["(nothing under that key)"])
+
+
+def _key_help(ctx: ShellContext, key: str) -> list[str]:
+    """Type, range, default and doc of one setting (for ``show config KEY``)."""
+    info = ctx.manager.schema.resolve(key)
+    default = getattr(info.spec, "doc", "")
+    lines = [f"    allowed: {allowed_text(info)}"] if allowed_text(info) else []
+    return lines + ([f"    {default}"] if default else [])
 
 
 def cmd_set(ctx: ShellContext, args: list[str]) -> Reply:

@@ -107,14 +107,34 @@ def serve_port(parts: ConsoleParts, stop: threading.Event, *, baudrate: int = 11
                policy: LockoutPolicy = LockoutPolicy()) -> None:
     """Open ``parts.port_name`` and serve it until ``stop`` is set.
 
-    This is also the entry point for an app that embeds the console in its own process (so
-    console events go through the app's own DeviceService): run it in a thread.
+    The first open raises (a wrong URL is reported, not retried for ever).  A port that fails
+    later (USB gadget unplugged, pty hung up) is reopened after 1 s, doubling up to 30 s, so
+    the console comes back by itself.  This is also the entry point for an app that embeds the
+    console in its own process (see :mod:`.embed`): run it in a thread.
     """
     from storeedge.drivers.serial import open_port
 
     console = build_console(parts, settings=settings, policy=policy)
     port = open_port(parts.port_name, baudrate=baudrate)
-    try:
-        console.run(port, stop)
-    finally:
-        port.close()
+    while port is not None:
+        try:
+            console.run(port, stop)
+        except OSError as exc:          # pyserial's SerialException is an OSError
+            log.error("console port %s failed: %s; reopening", parts.port_name, exc)
+        finally:
+            port.close()
+        port = None if stop.is_set() else _reopen(parts.port_name, baudrate, stop)
+
+
+def _reopen(url: str, baudrate: int, stop: threading.Event):
+    """Open ``url`` again, retrying with back-off (1 s doubling to 30 s); None if stopped."""
+    from storeedge.drivers.serial import open_port
+
+    delay = 1.0
+    while not stop.wait(delay):
+        try:
+            return open_port(url, baudrate=baudrate)
+        except OSError as exc:
+            log.error("console port %s: %s; retrying in %.0f s", url, exc, delay)
+            delay = min(30.0, delay * 2)
+    return None

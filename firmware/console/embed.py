@@ -36,11 +36,11 @@ class EmbeddedConsole:
 
     @classmethod
     def start(cls, *, port_url: str, config_path: str, service: EventService, target: Target,
-              clock: Clock, secret_file: str | None = None,
-              prompt_name: str | None = None) -> "EmbeddedConsole":
+              clock: Clock, secret_file: str | None = None) -> "EmbeddedConsole":
         """Start serving ``port_url`` in a daemon thread.
 
-        ``prompt_name`` defaults to the service's device id.  ``secret_file`` defaults to ``console.secret`` next to the config; it is read now, so a
+        The prompt shows the service's device id.  ``secret_file`` defaults to
+        ``console.secret`` next to the config; it is read now, so a
         missing or malformed file raises here (SecretError), not later in the thread.
         """
         path = secret_file or os.path.join(os.path.dirname(os.path.abspath(config_path)),
@@ -50,7 +50,7 @@ class EmbeddedConsole:
         stop = threading.Event()
         name = os.path.basename(port_url) or "console"
         identity = getattr(service, "identity", None)
-        prompt = prompt_name or getattr(identity, "dev", None) or name
+        prompt = getattr(identity, "dev", None) or name
         thread = threading.Thread(target=serve_port, args=(parts, stop), daemon=True,
                                   kwargs={"settings": SessionSettings(prompt_name=prompt)},
                                   name=f"console-{name}")

@@ -154,6 +154,10 @@ class ConfigStore:
     def commit(self, mapping: dict, *, by: str = "console", note: str = "") -> VersionInfo:
         """Write ``mapping`` as a new version and make it live; returns its info."""
         numbers = self.numbers()
+        if numbers and self._live_body() != _split(self._read(self._file(numbers[-1])))[1]:
+            raise StoreError(f"{self.path} was changed outside the console since version "
+                             f"{numbers[-1]}; nothing written. Restart the console to record "
+                             f"that edit as a version, then redo the change.")
         info = VersionInfo((numbers[-1] + 1) if numbers else 1, self._now(), by, note)
         self._publish(info, dump_yaml(mapping))
         return info

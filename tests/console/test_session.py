@@ -337,3 +337,17 @@ def test_checkout_scanner_and_camera(make_console, factory):
     assert "scanner test passed" in t.run("test scanner")
     assert "camera test FAILED: no camera" in t.run("test camera")
     assert "'test relay' is not available on a checkout" in t.run("test relay")
+
+
+def test_show_one_key_explains_it(term):
+    screen = term.run("show config bench.threshold_c")
+    assert "bench.threshold_c = -20.0" in screen
+    assert "allowed: -40..10 degC" in screen and "alarm threshold" in screen
+
+
+def test_commit_refused_when_live_file_was_edited_behind_the_console(term, config_path):
+    with open(config_path, "a") as fh:
+        fh.write("log: {level: debug}\n")
+    term.run("set bench.mode defrost")
+    assert "was changed outside the console" in term.run("commit")
+    assert live(config_path)["log"] == {"level": "debug"}       # the hand edit is kept

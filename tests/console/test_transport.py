@@ -172,3 +172,38 @@ def test_cli_set_secret_and_errors(tmp_path):
     (tmp_path / "console.secret").unlink()
     res = subprocess.run(run + ["--port", "loop://"], capture_output=True, timeout=60)
     assert res.returncode == 1 and b"cannot read technician secret file" in res.stderr
+
+
+def test_console_reopens_its_port_after_the_line_drops(config_path, target, service, clock,
+                                                       stored_secret):
+    """serve_port: the far end goes away (cable pulled); the console reconnects by itself."""
+    from storeedge.firmware.console.console import ConsoleParts, serve_port
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(WAIT_S)
+    url = f"socket://127.0.0.1:{listener.getsockname()[1]}"
+    stop = threading.Event()
+    parts = ConsoleParts(config_path, target, service, clock, stored_secret, url)
+    thread = threading.Thread(target=serve_port, args=(parts, stop), daemon=True)
+    thread.start()
+    try:
+        for attempt in range(2):
+            conn, _ = listener.accept()
+            conn.settimeout(WAIT_S)
+            seen = b""
+            while b"Password: " not in seen:     # type once the banner shows, as a person
+                seen += conn.recv(4096)
+            conn.sendall(SECRET.encode() + b"\r")
+            while b"logged in" not in seen:
+                try:
+                    seen += conn.recv(4096)
+                except socket.timeout:
+                    raise AssertionError(f"attempt {attempt}: {seen!r}") from None
+            conn.close()                        # the line drops
+    finally:
+        stop.set()
+        thread.join(10)
+        listener.close()
+    assert not thread.is_alive()
+    reasons = [e.body["reason"] for e in service.recent_events(50, "console.logout")]
+    assert reasons == ["disconnect", "disconnect"]   # line drop, then the stop: never left open
