@@ -353,10 +353,11 @@ cdef inline int8_t _q8(float t) noexcept nogil:
 
 
 cdef inline int _lvl(float t) noexcept nogil:
-    """Level 0..255 from t = value + 0.5: clamp (min/max, vectorisable), truncate."""
-    t = t if t > 0 else <float>0        # (a > b ? a : b) is exactly x86 maxps / NEON fmax
-    t = t if t < 255 else <float>255    # (a < b ? a : b) is exactly minps
-    return <int>t
+    """Level 0..255 from t = value + 0.5: truncate, then clamp with shifts and masks
+    (t > -2^31 and t < 2^31 hold: inputs are bounded).  Negative -> 0, above 255 -> 255."""
+    cdef int v = <int>t
+    v = v & ~(v >> 31)
+    return (v | ((255 - v) >> 31)) & 255
 
 
 cdef void _levels3(const int32_t* a, const int32_t* b, const int32_t* c, int n,

@@ -138,8 +138,9 @@ def luma_axis_weights(n_src: int, n_out: int) -> np.ndarray:
     return w
 
 
-def chroma_upsample(first: int, n_luma: int, n_chroma: int, vertical: bool) -> np.ndarray:
-    """Dense [n_luma, n_chroma] bilinear chroma upsampling for luma samples first..first+n-1.
+def chroma_upsample(first: int, n_luma: int, n_chroma: int, vertical: bool):
+    """Bilinear chroma upsampling of luma samples first..first+n_luma-1, as two taps per
+    luma sample: (c0, 1 - frac) and (c0 + 1, frac), indices clamped to the plane.
 
     Siting: chroma sample j sits at luma x = 2j (co-sited) and luma y = 2j + 0.5 (centred).
     """
@@ -148,12 +149,16 @@ def chroma_upsample(first: int, n_luma: int, n_chroma: int, vertical: bool) -> n
     c = np.clip(c, 0.0, n_chroma - 1)
     c0 = np.floor(c).astype(np.int64)
     frac = c - c0
-    c1 = np.minimum(c0 + 1, n_chroma - 1)
-    up = np.zeros((n_luma, n_chroma))
-    rows = np.arange(n_luma)
-    np.add.at(up, (rows, c0), 1.0 - frac)
-    np.add.at(up, (rows, c1), frac)
-    return up
+    return c0, np.minimum(c0 + 1, n_chroma - 1), frac
+
+
+def compose_chroma(dense: np.ndarray, first: int, n_chroma: int, vertical: bool) -> np.ndarray:
+    """Dense [n_out, n_chroma] weights: the luma-domain filter applied to upsampled chroma."""
+    c0, c1, frac = chroma_upsample(first, dense.shape[1], n_chroma, vertical)
+    out_t = np.zeros((n_chroma, dense.shape[0]))
+    np.add.at(out_t, c0, dense.T * (1.0 - frac)[:, None])
+    np.add.at(out_t, c1, dense.T * frac[:, None])
+    return out_t.T
 
 
 def quantise_rows(w: np.ndarray) -> np.ndarray:
@@ -179,7 +184,10 @@ def band(dense: np.ndarray, offset: int) -> AxisTaps:
     idx = start[:, None] + np.arange(taps)
     weights = np.ascontiguousarray(quantise_rows(dense[np.arange(n_out)[:, None], idx]))
     stride, lo, hi = uniform_run(start, weights)
-    return AxisTaps((start + offset).astype(np.int32), weights, stride, lo, hi)
+    start = (start + offset).astype(np.int32)
+    start.setflags(write=False)         # cached and shared between calls
+    weights.setflags(write=False)
+    return AxisTaps(start, weights, stride, lo, hi)
 
 
 def uniform_run(start: np.ndarray, weights: np.ndarray) -> tuple[int, int, int]:
@@ -207,8 +215,7 @@ def _axis_plan(first: int, n_src: int, n_out: int, n_chroma: int, vertical: bool
     luma = band(dense, first)
     if not n_chroma:
         return luma, None
-    composite = dense @ chroma_upsample(first, n_src, n_chroma, vertical)
-    return luma, band(composite, 0)
+    return luma, band(compose_chroma(dense, first, n_chroma, vertical), 0)
 
 
 # ----------------------------------------------------------------------------- validation
@@ -355,6 +362,7 @@ def _affine(kind: int, channels: int, scale, offset, quant) -> np.ndarray:
     return np.stack([a / qs, b / qs + zp], axis=1).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=16)
 def _matrix(fmt: str, color: str) -> np.ndarray:
     """float32 [C, 4] colour matrix on Q16 inputs (Y,U,V or the frame's 3 channels)."""
     if fmt in ("I420", "NV12"):
@@ -367,7 +375,9 @@ def _matrix(fmt: str, color: str) -> np.ndarray:
         m = rgb if color == "rgb" else rgb[::-1]
     m = np.array(m, dtype=np.float64)
     m[:, :3] *= _Q16
-    return m.astype(np.float32)
+    m = m.astype(np.float32)
+    m.setflags(write=False)             # cached and shared between calls
+    return m
 
 
 def _content(crop: Rect, ow: int, oh: int, letterbox: bool) -> Rect:
