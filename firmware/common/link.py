@@ -76,6 +76,7 @@ class MqttLink:
         self._subs: dict[str, tuple[int, Handler]] = {}
         self._user_on_connect = on_connect
         self._lock = threading.Lock()
+        self._stopping = False
         self.client = self._make_client(client_id, will, manual_ack)
 
     def _make_client(self, client_id: str, will: Will | None, manual_ack: bool) -> mqtt.Client:
@@ -111,6 +112,7 @@ class MqttLink:
         if final is not None and self.connected.is_set():
             info = self.client.publish(final[0], final[1], qos=1, retain=True)
             info.wait_for_publish(2.0)
+        self._stopping = True
         self.client.disconnect()
         self.client.loop_stop()
         self.connected.clear()
@@ -158,7 +160,7 @@ class MqttLink:
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _props) -> None:
         was = self.connected.is_set()
         self.connected.clear()
-        if was:
+        if was and not self._stopping:
             log.warning("disconnected from %s:%d (%s); reconnecting with backoff",
                         self.address.host, self.address.port, reason_code)
 

@@ -209,6 +209,8 @@ class Relay:
         if cur is None:
             cur = self.cursors[dev] = _Cursor(sent=state.store_wm, last_store_wm=state.store_wm)
         now = time.monotonic()
+        if cur.sent <= state.store_wm:
+            cur.progress_at = now          # nothing in flight: nothing can be late
         if state.store_wm != cur.last_store_wm:
             cur.last_store_wm = state.store_wm
             cur.progress_at = now

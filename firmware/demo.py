@@ -1,0 +1,267 @@
+"""``storeedge demo``: the whole store on one machine.
+
+Starts two Mosquitto brokers (in-store and store side), ``storeedge store-server`` and
+``storeedge gateway`` as real processes, a simulated counter device and every device app
+that provides ``firmware/<app>/demo.py`` (freezers, the dock door, a checkout lane), shows
+events arriving at the store, and ends with a summary: events sent, stored, duplicates
+dropped, gaps.
+
+    storeedge demo --duration 60
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from storeedge.drivers.clock import Clock, SystemClock
+from storeedge.firmware.common.brokerproc import Mosquitto
+from storeedge.firmware.common.config import config_from_dict, write_config_atomic
+from storeedge.firmware.common.core_events import SimCounter
+from storeedge.firmware.common.service import DeviceService
+from storeedge.firmware.common.settings import DeviceConfig
+
+log = logging.getLogger("storeedge.demo")
+APPS = ("freezer", "dock_door", "checkout")
+STORE = "s0042"
+LINK = {"backoff_min_s": 0.2, "backoff_max_s": 2.0, "resend_timeout_s": 2.0}
+
+
+@dataclass
+class DemoContext:
+    """What a device app's ``demo_devices(ctx)`` gets."""
+
+    broker_url: str
+    store: str
+    workdir: str
+    clock: Clock = field(default_factory=SystemClock)
+
+    def device_config(self, kind: str, dev_id: str) -> DeviceConfig:
+        """Common sections for one demo device (its outbox in the demo's folder)."""
+        return config_from_dict({
+            "device": {"id": dev_id, "kind": kind, "store": self.store},
+            "link": {"url": self.broker_url, **LINK},
+            "outbox": {"path": os.path.join(self.workdir, f"{dev_id}-outbox.db")},
+            "log": {"level": "warning"}}, DeviceConfig)
+
+
+class CounterDevice:
+    """A simulated device sending a numbered event every ``period_s``."""
+
+    name = "sim-1"
+
+    def __init__(self, ctx: DemoContext, period_s: float = 0.2):
+        self.svc = DeviceService(ctx.device_config("sim", self.name), app="simdevice")
+        self.period_s = period_s
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="demo-counter", daemon=True)
+
+    def start(self) -> None:
+        self.svc.start()
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period_s):
+            self.svc.emit(SimCounter(n=self.sent))
+            self.sent += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.svc.close()
+
+    def summary(self) -> dict:
+        return {"counter events": self.sent}
+
+
+def _load_app_devices(ctx: DemoContext) -> list:
+    devices = []
+    for app in APPS:
+        try:
+            module = importlib.import_module(f"storeedge.firmware.{app}.demo")
+            devices.extend(module.demo_devices(ctx))
+        except Exception as exc:  # say which app is missing from the demo and why
+            print(f"demo: the {app} app could not join the demo: {type(exc).__name__}: {exc}")
+    return devices
+
+
+class Demo:
+    """Brokers, store server, gateway and devices in one folder."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.down = Mosquitto(workdir / "broker-instore")
+        self.up = Mosquitto(workdir / "broker-store")
+        self.store_db = workdir / "store.db"
+        self.procs: list[subprocess.Popen] = []
+        self.devices: list = []
+
+    def start(self) -> None:
+        self.down.start()
+        self.up.start()
+        print(f"demo: in-store broker {self.down.url}, store broker {self.up.url}")
+        ctx = DemoContext(self.down.url, STORE, str(self.workdir))
+        self.devices = [CounterDevice(ctx)] + _load_app_devices(ctx)
+        self._spawn("store-server", {"server": {"db": f"sqlite:///{self.store_db}",
+                                                "replay_after_s": 3.0},
+                                     "link": {"url": self.up.url, **LINK}})
+        self._spawn("gateway", {"device": {"id": "gw-1", "kind": "gateway", "store": STORE},
+                                "link": {"url": self.down.url, **LINK},
+                                "upstream": {"url": self.up.url, **LINK},
+                                "relay": {"db_path": str(self.workdir / "gateway.db"),
+                                          "devices": [self._dev_id(d) for d in self.devices]}})
+        for device in self.devices:
+            device.start()
+            print(f"demo: started {device.name}")
+
+    @staticmethod
+    def _dev_id(device) -> str:
+        return getattr(device, "dev_id", None) or device.name
+
+    def _spawn(self, app: str, cfg: dict) -> None:
+        path = self.workdir / f"{app}.yaml"
+        write_config_atomic(path, cfg)
+        log_file = open(self.workdir / f"{app}.log", "ab")
+        self.procs.append(subprocess.Popen(
+            [sys.executable, "-m", "storeedge", app, "--config", str(path)],
+            stdout=subprocess.DEVNULL, stderr=log_file))
+        print(f"demo: started storeedge {app} (log: {self.workdir / f'{app}.log'})")
+
+    def table(self) -> list[tuple]:
+        """``(dev, kind, stored, watermark, duplicates, last type)`` from the store DB."""
+        if not self.store_db.exists():
+            return []
+        conn = sqlite3.connect(f"file:{self.store_db}?mode=ro", uri=True, timeout=5)
+        try:
+            return conn.execute(
+                "SELECT d.dev, d.kind, (SELECT COUNT(*) FROM events e WHERE e.dev=d.dev AND "
+                "e.placeholder=0), d.wm, d.duplicates, (SELECT type FROM events e WHERE "
+                "e.dev=d.dev ORDER BY seq DESC LIMIT 1) FROM devices d ORDER BY d.dev").fetchall()
+        except sqlite3.Error:
+            return []
+        finally:
+            conn.close()
+
+    def gaps(self) -> list[tuple]:
+        conn = sqlite3.connect(f"file:{self.store_db}?mode=ro", uri=True, timeout=5)
+        try:
+            return conn.execute("SELECT dev, first_seq, last_seq, reason, resolved IS NOT NULL "
+                                "FROM gaps").fetchall()
+        except sqlite3.Error:
+            return []
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        for device in self.devices:
+            try:
+                device.stop()
+            except Exception as exc:
+                print(f"demo: stopping {device.name}: {exc}")
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.down.stop()
+        self.up.stop()
+
+
+def _outbox_last_seq(path: Path) -> int:
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        row = conn.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()
+        conn.close()
+        return row[0] if row else 0
+    except sqlite3.Error:
+        return 0
+
+
+def _print_table(rows: list[tuple]) -> None:
+    print(f"  {'device':<14} {'kind':<10} {'stored':>7} {'watermark':>9} {'dups':>5}  last event")
+    for dev, kind, stored, wm, dups, last in rows:
+        print(f"  {dev:<14.14} {kind:<10.10} {stored:>7} {wm:>9} {dups:>5}  {last or '-'}")
+
+
+def _sent(demo: Demo) -> dict[str, int]:
+    return {p.name.split("-outbox.db")[0]: _outbox_last_seq(p)
+            for p in demo.workdir.glob("*-outbox.db")}
+
+
+def _drain(demo: Demo, timeout: float) -> None:
+    """Wait until the store holds everything the devices had committed a moment ago."""
+    target = _sent(demo)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        held = {r[0]: r[3] for r in demo.table()}
+        if all(held.get(dev, 0) >= n for dev, n in target.items()):
+            return
+        time.sleep(0.5)
+    print("demo: the store had not caught up after the run: see not_yet_stored below")
+
+
+def _summary(demo: Demo) -> dict:
+    rows = {r[0]: r for r in demo.table()}
+    sent = _sent(demo)
+    stored = sum(r[2] for r in rows.values())
+    dups = sum(r[4] for r in rows.values())
+    gaps = demo.gaps()
+    open_gaps = [g for g in gaps if not g[4]]
+    missing = {dev: n - rows[dev][3] if dev in rows else n for dev, n in sent.items()}
+    return {"events_sent": sum(sent.values()), "events_stored": stored,
+            "duplicates_dropped": dups, "gaps_recorded": len(gaps), "gaps_open": len(open_gaps),
+            "not_yet_stored": {d: m for d, m in missing.items() if m}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="storeedge demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds to run")
+    parser.add_argument("--workdir", default=None, help="keep files here (default: temp)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="storeedge-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    print(f"demo: files in {workdir}")
+    demo = Demo(workdir)
+    try:
+        demo.start()
+        end = time.monotonic() + args.duration
+        while time.monotonic() < end:
+            time.sleep(min(5.0, max(0.0, end - time.monotonic())))
+            print(f"demo: t={args.duration - max(0.0, end - time.monotonic()):.0f}s, "
+                  "store server holds:")
+            _print_table(demo.table())
+    except KeyboardInterrupt:
+        print("demo: interrupted")
+    finally:
+        _drain(demo, timeout=20.0)
+        summaries = {}
+        for device in demo.devices:
+            try:
+                summaries[device.name] = device.summary()
+            except Exception as exc:
+                summaries[device.name] = {"error": str(exc)}
+        demo.stop()
+    _report(demo, summaries)
+    return 0
+
+
+def _report(demo: Demo, summaries: dict) -> None:
+    print("demo: final state at the store server:")
+    _print_table(demo.table())
+    for name, summary in summaries.items():
+        print(f"demo: {name}: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
+    result = _summary(demo)
+    print("demo: summary: " + ", ".join(f"{k}={v}" for k, v in result.items()))
