@@ -136,7 +136,9 @@ def _serve(opts: Options) -> int:
     try:
         cfg = load_config(opts.config, target.config_class)
         clock = SystemClock()
-        service = DeviceService(service_config(cfg, opts.config), clock=clock, app="console")
+        svc_cfg = service_config(cfg, opts.config)
+        lock = lock_outbox(svc_cfg.outbox.path)
+        service = DeviceService(svc_cfg, clock=clock, app="console")
     except BaseException:
         target.close()
         raise
@@ -152,4 +154,25 @@ def _serve(opts: Options) -> int:
     finally:
         service.close()
         target.close()
+        os.close(lock)
     return 0
+
+
+def lock_outbox(path: str) -> int:
+    """Take an exclusive lock on ``<outbox>.lock`` so two processes never share an outbox
+    (each would hand out the same ``seq``); returns the lock's file descriptor.
+
+    Raises:
+        ConsoleError: another process holds the lock (an app that locks its outbox the same
+            way, or another console).
+    """
+    import fcntl
+
+    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ConsoleError(f"the outbox {path} is in use by another process (the running app?); "
+                           f"use the console the app serves on its port") from None
+    return fd
