@@ -173,6 +173,23 @@ class AlarmEngine:
                                   ack_note=note.strip()))
         return AlarmNotice("acked", alarm, ts, self._notify(alarm))
 
+    def restore(self, alarms: list[Alarm]) -> int:
+        """Take back the open alarms saved before a restart (unknown probes/limits are
+        dropped with a warning: the config changed).  Returns how many were restored."""
+        n = 0
+        for alarm in alarms:
+            probe = self.rules.probes.get(alarm.probe)
+            levels = {c.level for c in probe.conditions} if probe else set()
+            if probe is None or (alarm.kind == "temperature" and alarm.condition not in levels):
+                log.warning("saved alarm %s no longer matches the config: dropped", alarm.id)
+                continue
+            self._open[alarm.id] = alarm
+            if alarm.kind == "temperature" and alarm.active:
+                self._conds[(alarm.probe, alarm.condition)] = _CondState(alarm.raised_ts,
+                                                                         alarm.id)
+            n += 1
+        return n
+
     # ------------------------------------------------------------------ queries
     def open_alarms(self) -> list[Alarm]:
         """Alarms not yet both cleared and acknowledged, oldest first."""

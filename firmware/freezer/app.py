@@ -30,9 +30,11 @@ from storeedge.firmware.freezer.alarms import Alarm, AlarmEngine, AlarmNotice
 from storeedge.firmware.freezer.enrol import EnrolResult, enrol
 from storeedge.firmware.freezer.events import (FreezerAlarm, FreezerDoor, FreezerHaccp,
                                                FreezerReadings)
+from storeedge.firmware.freezer.exc import RecordFileError
 from storeedge.firmware.freezer.haccp import HaccpBook, HaccpRecord
 from storeedge.firmware.freezer.rules import FreezerRules
 from storeedge.firmware.freezer.sampler import Batcher, ProbeStatus, Reading, Sampler
+from storeedge.firmware.freezer.state import Storage, load_alarms, save_alarms
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +49,20 @@ class FreezerApp:
         bus: the 1-Wire bus (``SysfsBus`` or ``SimulatedBus``).
         sink: where events go (``DeviceService`` or a test double with ``emit``).
         clock: the clock (monotonic schedules reads, wall time stamps them).
-        haccp: the HACCP record file, or a ready :class:`HaccpBook`.
+        storage: the record files (:class:`Storage`), or just the HACCP record file's path.
         doors: per unit, a callable returning True while its door is open.
     """
 
-    def __init__(self, rules: FreezerRules, bus, sink, clock, haccp: str | HaccpBook, *,
+    def __init__(self, rules: FreezerRules, bus, sink, clock, storage: Storage | str, *,
                  doors: dict[str, DoorFn] | None = None):
         self.rules, self.bus, self.sink, self.clock = rules, bus, sink, clock
+        self.storage = Storage(storage) if isinstance(storage, str) else storage
         now = clock.time()
         self.engine = AlarmEngine(rules, now)
-        self.book = haccp if isinstance(haccp, HaccpBook) else HaccpBook(haccp, rules, now)
+        restored = self.engine.restore(load_alarms(self.storage.alarms_path))
+        if restored:
+            log.warning("%d open alarm(s) restored from %s", restored, self.storage.alarms_path)
+        self.book = HaccpBook(self.storage.haccp_path, rules, now, self.storage.missed_after_s)
         self.sampler = Sampler(bus, rules.probes, stale_after_s=rules.stale_after_s)
         self.batcher = Batcher(rules.batch_s)
         self.doors = dict(doors or {})
@@ -132,6 +138,14 @@ class FreezerApp:
     def _notify(self, notices: list[AlarmNotice]) -> None:
         for n in notices:
             self._emit(alarm_event(n), n.ts)
+        if notices:
+            self._save_alarms()
+
+    def _save_alarms(self) -> None:
+        try:
+            save_alarms(self.storage.alarms_path, self.engine.open_alarms())
+        except RecordFileError as exc:
+            log.error("%s (alarms stay open in memory)", exc)
 
     def _emit(self, body: Any, ts: float) -> None:
         try:
@@ -175,7 +189,7 @@ class FreezerApp:
         with self._lock:
             now = self.clock.time()
             notice = self.engine.ack(alarm_id, by, note, now)
-            self._emit(alarm_event(notice), now)
+            self._notify([notice])
             for rec in self.book.records(since=notice.alarm.raised_ts - 43200,
                                          unit=notice.alarm.unit):
                 if rec.needs_action:

@@ -23,6 +23,7 @@ from storeedge.firmware.common.config import ConfigError, section, setting
 from storeedge.firmware.common.settings import DeviceConfig
 from storeedge.firmware.freezer.rules import (LEVELS, MODES, AlarmPolicy, Condition, FreezerRules,
                                               ProbeRules, Suppression, UnitRules, parse_hhmm)
+from storeedge.firmware.freezer.state import Storage
 
 ROM_PATTERN = r"[0-9a-f]{2}-[0-9a-f]{12}"
 NAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,31}"
@@ -153,6 +154,8 @@ class AlarmSection:
                                      doc="bad reads in a row before a sensor-fault alarm")
     silent_after_s: float = setting(600.0, unit="s", min=60, max=86400,
                                     doc="no trusted reading this long: sensor-silent alarm")
+    state_path: str | None = setting("alarms.json", doc="open alarms, kept across restarts "
+                                                        "(data partition); null: memory only")
 
     def check(self) -> None:
         if not self.escalation:
@@ -240,6 +243,11 @@ class FreezerConfig(DeviceConfig):
     """The freezer device's config file."""
 
     freezer: FreezerSection = setting(FreezerSection)
+
+
+def storage_of(fz: FreezerSection) -> Storage:
+    """The app's record files from the config."""
+    return Storage(fz.haccp.path, fz.alarms.state_path, fz.haccp.missed_after_s)
 
 
 def build_rules(fz: FreezerSection) -> FreezerRules:

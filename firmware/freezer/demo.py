@@ -23,7 +23,7 @@ from storeedge.drivers.onewire import Fault
 from storeedge.drivers.onewire.sim import FreezerPhysics, SimulatedBus, ThermalModel
 from storeedge.firmware.common.config import config_from_dict, config_to_dict
 from storeedge.firmware.freezer.app import FreezerApp
-from storeedge.firmware.freezer.config import FreezerConfig, build_rules
+from storeedge.firmware.freezer.config import FreezerConfig, build_rules, storage_of
 
 log = logging.getLogger(__name__)
 PHYSICS_SPEED = 60.0
@@ -84,7 +84,8 @@ def freezer_demo_config(ctx, dev_id: str) -> FreezerConfig:
         "units": {"cabinet": {"kind": sc.kind, "probes": list(sc.roms)}},
         "probes": {name: {"rom": rom, "limits": sc.limits, **FAST}
                    for name, rom in sc.roms.items()},
-        "alarms": {"fault_after_reads": 2, "silent_after_s": 60, "repeat_s": 60},
+        "alarms": {"fault_after_reads": 2, "silent_after_s": 60, "repeat_s": 60,
+                   "state_path": os.path.join(ctx.workdir, f"{dev_id}-alarms.json")},
         "haccp": {"path": os.path.join(ctx.workdir, f"{dev_id}-haccp.jsonl")},
         "telemetry_batch_s": 10,
     }
@@ -115,7 +116,7 @@ class FreezerDemo:
             self.bus.add_probe(rom, self.model)
         self.svc = DeviceService(self.cfg, clock=self.ctx.clock, app="freezer")
         self.app = FreezerApp(self.rules, self.bus, self.svc, self.ctx.clock,
-                              self.cfg.freezer.haccp.path)
+                              storage_of(self.cfg.freezer))
         self.svc.on_command("ack", self.app.handle_ack_command)
         self._stop = threading.Event()
 

@@ -26,5 +26,5 @@ class UnknownRecord(FreezerError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class HaccpLogError(FreezerError, OSError):
-    """The HACCP record log cannot be read or written (disk full, bad line)."""
+class RecordFileError(FreezerError, OSError):
+    """The HACCP record log or the open-alarm file cannot be read or written (disk full)."""

@@ -20,7 +20,7 @@ import os
 from dataclasses import asdict, dataclass, replace
 from typing import IO, NamedTuple
 
-from storeedge.firmware.freezer.exc import AckError, HaccpLogError, UnknownRecord
+from storeedge.firmware.freezer.exc import AckError, RecordFileError, UnknownRecord
 from storeedge.firmware.freezer.rules import FreezerRules, last_occurrence
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,7 @@ class HaccpBook:
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as exc:
-            raise HaccpLogError(f"cannot write HACCP record to {self.path}: {exc}") from exc
+            raise RecordFileError(f"cannot write HACCP record to {self.path}: {exc}") from exc
 
     def _load(self) -> None:
         try:
@@ -200,7 +200,7 @@ class HaccpBook:
         except FileNotFoundError:
             return
         except OSError as exc:
-            raise HaccpLogError(f"cannot read HACCP records from {self.path}: {exc}") from exc
+            raise RecordFileError(f"cannot read HACCP records from {self.path}: {exc}") from exc
         self._torn = bool(lines) and not lines[-1].endswith("\n")
         for n, line in enumerate(lines, 1):
             try:

@@ -17,7 +17,7 @@ from storeedge.drivers.onewire import OneWireError
 from storeedge.firmware.common.app import (app_parser, load_app_config, stop_event_on_signals,
                                            validation_exit_code)
 from storeedge.firmware.freezer.app import FreezerApp
-from storeedge.firmware.freezer.config import FreezerConfig, build_rules
+from storeedge.firmware.freezer.config import FreezerConfig, build_rules, storage_of
 from storeedge.firmware.freezer.enrol import enrol
 from storeedge.firmware.freezer.exc import FreezerError
 from storeedge.firmware.freezer.haccp import HaccpBook
@@ -81,9 +81,8 @@ def _run(cfg, rules) -> int:
     clock = SystemClock()
     bus = make_bus(cfg.freezer, rules, clock)
     svc = DeviceService(cfg, clock=clock, app="freezer")
-    book = HaccpBook(cfg.freezer.haccp.path, rules, clock.time(),
-                     cfg.freezer.haccp.missed_after_s)
-    app = FreezerApp(rules, bus, svc, clock, book, doors=door_inputs(cfg.freezer))
+    app = FreezerApp(rules, bus, svc, clock, storage_of(cfg.freezer),
+                     doors=door_inputs(cfg.freezer))
     svc.on_command("ack", app.handle_ack_command)
     stop = stop_event_on_signals()
     svc.start()

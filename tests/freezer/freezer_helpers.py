@@ -14,7 +14,8 @@ def freezer_config_dict(tmp_path) -> dict:
         "freezer": {
             "onewire": {"backend": "sim"},
             "haccp": {"path": str(tmp_path / "haccp.jsonl"), "checks": ["06:00", "18:00"]},
-            "alarms": {"repeat_s": 900, "fault_after_reads": 3, "silent_after_s": 600},
+            "alarms": {"repeat_s": 900, "fault_after_reads": 3, "silent_after_s": 600,
+                       "state_path": str(tmp_path / "alarms.json")},
             "telemetry_batch_s": 300,
             "units": {
                 "ice1": {"kind": "frozen", "probes": ["top", "bottom"],

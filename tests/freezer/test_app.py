@@ -10,7 +10,7 @@ from storeedge.drivers.gpio import new_mock_factory
 from storeedge.drivers.onewire import Fault
 from storeedge.firmware.common.config import config_from_dict
 from storeedge.firmware.freezer.app import FreezerApp
-from storeedge.firmware.freezer.config import FreezerConfig, build_rules
+from storeedge.firmware.freezer.config import FreezerConfig, build_rules, storage_of
 from storeedge.firmware.freezer.exc import AckError, UnknownAlarm
 from storeedge.firmware.freezer.wiring import door_inputs, make_bus
 
@@ -44,7 +44,7 @@ class Rig:
         self.pins = new_mock_factory()
         self.sink = ListSink()
         self.app = FreezerApp(self.rules, self.bus, self.sink, self.clock,
-                              self.cfg.freezer.haccp.path,
+                              storage_of(self.cfg.freezer),
                               doors=door_inputs(self.cfg.freezer, self.pins))
 
     def model(self, probe):
@@ -224,3 +224,32 @@ def test_haccp_missed_check_after_downtime(tmp_path):
     evening = later.app.haccp_records(since=_at(17))
     assert {(x.unit, x.result) for x in evening} == {("ice1", "missed"), ("dairy", "missed")}
     later.bus.close()
+
+
+def test_open_alarms_survive_a_restart(tmp_path):
+    r = Rig(tmp_path)
+    r.model("top").compressor_failed = True
+    r.run(2 * 3600)
+    before = {a.id: a for a in r.app.alarms()}
+    assert before and all(not a.acked for a in before.values())
+    r.bus.close()
+    again = Rig(tmp_path, start=r.clock.time() + 60)       # reboot a minute later
+    assert {a.id for a in again.app.alarms()} == set(before)
+    again.model("top").air_c = again.model("top").probe_c = -12.0   # still warm
+    again.model("top").compressor_failed = True
+    again.run(1800)
+    assert again.alarms(action="raised", kind="temperature") == []   # same alarms, no new ids
+    assert again.alarms(action="escalated")                          # ... still escalating
+    some = sorted(before)[0]
+    again.app.ack(some, "JD", "called service")
+    third = Rig(tmp_path, start=again.clock.time() + 60)
+    assert third.app.engine.get(some).acked_by == "JD"
+    again.bus.close()
+    third.bus.close()
+
+
+def test_unreadable_alarm_file_is_reported_not_fatal(tmp_path, caplog):
+    (tmp_path / "alarms.json").write_text("{not json")
+    r = Rig(tmp_path)
+    assert r.app.alarms() == [] and "unreadable" in caplog.text
+    r.bus.close()

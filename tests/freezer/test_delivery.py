@@ -14,7 +14,7 @@ from storeedge.firmware.common.config import config_from_dict
 from storeedge.firmware.common.events import format_ts
 from storeedge.firmware.common.service import DeviceService
 from storeedge.firmware.freezer.app import FreezerApp
-from storeedge.firmware.freezer.config import FreezerConfig, build_rules
+from storeedge.firmware.freezer.config import FreezerConfig, build_rules, storage_of
 from storeedge.firmware.freezer.wiring import make_bus
 from storeedge.firmware.gateway.relay import Relay
 from storeedge.server.consumer import StoreServer
@@ -56,7 +56,7 @@ class Freezer:
         self.bus = make_bus(self.cfg.freezer, self.rules, self.clock)
         self.svc = DeviceService(self.cfg, app="freezer")      # real clock for the link
         self.app = FreezerApp(self.rules, self.bus, self.svc, self.clock,
-                              self.cfg.freezer.haccp.path)
+                              storage_of(self.cfg.freezer))
         self.svc.start()
 
     def run(self, seconds, step=5.0):
