@@ -1,1 +1,1 @@
-
+"""Device apps (one package each) and the shared service code in ``firmware.common``."""
