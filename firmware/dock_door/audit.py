@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 CHAIN_CONTEXT = b"storeedge-door-chain-v1"
+DOOR_PREFIX = "door."
 
 
 @dataclass
@@ -73,7 +74,8 @@ class ChainReport:
     content does not hash to the stored ``h``; ``broken``: indexes whose ``prev`` does not match
     the previous event's ``h`` (an event replaced or re-inserted); ``duplicates``: identical
     re-sends (harmless); ``conflicts``: two different events claiming one index;
-    ``unchained``: events without a readable ``chain`` (position in input).
+    ``unchained``: door events without a readable ``chain`` (position in input);
+    ``skipped``: events of other types (``device.*``), which are not part of the chain.
     """
 
     dev: str | None
@@ -86,6 +88,7 @@ class ChainReport:
     duplicates: int = 0
     conflicts: list[int] = field(default_factory=list)
     unchained: list[int] = field(default_factory=list)
+    skipped: int = 0
 
     @property
     def ok(self) -> bool:
@@ -124,8 +127,9 @@ def verify_chain(events: Iterable[Any], *, expected_first: int | None = 0,
     """Check the hash chain of one device's door events.
 
     Args:
-        events: envelopes (objects with ``dev``, ``type``, ``body``), dicts with those keys
-            (decoded envelope JSON) or :class:`ChainEvent`; any order, duplicates allowed.
+        events: one device's envelopes (objects with ``dev``, ``type``, ``body``), dicts with
+            those keys (decoded envelope JSON) or :class:`ChainEvent`; any order, duplicates
+            allowed; types not starting with ``door.`` are skipped.
         expected_first: the first index the caller should hold (0 = from the device's first
             event; None when older events were pruned on purpose).
         expected_last: the device's latest index if known (detects a removed tail).
@@ -137,6 +141,9 @@ def verify_chain(events: Iterable[Any], *, expected_first: int | None = 0,
             ev = _as_chain_event(raw)
         except (KeyError, AttributeError, TypeError):
             report.unchained.append(pos)
+            continue
+        if not str(ev.type).startswith(DOOR_PREFIX):
+            report.skipped += 1          # device.started, device.command...: not chained
             continue
         report.dev = report.dev or ev.dev
         link = _read_link(ev.body)

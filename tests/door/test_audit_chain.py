@@ -107,8 +107,15 @@ def test_conflicting_events_for_one_index(rig):
 
 def test_garbage_input_is_unchained_not_an_exception():
     report = verify_chain([{"dev": "door-1", "type": "door.state", "body": {}}, 42,
-                           {"dev": "door-1", "type": "x", "body": {"chain": {"i": "a"}}}])
+                           {"dev": "door-1", "type": "door.x", "body": {"chain": {"i": "a"}}}])
     assert report.unchained == [0, 1, 2] and not report.ok
+
+
+def test_other_event_types_are_skipped(rig):
+    busy_day(rig)
+    evs = as_events(rig) + [ChainEvent("door-1", "device.started", {"app": "door"})]
+    report = verify_chain(evs, expected_first=None)
+    assert report.ok and report.skipped == 1
 
 
 def test_chain_survives_outbox_and_envelope_json(tmp_path):
@@ -128,6 +135,7 @@ def test_chain_survives_outbox_and_envelope_json(tmp_path):
         ob.close()
     door_envs = [e for e in envs if e.type.startswith("door.")]
     assert [e.type for e in door_envs] == [r.type for r in rig.records]
+    assert verify_chain(envs, expected_first=None).ok        # with the device.* events too
     assert len(door_envs) == len(rig.records)
     for e in door_envs:
         validate_body(e.type, e.body)

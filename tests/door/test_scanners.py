@@ -150,3 +150,14 @@ def test_camera_ignores_foreign_qr_codes_in_view(rig):
     sym = qr_gray(rig.issue(), scale=4)
     frame[250:250 + sym.shape[0], 700:700 + sym.shape[1]] = sym
     assert len(cam.handle_frame(frame)) == 1 and decisions[0].granted
+
+
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[__import__("hypothesis").HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=3000))
+def test_fuzz_serial_bytes_never_unlock(rig, data):
+    rig.ctl.repeat_s = 0.0
+    rig.ctl.p.throttle.free = 10**9
+    p = ScanLineParser(lambda ln: rig.ctl.present(ln.text, "serial"), max_line=700)
+    p.data_received(data + b"\n")
+    assert not rig.unlocked and "door.granted" not in rig.types()

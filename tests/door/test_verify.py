@@ -180,3 +180,18 @@ def test_jammed_denies(rig):
     assert not d.granted and d.reason == Reason.JAMMED and not rig.unlocked
     assert rig.ctl.status().state == "jammed"
     assert rig.last("door.denied").body["reason"] == "jammed"
+
+
+def test_wall_clock_jump_changes_window_not_timers(rig):
+    """NTP corrects the wall clock: windows follow wall time, door timers monotonic time."""
+    text = rig.issue(not_before=int(T0 - 600), not_after=int(T0 + 600))
+    rig.clock.set_time(T0 + 3600)                   # wall clock jumps an hour ahead
+    assert_denied(rig, text, Reason.EXPIRED)
+    rig.clock.set_time(T0)
+    rig.clock.advance(5)
+    assert rig.ctl.present(text).granted
+    rig.clock.set_time(T0 + 86400)                  # jump during the unlock time
+    rig.advance(9)
+    assert rig.unlocked                             # unlock_s is monotonic: still open
+    rig.advance(1.5)
+    assert not rig.unlocked
