@@ -190,6 +190,13 @@ def merge(reads: Iterable[Barcode]) -> list[Barcode]:
     return kept
 
 
+def _inside_box(pt: tuple[float, float], box: Candidate) -> bool:
+    """True when ``pt`` (x, y px) lies in the oriented box."""
+    dx, dy = pt[0] - box.cx, pt[1] - box.cy
+    c, s = math.cos(box.angle), math.sin(box.angle)
+    return abs(dx * c + dy * s) <= box.length / 2 and abs(-dx * s + dy * c) <= box.height / 2
+
+
 def _same_symbol(a: Barcode, b: Barcode) -> bool:
     if a.raw != b.raw or a.text != b.text:
         return False
@@ -208,8 +215,15 @@ def read_barcodes(gray: np.ndarray, formats=None, *, max_candidates: int = 8,
     fs = formats if isinstance(formats, FormatSet) else parse_formats(formats)
     gray = check_gray(gray)
     reads: list[Barcode] = []
-    for cand in locate(gray, max_candidates, params):
-        reads.extend(_decode_candidate(gray, cand, fs))
+    done: list[Candidate] = []                 # boxes that decoded
+    cands = sorted(locate(gray, max_candidates, params), key=lambda c: c.kind != "linear")
+    for cand in cands:
+        if any(_inside_box(cand.center, box) for box in done):   # e.g. texture at bar ends
+            continue
+        found = _decode_candidate(gray, cand, fs)
+        if found:
+            done.append(cand)
+            reads.extend(found)
     if full_frame:
         reads.extend(full_frame_pass(gray, fs))
     return merge(reads)
