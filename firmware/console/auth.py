@@ -67,6 +67,11 @@ class Authenticator:
         self.failures = 0
         self._locked_until = 0.0
 
+    @property
+    def locked_until(self) -> float:
+        """Monotonic time the current (or last) lockout ends; identifies a lockout."""
+        return self._locked_until
+
     def locked_for(self) -> float:
         """Seconds left in the current lockout (0 when logins are allowed)."""
         return max(0.0, self._locked_until - self._clock.monotonic())

@@ -26,6 +26,7 @@ from storeedge.firmware.console.schema import Schema
 from storeedge.firmware.console.store import ConfigStore, PendingConfirm, VersionInfo
 
 MAX_CONFIRM_MINUTES = 60
+ROLLBACK_RETRY_S = 30.0     # a failed automatic rollback is tried again after this long
 
 
 @dataclass(frozen=True)
@@ -129,12 +130,12 @@ class ConfigManager:
 
     def _auto_rollback(self) -> CommitResult:
         pending = self.store.pending()
-        self._deadline = None
         target = pending.rollback_to if pending else self.store.active_number()
         note = (f"version {pending.version} was not confirmed in time" if pending
                 else "confirm deadline passed")
+        self._deadline = self.clock.monotonic() + ROLLBACK_RETRY_S   # if the write fails
         result = self._write(self.store.mapping(target), "console:auto-rollback", note, None)
-        self.store.set_pending(None)
+        self._clear_pending()
         return result
 
     def _resume_pending(self) -> None:

@@ -77,6 +77,7 @@ class Session:
         self.table = build_table(self._help)
         self.state = State.LOGIN
         self._last_input = ctx.clock.monotonic()
+        self._reported_lock: float | None = None   # lockout already reported as an event
         self._login_prompt()
 
     # -- output
@@ -111,9 +112,13 @@ class Session:
         """Run timers: automatic rollback of an unconfirmed commit, idle logout."""
         self._auto_rollback()
         idle = self.ctx.clock.monotonic() - self._last_input
-        if self.state is State.SHELL and idle >= self.settings.idle_timeout_s:
+        if idle < self.settings.idle_timeout_s:
+            return
+        if self.state is State.SHELL:
             self.say("", f"idle for {self.settings.idle_timeout_s:g} s: logged out")
             self._logout("idle timeout")
+        elif self.editor.pending:
+            self.editor.reset(echo=False)       # forget a half-typed secret
 
     def _auto_rollback(self) -> None:
         try:
@@ -141,7 +146,12 @@ class Session:
             self._prompt()
             return
         refused = result.outcome is Outcome.REFUSED
-        self.ctx.emit(ConsoleLoginFailed(port, result.failures, result.locked_for_s, refused))
+        if not refused or self._reported_lock != self.auth.locked_until:
+            # one event per lockout for refused attempts: typing into a lockout cannot flood
+            # the outbox with priority-0 events
+            self._reported_lock = self.auth.locked_until if refused else None
+            self.ctx.emit(ConsoleLoginFailed(port, result.failures, result.locked_for_s,
+                                             refused))
         if refused:
             self.say(f"locked out: try again in {result.locked_for_s:.0f} s")
         elif result.outcome is Outcome.LOCKED:

@@ -47,6 +47,48 @@ def test_bad_secret_lockout_with_growing_back_off(make_console, target, service,
     assert len(bodies(service, "console.login")) == 1
 
 
+def test_typing_into_a_lockout_is_one_event_not_a_flood(make_console, target, service, clock):
+    t = Terminal(make_console(target))
+    for i in range(3):
+        t.login(f"bad-{i}")
+    for _ in range(20):
+        assert "locked out: try again" in t.login()
+    refused = [b for b in bodies(service, "console.login_failed") if b["refused"]]
+    assert len(refused) == 1
+    clock.advance(30)
+    t.login("bad-again")                          # new lockout (60 s) ...
+    t.login()
+    t.login()                                     # ... reported once more
+    assert len([b for b in bodies(service, "console.login_failed") if b["refused"]]) == 2
+
+
+def test_half_typed_secret_is_forgotten_when_idle(make_console, target, clock):
+    t = Terminal(make_console(target))
+    t.type("bench-sec")
+    clock.advance(600)
+    t.session.tick()
+    assert "wrong secret" in t.login("ret-42")        # "bench-sec" was dropped
+
+
+def test_failed_automatic_rollback_is_retried(term, clock, config_path, monkeypatch):
+    term.run("set bench.threshold_c -30")
+    term.run("commit confirmed 1")
+    store = term.session.ctx.manager.store
+    real = store.commit
+    monkeypatch.setattr(store, "commit", lambda *a, **k: (_ for _ in ()).throw(
+        OSError(28, "No space left on device")))
+    clock.advance(60)
+    term.session.tick()
+    assert "automatic rollback FAILED" in term.out.decode()
+    assert live(config_path)["bench"]["threshold_c"] == -30.0
+    monkeypatch.setattr(store, "commit", real)          # disk has room again
+    term.session.tick()
+    assert live(config_path)["bench"]["threshold_c"] == -30.0   # not before the retry time
+    clock.advance(30)
+    term.session.tick()
+    assert live(config_path)["bench"]["threshold_c"] == -20.0
+
+
 def test_lockout_survives_a_new_session_on_the_same_console(make_console, target, clock):
     console = make_console(target)
     t1 = Terminal(console)
