@@ -3,12 +3,10 @@ camera frames through the shared barcode reader (zxing-cpp renders the QR)."""
 from __future__ import annotations
 
 import os
-import threading
 import time
 
 import numpy as np
-import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from storeedge.drivers.serial import open_port
 from storeedge.firmware.dock_door.qrimage import paste_into_frame, qr_gray
@@ -153,7 +151,7 @@ def test_camera_ignores_foreign_qr_codes_in_view(rig):
 
 
 @settings(max_examples=100, deadline=None,
-          suppress_health_check=[__import__("hypothesis").HealthCheck.function_scoped_fixture])
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.binary(max_size=3000))
 def test_fuzz_serial_bytes_never_unlock(rig, data):
     rig.ctl.repeat_s = 0.0

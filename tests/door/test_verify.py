@@ -5,7 +5,7 @@ import base64
 
 import pytest
 
-from storeedge.firmware.dock_door.credential import generate_signing_key, issue
+from storeedge.firmware.dock_door.credential import generate_signing_key
 from storeedge.firmware.dock_door.keys import RevocationList, sign_revocations
 from storeedge.firmware.dock_door.verify import EARLIEST_SANE_TIME, Reason
 
