@@ -393,3 +393,30 @@ def test_commit_refused_when_live_file_was_edited_behind_the_console(term, confi
     term.run("set bench.mode defrost")
     assert "was changed outside the console" in term.run("commit")
     assert live(config_path)["log"] == {"level": "debug"}       # the hand edit is kept
+
+
+def test_random_bytes_never_break_the_session(term, config_path):
+    """Line noise (a loose cable, a wrong baud rate) into a logged-in session: no crash, only
+    ASCII out, the live config untouched, and the session still answers afterwards."""
+    import random
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    before = open(config_path).read()
+
+    @settings(max_examples=60, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.binary(max_size=400))
+    def feed(noise):
+        term.type(noise.replace(b"\x04", b""))       # Ctrl-D would (correctly) log out
+        term.type(b"\x03")                           # what a technician does next: Ctrl-C
+
+    feed()
+    rng = random.Random(4)
+    term.type(bytes(rng.randrange(256) for _ in range(5000)).replace(b"\x04", b"") + b"\x03")
+    assert all(b < 0x80 for b in term.out)
+    assert open(config_path).read() == before
+    if term.session.state.value != "shell":           # noise may have been typed as a secret
+        term.login()
+    assert "(no changes)" in term.run("rollback") + term.run("diff")
