@@ -123,7 +123,12 @@ class DoorApp:
 
         self.svc.on_command("revocations", revocations)
         self.svc.on_command("keys", keys)
-        self.svc.on_command("door_status", lambda cmd: asdict(ctl.status()))
+        def status(cmd: Command) -> dict:
+            sc = self.scanner
+            return dict(asdict(ctl.status()),
+                        scanner_error=str(sc.error) if sc is not None and sc.error else None)
+
+        self.svc.on_command("door_status", status)
 
     def start(self) -> None:
         """Start the event service, QR sources and the timer loop (returns at once)."""
@@ -132,7 +137,8 @@ class DoorApp:
         if sc.url:
             from storeedge.drivers.serial import open_port
             parser = ScanLineParser(lambda ln: self.ctl.present(ln.text, "serial"))
-            self.scanner = SerialScanner(open_port(sc.url, baudrate=sc.baudrate), parser)
+            reopen = lambda: open_port(sc.url, baudrate=sc.baudrate)      # noqa: E731
+            self.scanner = SerialScanner(reopen(), parser, reopen=reopen)
             self.scanner.start()
         if self.camera is not None:
             cc = self.cfg.door.camera

@@ -81,39 +81,63 @@ class ScanLineParser:
 
 
 class SerialScanner:
-    """Reads a serial QR scanner in a thread and feeds a :class:`ScanLineParser`.
+    """Reads a serial QR scanner in a thread and feeds a :class:`ScanLineParser`; reopens
+    the port after an error (USB scanner unplugged and plugged back).
 
     Args:
         port: an open pyserial port (from :func:`storeedge.drivers.serial.open_port`) with a
             read timeout, so :meth:`stop` is noticed within that time.
         parser: receives the bytes.
+        reopen: ``reopen() -> port`` called after a read error (None = give up).
+        retry_s: seconds between reopen attempts.
     """
 
-    def __init__(self, port, parser: ScanLineParser):
+    def __init__(self, port, parser: ScanLineParser, *, reopen=None, retry_s: float = 2.0):
         self.port, self.parser = port, parser
+        self.reopen, self.retry_s = reopen, retry_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: Exception | None = None
+        self.reconnects = 0
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="door-serial-scanner", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
+        while not self._stop.is_set():
+            try:
+                if self.port is None:
+                    self.port = self.reopen()
+                    self.reconnects += 1
+                    self.error = None
+                    log.info("serial scanner reopened")
                 data = self.port.read(max(1, getattr(self.port, "in_waiting", 0) or 1))
                 if data:
                     self.parser.data_received(data)
-        except Exception as exc:        # port unplugged: recorded, reported by status
-            self.error = exc
-            log.error("serial scanner stopped: %s", exc)
+            except Exception as exc:    # unplugged / reopen failed: recorded, retried
+                self._failed(exc)
+                if self.reopen is None:
+                    return
+                self._stop.wait(self.retry_s)
+
+    def _failed(self, exc: Exception) -> None:
+        if self.error is None:
+            log.error("serial scanner: %s", exc)
+        self.error = exc
+        if self.port is not None:
+            try:
+                self.port.close()
+            except Exception:
+                pass
+            self.port = None
 
     def stop(self, timeout: float = 2.0) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        self.port.close()
+        if self.port is not None:
+            self.port.close()
 
 
 class CameraScanner:

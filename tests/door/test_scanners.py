@@ -159,3 +159,36 @@ def test_fuzz_serial_bytes_never_unlock(rig, data):
     p = ScanLineParser(lambda ln: rig.ctl.present(ln.text, "serial"), max_line=700)
     p.data_received(data + b"\n")
     assert not rig.unlocked and "door.granted" not in rig.types()
+
+
+def test_serial_scanner_reopens_after_unplug(rig):
+    """The port fails (USB unplugged), reopening fails once, then works: scans resume."""
+    results, ports = [], []
+    attempts = {"n": 0}
+
+    def reopen():
+        attempts["n"] += 1
+        if attempts["n"] == 1:
+            raise OSError("could not open port /dev/ttyACM0: No such file or directory")
+        port = open_port("loop://", timeout=0.05)
+        ports.append(port)
+        return port
+
+    class Unplugged:
+        def read(self, n):
+            raise OSError("device reports readiness to read but returned no data")
+
+        def close(self):
+            pass
+
+    scanner = SerialScanner(Unplugged(), ScanLineParser(
+        lambda ln: results.append(rig.ctl.present(ln.text, "serial"))), reopen=reopen,
+        retry_s=0.05)
+    scanner.start()
+    try:
+        assert wait_for(lambda: ports)
+        ports[0].write(rig.issue().encode() + b"\r")
+        assert wait_for(lambda: results)
+    finally:
+        scanner.stop()
+    assert results[0].granted and scanner.reconnects == 1 and scanner.error is None
