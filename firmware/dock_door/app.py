@@ -67,7 +67,7 @@ class DoorApp:
             relay=self.relay)
         self._install_trust()
         self._register_commands()
-        self.camera = camera
+        self.camera = camera if camera is not None else self._open_camera()
         self.scanner: SerialScanner | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -87,6 +87,16 @@ class DoorApp:
                 return None
             return round(sample.temp_c, 2) if sample.ok else None
         return read
+
+    def _open_camera(self):
+        cc = self.cfg.door.camera
+        if not cc.backend:
+            return None
+        from storeedge.drivers.camera import open_camera
+        kwargs = {"source": cc.source} if cc.source else {}
+        if cc.backend == "replay":
+            kwargs.update(realtime=True, clock=self.clock, loop=True)
+        return open_camera(cc.backend, **kwargs)
 
     def _install_trust(self) -> None:
         state = self.ctl.p.state
@@ -173,6 +183,8 @@ class DoorApp:
             self.scanner.stop()
         for t in self._threads:
             t.join(2.0)
+        if self.camera is not None:
+            self.camera.close()
         self.ctl.close()
         self.relay.close()
         self.ctl.p.state.close()

@@ -190,7 +190,7 @@ def door_reader(*, max_candidates: int = 0, full_frame_every: int = 1):
 
 def run_camera(camera, scanner: CameraScanner, stop: threading.Event) -> None:
     """Feed ``camera.capture()`` frames (``.main`` luma) to ``scanner`` until ``stop``."""
-    while not stop.is_set() and not camera.finished():
+    while not stop.is_set() and not camera.finished:
         frame = camera.capture(timeout_s=0.5)
         if frame is not None:
             scanner.handle_frame(frame.main, t=frame.t)
