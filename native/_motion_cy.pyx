@@ -3,7 +3,7 @@
 pixels per cell and update the background, in one pass over the frame.  No validation here:
 the wrapper (motion.py) checks shapes and parameters.
 """
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, int32_t, int64_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 from libc.stdlib cimport malloc, free
 
 BACKEND = "cython"
@@ -59,21 +59,50 @@ cdef void _rowsum_any(const uint16_t* acc, Py_ssize_t n, uint16_t* s, int f) noe
 
 
 
-cdef int64_t _compare(const uint16_t* s, Py_ssize_t n, int area, int thr, int alpha, int cell,
-                      uint16_t* bg, uint16_t* small, int32_t* counts) noexcept nogil:
-    """Per background pixel of one row: Q8 level, change test, cell count, EMA update."""
+cdef void _levels(const uint16_t* s, Py_ssize_t n, int area, int32_t* sq) noexcept nogil:
+    """sq[j] = (s[j] * 256 + area // 2) // area: the box mean in Q8 levels, exact.
+
+    Power-of-two areas shift (vectorises); others multiply by a 2^40 reciprocal, exact
+    because the numerator stays below 2^24 and area <= 256."""
     cdef Py_ssize_t j
-    cdef int32_t sq, d
-    cdef int changed
+    cdef int shift = 0
+    cdef uint64_t magic
+    while (1 << shift) < area:
+        shift += 1
+    if (1 << shift) == area:
+        for j in range(n):
+            sq[j] = (<int32_t>s[j] * 256 + area // 2) >> shift
+    else:
+        magic = ((<uint64_t>1 << 40) + area - 1) // area
+        for j in range(n):
+            sq[j] = <int32_t>(((<uint64_t>s[j] * 256 + area // 2) * magic) >> 40)
+
+
+cdef int64_t _compare(const int32_t* sq, Py_ssize_t n, int thr, int alpha, int cell,
+                      uint16_t* bg, uint16_t* small, uint8_t* flag,
+                      int32_t* counts) noexcept nogil:
+    """Per background pixel of one row: change test, EMA update (all-32-bit loop, vectorises),
+    then the changed pixels counted per cell."""
+    cdef Py_ssize_t j, c
+    cdef int32_t d, b
     cdef int64_t total = 0
+    cdef int32_t cnt
     for j in range(n):
-        sq = (<int32_t>s[j] * 256 + area // 2) // area
-        d = sq - bg[j]
-        changed = (d if d >= 0 else -d) > thr
-        counts[j // cell] += changed
-        total += changed
-        bg[j] = <uint16_t>(bg[j] + ((<int64_t>d * alpha) >> 16))
-        small[j] = <uint16_t>sq
+        b = bg[j]
+        d = sq[j] - b
+        flag[j] = (d if d >= 0 else -d) > thr
+        bg[j] = <uint16_t>(b + ((d * alpha) >> 15))
+        small[j] = <uint16_t>sq[j]
+    cdef Py_ssize_t end
+    c = 0
+    while c * cell < n:
+        end = min((c + 1) * cell, n)
+        cnt = 0
+        for j in range(c * cell, end):
+            cnt += flag[j]
+        counts[c] += cnt
+        total += cnt
+        c += 1
     return total
 
 
@@ -81,11 +110,16 @@ def step(const uint8_t[:, :] y, cfg, uint16_t[:, ::1] bg, uint16_t[:, ::1] small
          int32_t[:, ::1] counts):
     """One frame: box-downscale ``y`` into ``small`` (Q8 levels), count changed pixels per
     cell into ``counts``, move ``bg`` (Q8) towards ``small`` by alpha; return the total."""
-    cdef int f = cfg.downscale, cell = cfg.cell, thr = cfg.threshold_q8, alpha = cfg.alpha_q16
+    cdef int f = cfg.downscale, cell = cfg.cell, thr = cfg.threshold_q8, alpha = cfg.alpha_q15
     cdef Py_ssize_t sh = small.shape[0], sw = small.shape[1], r, k
     cdef int64_t total = 0
     cdef uint16_t* acc = <uint16_t*>malloc((sw * f + sw) * sizeof(uint16_t))
-    if acc == NULL:
+    cdef int32_t* sq = <int32_t*>malloc(sw * sizeof(int32_t))
+    cdef uint8_t* flag = <uint8_t*>malloc(sw)
+    if acc == NULL or sq == NULL or flag == NULL:
+        free(acc)
+        free(sq)
+        free(flag)
         raise MemoryError()
     with nogil:
         for r in range(counts.shape[0]):
@@ -94,7 +128,10 @@ def step(const uint8_t[:, :] y, cfg, uint16_t[:, ::1] bg, uint16_t[:, ::1] small
         for r in range(sh):
             _colsum(&y[r * f, 0], y.strides[0], f, sw * f, acc)
             _sums(acc, sw, acc + sw * f, f)
-            total += _compare(acc + sw * f, sw, f * f, thr, alpha, cell, &bg[r, 0],
-                              &small[r, 0], &counts[r // cell, 0])
+            _levels(acc + sw * f, sw, f * f, sq)
+            total += _compare(sq, sw, thr, alpha, cell, &bg[r, 0], &small[r, 0], flag,
+                              &counts[r // cell, 0])
     free(acc)
+    free(sq)
+    free(flag)
     return total

@@ -24,5 +24,5 @@ def step(y, cfg, bg: np.ndarray, small: np.ndarray, counts: np.ndarray) -> int:
     padded = np.zeros((rows * c, cols * c), np.int32)
     padded[:sh, :sw] = changed
     counts[...] = padded.reshape(rows, c, cols, c).sum(axis=(1, 3))
-    bg[...] = b + (((sq - b) * cfg.alpha_q16) >> 16)
+    bg[...] = b + (((sq - b) * cfg.alpha_q15) >> 15)
     return int(changed.sum())

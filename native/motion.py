@@ -10,8 +10,8 @@ Lighting-flip guard: when at least ``lighting_fraction`` of the whole frame chan
 (lights switched, auto-exposure jump), that is not motion: the result says ``lighting_change``,
 no cells are reported and the background restarts from the new frame.
 
-The background follows the scene with ``alpha`` per frame (exponential moving average, Q8
-fixed point, so both backends agree exactly).  The first frame only initialises it.
+The background follows the scene with ``alpha`` per frame (exponential moving average; Q8
+levels, alpha in 1/32768 steps, integer arithmetic, so both backends agree exactly).  The first frame only initialises it.
 
 Example::
 
@@ -63,7 +63,7 @@ class KernelConfig(NamedTuple):
     downscale: int          # frame pixels per background pixel (each axis)
     cell: int               # background pixels per cell (each axis)
     threshold_q8: int       # change threshold, levels * 256
-    alpha_q16: int          # background learning rate * 65536
+    alpha_q15: int          # background learning rate * 32768
 
 
 def _fail(msg: str) -> None:
@@ -101,8 +101,8 @@ class MotionDetector:
         thr = _int_in("threshold", threshold, 1, 255)
         self.cell_fraction = _real_in("cell_fraction", cell_fraction, 1e-6, 1.0)
         self.lighting_fraction = _real_in("lighting_fraction", lighting_fraction, 1e-6, 1.0)
-        a = _real_in("alpha", alpha, 1.0 / 65536, 1.0)
-        self.config = KernelConfig(f, c, thr * 256, round(a * 65536))
+        a = _real_in("alpha", alpha, 1.0 / 32768, 1.0)
+        self.config = KernelConfig(f, c, thr * 256, round(a * 32768))
         sh, sw = height // f, width // f
         self.background = np.zeros((sh, sw), np.uint16)     # Q8 levels
         self._small = np.zeros((sh, sw), np.uint16)
@@ -134,9 +134,9 @@ class MotionDetector:
         y = self._check(y_plane)
         cfg = self.config
         if not self._primed:
-            cfg = cfg._replace(alpha_q16=65536)
+            cfg = cfg._replace(alpha_q15=32768)
         changed = _kernel.step(y, cfg, self.background, self._small, self._counts)
-        frac = self._counts / self._area
+        frac = self._counts.astype(np.float32) / self._area
         total = changed / self._small.size
         if not self._primed or total >= self.lighting_fraction:
             lighting = self._primed
@@ -158,23 +158,37 @@ class MotionDetector:
         return boxes
 
 
+def _find(parent: list[int], i: int) -> int:
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
 def _components(mask: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """(row0, col0, row1, col1) exclusive bounds of each 8-connected group of True cells."""
-    seen = np.zeros(mask.shape, bool)
-    rows, cols = mask.shape
-    found = []
-    for r, c in zip(*np.nonzero(mask)):
-        if seen[r, c]:
-            continue
-        seen[r, c] = True
-        stack, b = [(r, c)], [r, c, r + 1, c + 1]
-        while stack:
-            i, j = stack.pop()
-            b = [min(b[0], i), min(b[1], j), max(b[2], i + 1), max(b[3], j + 1)]
-            for ni in range(max(i - 1, 0), min(i + 2, rows)):
-                for nj in range(max(j - 1, 0), min(j + 2, cols)):
-                    if mask[ni, nj] and not seen[ni, nj]:
-                        seen[ni, nj] = True
-                        stack.append((ni, nj))
-        found.append((int(b[0]), int(b[1]), int(b[2]), int(b[3])))
-    return found
+    """(row0, col0, row1, col1) exclusive bounds of each 8-connected group of True cells.
+
+    Horizontal runs are found with numpy, then runs touching in adjacent rows (diagonals
+    included) are merged with a union-find: the work grows with the number of runs only."""
+    padded = np.zeros((mask.shape[0], mask.shape[1] + 2), np.int8)
+    padded[:, 1:-1] = mask
+    edges = np.diff(padded, axis=1)
+    rows, starts = np.nonzero(edges == 1)
+    ends = np.nonzero(edges == -1)[1]
+    runs = list(zip(rows.tolist(), starts.tolist(), ends.tolist()))
+    parent = list(range(len(runs)))
+    prev: list[int] = []
+    cur: list[int] = []
+    row = -1
+    for k, (r, c0, c1) in enumerate(runs):
+        if r != row:
+            prev, cur, row = (cur if r == row + 1 else []), [], r
+        for q in prev:
+            if runs[q][1] <= c1 and c0 <= runs[q][2]:
+                parent[_find(parent, q)] = _find(parent, k)
+        cur.append(k)
+    boxes: dict[int, list[int]] = {}
+    for k, (r, c0, c1) in enumerate(runs):
+        b = boxes.setdefault(_find(parent, k), [r, c0, r + 1, c1])
+        b[0], b[1], b[2], b[3] = min(b[0], r), min(b[1], c0), max(b[2], r + 1), max(b[3], c1)
+    return [tuple(b) for b in boxes.values()]

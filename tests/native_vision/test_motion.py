@@ -169,3 +169,37 @@ def test_bad_frames():
         det.update(np.zeros((16, 32), np.float32))
     with pytest.raises(NativeInputError, match="2-D"):
         det.update(np.zeros((16, 32, 3), np.uint8))
+
+
+def _flood_boxes(mask):
+    """Brute-force 8-connected flood fill (reference for the run-based labelling)."""
+    seen = np.zeros_like(mask)
+    out = []
+    for r, c in zip(*np.nonzero(mask)):
+        if seen[r, c]:
+            continue
+        stack, cells = [(r, c)], []
+        seen[r, c] = True
+        while stack:
+            i, j = stack.pop()
+            cells.append((i, j))
+            for di in (-1, 0, 1):
+                for dj in (-1, 0, 1):
+                    a, b = i + di, j + dj
+                    if 0 <= a < mask.shape[0] and 0 <= b < mask.shape[1] and mask[a, b] \
+                            and not seen[a, b]:
+                        seen[a, b] = True
+                        stack.append((a, b))
+        rs, cs = zip(*cells)
+        out.append((min(rs), min(cs), max(rs) + 1, max(cs) + 1))
+    return sorted(out)
+
+
+def test_cell_grouping_matches_flood_fill():
+    rng = np.random.default_rng(12)
+    shapes = [np.eye(6, dtype=bool), np.eye(6, dtype=bool)[::-1],
+              np.array([[1, 0, 1], [1, 0, 1], [1, 1, 1]], bool),       # U joins at the bottom
+              np.array([[1, 1, 1], [0, 0, 1], [1, 1, 1], [1, 0, 0]], bool)]
+    shapes += [rng.random((23, 40)) < p for p in (0.05, 0.2, 0.45, 0.7)]
+    for mask in shapes:
+        assert sorted(mo._components(mask)) == _flood_boxes(mask)
