@@ -203,6 +203,8 @@ class FreezerSection:
     haccp: HaccpSection = setting(HaccpSection)
     telemetry_batch_s: float = setting(300.0, unit="s", min=10, max=3600,
                                        doc="readings are sent in batches this long")
+    console_port: str | None = setting(None, doc="serial port of the technician console run "
+                                                 "inside the app (e.g. /dev/ttyGS0); null: none")
 
     def check(self) -> None:
         try:

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             return _export(args, cfg, rules)
         if args.command == "probes":
             return _probes(args, cfg, rules)
-        return _run(cfg, rules)
+        return _run(cfg, rules, args.config)
     except (FreezerError, OneWireError, ValueError) as exc:
         print(f"storeedge freezer: {exc}", file=sys.stderr)
         return 1
@@ -76,7 +76,7 @@ def _options_first(argv: list[str]) -> list[str]:
     return front + rest
 
 
-def _run(cfg, rules) -> int:
+def _run(cfg, rules, config_path: str) -> int:
     from storeedge.firmware.common.service import DeviceService
     clock = SystemClock()
     bus = make_bus(cfg.freezer, rules, clock)
@@ -86,11 +86,35 @@ def _run(cfg, rules) -> int:
     svc.on_command("ack", app.handle_ack_command)
     stop = stop_event_on_signals()
     svc.start()
+    console = _start_console(cfg.freezer.console_port, config_path, svc, app)
     try:
         app.run(stop)
     finally:
+        if console is not None:
+            console.stop()
         svc.close()
+        if hasattr(bus, "close"):       # the simulated bus removes its temp folder
+            bus.close()
     return 0
+
+
+def _start_console(port: str | None, config_path: str, svc, app):
+    """The technician console inside the app (issue 9's EmbeddedConsole), or None.
+
+    A console that cannot start (no ``console.secret`` next to the config, port missing) is
+    logged as an error: the freezer monitor keeps running without it.
+    """
+    if not port:
+        return None
+    from storeedge.firmware.console.embed import EmbeddedConsole
+    from storeedge.firmware.console.exc import ConsoleError
+    from storeedge.firmware.console.targets import FreezerTarget
+    try:
+        return EmbeddedConsole.start(port_url=port, config_path=config_path, service=svc,
+                                     target=FreezerTarget(app, FreezerConfig), clock=app.clock)
+    except (ConsoleError, OSError) as exc:
+        log.error("console on %s not started: %s (the monitor runs without it)", port, exc)
+        return None
 
 
 def _day(text: str | None, tz) -> float | None:
