@@ -164,6 +164,11 @@ class StoreServer:
             above = self.db.seqs_above(dev, wm, limit=1)
             if not above:
                 continue
+            if above[0] == wm + 1:
+                # Not a hole: another instance committed wm+1 concurrently and neither
+                # transaction saw the other's row. Recompute and publish.
+                self._refresh_watermark(dev, kind, store)
+                continue
             key = (dev, wm + 1)
             seen.add(key)
             first_seen = self._holes.setdefault(key, now)
@@ -173,6 +178,18 @@ class StoreServer:
         for key in list(self._holes):
             if key not in seen:
                 del self._holes[key]
+
+    def _refresh_watermark(self, dev: str, kind: str, store: str) -> None:
+        with self.db.lock:
+            self.committer.txn.begin()
+            try:
+                wm = self.db.advance_watermark(dev)
+                self.db.resolve_gaps(dev, wm, time.time())
+                self.committer.txn.commit()
+            except Exception:
+                self.committer.txn.rollback()
+                raise
+        self.link.publish(topics.ack(store, kind, dev), json_payload({"seq": wm}), retain=True)
 
     def _request_replay(self, dev: str, kind: str, store: str, first: int, last: int) -> None:
         with self.db.lock:

@@ -134,7 +134,7 @@ class Relay:
             log.warning("ignoring malformed store watermark on %s", msg.topic)
             return
         state = self.store.devices.get(parts.dev)
-        if state is not None and seq > state.store_wm:
+        if state is not None and state.hear_confirmation(seq):
             self.store.submit(Confirm(parts.dev, seq))
             self._poke()
 
@@ -153,7 +153,7 @@ class Relay:
             cur = self.cursors.get(parts.dev)
             state = self.store.devices.get(parts.dev)
             if cur is not None and state is not None:
-                cur.sent = max(state.store_wm, min(cur.sent, first - 1))
+                cur.sent = max(state.confirmed, min(cur.sent, first - 1))
                 log.info("replay of %s from seq %d requested by the store", parts.dev, first)
             self._wake.notify_all()
 
@@ -177,7 +177,7 @@ class Relay:
         for name, state in list(self.store.devices.items()):
             if dev is None or name == dev:
                 cur = self.cursors.setdefault(name, _Cursor())
-                cur.sent = state.store_wm
+                cur.sent = state.confirmed
                 cur.progress_at = time.monotonic()
 
     def _forward_round(self) -> int:
@@ -186,7 +186,7 @@ class Relay:
         relay = self.cfg.relay
         for dev, state in list(self.store.devices.items()):
             cur = self._cursor(dev, state)
-            room = relay.forward_window - (cur.sent - state.store_wm)
+            room = relay.forward_window - (cur.sent - state.confirmed)
             upto = state.mark.wm
             if room <= 0 or cur.sent >= upto:
                 continue
@@ -207,18 +207,18 @@ class Relay:
     def _cursor(self, dev: str, state) -> _Cursor:
         cur = self.cursors.get(dev)
         if cur is None:
-            cur = self.cursors[dev] = _Cursor(sent=state.store_wm, last_store_wm=state.store_wm)
+            cur = self.cursors[dev] = _Cursor(sent=state.confirmed, last_store_wm=state.confirmed)
         now = time.monotonic()
-        if cur.sent <= state.store_wm:
+        if cur.sent <= state.confirmed:
             cur.progress_at = now          # nothing in flight: nothing can be late
-        if state.store_wm != cur.last_store_wm:
-            cur.last_store_wm = state.store_wm
+        if state.confirmed != cur.last_store_wm:
+            cur.last_store_wm = state.confirmed
             cur.progress_at = now
-            cur.sent = max(cur.sent, state.store_wm)
-        elif cur.sent > state.store_wm and now - cur.progress_at > self.cfg.relay.resend_timeout_s:
+            cur.sent = max(cur.sent, state.confirmed)
+        elif cur.sent > state.confirmed and now - cur.progress_at > self.cfg.relay.resend_timeout_s:
             log.info("no confirmation from the store for %s in %.1f s: re-sending from seq %d",
-                     dev, now - cur.progress_at, state.store_wm + 1)
-            cur.sent = state.store_wm
+                     dev, now - cur.progress_at, state.confirmed + 1)
+            cur.sent = state.confirmed
             cur.progress_at = now
         return cur
 

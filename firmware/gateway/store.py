@@ -66,9 +66,21 @@ class DeviceState:
     kind: str
     store: str
     mark: Watermark
-    store_wm: int = 0
+    store_wm: int = 0                 # persisted store watermark (pruning, restarts)
     counts: Counter = field(default_factory=Counter)
     dirty: bool = False
+    confirmed: int = 0                # store watermark as last heard (forwarding decisions)
+
+    def __post_init__(self) -> None:
+        self.confirmed = max(self.confirmed, self.store_wm)
+
+    def hear_confirmation(self, seq: int) -> bool:
+        """Take the store's watermark at once (the write to disk follows); True if it moved."""
+        seq = min(seq, self.mark.wm)
+        if seq <= self.confirmed:
+            return False
+        self.confirmed = seq
+        return True
 
 
 class GatewayStore:

@@ -89,8 +89,7 @@ def test_bad_input_is_rejected_counted_and_never_blocks(brokers, tmp_path):
         assert wait_for(lambda: sum(counts.values()) == 6, 5)
         assert counts == {"malformed": 1, "schema": 2, "oversized": 1, "unknown_device": 1,
                           "topic_mismatch": 1}
-        assert wait_for(lambda: relay.store.devices["dev-ok"].counts == {} and
-                        _conflicts(relay) == 1, 5)
+        assert wait_for(lambda: _conflicts(relay) == 1, 5)
     finally:
         pub.close()
         relay.close()
@@ -98,8 +97,9 @@ def test_bad_input_is_rejected_counted_and_never_blocks(brokers, tmp_path):
 
 
 def _conflicts(relay) -> int:
-    return relay.store.conn.execute("SELECT conflicts FROM devices WHERE dev='dev-ok'") \
-        .fetchone()[0]
+    with relay.store.committer.lock:
+        return relay.store.conn.execute("SELECT conflicts FROM devices WHERE dev='dev-ok'") \
+            .fetchone()[0]
 
 
 def test_two_store_servers_share_the_load_and_store_each_event_once(brokers, tmp_path):
@@ -150,7 +150,9 @@ def test_postgresql_sink(brokers, tmp_path, postgres):
         assert wait_for(lambda: stored(db, "dev-pg") == list(range(1, last + 1)), 30)
         assert svc.wait_acked(last, 10)
         pg = open_store_db(db)
-        assert pg.query("SELECT wm FROM devices WHERE dev='dev-pg'")[0][0] == last
+        # two instances may commit neighbours concurrently; the watermark catches up
+        assert wait_for(lambda: pg.query("SELECT wm FROM devices WHERE dev='dev-pg'")[0][0]
+                        == last, 10)
         pg.close()
     finally:
         svc.close()
