@@ -10,8 +10,9 @@ The console itself knows nothing about relays, probes or cameras.  A :class:`Tar
 
 A command the device kind does not have is refused with a clear message, never faked.
 Adapters for the real apps stay thin and call into the apps' own code; :class:`SimulatedTarget`
-drives real gpiozero devices on a ``MockFactory`` and a real pyserial ``loop://`` port, for the
-console's tests and for bench use without hardware.
+drives real gpiozero devices on a ``MockFactory``, the camera driver's synthetic backend and
+the POS driver's scanner self-test on a real pyserial ``loop://`` port, for the console's tests
+and for bench use without hardware (``storeedge console --simulate``).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from typing import Callable
 from storeedge.firmware.console.exc import TargetError
 
 TEST_NAMES = ("relay", "sensors", "camera", "scanner")
+SIM_SCAN = b"]E04006381333931\r"     # an EAN-13 scan with its AIM prefix, as a scanner sends
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,7 @@ class SimulatedTarget(Target):
                                                  pin_factory=factory)
         self.contact = gpiozero.Button(self.rig.contact_pin, pin_factory=factory)
         self.scanner_url = scanner_url
+        self._checkout: CheckoutTarget | None = None
         self.alarms: dict[str, str] = {}      # active alarm name -> ack note ("" = unacked)
         self.lockout = False
         self.commits: list[dict] = []
@@ -169,24 +172,21 @@ class SimulatedTarget(Target):
                                  "sensor test passed: 1 input read"])
 
     def _test_camera(self) -> TestResult:
-        return TestResult(False, ["camera: no simulated camera on this rig",
-                                  "camera test FAILED: no camera"])
+        return self._lane().self_test("camera")
 
     def _test_scanner(self) -> TestResult:
-        from storeedge.drivers.serial import open_port
+        return self._lane().self_test("scanner")
 
-        probe = b"\x16SE-SELFTEST\r"
-        port = open_port(self.scanner_url, timeout=0.5)
-        try:
-            port.reset_input_buffer()
-            port.write(probe)
-            reply = port.read(len(probe))
-        finally:
-            port.close()
-        ok = reply == probe
-        return TestResult(ok, [f"scanner line {self.scanner_url}: sent {len(probe)} bytes, "
-                               f"read back {len(reply)}",
-                               "scanner test passed" if ok else "scanner test FAILED"])
+    def _lane(self) -> "CheckoutTarget":
+        """Camera and scanner through the real drivers: the synthetic camera backend and a
+        scan injected into the ``loop://`` scanner line (which hands it straight back)."""
+        if self._checkout is None:
+            from storeedge.drivers.camera import open_camera
+            self._checkout = CheckoutTarget(self.config_class,
+                                            camera=open_camera("synthetic", seed=1),
+                                            scanner_url=self.scanner_url, scan_wait_s=2.0)
+            self._checkout.inject = SIM_SCAN
+        return self._checkout
 
     def ack(self, alarm: str, note: str) -> str:
         if self.kind != "freezer":
@@ -209,6 +209,8 @@ class SimulatedTarget(Target):
     def close(self) -> None:
         for dev in (self.relay, self.sense, self.contact):
             dev.close()
+        if self._checkout is not None and self._checkout.camera is not None:
+            self._checkout.camera.close()
 
 
 KIND_TESTS = SimulatedTarget.KIND_TESTS

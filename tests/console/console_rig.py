@@ -115,3 +115,29 @@ class PtyTerminal:
         head, _, tail = self.screen.partition(want)
         self.screen = tail
         return (head + want).decode("ascii")
+
+
+class LoopTerminal:
+    """Two pyserial ``loop://`` ports, one per direction (a loop port hears its own output):
+    ``keys`` carries what the technician types, ``screen`` what the console prints."""
+
+    def __init__(self):
+        from storeedge.drivers.serial import open_port
+        self.keys = open_port("loop://")
+        self.screen_port = open_port("loop://", timeout=0.05)
+        self.screen = b""
+
+    def send(self, data: bytes) -> None:
+        self.keys.write(data)
+
+    def expect(self, text: str, timeout: float = WAIT_S) -> str:
+        deadline = time.monotonic() + timeout
+        want = text.encode("ascii")
+        while want not in self.screen:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {text!r}; screen:\n"
+                                     f"{self.screen.decode('ascii', 'replace')}")
+            self.screen += self.screen_port.read(4096)
+        head, _, tail = self.screen.partition(want)
+        self.screen = tail
+        return (head + want).decode("ascii")
