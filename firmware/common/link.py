@@ -22,6 +22,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from storeedge.firmware.common.exc import LinkError
 from storeedge.firmware.common.settings import LinkSection
@@ -73,7 +74,7 @@ class MqttLink:
         self.address = BrokerAddress.parse(cfg.url)
         self.connected = threading.Event()
         self.connects = 0
-        self._subs: dict[str, tuple[int, Handler]] = {}
+        self._subs: dict[str, tuple[SubscribeOptions, Handler]] = {}
         self._user_on_connect = on_connect
         self._lock = threading.Lock()
         self._stopping = False
@@ -127,14 +128,22 @@ class MqttLink:
         """Queue a publish; returns paho's MQTTMessageInfo (``.is_published()``)."""
         return self.client.publish(topic, payload, qos=qos, retain=retain)
 
-    def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
-        """Route messages matching ``topic_filter`` to ``handler``; kept across reconnects."""
+    def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1, *,
+                  commands: bool = False) -> None:
+        """Route messages matching ``topic_filter`` to ``handler``; kept across reconnects.
+
+        ``commands=True`` subscribes with MQTT 5 options that keep the retain flag as
+        published and skip retained messages at subscription time, so a handler can refuse
+        every retained command, live or replayed.
+        """
+        options = SubscribeOptions(qos=qos, retainAsPublished=commands,
+                                   retainHandling=2 if commands else 0)
         with self._lock:
-            self._subs[topic_filter] = (qos, handler)
+            self._subs[topic_filter] = (options, handler)
         self.client.message_callback_add(_match_filter(topic_filter),
                                          lambda _c, _u, msg: handler(msg))
         if self.connected.is_set():
-            self.client.subscribe(topic_filter, qos=qos)
+            self.client.subscribe(topic_filter, options=options)
 
     def ack(self, mid: int, qos: int) -> None:
         """Send the PUBACK for a message received with ``manual_ack`` (after our commit)."""
@@ -150,8 +159,8 @@ class MqttLink:
         self.connects += 1
         with self._lock:
             subs = list(self._subs.items())
-        for topic_filter, (qos, _handler) in subs:
-            client.subscribe(topic_filter, qos=qos)
+        for topic_filter, (options, _handler) in subs:
+            client.subscribe(topic_filter, options=options)
         self.connected.set()
         log.info("connected to %s:%d", self.address.host, self.address.port)
         if self._user_on_connect is not None:

@@ -83,7 +83,7 @@ class DeviceService:
                              will=Will(self._state_topic, json_payload({"state": "offline"})),
                              on_connect=self._on_connect)
         self.link.subscribe(f"{base}/ack", self._on_ack)
-        self.link.subscribe(f"{base}/cmd/+", self._on_command)
+        self.link.subscribe(f"{base}/cmd/+", self._on_command, commands=True)
         self._threads: list[threading.Thread] = []
 
     # ------------------------------------------------------------------ public API

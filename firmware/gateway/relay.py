@@ -75,7 +75,7 @@ class Relay:
         """Connect both links and start forwarding."""
         self.down.subscribe(topics.EVENTS_ALL, self._on_event)
         self.up.subscribe(topics.ACKS_ALL, self._on_store_ack)
-        self.up.subscribe(topics.REPLAY_ALL, self._on_replay)
+        self.up.subscribe(topics.REPLAY_ALL, self._on_replay, commands=True)
         self._thread.start()
         self.up.start()
         self.down.start()

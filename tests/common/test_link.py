@@ -1,0 +1,134 @@
+"""MQTT link behaviour against real brokers: backoff, last will, commands, watermarks."""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from helpers.stack import Proc, device_config, device_dict, wait_for, write_yaml
+from storeedge.firmware.common.brokerproc import free_port
+from storeedge.firmware.common.config import config_from_dict
+from storeedge.firmware.common.link import MqttLink
+from storeedge.firmware.common.service import DeviceService
+from storeedge.firmware.common.settings import LinkSection
+
+
+class Watcher:
+    """Records every message on a filter (retained ones too)."""
+
+    def __init__(self, port: int, topic_filter: str):
+        self.messages: list[mqtt.MQTTMessage] = []
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client.on_message = lambda _c, _u, m: self.messages.append(m)
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe(topic_filter, qos=1)
+        self.client.loop_start()
+
+    def payloads(self) -> list[dict]:
+        return [json.loads(m.payload) for m in self.messages]
+
+    def publish(self, topic: str, doc: dict, retain: bool = False) -> None:
+        self.client.publish(topic, json.dumps(doc), qos=1, retain=retain).wait_for_publish(5)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def test_reconnect_backoff_doubles_to_the_cap():
+    """A listener that accepts and drops every connection: attempts come ever slower, capped."""
+    attempts: list[float] = []
+    server = socket.socket()
+    server.bind(("127.0.0.1", free_port()))
+    server.listen(16)
+    port = server.getsockname()[1]
+    stop = threading.Event()
+
+    def accept():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            attempts.append(time.monotonic())
+            conn.close()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    cfg = config_from_dict({"url": f"mqtt://127.0.0.1:{port}", "backoff_min_s": 0.1,
+                            "backoff_max_s": 1.6}, LinkSection)
+    link = MqttLink("backoff-test", cfg)
+    link.start()
+    assert wait_for(lambda: len(attempts) >= 7, 20)
+    link.stop()
+    stop.set()
+    thread.join(2)
+    server.close()
+    gaps = [b - a for a, b in zip(attempts, attempts[1:])]
+    assert gaps[0] < 1.0
+    assert gaps[3] > 1.5 * gaps[0], f"delays must grow: {gaps}"
+    assert max(gaps) < 1.6 + 1.5, f"delays must stay under the cap: {gaps}"
+
+
+def test_last_will_marks_a_killed_device_offline(broker, tmp_path):
+    watcher = Watcher(broker.port, "se/v1/+/+/+/state")
+    cfg = write_yaml(tmp_path / "dev.yaml", device_dict("dev-w", broker.url, tmp_path))
+    proc = Proc(["storeedge.firmware.common.simdevice", "--config", str(cfg), "--rate", "5"],
+                tmp_path / "dev.log").start()
+    try:
+        assert wait_for(lambda: {"online"} <= {p["state"] for p in watcher.payloads()}, 20)
+        proc.kill()
+        assert wait_for(lambda: watcher.payloads()[-1]["state"] == "offline", 20)
+    finally:
+        proc.stop()
+        watcher.close()
+
+
+def test_commands_run_once_and_never_from_retained(broker, tmp_path):
+    watcher = Watcher(broker.port, "se/v1/+/+/+/evt/device.command")
+    runs = []
+    svc = DeviceService(device_config("dev-c", broker.url, tmp_path))
+    svc.on_command("ping", lambda cmd: runs.append(cmd) or {"pong": cmd.args.get("n")})
+    svc.start()
+    base = "se/v1/s0042/sim/dev-c/cmd"
+    try:
+        assert svc.link.wait_connected(10)
+        watcher.publish(f"{base}/ping", {"id": "r1", "by": "t", "args": {"n": 1}}, retain=True)
+        watcher.publish(f"{base}/ping", {"id": "c1", "by": "tech", "args": {"n": 2}})
+        watcher.publish(f"{base}/nope", {"id": "c2", "by": "tech"})
+        assert wait_for(lambda: len(watcher.messages) >= 2, 10)
+        bodies = [p["body"] for p in watcher.payloads()]
+        assert [c.id for c in runs] == ["c1"], "the retained command was not acted on"
+        assert bodies[0] == {"name": "ping", "id": "c1", "by": "tech", "ok": True,
+                             "result": {"pong": 2}, "error": None}
+        assert bodies[1]["ok"] is False and "unknown command" in bodies[1]["error"]
+    finally:
+        svc.close()
+        watcher.close()
+
+
+def test_resend_after_watermark_stalls(broker, tmp_path):
+    """Nobody acknowledges: the device re-sends everything above the watermark, then stops
+    once a watermark covers it."""
+    watcher = Watcher(broker.port, "se/v1/+/+/+/evt/#")
+    svc = DeviceService(device_config("dev-r", broker.url, tmp_path))
+    svc.start()
+    try:
+        from storeedge.firmware.common.core_events import SimCounter
+        last = [svc.emit(SimCounter(n=i)).seq for i in range(5)][-1]
+        assert wait_for(lambda: svc.resends >= last, 15), "re-sent after resend_timeout_s"
+        seen = [p["seq"] for p in watcher.payloads()]
+        assert set(seen) == set(range(1, last + 1)) and len(seen) > last
+        watcher.publish("se/v1/s0042/sim/dev-r/ack", {"seq": last}, retain=True)
+        assert svc.wait_acked(last, 10)
+        count = len(watcher.messages)
+        time.sleep(2.5)
+        assert len(watcher.messages) == count, "nothing re-sent once acknowledged"
+    finally:
+        svc.close()
+        watcher.close()
