@@ -101,6 +101,11 @@ class Schema:
             return None
         if tp is str:
             return text
+        if tp in (int, float):
+            try:
+                return tp(text)          # also 1e3, which YAML 1.1 reads as text
+            except ValueError:
+                pass
         try:
             return yaml.safe_load(text)
         except yaml.YAMLError:

@@ -22,6 +22,8 @@ from typing import Callable
 from storeedge.firmware.console.exc import TargetError
 
 TEST_NAMES = ("relay", "sensors", "camera", "scanner")
+KIND_TESTS = {"freezer": ("sensors",), "dock_door": ("relay", "sensors"),
+              "checkout": ("camera", "scanner"), "gateway": ()}
 SIM_SCAN = b"]E04006381333931\r"     # an EAN-13 scan with its AIM prefix, as a scanner sends
 
 
@@ -114,9 +116,6 @@ class SimulatedTarget(Target):
         scanner_url: serial URL of the scanner line (``loop://`` echoes what is written).
     """
 
-    KIND_TESTS = {"freezer": ("sensors",), "dock_door": ("relay", "sensors"),
-                  "checkout": ("camera", "scanner"), "gateway": ()}
-
     def __init__(self, kind: str, config_class: type, factory, *, rig: SimRig | None = None,
                  scanner_url: str = "loop://"):
         super().__init__(config_class)
@@ -124,7 +123,7 @@ class SimulatedTarget(Target):
         from gpiozero.pins.mock import MockConnectedPin
 
         self.kind = kind
-        self.tests = self.KIND_TESTS.get(kind, ())
+        self.tests = KIND_TESTS.get(kind, ())
         self.rig = rig or SimRig()
         sense = factory.pin(self.rig.sense_pin)
         coil = dict(pin_class=MockConnectedPin, input_pin=sense) if self.rig.relay_wired else {}
@@ -211,9 +210,6 @@ class SimulatedTarget(Target):
             dev.close()
         if self._checkout is not None and self._checkout.camera is not None:
             self._checkout.camera.close()
-
-
-KIND_TESTS = SimulatedTarget.KIND_TESTS
 
 
 class StandaloneTarget(Target):

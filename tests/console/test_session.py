@@ -421,3 +421,8 @@ def test_random_bytes_never_break_the_session(term, config_path):
     if term.session.state.value != "shell":           # noise may have been typed as a secret
         term.login()
     assert "(no changes)" in term.run("rollback") + term.run("diff")
+
+
+def test_numbers_in_any_plain_notation(term):
+    assert "bench.probes.p1.interval_s = 100.0" in term.run("set bench.probes.p1.interval_s 1e2")
+    assert "must be an integer, got float 5.5" in term.run("set link.keepalive_s 5.5")
