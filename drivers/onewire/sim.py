@@ -207,6 +207,7 @@ class SimulatedBus(SysfsBus):
         self.kernel = kernel
         self._rng = random.Random(seed)
         self._probes: dict[str, SimProbe] = {}
+        self._fds: dict[Path, int] = {}
         self._lock = threading.RLock()
         (root / "w1_bus_master1").mkdir(exist_ok=True)
         self._write_master()
@@ -251,11 +252,14 @@ class SimulatedBus(SysfsBus):
         with self._lock:
             probe = self.probe(rom)
             probe.present = False
+            self._close_fds(self.root / rom)
             shutil.rmtree(self.root / rom, ignore_errors=True)
             self._write_master()
 
     def close(self) -> None:
-        """Remove the temp folder (only when this bus created it)."""
+        """Close the files; remove the temp folder (only when this bus created it)."""
+        with self._lock:
+            self._close_fds(self.root)
         if self._owned:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -307,9 +311,24 @@ class SimulatedBus(SysfsBus):
         probe.last_text = text
         folder = self.root / probe.rom
         if only in (None, "w1_slave"):
-            _atomic_write(folder / "w1_slave", text)
+            self._put(folder / "w1_slave", text)
         if only in (None, "temperature"):
-            _atomic_write(folder / "temperature", _temperature_text(text))
+            self._put(folder / "temperature", _temperature_text(text))
+
+    def _put(self, path: Path, text: str) -> None:
+        """Rewrite ``path`` in place through a kept-open descriptor (a rename per read costs
+        ~1 ms on a busy machine; this costs microseconds).  Reads through this bus are
+        serialised with the writes; an outside reader racing a conversion may see a mix."""
+        fd = self._fds.get(path)
+        if fd is None:
+            fd = self._fds[path] = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        data = text.encode("ascii")
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
+
+    def _close_fds(self, under: Path) -> None:
+        for path in [p for p in self._fds if under in p.parents]:
+            os.close(self._fds.pop(path))
 
     def _render(self, probe: SimProbe, fault: Fault | None, good: bytes) -> str:
         bad_crc = fault in (Fault.CRC, Fault.ALL_FF)

@@ -49,7 +49,7 @@ class ScaledClock:
 
 
 def _limits(high_c: float, low_c: float) -> dict:
-    quick = {"delay_s": 10, "window_s": 10, "mode": "all", "deadband_c": 1.0}
+    quick = {"delay_s": 0, "window_s": 10, "mode": "all", "deadband_c": 1.0}   # seconds count
     return {"H": {"limit_c": high_c, **quick}, "L": {"limit_c": low_c, **quick}}
 
 
@@ -84,7 +84,7 @@ def freezer_demo_config(ctx, dev_id: str) -> FreezerConfig:
         "units": {"cabinet": {"kind": sc.kind, "probes": list(sc.roms)}},
         "probes": {name: {"rom": rom, "limits": sc.limits, **FAST}
                    for name, rom in sc.roms.items()},
-        "alarms": {"fault_after_reads": 2, "silent_after_s": 60, "repeat_s": 60,
+        "alarms": {"fault_after_reads": 1, "silent_after_s": 60, "repeat_s": 60,
                    "state_path": os.path.join(ctx.workdir, f"{dev_id}-alarms.json")},
         "haccp": {"path": os.path.join(ctx.workdir, f"{dev_id}-haccp.jsonl")},
         "telemetry_batch_s": 10,
