@@ -4,8 +4,9 @@ The lane is split along x (lores px) into the pick area, the scan zone and the b
 (fractions ``pick_end`` and ``bag_start`` of the width; ``direction`` says which side the
 shopper picks from). A track becomes an :class:`ItemPass` when it was first seen on the pick
 side, crossed the scan zone and reached the bagging side, and carried an item: over the
-frames where the detector found the hand (at least ``min_item_frames``), the median count of
-foreground pixels (half lores resolution) outside the hand is at least ``min_item_px`` (with no detector every blob counts as an item; a track on which no
+frames where the detector found the whole hand (at least ``min_item_frames``), the median
+foreground area outside the hand is at least ``min_item_ratio`` palm areas (scale-free, so
+the camera height does not matter) (with no detector every blob counts as an item; a track on which no
 hand was ever detected counts as an item too: the item hides the hand).
 """
 from __future__ import annotations
@@ -87,12 +88,13 @@ class ItemPass:
 
 @dataclass
 class TrackerParams:
-    """Association and item-evidence thresholds (px are lores px, times s)."""
+    """Association and item-evidence thresholds (px are lores px, times s; the item ratio is
+    foreground beyond the hand divided by the squared palm size)."""
 
     max_jump_px: float = 40.0
     max_speed_px_s: float = 600.0
     lost_after_s: float = 0.6
-    min_item_px: int = 90
+    min_item_ratio: float = 0.33
     min_item_frames: int = 2
 
 
@@ -173,7 +175,11 @@ class Tracker:
             tr.unknown_frames += 1
         else:
             tr.hand_frames += 1
-            tr.outside.append(fg_outside_hands(mask, tr.box, hands))
+            b = tr.box
+            if b.x0 <= 0 or b.x1 >= self.zones.width:
+                return                    # partly out of view: the hand model cannot fit
+            palm = max(max(h.x1 - h.x0, h.y1 - h.y0) for h in hands) / 2   # half-res px
+            tr.outside.append(fg_outside_hands(mask, b, hands) / max(palm * palm, 1.0))
 
     def _complete(self, tr: Track) -> bool:
         z = tr.zones
@@ -183,7 +189,7 @@ class Tracker:
         if tr.item_frames >= n:                       # no detector: every mover is an item
             return True
         if len(tr.outside) >= n:                      # foreground beyond the hand: an item
-            return float(np.median(tr.outside)) >= self.p.min_item_px
+            return float(np.median(tr.outside)) >= self.p.min_item_ratio
         # something moving whose hand was never seen (hidden under the item)
         return tr.hand_frames == 0 and tr.unknown_frames >= n
 
@@ -229,8 +235,9 @@ def _capsule(xs, ys, p, q, r: float) -> np.ndarray:
 
 def hand_mask(d: Detection, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     """Pixels (coordinate grids, px) covered by the hand of palm detection ``d``: the palm
-    box (grown 20 %), one finger per knuckle keypoint extending 1.1 palm widths along the
-    wrist->knuckle direction, the thumb, and a forearm of 3 palm widths behind the wrist.
+    box (grown 40 %), one finger per knuckle keypoint extending 1.2 palm widths along the
+    wrist->knuckle direction, the thumb, and a forearm of 3 palm widths behind the wrist
+    (margins generous: the palm box of the model is smaller than the palm).
     Without keypoints: the palm box grown to MediaPipe's 2.6x hand ROI."""
     cx, cy = (d.x0 + d.x1) / 2, (d.y0 + d.y1) / 2
     s = max(d.x1 - d.x0, d.y1 - d.y0)
@@ -239,15 +246,15 @@ def hand_mask(d: Detection, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     b = np.abs(-(xs - cx) * uy + (ys - cy) * ux)
     if len(d.keypoints) < 7:
         return (a >= -0.8 * s) & (a <= 1.8 * s) & (b <= 1.3 * s)
-    m = (np.abs(a) <= 0.6 * s) & (b <= 0.6 * s)
+    m = (np.abs(a) <= 0.7 * s) & (b <= 0.7 * s)
     kp = d.keypoints
     for k in (1, 2, 3, 4):
-        tip = (kp[k][0] + ux * 1.1 * s, kp[k][1] + uy * 1.1 * s)
-        m |= _capsule(xs, ys, kp[k], tip, 0.22 * s)
+        tip = (kp[k][0] + ux * 1.2 * s, kp[k][1] + uy * 1.2 * s)
+        m |= _capsule(xs, ys, kp[k], tip, 0.18 * s)
     tx, ty = kp[6][0] - kp[5][0], kp[6][1] - kp[5][1]
-    m |= _capsule(xs, ys, kp[5], (kp[6][0] + 1.5 * tx, kp[6][1] + 1.5 * ty), 0.25 * s)
+    m |= _capsule(xs, ys, kp[5], (kp[6][0] + 1.8 * tx, kp[6][1] + 1.8 * ty), 0.3 * s)
     elbow = (kp[0][0] - ux * 3.0 * s, kp[0][1] - uy * 3.0 * s)
-    return m | _capsule(xs, ys, kp[0], elbow, 0.45 * s)
+    return m | _capsule(xs, ys, kp[0], elbow, 0.55 * s)
 
 
 def _direction(d: Detection) -> tuple[float, float]:

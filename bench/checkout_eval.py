@@ -1,0 +1,118 @@
+"""Checkout alert quality on held-out synthetic lanes (seeds never used by the tests), per
+difficulty level: precision and recall of missed-scan alerts, recall of ticket-switch alerts
+where the code was visible to the camera, alert latency after the pass ended.
+
+An alert counts as true when its pass overlaps (in time) a ground-truth pass that should have
+raised that alert; each truth pass is credited once. Runs use the real LiteRT palm detector.
+
+    python bench/checkout_eval.py [--quick]
+
+Last line: one JSON object; the top-level figures are those of the hardest level.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+LEVELS = ("easy", "medium", "hard")
+
+
+def _overlap(a0, a1, b0, b1) -> float:
+    return max(0.0, min(a1, b1) - max(a0, b0))
+
+
+def score_run(run, truth) -> dict:
+    """Counts for one lane: missed-scan TP/FP/FN, switch hits, latencies (s)."""
+    alerts = run.lane.stats.alerts
+    credited: set[tuple[str, int]] = set()
+    c = dict(ms_tp=0, ms_fp=0, ms_pos=0, sw_vis=0, sw_hit=0, sw_any=0, sw_fp=0, lat=[])
+    for a in alerts:
+        p = a.outcome.item_pass
+        want = "switch" if a.reason == "ticket_switch" else "missed"
+        best = max(range(len(truth)), default=None,
+                   key=lambda i: _overlap(p.t_start, p.t_end, truth[i].t_start, truth[i].t_end))
+        ok = best is not None and _overlap(p.t_start, p.t_end, truth[best].t_start,
+                                           truth[best].t_end) > 0
+        hit = ok and truth[best].expect == want and (want, best) not in credited
+        if hit:
+            credited.add((want, best))
+            c["lat"].append(a.outcome.t - truth[best].t_end)
+        if want == "missed":
+            c["ms_tp" if hit else "ms_fp"] += 1
+        else:
+            c["sw_fp"] += 0 if hit else 1
+        if ok and truth[best].kind == "ticket_switch":
+            credited.add(("any", best))
+    for i, t in enumerate(truth):
+        if t.expect == "missed":
+            c["ms_pos"] += 1
+        if t.expect == "switch":
+            c["sw_any"] += ("any", i) in credited
+            if t.code_visible:
+                c["sw_vis"] += 1
+                c["sw_hit"] += ("switch", i) in credited
+    return c
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 4) if b else None
+
+
+def summarise(counts: list[dict]) -> dict:
+    tot = {k: sum(c[k] for c in counts) for k in counts[0] if k != "lat"}
+    lat = [x for c in counts for x in c["lat"]]
+    return {
+        "missed_scan_precision": _ratio(tot["ms_tp"], tot["ms_tp"] + tot["ms_fp"]),
+        "missed_scan_recall": _ratio(tot["ms_tp"], tot["ms_pos"]),
+        "ticket_switch_recall": _ratio(tot["sw_hit"], tot["sw_vis"]),
+        "ticket_switch_any_alert_recall": _ratio(tot["sw_any"], sum(c["sw_vis"] for c in counts)),
+        "alert_latency_p95_s": round(float(np.percentile(lat, 95)), 3) if lat else None,
+        "alert_latency_max_s": round(max(lat), 3) if lat else None,
+        "missed_scan_truth": tot["ms_pos"], "missed_scan_alerts": tot["ms_tp"] + tot["ms_fp"],
+        "ticket_switch_visible": tot["sw_vis"], "false_switch_alerts": tot["sw_fp"],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)
+    from storeedge.drivers.camera.lane import make_script
+    from storeedge.drivers.camera.synthetic import SyntheticLaneCamera
+    from storeedge.firmware.checkout.detector.litert import LiteRTPalmDetector
+    from storeedge.firmware.checkout.models.fetch import fetch
+    from storeedge.firmware.checkout.sim import run_lane
+
+    det = LiteRTPalmDetector(fetch(), threads=1, edgetpu="off")
+    n_seeds, n_items = (3, 8) if args.quick else (10, 12)
+    per_level, passes, start = {}, 0, time.perf_counter()
+    for li, level in enumerate(LEVELS):
+        counts = []
+        for k in range(n_seeds):
+            seed = 90_000 + 1000 * li + k            # held out: tests use seeds < 100
+            cam = SyntheticLaneCamera(make_script(seed, level, n_items), fps=15.0)
+            run = run_lane(cam, det)
+            counts.append(score_run(run, cam.script.truth))
+            passes += len(cam.script.truth)
+        per_level[level] = summarise(counts)
+        print(level, json.dumps(per_level[level]), flush=True)
+    hard = per_level["hard"]
+    out = {k: hard[k] for k in ("missed_scan_precision", "missed_scan_recall",
+                                "ticket_switch_recall", "alert_latency_p95_s")}
+    out.update(level="hard", levels=per_level, seeds_per_level=n_seeds, items_per_lane=n_items,
+               truth_passes=passes, detector="litert palm_detection_lite",
+               wall_s=round(time.perf_counter() - start, 1))
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
