@@ -258,6 +258,9 @@ class DoorLogic:
         if alarm in self.t.lockout_on and self.lockout is None:
             self.lockout = alarm
             self._note("door.lockout", cause=alarm)
+            now, rex = self.clock.monotonic(), self._timers.rex_until
+            if self.relay_unlocked and not (rex is not None and now <= rex):
+                self._relock()              # e.g. tamper during a grant: lock at once
 
     def _open_for(self) -> float:
         if self._timers.opened_mono is None:
@@ -275,6 +278,8 @@ class DoorLogic:
             self._authorised_open = not self.door_closed and self._authorised_open
         if tm.rex_until is not None and now > tm.rex_until:
             tm.rex_until = None
+            if self.relay_unlocked and (self.lockout or self.fault):
+                self._relock()              # egress window over: back to locked at once
         if (tm.opened_mono is not None and now - tm.opened_mono >= self.t.held_open_s
                 and "held_open" not in self.alarms and "forced_open" not in self.alarms):
             self._alarm("held_open")

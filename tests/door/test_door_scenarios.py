@@ -216,3 +216,19 @@ def test_grant_while_door_already_open_still_writes_checkin(rig):
     ci = rig.last("door.checkin").body
     assert ci["po"] == "second" and ci["outcome"] == "closed" and ci["opened_at"] is not None
     assert not rig.unlocked and rig.ctl.status().lockout is None
+
+
+def test_tamper_during_grant_relocks_at_once(rig):
+    rig.ctl.present(rig.issue())
+    assert rig.unlocked
+    rig.tamper(True)                                   # reader ripped off while released
+    assert not rig.unlocked and rig.ctl.status().lockout == "tamper"
+
+
+def test_rex_egress_in_lockout_ends_with_its_window(rig):
+    rig.ctl.present(rig.issue())
+    rig.press_rex()
+    rig.tamper(True)                                   # inside the REX window: egress wins
+    assert rig.unlocked
+    rig.advance(5.5)                                   # REX window over, grant window not
+    assert not rig.unlocked
