@@ -260,14 +260,15 @@ def refine_linear(gray: np.ndarray, c: Candidate, p: LocateParams) -> Candidate 
     n = int(c.length + 2 * extend)
     core_lo, core_hi = int(extend), int(extend + c.length)
     best = (0, 0, 0, 0)
-    for k in range(3):
-        off = ((k + 1) / 4.0 - 0.5) * c.height
-        x0 = c.cx - n / 2.0 * ux - off * uy
-        y0 = c.cy - n / 2.0 * uy + off * ux
+    for frac in (0.0, -0.25, 0.25):                   # the middle line first
+        x0 = c.cx - n / 2.0 * ux - frac * c.height * uy
+        y0 = c.cy - n / 2.0 * uy + frac * c.height * ux
         run = _k.edge_run(gray, _fix(x0), _fix(y0), _fix(ux), _fix(uy), n, 15, core_lo,
                           core_hi)
         if run[0] >= p.min_edges and run[2] - run[1] > best[2] - best[1]:
             best = run
+        if best[0] >= 2 * p.min_edges:                # clearly a code: no need for more
+            break
     count, lo, hi, m2 = best
     if count == 0 or c.height - p.cell < p.min_aspect * (hi - lo):
         return None                                   # too few edges, or a row of text
