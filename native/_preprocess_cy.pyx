@@ -5,7 +5,7 @@ outputs, table gather at the edges or for irregular scales), then the float32 co
 rounding and the output affine.  No validation here: the wrapper (preprocess.py) checks
 everything and builds the tables.
 """
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int8_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int16_t, int32_t, int8_t
 from libc.string cimport memcpy
 from libc.stdlib cimport malloc, free
 
@@ -26,7 +26,7 @@ ctypedef struct Axis:
     int hi
 
 ctypedef struct Colour:
-    const float* m          # [nch, 4] on Q16 inputs
+    const int16_t* m        # [nch, 4]: Q13 coefficients on Q7 inputs, Q4 constant
     const float* aff        # [nch, 2]
     int nch
     int kind
@@ -47,7 +47,7 @@ cdef Axis _axis(object taps):
 
 
 cdef Colour _colour(object plan):
-    cdef const float[:, ::1] m = plan.matrix
+    cdef const int16_t[:, ::1] m = plan.matrix
     cdef const float[:, ::1] aff = plan.affine
     cdef Colour c
     c.m = &m[0, 0]
@@ -307,20 +307,26 @@ cdef const uint16_t* ring_row(Ring* r, int row) noexcept nogil:
     return dst
 
 
+cdef inline uint16_t _mulhu(uint16_t a, uint16_t w) noexcept nogil:
+    """(a * w) >> 16: the high half of a 16x16 product (one vector instruction)."""
+    return <uint16_t>((<uint32_t>a * w) >> 16)
+
+
 cdef inline void _v3(const uint16_t* a, const uint16_t* b, const uint16_t* c, uint16_t wa,
-                     uint16_t wb, uint16_t wc, int n, int32_t* d, bint add) noexcept nogil:
-    """d[i] (+)= wa*a[i] + wb*b[i] + wc*c[i] (Q8 x Q8 -> Q16, exact in int32)."""
+                     uint16_t wb, uint16_t wc, int n, int16_t* d, bint add) noexcept nogil:
+    """d[i] (+)= hi(wa*a[i]) + hi(wb*b[i]) + hi(wc*c[i]): Q8 values x Q15 weights -> Q7
+    (<= 32640: int16), 16-bit lanes."""
     cdef Py_ssize_t i
     if add:
         for i in range(n):
-            d[i] += <int32_t>(wa * a[i]) + <int32_t>(wb * b[i]) + <int32_t>(wc * c[i])
+            d[i] = <int16_t>(d[i] + _mulhu(a[i], wa) + _mulhu(b[i], wb) + _mulhu(c[i], wc))
     else:
         for i in range(n):
-            d[i] = <int32_t>(wa * a[i]) + <int32_t>(wb * b[i]) + <int32_t>(wc * c[i])
+            d[i] = <int16_t>(_mulhu(a[i], wa) + _mulhu(b[i], wb) + _mulhu(c[i], wc))
 
 
-cdef void vpass(Ring* r, const Axis* ay, int i, int32_t* dst) noexcept nogil:
-    """Output row ``i``: vertical Q8 filter of the ring's rows into ``dst`` (Q16)."""
+cdef void vpass(Ring* r, const Axis* ay, int i, int16_t* dst) noexcept nogil:
+    """Output row ``i``: vertical filter of the ring's rows into ``dst`` (Q7 levels)."""
     cdef const uint16_t* w = ay.w + i * ay.taps
     cdef int row = ay.start[i], t = 0, k, got
     cdef const uint16_t* rows[3]
@@ -352,55 +358,37 @@ cdef inline int8_t _q8(float t) noexcept nogil:
     return <int8_t>(_clampi(<int>(t + <float>128.5), 0, 255) - 128)
 
 
-cdef inline int _lvl(float t) noexcept nogil:
-    """Level 0..255 from t = value + 0.5: truncate, then clamp with shifts and masks
-    (t > -2^31 and t < 2^31 hold: inputs are bounded).  Negative -> 0, above 255 -> 255."""
-    cdef int v = <int>t
-    v = v & ~(v >> 31)
-    return (v | ((255 - v) >> 31)) & 255
+cdef inline int16_t _mulhs(int16_t a, int16_t b) noexcept nogil:
+    """(a * b) >> 16, signed (one vector instruction)."""
+    return <int16_t>((<int32_t>a * b) >> 16)
 
 
-cdef void _levels3(const int32_t* a, const int32_t* b, const int32_t* c, int n,
-                   const Colour* col, int32_t* lv) noexcept nogil:
-    """lv[i] = level0 | level1 << 8 | level2 << 16 (all-32-bit loop: vectorises)."""
-    cdef Py_ssize_t i
-    cdef float x, y, z
-    cdef float m0 = col.m[0], m1 = col.m[1], m2 = col.m[2], m3 = col.m[3] + <float>0.5
-    cdef float m4 = col.m[4], m5 = col.m[5], m6 = col.m[6], m7 = col.m[7] + <float>0.5
-    cdef float m8 = col.m[8], m9 = col.m[9], m10 = col.m[10], m11 = col.m[11] + <float>0.5
-    for i in range(n):
-        x = <float>a[i]
-        y = <float>b[i]
-        z = <float>c[i]
-        lv[i] = (_lvl(m0 * x + m1 * y + m2 * z + m3)
-                 | _lvl(m4 * x + m5 * y + m6 * z + m7) << 8
-                 | _lvl(m8 * x + m9 * y + m10 * z + m11) << 16)
+cdef inline int16_t _lvl(int16_t t) noexcept nogil:
+    """Q4 value -> level 0..255 (the +0.5 for rounding is in the constant)."""
+    t = t >> 4
+    t = t if t > 0 else 0
+    return t if t < 255 else 255
 
 
-cdef void _levels_yuv(const int32_t* a, const int32_t* b, const int32_t* c, int n,
-                      const Colour* col, int32_t* lv) noexcept nogil:
-    """As _levels3 for YUV -> RGB (rows R, G, B: one shared Y product, no zero products);
-    same float results: x * 0 terms are exact zeros, the association order is kept."""
-    cdef Py_ssize_t i
-    cdef float ky = col.m[0], rv = col.m[2], gu = col.m[5], gv = col.m[6], bu = col.m[9]
-    cdef float cr = col.m[3] + <float>0.5, cg = col.m[7] + <float>0.5
-    cdef float cb = col.m[11] + <float>0.5
-    cdef float yk, u, v
-    for i in range(n):
-        yk = ky * <float>a[i]
-        u = <float>b[i]
-        v = <float>c[i]
-        lv[i] = (_lvl(yk + rv * v + cr) | _lvl(yk + gu * u + gv * v + cg) << 8
-                 | _lvl(yk + bu * u + cb) << 16)
+cdef inline int16_t _dot(const int16_t* m, int16_t a, int16_t b, int16_t c) noexcept nogil:
+    return <int16_t>(_mulhs(a, m[0]) + _mulhs(b, m[1]) + _mulhs(c, m[2]) + m[3])
 
 
-cdef void levels3(const int32_t* a, const int32_t* b, const int32_t* c, int n,
+cdef void levels3(const int16_t* a, const int16_t* b, const int16_t* c, int n,
                   const Colour* col, int32_t* lv) noexcept nogil:
-    cdef const float* m = col.m
-    if m[0] == m[4] and m[0] == m[8] and m[1] == 0 and m[10] == 0:
-        _levels_yuv(a, b, c, n, col, lv)
-    else:
-        _levels3(a, b, c, n, col, lv)
+    """lv[i] = level0 | level1 << 8 | level2 << 16 from Q7 inputs (16-bit lanes)."""
+    cdef Py_ssize_t i
+    cdef int16_t x, y, z
+    cdef int16_t m0 = col.m[0], m1 = col.m[1], m2 = col.m[2], m3 = col.m[3]
+    cdef int16_t m4 = col.m[4], m5 = col.m[5], m6 = col.m[6], m7 = col.m[7]
+    cdef int16_t m8 = col.m[8], m9 = col.m[9], m10 = col.m[10], m11 = col.m[11]
+    for i in range(n):
+        x = a[i]
+        y = b[i]
+        z = c[i]
+        lv[i] = (<int32_t>_lvl(_mulhs(x, m0) + _mulhs(y, m1) + _mulhs(z, m2) + m3)
+                 | <int32_t>_lvl(_mulhs(x, m4) + _mulhs(y, m5) + _mulhs(z, m6) + m7) << 8
+                 | <int32_t>_lvl(_mulhs(x, m8) + _mulhs(y, m9) + _mulhs(z, m10) + m11) << 16)
 
 
 cdef void _store_rgb(const int32_t* lv, int n, uint8_t* out) noexcept nogil:
@@ -437,28 +425,29 @@ cdef void _store_affine(const int32_t* lv, int n, const Colour* col, uint8_t* ou
             oi[3 * i + 2] = _q8(<float>((lv[i] >> 16) & 255) * f4 + f5)
 
 
-cdef void _convert1(const int32_t* a, const int32_t* b, const int32_t* c, int n,
+cdef void _convert1(const int16_t* a, const int16_t* b, const int16_t* c, int n,
                     const Colour* col, uint8_t* out) noexcept nogil:
-    """One output channel (gray) from three Q16 inputs."""
+    """One output channel (gray) from three Q7 inputs."""
     cdef Py_ssize_t i
-    cdef float m0 = col.m[0], m1 = col.m[1], m2 = col.m[2], m3 = col.m[3] + <float>0.5
+    cdef int16_t m[4]
+    cdef int k
     cdef float f0 = col.aff[0], f1 = col.aff[1]
     cdef float* of = <float*>out
     cdef int8_t* oi = <int8_t*>out
+    for k in range(4):
+        m[k] = col.m[k]
     if col.kind == KIND_U8:
         for i in range(n):
-            out[i] = <uint8_t>_lvl(m0 * <float>a[i] + m1 * <float>b[i] + m2 * <float>c[i] + m3)
+            out[i] = <uint8_t>_lvl(_dot(m, a[i], b[i], c[i]))
     elif col.kind == KIND_F32:
         for i in range(n):
-            of[i] = <float>_lvl(m0 * <float>a[i] + m1 * <float>b[i] + m2 * <float>c[i]
-                                + m3) * f0 + f1
+            of[i] = <float>_lvl(_dot(m, a[i], b[i], c[i])) * f0 + f1
     else:
         for i in range(n):
-            oi[i] = _q8(<float>_lvl(m0 * <float>a[i] + m1 * <float>b[i] + m2 * <float>c[i]
-                                    + m3) * f0 + f1)
+            oi[i] = _q8(<float>_lvl(_dot(m, a[i], b[i], c[i])) * f0 + f1)
 
 
-cdef inline void convert(const int32_t* a, const int32_t* b, const int32_t* c, int n,
+cdef inline void convert(const int16_t* a, const int16_t* b, const int16_t* c, int n,
                          const Colour* col, int32_t* lv, uint8_t* out) noexcept nogil:
     """Colour matrix, rounding and output affine for one row (``lv``: n scratch ints)."""
     if col.nch == 1:
@@ -480,22 +469,24 @@ def run_yuv(const uint8_t[:, :] y, const uint8_t[:, :] u, const uint8_t[:, :] v,
     cdef Colour col = _colour(plan)
     cdef Ring rings[3]
     cdef int i, ok, n = lx.n
-    cdef int32_t* hb = <int32_t*>malloc(4 * n * sizeof(int32_t))
+    cdef int16_t* hb = <int16_t*>malloc(3 * n * sizeof(int16_t))
+    cdef int32_t* lv = <int32_t*>malloc(n * sizeof(int32_t))
     with nogil:
         ok = (ring_init(&rings[0], &ly, &lx, &y[0, 0], y.strides[0], 1)
               | ring_init(&rings[1], &cy, &cx, &u[0, 0], u.strides[0], cstep)
               | ring_init(&rings[2], &cy, &cx, &v[0, 0], v.strides[0], cstep)) == 0
-        if ok and hb != NULL:
+        if ok and hb != NULL and lv != NULL:
             for i in range(ly.n):
                 vpass(&rings[0], &ly, i, hb)
                 vpass(&rings[1], &cy, i, hb + n)
                 vpass(&rings[2], &cy, i, hb + 2 * n)
-                convert(hb, hb + n, hb + 2 * n, n, &col, hb + 3 * n,
+                convert(hb, hb + n, hb + 2 * n, n, &col, lv,
                         &out[0, 0] + i * out.strides[0])
         for i in range(3):
             ring_free(&rings[i])
         free(hb)
-    if not ok or hb == NULL:
+        free(lv)
+    if not ok or hb == NULL or lv == NULL:
         raise MemoryError()
 
 
@@ -505,21 +496,23 @@ def run_rgb(const uint8_t[:, :] rgb, plan, uint8_t[:, :] out):
     cdef Colour col = _colour(plan)
     cdef Ring rings[3]
     cdef int i, ok, n = lx.n
-    cdef int32_t* hb = <int32_t*>malloc(4 * n * sizeof(int32_t))
+    cdef int16_t* hb = <int16_t*>malloc(3 * n * sizeof(int16_t))
+    cdef int32_t* lv = <int32_t*>malloc(n * sizeof(int32_t))
     with nogil:
         ok = 0
         for i in range(3):
             ok |= ring_init(&rings[i], &ly, &lx, &rgb[0, 0] + i, rgb.strides[0], 3)
         ok = ok == 0
-        if ok and hb != NULL:
+        if ok and hb != NULL and lv != NULL:
             for i in range(ly.n):
                 vpass(&rings[0], &ly, i, hb)
                 vpass(&rings[1], &ly, i, hb + n)
                 vpass(&rings[2], &ly, i, hb + 2 * n)
-                convert(hb, hb + n, hb + 2 * n, n, &col, hb + 3 * n,
+                convert(hb, hb + n, hb + 2 * n, n, &col, lv,
                         &out[0, 0] + i * out.strides[0])
         for i in range(3):
             ring_free(&rings[i])
         free(hb)
-    if not ok or hb == NULL:
+        free(lv)
+    if not ok or hb == NULL or lv == NULL:
         raise MemoryError()

@@ -39,8 +39,10 @@ BACKEND = _kernel.BACKEND
 
 FORMATS = ("I420", "NV12", "RGB", "BGR")
 COLORS = ("rgb", "bgr", "gray")
-WEIGHT_ONE = 256            # fixed-point weight of 1.0 (Q8) on each axis
-_Q16 = 1.0 / (WEIGHT_ONE * WEIGHT_ONE)
+H_ONE = 256                 # horizontal weights: Q8 (u8 samples -> u16 Q8 values, exact)
+V_ONE = 32768               # vertical weights: Q15, applied as (Q8 value * w) >> 16 -> Q7
+M_FRAC = 13                 # colour matrix coefficients: Q13 int16
+OUT_FRAC = 4                # colour matrix results: Q4 int16 (1/16 level)
 KIND_U8, KIND_F32, KIND_I8 = 0, 1, 2
 _KINDS = {np.dtype(np.uint8): KIND_U8, np.dtype(np.float32): KIND_F32, np.dtype(np.int8): KIND_I8}
 
@@ -87,7 +89,7 @@ class PreprocessInfo(NamedTuple):
 class AxisTaps(NamedTuple):
     """Banded resampling weights of one axis: output i = sum_t weights[i, t] * src[start[i] + t].
 
-    ``start`` is absolute in source samples; weights are Q8 (sum 256 per row).  Outputs
+    ``start`` is absolute in source samples; weights are Q8 (horizontal) or Q15 (vertical).  Outputs
     ``lo <= i < hi`` form a uniform run (``start[i] = start[lo] + stride * (i - lo)``, identical
     weight rows) that the kernel filters with a fixed-stride loop; ``stride`` is 0 when there is
     no such run (then lo == hi == 0).
@@ -105,7 +107,7 @@ class Plan(NamedTuple):
     luma_y: AxisTaps
     chroma_x: AxisTaps | None
     chroma_y: AxisTaps | None
-    matrix: np.ndarray      # float32 [channels_out, 4]: inputs in Q16, output in levels 0..255
+    matrix: np.ndarray      # int16 [channels_out, 4]: see _matrix
     affine: np.ndarray      # float32 [channels_out, 2]: level -> a * level + b (float32/int8)
     kind: int               # KIND_U8 / KIND_F32 / KIND_I8
 
@@ -161,20 +163,22 @@ def compose_chroma(dense: np.ndarray, first: int, n_chroma: int, vertical: bool)
     return out_t.T
 
 
-def quantise_rows(w: np.ndarray) -> np.ndarray:
-    """Q8 integer weights per row summing exactly to 256 (largest remainders get the rest)."""
-    scaled = w * WEIGHT_ONE
+def quantise_rows(w: np.ndarray, one: int) -> np.ndarray:
+    """Integer weights per row summing exactly to ``one`` (largest remainders get the rest)."""
+    scaled = w * one
     q = np.floor(scaled + 1e-9)
     rem = scaled - q
-    short = (WEIGHT_ONE - q.sum(axis=1)).round().astype(np.int64)
+    short = (one - q.sum(axis=1)).round().astype(np.int64)
     order = np.argsort(-rem, axis=1, kind="stable")
     for i in np.nonzero(short)[0]:
         q[i, order[i, :short[i]]] += 1
-    return q.astype(np.uint16)
+    return q
 
 
-def band(dense: np.ndarray, offset: int) -> AxisTaps:
-    """Turn a dense [n_out, n_src] matrix into banded Q8 taps; ``offset`` makes starts absolute."""
+def band(dense: np.ndarray, offset: int, vertical: bool) -> AxisTaps:
+    """Banded taps of a dense [n_out, n_src] matrix; ``offset`` makes starts absolute.
+
+    Horizontal weights are Q8 (sum 256), vertical ones Q15 (sum 32768)."""
     n_out, n_src = dense.shape
     nz = np.abs(dense) > 1e-12
     first = nz.argmax(axis=1)
@@ -182,7 +186,8 @@ def band(dense: np.ndarray, offset: int) -> AxisTaps:
     taps = int((last - first).max()) + 1
     start = np.minimum(first, n_src - taps)
     idx = start[:, None] + np.arange(taps)
-    weights = np.ascontiguousarray(quantise_rows(dense[np.arange(n_out)[:, None], idx]))
+    q = quantise_rows(dense[np.arange(n_out)[:, None], idx], V_ONE if vertical else H_ONE)
+    weights = np.ascontiguousarray(q.astype(np.uint16))
     stride, lo, hi = uniform_run(start, weights)
     start = (start + offset).astype(np.int32)
     start.setflags(write=False)         # cached and shared between calls
@@ -212,10 +217,10 @@ def uniform_run(start: np.ndarray, weights: np.ndarray) -> tuple[int, int, int]:
 def _axis_plan(first: int, n_src: int, n_out: int, n_chroma: int, vertical: bool):
     """Luma taps and (when ``n_chroma``) composite chroma taps of one axis."""
     dense = luma_axis_weights(n_src, n_out)
-    luma = band(dense, first)
+    luma = band(dense, first, vertical)
     if not n_chroma:
         return luma, None
-    return luma, band(compose_chroma(dense, first, n_chroma, vertical), 0)
+    return luma, band(compose_chroma(dense, first, n_chroma, vertical), 0, vertical)
 
 
 # ----------------------------------------------------------------------------- validation
@@ -364,7 +369,10 @@ def _affine(kind: int, channels: int, scale, offset, quant) -> np.ndarray:
 
 @functools.lru_cache(maxsize=16)
 def _matrix(fmt: str, color: str) -> np.ndarray:
-    """float32 [C, 4] colour matrix on Q16 inputs (Y,U,V or the frame's 3 channels)."""
+    """int16 [C, 4] colour matrix: Q13 coefficients on Q7 inputs (the filtered planes)
+    and a Q4 constant; level = clamp((sum_k mulhs(x_k, m_k) + m_3) >> 4, 0, 255) where
+    mulhs(a, b) = (a * b) >> 16.  The constant holds the offset, +0.5 level for rounding and
+    the mean loss of the truncating products (0.5/16 level each)."""
     if fmt in ("I420", "NV12"):
         rgb = BT601_LIMITED.copy()
     else:
@@ -373,11 +381,12 @@ def _matrix(fmt: str, color: str) -> np.ndarray:
         m = (LUMA_WEIGHTS @ rgb)[None, :]
     else:
         m = rgb if color == "rgb" else rgb[::-1]
-    m = np.array(m, dtype=np.float64)
-    m[:, :3] *= _Q16
-    m = m.astype(np.float32)
-    m.setflags(write=False)             # cached and shared between calls
-    return m
+    coef = np.rint(np.asarray(m)[:, :3] * (1 << M_FRAC))
+    products = (coef != 0).sum(axis=1)
+    const = np.rint((np.asarray(m)[:, 3] + 0.5) * (1 << OUT_FRAC) + 0.5 * products)
+    out = np.concatenate([coef, const[:, None]], axis=1).astype(np.int16)
+    out.setflags(write=False)           # cached and shared between calls
+    return out
 
 
 def _content(crop: Rect, ow: int, oh: int, letterbox: bool) -> Rect:
