@@ -238,15 +238,16 @@ class DoorLogic:
         self._update_state("monitor")
 
     def relay_fault(self, detail: str) -> None:
-        """The relay output did not read back as commanded: jammed, and the wanted relay
-        state falls back to locked so a later reset never releases the door by itself."""
+        """The relay output did not read back as commanded."""
+        self._jam(detail)
+
+    def _jam(self, detail: str) -> None:
+        """Jammed: the wanted relay state falls back to locked (so a later reset never
+        releases the door by itself) and the current delivery's check-in says so."""
         self._timers.relock_at = None
         self.relay_unlocked = False
         if self.visit is not None:
             self._finish_visit("jammed")
-        self._jam(detail)
-
-    def _jam(self, detail: str) -> None:
         if self.fault is None:
             self.fault = detail
             self._note("door.jammed", detail=detail)

@@ -12,6 +12,7 @@ LONGEST = max(T.unlock_s, T.rex_s)
 ACTIONS = st.lists(st.one_of(
     st.just(("grant",)), st.just(("rex",)), st.just(("open",)), st.just(("close",)),
     st.tuples(st.just("tamper"), st.booleans()), st.just(("reset",)), st.just(("fault",)),
+    st.tuples(st.just("monitor"), st.booleans()),
     st.tuples(st.just("wait"), st.floats(0.0, 90.0))), max_size=40)
 
 
@@ -32,6 +33,8 @@ def apply(lg: DoorLogic, clock: SimulatedClock, action: tuple) -> None:
         lg.tamper(action[1])
     elif kind == "reset":
         lg.reset_lockout("prop", "")
+    elif kind == "monitor":
+        lg.lock_monitor(action[1])
     elif kind == "fault":
         lg.relay_fault("prop: relay stuck")
     else:
@@ -62,9 +65,10 @@ def check_invariants(lg: DoorLogic, clock: SimulatedClock) -> None:
 @given(actions=ACTIONS)
 @example(actions=[("grant",), ("rex",), ("tamper", True), ("wait", 6.0)])
 @example(actions=[("grant",), ("rex",), ("fault",), ("wait", 6.0)])
+@example(actions=[("grant",), ("monitor", False), ("wait", 3.0)])
 def test_invariants_hold_for_any_sequence(actions):
     clock = SimulatedClock()
-    lg = DoorLogic(clock, T)
+    lg = DoorLogic(clock, T, has_monitor=any(a[0] == "monitor" for a in actions))
     for action in actions:
         apply(lg, clock, action)
         lg.drain()
