@@ -214,6 +214,10 @@ class FreezerApp:
         with self._lock:
             return enrol(self.bus, self.rules, measure=measure)
 
+    def register_commands(self, svc) -> None:
+        """Take MQTT commands through ``svc`` (a DeviceService): ``ack``."""
+        svc.on_command("ack", self.handle_ack_command)
+
     def handle_ack_command(self, cmd) -> dict:
         """``svc.on_command("ack", app.handle_ack_command)``: args ``alarm``, ``note``."""
         alarm = self.ack(str(cmd.args.get("alarm", "")), cmd.by, str(cmd.args.get("note", "")))

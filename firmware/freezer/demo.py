@@ -117,7 +117,7 @@ class FreezerDemo:
         self.svc = DeviceService(self.cfg, clock=self.ctx.clock, app="freezer")
         self.app = FreezerApp(self.rules, self.bus, self.svc, self.ctx.clock,
                               storage_of(self.cfg.freezer))
-        self.svc.on_command("ack", self.app.handle_ack_command)
+        self.app.register_commands(self.svc)
         self._stop = threading.Event()
 
     def start(self) -> None:

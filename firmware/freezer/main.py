@@ -83,7 +83,7 @@ def _run(cfg, rules, config_path: str) -> int:
     svc = DeviceService(cfg, clock=clock, app="freezer")
     app = FreezerApp(rules, bus, svc, clock, storage_of(cfg.freezer),
                      doors=door_inputs(cfg.freezer))
-    svc.on_command("ack", app.handle_ack_command)
+    app.register_commands(svc)
     stop = stop_event_on_signals()
     svc.start()
     console = _start_console(cfg.freezer.console_port, config_path, svc, app)

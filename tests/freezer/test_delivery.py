@@ -57,6 +57,7 @@ class Freezer:
         self.svc = DeviceService(self.cfg, app="freezer")      # real clock for the link
         self.app = FreezerApp(self.rules, self.bus, self.svc, self.clock,
                               storage_of(self.cfg.freezer))
+        self.app.register_commands(self.svc)
         self.svc.start()
 
     def run(self, seconds, step=5.0):
@@ -112,4 +113,39 @@ def test_warm_up_during_an_outage_is_alarmed_and_delivered_with_true_times(stack
             assert got[(env.body["alarm_id"], "raised")] == (0, env.ts)
         assert raised[0].ts < format_ts(fz.clock.time())   # true (earlier) time, not arrival
     finally:
+        fz.close()
+
+
+def test_ack_over_mqtt_command_reaches_the_store_with_who_and_note(stack):
+    import paho.mqtt.client as mqtt
+    down, _relay, _store, tmp = stack
+    db = tmp / "store.db"
+    fz = Freezer(tmp, down.url)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    try:
+        fz.bus.probe(ROMS["top"]).model.compressor_failed = True
+        fz.run(2 * 3600)
+        alarm_id = fz.app.alarms()[0].id
+        host, port = down.url.rsplit("/", 1)[-1].split(":")
+        client.connect(host, int(port))
+        client.loop_start()
+        topic = "se/v1/s0042/freezer/fz-1/cmd/ack"
+        for args in ({"alarm": "nope", "note": "x"},
+                     {"alarm": alarm_id, "note": "moved stock to ice2"}):
+            client.publish(topic, json.dumps({"args": args, "by": "mgr:jd", "id": "c1"}),
+                           qos=1).wait_for_publish(5)
+        assert wait_for(lambda: fz.app.engine.get(alarm_id).acked, 20)
+        assert fz.app.engine.get(alarm_id).acked_by == "mgr:jd"
+
+        def acked_rows():
+            return [b for _p, _t, b in store_rows(db, "freezer.alarm") if b["action"] == "acked"]
+        assert wait_for(lambda: acked_rows(), 30)
+        assert acked_rows()[0]["ack_note"] == "moved stock to ice2"
+        assert wait_for(lambda: len(store_rows(db, "device.command")) == 2, 30)
+        results = [b for _p, _t, b in store_rows(db, "device.command")]
+        assert [r["ok"] for r in results] == [False, True]
+        assert "no open alarm 'nope'" in results[0]["error"]
+    finally:
+        client.loop_stop()
+        client.disconnect()
         fz.close()
