@@ -17,6 +17,7 @@ Quote times of day (``"06:00"``): unquoted, YAML 1.1 reads ``06:00`` as the numb
 """
 from __future__ import annotations
 
+import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from storeedge.firmware.common.config import ConfigError, section, setting
@@ -214,6 +215,11 @@ class FreezerSection:
                               f"(IANA names, e.g. Europe/Paris)") from None
         if not self.units:
             raise ConfigError("units", "at least one unit is needed")
+        for kind, names in (("units", self.units), ("probes", self.probes)):
+            for name in names:
+                if not re.fullmatch(NAME_PATTERN, name):
+                    raise ConfigError(f"{kind}.{name}", f"name {name!r} must be 1-32 of a-z, "
+                                      f"0-9, '_' or '-' (it appears in alarm ids and events)")
         self._check_membership()
         roms: dict[str, str] = {}
         for name, probe in self.probes.items():

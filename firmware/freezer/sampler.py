@@ -53,6 +53,7 @@ class Sampler:
         self._next = {n: float("-inf") for n in probes}
         self._status = {n: ProbeStatus(n, p.rom, p.unit, None, None, "not read yet", None, None)
                         for n, p in probes.items()}
+        self._good: dict[str, tuple[float, float]] = {}   # name -> (ts, degC) of the last trusted
 
     def due(self, mono: float) -> list[str]:
         """Probes whose next read is due at monotonic time ``mono`` (s)."""
@@ -69,6 +70,8 @@ class Sampler:
         self.schedule(name, mono, busy)
         old = self._status[name]
         good_ts = ts if sample.ok else old.last_good_ts
+        if sample.ok:
+            self._good[name] = (ts, sample.temp_c)
         self._status[name] = ProbeStatus(name, probe.rom, probe.unit, sample.temp_c,
                                          sample.fault.value if sample.fault else None,
                                          sample.detail, ts, good_ts)
@@ -84,11 +87,12 @@ class Sampler:
         return [self._status[n] for n in self.probes]
 
     def latest_good(self, name: str, now: float, max_age_s: float) -> float | None:
-        """The probe's latest trusted temperature if read within ``max_age_s``, else None."""
-        st = self._status[name]
-        if st.temp_c is None or st.ts is None or now - st.ts > max_age_s:
+        """The probe's latest trusted temperature (degC) if taken within ``max_age_s`` of
+        ``now``, else None (a bad read after a good one does not hide the good one)."""
+        if name not in self._good:
             return None
-        return st.temp_c
+        ts, temp = self._good[name]
+        return temp if now - ts <= max_age_s else None
 
 
 class Batcher:

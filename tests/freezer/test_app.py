@@ -253,3 +253,13 @@ def test_unreadable_alarm_file_is_reported_not_fatal(tmp_path, caplog):
     r = Rig(tmp_path)
     assert r.app.alarms() == [] and "unreadable" in caplog.text
     r.bus.close()
+
+
+def test_haccp_uses_the_last_trusted_reading_through_a_bad_read(tmp_path):
+    r = Rig(tmp_path, start=_at(5, 50))
+    r.run(9 * 60 + 30)                                  # 05:59:30, probes read at 05:59:xx
+    r.bus.inject(ROMS["dairy"], Fault.CRC)              # every read from now on fails
+    r.run(60)
+    dairy = [x for x in r.app.haccp_records() if x.unit == "dairy"][0]
+    assert dairy.result == "pass" and dairy.probes["dairy"] is not None
+    r.bus.close()
