@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from storeedge.firmware.common.events import format_ts
 from storeedge.firmware.common.exc import OutboxFull, StoreedgeError, TelemetryDropped
@@ -39,6 +39,14 @@ from storeedge.firmware.freezer.state import Storage, load_alarms, save_alarms
 log = logging.getLogger(__name__)
 
 DoorFn = Callable[[], bool]
+MAX_RETRY = 1000
+
+
+class Pending(NamedTuple):
+    """An event the outbox had no room for yet (retried every pass)."""
+
+    body: Any
+    ts: float
 
 
 class FreezerApp:
@@ -68,7 +76,7 @@ class FreezerApp:
         self.doors = dict(doors or {})
         self._door_state = {u: False for u in self.doors}
         self._lock = threading.RLock()
-        self._retry: list[tuple[Any, float]] = []
+        self._retry: list[Pending] = []
         self.emit_failures = 0
 
     # ------------------------------------------------------------------ the loop
@@ -152,15 +160,22 @@ class FreezerApp:
             self.sink.emit(body, ts=ts)
         except TelemetryDropped as exc:
             log.warning("telemetry not stored (outbox full): %s", exc)
-        except (OutboxFull, StoreedgeError) as exc:
+        except OutboxFull as exc:          # alarms/HACCP: kept in memory, retried each pass
             self.emit_failures += 1
             log.error("could not store %s event, will retry: %s", type(body).__name__, exc)
-            self._retry.append((body, ts))
+            if len(self._retry) < MAX_RETRY:
+                self._retry.append(Pending(body, ts))
+            else:
+                log.critical("%d events waiting for outbox space: %s dropped",
+                             MAX_RETRY, type(body).__name__)
+        except StoreedgeError as exc:      # a bug (schema, closed outbox): say it, go on
+            self.emit_failures += 1
+            log.error("%s event not stored: %s", type(body).__name__, exc)
 
     def _retry_emits(self) -> None:
         pending, self._retry = self._retry, []
-        for body, ts in pending:
-            self._emit(body, ts)
+        for p in pending:
+            self._emit(p.body, p.ts)
 
     # ------------------------------------------------------------------ console API
     def probes(self) -> list[ProbeStatus]:

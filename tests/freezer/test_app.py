@@ -263,3 +263,24 @@ def test_haccp_uses_the_last_trusted_reading_through_a_bad_read(tmp_path):
     dairy = [x for x in r.app.haccp_records() if x.unit == "dairy"][0]
     assert dairy.result == "pass" and dairy.probes["dairy"] is not None
     r.bus.close()
+
+
+def test_alarm_events_wait_in_memory_while_the_outbox_is_full(rig):
+    from storeedge.firmware.common.exc import OutboxFull
+    from storeedge.firmware.freezer.events import FreezerAlarm
+
+    full = {"on": True}
+    real_emit = rig.sink.emit
+
+    def emit(body, ts=None):
+        if full["on"] and isinstance(body, FreezerAlarm):
+            raise OutboxFull("outbox full (test)")
+        real_emit(body, ts)
+    rig.sink.emit = emit
+    rig.model("top").compressor_failed = True
+    rig.run(2 * 3600)
+    assert rig.alarms() == [] and rig.app.emit_failures > 0
+    full["on"] = False
+    rig.run(10)
+    raised = rig.alarms(action="raised")
+    assert raised and raised[0][1] < rig.clock.time() - 600    # kept its true time
