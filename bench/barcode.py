@@ -115,8 +115,10 @@ def summarise(frames, res) -> dict:
         "reader_false_positives": tally["reader"][2],
         "time_ratio_vs_zxing_default": round(med["ours"] / med["zxing_default"], 4),
         "time_ratio_vs_zxing_retail": round(med["ours"] / med["zxing_retail"], 4),
-        "reader_mean_time_ratio_vs_zxing_default": round(mean["reader"] / mean["zxing_default"], 4),
-        "reader_mean_time_ratio_vs_zxing_retail": round(mean["reader"] / mean["zxing_retail"], 4),
+        "reader_mean_time_ratio_vs_zxing_default":
+            round(mean["reader"] / mean["zxing_default"], 4),
+        "reader_mean_time_ratio_vs_zxing_retail":
+            round(mean["reader"] / mean["zxing_retail"], 4),
     }
 
 

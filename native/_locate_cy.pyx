@@ -155,13 +155,14 @@ def warp_affine(const unsigned char[:, ::1] src, const double[::1] m, int out_h,
     return out
 
 
-def line_edges(const unsigned char[:, ::1] gray, long long x0, long long y0, long long dx,
-               long long dy, int n, int window):
-    """Edges met along a sampled line: points i = 0..n-1 at ((x0 + i*dx), (y0 + i*dy)) in
-    16.16 fixed-point px, rounded and clamped to the frame.  Over the points with a full
+def line_edges(const unsigned char[:, ::1] gray, tuple line, int n, int window):
+    """Edges met along a sampled line ``line = (x0, y0, dx, dy)``: points i = 0..n-1 at
+    (x0 + i*dx, y0 + i*dy) in 16.16 fixed-point px, rounded and clamped to the frame.
+    Over the points with a full
     ``window`` (odd) around them, detail D = window*p - (window sum); an edge is a change
     between D > +T and D < -T where T = mean |D| / 2 (exact integer arithmetic).  Returns the
     int64 indices i where each edge is confirmed (empty for a flat line)."""
+    cdef long long x0 = line[0], y0 = line[1], dx = line[2], dy = line[3]
     cdef Py_ssize_t h = gray.shape[0], w = gray.shape[1]
     cdef int half = window // 2, i, m, state = 0, s, edges = 0
     cdef long long ix, iy, run = 0, absum = 0, d
@@ -210,8 +211,8 @@ cdef int _cmp_ll(const void* a, const void* b) noexcept nogil:
     return (x > y) - (x < y)
 
 
-def edge_run(const unsigned char[:, ::1] gray, long long x0, long long y0, long long dx,
-              long long dy, int n, int window, long long core_lo, long long core_hi):
+def edge_run(const unsigned char[:, ::1] gray, tuple line, int n, int window,
+             long long core_lo, long long core_hi):
     """The run of bar edges through a core span of a sampled line (see ``line_edges``).
 
     Core edges: positions in [core_lo, core_hi]; at least 4 are needed.  m2 = twice the median
@@ -219,7 +220,7 @@ def edge_run(const unsigned char[:, ::1] gray, long long x0, long long y0, long 
     grows outwards while the gap to the next edge is < 6 * median + 1, i.e. 2 * gap <
     6 * m2 + 2.  Returns (edges in the run, first position, last position, m2), or
     (0, 0, 0, 0) when the core has fewer than 4 edges."""
-    pos_arr = line_edges(gray, x0, y0, dx, dy, n, window)
+    pos_arr = line_edges(gray, line, n, window)
     cdef long long[::1] pos = pos_arr
     cdef Py_ssize_t k = pos.shape[0], i, first = -1, last = -1, nd
     cdef long long m2

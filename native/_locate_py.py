@@ -78,9 +78,10 @@ def warp_affine(src: np.ndarray, m: np.ndarray, out_h: int, out_w: int) -> np.nd
     return (top + (bot - top) * fy + 0.5).astype(np.uint8)
 
 
-def line_edges(gray: np.ndarray, x0: int, y0: int, dx: int, dy: int, n: int,
-               window: int) -> np.ndarray:
-    """Indices of the edges met along a sampled line (16.16 fixed point); see the Cython doc."""
+def line_edges(gray: np.ndarray, line: tuple, n: int, window: int) -> np.ndarray:
+    """Indices of the edges met along a sampled line ``(x0, y0, dx, dy)`` (16.16 fixed
+    point); see the Cython doc."""
+    x0, y0, dx, dy = (int(v) for v in line)
     h, w = gray.shape
     half = window // 2
     if n < window + 1 or window < 3:
@@ -104,10 +105,10 @@ def line_edges(gray: np.ndarray, x0: int, y0: int, dx: int, dy: int, n: int,
     return (centre[nz[change]]).astype(np.int64)
 
 
-def edge_run(gray: np.ndarray, x0: int, y0: int, dx: int, dy: int, n: int, window: int,
-             core_lo: int, core_hi: int) -> tuple[int, int, int, int]:
+def edge_run(gray: np.ndarray, line: tuple, n: int, window: int, core_lo: int,
+             core_hi: int) -> tuple[int, int, int, int]:
     """(edges in the run, first pos, last pos, 2 x median core spacing); see the Cython doc."""
-    pos = line_edges(gray, x0, y0, dx, dy, n, window)
+    pos = line_edges(gray, line, n, window)
     core = np.nonzero((pos >= core_lo) & (pos <= core_hi))[0]
     if core.size < 4:
         return (0, 0, 0, 0)

@@ -200,7 +200,8 @@ def _finish(canvas: np.ndarray, rng: np.random.Generator, p: SceneParams) -> np.
         gx, gy = rng.uniform(0, w), rng.uniform(0, h)
         r = rng.uniform(40, 200)
         yy, xx = np.ogrid[0:h, 0:w]
-        canvas = canvas + rng.uniform(60, 160) * np.exp(-((xx - gx) ** 2 + (yy - gy) ** 2) / r ** 2)
+        spot = np.exp(-((xx - gx) ** 2 + (yy - gy) ** 2) / r ** 2)
+        canvas = canvas + rng.uniform(60, 160) * spot
     canvas = canvas + rng.normal(0, rng.uniform(*p.noise_sigma), canvas.shape)
     return np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
 
@@ -245,7 +246,8 @@ def random_code(rng: np.random.Generator) -> tuple[str, str]:
     if kind == 3:
         return digits[:11], "UPC-A"
     if kind == 4:
-        return "0" + digits[:4] + str(int(rng.integers(1, 10))) + str(int(rng.integers(5, 10))), "UPC-E"
+        tail = str(int(rng.integers(1, 10))) + str(int(rng.integers(5, 10)))
+        return "0" + digits[:4] + tail, "UPC-E"          # last digit 5-9: 5th digit not 0
     if kind == 5:
         return digits[:7], "EAN-8"
     if kind == 6:

@@ -64,7 +64,8 @@ class TrackUpdate(NamedTuple):
     ended: list[Sighting]
 
 
-def identity_of(bc: Barcode, scheme: gs1.VariableMeasureScheme | None) -> tuple[tuple, gs1.ItemKey | None]:
+def identity_of(bc: Barcode, scheme: gs1.VariableMeasureScheme | None
+                ) -> tuple[tuple, gs1.ItemKey | None]:
     """(identity tuple, GS1 key or None) of a read."""
     try:
         key = bc.item_key(scheme)

@@ -244,7 +244,7 @@ def _scan(gray: np.ndarray, c: Candidate, extend: float, lines: int, window: int
         off = ((k + 1) / (lines + 1) - 0.5) * c.height
         x0 = c.cx - n / 2.0 * ux - off * uy
         y0 = c.cy - n / 2.0 * uy + off * ux
-        out.append(_k.line_edges(gray, _fix(x0), _fix(y0), _fix(ux), _fix(uy), n, window))
+        out.append(_k.line_edges(gray, (_fix(x0), _fix(y0), _fix(ux), _fix(uy)), n, window))
     return out
 
 
@@ -263,7 +263,7 @@ def refine_linear(gray: np.ndarray, c: Candidate, p: LocateParams) -> Candidate 
     for frac in (0.0, -0.25, 0.25):                   # the middle line first
         x0 = c.cx - n / 2.0 * ux - frac * c.height * uy
         y0 = c.cy - n / 2.0 * uy + frac * c.height * ux
-        run = _k.edge_run(gray, _fix(x0), _fix(y0), _fix(ux), _fix(uy), n, 15, core_lo,
+        run = _k.edge_run(gray, (_fix(x0), _fix(y0), _fix(ux), _fix(uy)), n, 15, core_lo,
                           core_hi)
         if run[0] >= p.min_edges and run[2] - run[1] > best[2] - best[1]:
             best = run

@@ -95,8 +95,9 @@ def test_line_edges_native_equals_twin():
         x0, y0 = (int(v) for v in rng.integers(-2 << 16, 90 << 16, 2))
         dx, dy = (int(v) for v in rng.integers(-1 << 16, 1 << 16, 2))
         n, win = int(rng.integers(0, 150)), int(rng.choice([3, 9, 15]))
-        assert np.array_equal(native.line_edges(g, x0, y0, dx, dy, n, win),
-                              twin.line_edges(g, x0, y0, dx, dy, n, win))
+        line = (x0, y0, dx, dy)
+        assert np.array_equal(native.line_edges(g, line, n, win),
+                              twin.line_edges(g, line, n, win))
 
 
 @needs_native
@@ -113,7 +114,7 @@ def test_edge_run_native_equals_twin():
         lo = int(rng.integers(-5, n + 1))
         hi = int(rng.integers(lo, n + 10))
         win = int(rng.choice([3, 9, 15]))
-        args = (g, -5 << 16, 1 << 16, 1 << 16, 0, n, win, lo, hi)
+        args = (g, (-5 << 16, 1 << 16, 1 << 16, 0), n, win, lo, hi)
         a, b = native.edge_run(*args), twin.edge_run(*args)
         assert a == b
         hits += a[0] > 0
@@ -125,22 +126,22 @@ def test_edge_run_spans_a_code_split_by_wide_elements():
     row = np.repeat(np.array([30, 220] * 9)[:len(widths)], widths).astype(np.uint8)
     row = np.concatenate([np.full(60, 220, np.uint8), row, np.full(60, 220, np.uint8)])
     g = np.ascontiguousarray(np.tile(row, (3, 1)))
-    count, lo, hi, m2 = L._k.edge_run(g, 0, 1 << 16, 1 << 16, 0, row.size, 5, 60, 75)
+    count, lo, hi, m2 = L._k.edge_run(g, (0, 1 << 16, 1 << 16, 0), row.size, 5, 60, 75)
     assert m2 == 4 and 59 <= lo <= 62 and 100 <= hi <= 104 and count >= 14
     # a gap of 8 spacings (a quiet zone) stops the run
     wide = np.ascontiguousarray(np.tile(np.concatenate([row[:80], np.full(16, 220, np.uint8),
                                                         row[80:]]), (3, 1)))
-    _, lo2, hi2, _ = L._k.edge_run(wide, 0, 1 << 16, 1 << 16, 0, wide.shape[1], 5, 60, 75)
+    _, lo2, hi2, _ = L._k.edge_run(wide, (0, 1 << 16, 1 << 16, 0), wide.shape[1], 5, 60, 75)
     assert hi2 < 90
 
 
 def test_line_edges_counts_bars():
     row = np.repeat(np.tile([30, 220], 20), 4).astype(np.uint8)      # 20 bars, 4 px each
     g = np.ascontiguousarray(np.tile(row, (5, 1)))
-    edges = L._k.line_edges(g, 0, 2 << 16, 1 << 16, 0, g.shape[1], 9)
+    edges = L._k.line_edges(g, (0, 2 << 16, 1 << 16, 0), g.shape[1], 9)
     assert 35 <= len(edges) <= 39                                   # 39 inner edges
     flat = np.full((5, 160), 77, np.uint8)
-    assert len(L._k.line_edges(flat, 0, 2 << 16, 1 << 16, 0, 160, 9)) == 0
+    assert len(L._k.line_edges(flat, (0, 2 << 16, 1 << 16, 0), 160, 9)) == 0
 
 
 @needs_native

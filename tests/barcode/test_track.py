@@ -45,9 +45,10 @@ def test_same_item_via_different_symbologies_continues_one_sighting():
 
 def test_two_identical_items_far_apart_are_two_sightings():
     tr = BarcodeTracker(max_jump_px=150)
-    reads = [_read("4006381333931", "EAN-13", 100, 300), _read("4006381333931", "EAN-13", 900, 300)]
+    ean = "4006381333931"
+    reads = [_read(ean, "EAN-13", 100, 300), _read(ean, "EAN-13", 900, 300)]
     assert len(tr.update(reads, 0.0).started) == 2
-    reads = [_read("4006381333931", "EAN-13", 140, 300), _read("4006381333931", "EAN-13", 940, 300)]
+    reads = [_read(ean, "EAN-13", 140, 300), _read(ean, "EAN-13", 940, 300)]
     upd = tr.update(reads, 0.03)
     assert upd.started == [] and len({s.id for s in upd.continued}) == 2
     for s in tr.active:
@@ -67,7 +68,8 @@ def test_constant_velocity_prediction_keeps_fast_items():
 def test_door_qr_identity_is_raw_bytes():
     tr = BarcodeTracker()
     tr.update([_read("abc:DEF", "QR Code", 100, 100)], 0.0)
-    upd = tr.update([_read("abc:DEF", "QR Code", 105, 100), _read("abc:XYZ", "QR Code", 110, 100)], 0.1)
+    upd = tr.update([_read("abc:DEF", "QR Code", 105, 100),
+                     _read("abc:XYZ", "QR Code", 110, 100)], 0.1)
     assert len(upd.continued) == 1 and len(upd.started) == 1
     assert upd.continued[0].key is None
 
