@@ -143,7 +143,11 @@ def _export(args, cfg, rules) -> int:
 
 def _probes(args, cfg, rules) -> int:
     bus = make_bus(cfg.freezer, rules, SystemClock())
-    results = enrol(bus, rules, measure=not args.no_measure)
+    try:
+        results = enrol(bus, rules, measure=not args.no_measure)
+    finally:
+        if hasattr(bus, "close"):
+            bus.close()
     print(f"{'ROM':<16} {'NAME':<10} {'TEMP':>8} {'CONV':>7}  VERDICT   NOTES")
     for r in results:
         temp = "-" if r.temp_c is None else f"{r.temp_c:.2f}"
