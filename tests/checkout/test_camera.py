@@ -93,3 +93,68 @@ def test_picamera2_missing_is_reported_not_hidden():
         open_camera("picamera2")
     with pytest.raises(UnknownBackend):
         open_camera("webcam")
+
+
+class _FakeRequest:
+    def __init__(self, cam):
+        self.cam = cam
+
+    def make_array(self, name):
+        w, h = self.cam.cfg[name]["size"]
+        return np.full((h * 3 // 2, w), 100 if name == "main" else 50, np.uint8)
+
+    def get_metadata(self):
+        self.cam.ts += 33_333_333
+        return {"SensorTimestamp": self.cam.ts}
+
+    def release(self):
+        self.cam.released += 1
+
+
+class _FakePicamera2:
+    """Stands in for picamera2.Picamera2 (which needs libcamera and a sensor)."""
+
+    def __init__(self, num):
+        self.num, self.ts, self.released, self.started = num, 5_000_000_000, 0, False
+
+    def create_video_configuration(self, main, lores, controls, buffer_count):
+        self.cfg = {"main": main, "lores": lores, "controls": controls}
+        return self.cfg
+
+    def configure(self, cfg):
+        assert cfg is self.cfg
+
+    def start(self):
+        self.started = True
+
+    def capture_request(self, wait=None):
+        return "job"
+
+    def wait(self, job, timeout=None):
+        return _FakeRequest(self)
+
+    def stop(self):
+        self.started = False
+
+    def close(self):
+        pass
+
+
+def test_picamera2_backend_streams_and_sensor_timestamps(monkeypatch):
+    import sys
+    import types
+
+    fake = types.ModuleType("picamera2")
+    fake.Picamera2 = _FakePicamera2
+    monkeypatch.setitem(sys.modules, "picamera2", fake)
+    cam = open_camera("picamera2", main_size=(640, 480), lores_size=(320, 240), fps=30)
+    assert cam.cam.cfg["main"] == {"size": (640, 480), "format": "YUV420"}
+    assert cam.cam.cfg["lores"] == {"size": (320, 240), "format": "YUV420"}
+    assert cam.cam.cfg["controls"]["FrameDurationLimits"] == (33333, 33333)
+    a, b = cam.capture(), cam.capture()
+    assert a.main.shape == (480, 640) and a.lores.shape == (360, 320)
+    assert b.t - a.t == pytest.approx(1 / 30, abs=1e-6) and a.t == pytest.approx(5.033333, 1e-6)
+    assert cam.cam.released == 2
+    report = self_test(cam, n_frames=3)
+    assert report.ok and report.backend == "picamera2"
+    cam.close()

@@ -124,3 +124,35 @@ def test_replay_feed_releases_lines_by_time():
     assert [e.kind for e in feed.poll(1.5)] == ["txn_start"]
     assert [type(e).__name__ for e in feed.poll(5.0)] == ["PosEvent", "Rejected"]
     assert feed.finished and feed.poll(9.0) == []
+
+
+def test_mqtt_feed_with_real_broker(broker):
+    import paho.mqtt.client as mqtt
+
+    from storeedge.drivers.pos import MqttPosFeed
+
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    pub.connect("127.0.0.1", broker.port)
+    pub.loop_start()
+    # a stale retained message: delivered on subscription with the retain flag -> ignored
+    pub.publish("pos/lane-1/scans", b'{"type":"scan","code":"4011"}', qos=1,
+                retain=True).wait_for_publish(2)
+    feed = MqttPosFeed(broker.url, "pos/lane-1/scans", clock=SystemClock(),
+                       client_id="lane-1-pos")
+    try:
+        time.sleep(0.5)
+        got = []
+        end = time.monotonic() + 5
+        while not got and time.monotonic() < end:
+            pub.publish("pos/lane-1/scans", b'{"type":"txn_start","txn":"T9"}', qos=1).wait_for_publish(2)
+            pub.publish("pos/lane-1/scans", b'{"type":"scan","code":"4006381333931",'
+                                            b'"symbology":"]E0"}', qos=1).wait_for_publish(2)
+            pub.publish("pos/lane-1/scans", b"garbage", qos=1).wait_for_publish(2)
+            got = _drain(feed, 3, timeout=2.0)
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        feed.close()
+    kinds = [getattr(g, "kind", "rejected") for g in got[:3]]
+    assert kinds == ["txn_start", "scan", "rejected"]
+    assert got[1].code == "4006381333931" and got[1].format == "EAN-13"
