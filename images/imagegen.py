@@ -43,8 +43,8 @@ PART_BOOT, PART_ROOT_A, PART_ROOT_B, PART_DATA = 1, 2, 3, 4
 SLOTS = {"A": (PART_ROOT_A, "slot-a/"), "B": (PART_ROOT_B, "slot-b/")}
 DEBIAN_SUITE = "bookworm"
 
-LAYER_KEYS = {"description", "requires", "packages", "build_packages", "units", "boot",
-              "scripts", "users"}
+LAYER_KEYS = {"description", "requires", "packages", "build_packages", "python_packages",
+              "units", "boot", "scripts"}
 KIND_KEYS = {"kind", "description", "app", "device_kind", "compatible", "hostname", "layers",
              "boot", "partitions", "app_config", "gpio_safe", "unit_environment"}
 UNIT_KEYS = {"enable", "mask"}
@@ -73,7 +73,7 @@ class Layer:
     config_lines: list[str] = field(default_factory=list)
     cmdline: list[str] = field(default_factory=list)
     scripts: list[str] = field(default_factory=list)
-    users: dict = field(default_factory=dict)
+    python_packages: list[str] = field(default_factory=list)
 
     @property
     def overlay(self) -> Path:
@@ -123,6 +123,11 @@ class Image:
     def build_packages(self) -> list[str]:
         keep = set(self.packages)
         return _unique(p for layer in self.layers for p in layer.build_packages if p not in keep)
+
+    @property
+    def python_packages(self) -> list[str]:
+        """Extra PyPI requirements installed into the app's venv beside storeedge's own."""
+        return _unique(p for layer in self.layers for p in layer.python_packages)
 
     @property
     def enable(self) -> list[str]:
@@ -205,7 +210,7 @@ def load_layer(name: str) -> Layer:
         config_lines=_str_list(path, "boot.config", boot.get("config")),
         cmdline=_str_list(path, "boot.cmdline", boot.get("cmdline")),
         scripts=_str_list(path, "scripts", data.get("scripts")),
-        users=data.get("users") or {},
+        python_packages=_str_list(path, "python_packages", data.get("python_packages")),
     )
     for script in layer.scripts:
         if not (LAYERS_DIR / name / script).is_file():
@@ -425,7 +430,11 @@ def render_app_config(image: Image) -> str:
         "outbox": {"path": "/data/storeedge/outbox.db"},
         "log": {"level": "info"},
     }
-    cfg.update(image.app_config)
+    for key, value in image.app_config.items():      # a kind may drop a section with null
+        if value is None:
+            cfg.pop(key, None)
+        else:
+            cfg[key] = value
     head = (f"# storeedge {image.app} config ({image.kind} image default).\n"
             f"# Lives on the data partition; set device.id and device.store with the serial\n"
             f"# console (storeedge console) or edit /data/storeedge/{image.app}.yaml.\n")
@@ -474,6 +483,7 @@ def generated_files(image: Image, version: str = "0.0.0-dev") -> dict[str, str]:
         "bundle/manifest.raucm": render_manifest(image, version),
         "packages.txt": "\n".join(image.packages) + "\n",
         "build-packages.txt": "\n".join(image.build_packages) + "\n",
+        "python-packages.txt": "".join(p + "\n" for p in image.python_packages),
         "units-enable.txt": "\n".join(image.enable) + "\n",
         "units-mask.txt": "\n".join(image.mask) + "\n",
         "layers.txt": "\n".join(image.layer_names()) + "\n",

@@ -151,16 +151,24 @@ def test_rauc_system_conf_and_layout_agree(rendered):
                    and not line.startswith("#")), "/ must stay as the kernel mounted it (ro)"
 
 
-def test_default_app_config_passes_the_common_sections_checks(rendered):
+def test_default_app_config_passes_the_apps_own_validation(rendered):
+    """The config seeded onto /data on first boot is accepted by the app itself."""
     image, out = rendered
-    config = pytest.importorskip("storeedge.firmware.common.config")
-    settings = pytest.importorskip("storeedge.firmware.common.settings")
-    data = yaml.safe_load((out / f"rootfs/usr/share/storeedge/defaults/{image.app}.yaml")
-                          .read_text())
-    common = {key: data[key] for key in ("device", "link", "outbox", "log")}
-    cfg = config.config_from_dict(common, settings.DeviceConfig)
-    assert cfg.outbox.path.startswith("/data/storeedge/")
-    assert cfg.device.kind == image.device_kind
+    path = out / f"rootfs/usr/share/storeedge/defaults/{image.app}.yaml"
+    data = yaml.safe_load(path.read_text())
+    assert data["device"]["kind"] == image.device_kind
+    for key in ("outbox", "relay"):
+        if key in data and "path" in str(data[key]):
+            assert all(v.startswith("/data/storeedge/") for k, v in data[key].items()
+                       if k.endswith("path")), data[key]
+    proc = subprocess.run([sys.executable, "-m", "storeedge", image.app, "--validate-config",
+                           "--config", str(path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    if image.gpio_safe:      # the app drives the same pin the firmware holds safe
+        pins = {g.pin for g in image.gpio_safe}
+        assert data["door"]["relay"]["pin"] in pins
+        assert data["door"]["relay"]["active_high"] is True and \
+            all(g.level == "low" for g in image.gpio_safe)
 
 
 def _verify_root(tmp_path: Path, out: Path, image) -> Path:
@@ -240,3 +248,23 @@ def test_bundle_signed_by_dev_ca_verifies_only_with_that_ca(tmp_path):
     bad = subprocess.run(["rauc", "info", f"--keyring={other}/ca.cert.pem", str(bundle)],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "signature verification failed" in bad.stderr
+    # RAUC itself accepts every kind's system.conf (it rejects unknown keys and bad values).
+    for kind in KINDS:
+        conf = tmp_path / f"{kind}-system.conf"
+        conf.write_text(imagegen.render_system_conf(imagegen.load_kind(kind)))
+        loaded = subprocess.run(["rauc", f"--conf={conf}", f"--keyring={pki}/ca.cert.pem",
+                                 "info", str(bundle)], capture_output=True, text=True, timeout=60)
+        assert loaded.returncode == 0, f"{kind}: {loaded.stderr}"
+
+
+def test_serial_console_owns_serial0(rendered):
+    image, out = rendered
+    unit = (IMAGES / "layers/serial-console/rootfs/etc/systemd/system/"
+            "storeedge-console.service").read_text()
+    assert "storeedge console --port /dev/serial0" in unit
+    masked = (out / "units-mask.txt").read_text().split()
+    assert {"serial-getty@ttyS1.service", "serial-getty@ttyAMA0.service"} <= set(masked)
+    assert "storeedge-console.service" in (out / "units-enable.txt").read_text().split()
+    rules = (IMAGES / "layers/serial-console/rootfs/etc/udev/rules.d/"
+             "70-storeedge-serial0.rules").read_text()
+    assert 'SYMLINK+="serial0"' in rules

@@ -23,6 +23,11 @@ python3 -m venv /opt/storeedge/venv
 /opt/storeedge/venv/bin/pip install -q --no-index --no-compile --find-links "$B/wheels" \
     --find-links "$B/built" storeedge
 /opt/storeedge/venv/bin/python -m compileall -q /opt/storeedge/venv/lib >/dev/null || true
+if [ -s "$B/python-packages.txt" ]; then
+    echo "install-storeedge: extra packages: $(tr '\n' ' ' < "$B/python-packages.txt")"
+    /opt/storeedge/venv/bin/pip install -q --no-index --no-compile --find-links "$B/wheels" \
+        -r "$B/python-packages.txt"
+fi
 ln -sf /opt/storeedge/venv/bin/storeedge /usr/local/bin/storeedge
 # The compiled kernels must load on the target (not the pure-Python twins).
 /opt/storeedge/venv/bin/python - <<'PY'
