@@ -26,17 +26,22 @@ def run_twin(*args, **kwargs):
 
 # ----------------------------------------------------------------------------- accuracy
 ACCURACY_CASES = [
-    # frame w, h, out w, h, crop, letterbox -- covers box x4/x2.25, bilinear, upscaling
-    (320, 180, 80, 80, None, False),
-    (128, 96, 64, 64, None, False),
-    (64, 48, 96, 80, None, False),
-    (200, 150, 48, 40, (13, 7, 151, 121), False),
-    (160, 90, 64, 64, None, True),
+    # frame w, h, out w, h, crop, letterbox, (mean, 99.9th percentile) tolerance in levels.
+    # u8 rounding alone gives a mean of 0.25.  Filtering Y/U/V before the conversion differs
+    # from the exact order (convert, clip, then filter) only where one output box mixes clipped
+    # and unclipped colours, which grows with the box: hence the looser 50x case.
+    (320, 180, 80, 80, None, False, (0.35, 1.5)),
+    (128, 96, 64, 64, None, False, (0.35, 1.5)),
+    (64, 48, 96, 80, None, False, (0.35, 1.5)),
+    (200, 150, 48, 40, (13, 7, 151, 121), False, (0.35, 1.5)),
+    (160, 90, 64, 64, None, True, (0.35, 1.5)),
+    (600, 200, 12, 9, None, False, (0.5, 4.0)),     # 50x / 22x shrink: many taps
+    (40, 30, 12, 200, (3, 1, 33, 27), False, (0.35, 1.5)),  # 2.75x across, 7x stretch down
 ]
 
 
-@pytest.mark.parametrize("w,h,ow,oh,crop,letterbox", ACCURACY_CASES)
-def test_i420_matches_exact_reference(w, h, ow, oh, crop, letterbox):
+@pytest.mark.parametrize("w,h,ow,oh,crop,letterbox,tol", ACCURACY_CASES)
+def test_i420_matches_exact_reference(w, h, ow, oh, crop, letterbox, tol):
     frame = ref.scene_i420(w, h, seed=w + oh)
     out = np.empty((oh, ow, 3), np.uint8)
     info = preprocess(frame, "I420", out, crop=crop, letterbox=letterbox)
@@ -44,8 +49,8 @@ def test_i420_matches_exact_reference(w, h, ow, oh, crop, letterbox):
     y, u, v = ref.split_i420(frame)
     exact = ref.reference_yuv(y, u, v, crop or (0, 0, w, h), c.w, c.h)
     err = np.abs(out[c.y:c.y + c.h, c.x:c.x + c.w] - exact)
-    assert err.mean() <= 0.35          # u8 rounding alone is 0.25
-    assert np.percentile(err, 99.9) <= 1.5
+    assert err.mean() <= tol[0]
+    assert np.percentile(err, 99.9) <= tol[1]
 
 
 def test_nv12_equals_i420():
