@@ -12,7 +12,7 @@ def freezer_config_dict(tmp_path) -> dict:
         "device": {"id": "fz-1", "kind": "freezer", "store": "s0042"},
         "outbox": {"path": str(tmp_path / "outbox.db")},
         "freezer": {
-            "onewire": {"backend": "sim"},
+            "onewire": {"backend": "sim", "root": str(tmp_path / "w1")},
             "haccp": {"path": str(tmp_path / "haccp.jsonl"), "checks": ["06:00", "18:00"]},
             "alarms": {"repeat_s": 900, "fault_after_reads": 3, "silent_after_s": 600,
                        "state_path": str(tmp_path / "alarms.json")},
