@@ -81,7 +81,7 @@ class LocateParams:
     min_edges: int = 22            # bar edges a scan line across a linear candidate must meet
     #                                (the shortest retail code, UPC-E, has 17 bars = 34 edges)
     min_aspect: float = 0.1        # bar height / code length of a 1-D code, at least
-    min_matrix_edges: int = 6      # edges on a centre line of a 2-D candidate, each axis
+    min_matrix_edges: int = 6      # edges on a centre line of a 2-D candidate, each direction
     min_matrix_fill: float = 0.25  # fraction of a 2-D box's cells that are energetic
 
 
@@ -370,13 +370,16 @@ def _grow_box(active: np.ndarray, y0: int, y1: int, x0: int, x1: int, steps: int
 
 
 def _matrix_edges_ok(gray: np.ndarray, c: Candidate, p: LocateParams) -> bool:
-    """A 2-D code has module edges along both axes through its middle (text has few
-    vertically, a single box edge few in either)."""
-    inner = c._replace(length=c.length - 4 * p.cell, height=c.height - 4 * p.cell)
-    across = edge_crossings(gray, inner, window=9)
-    down = edge_crossings(gray, inner._replace(angle=math.pi / 2, length=inner.height,
-                                               height=inner.length), window=9)
-    return min(across, down) >= p.min_matrix_edges
+    """A 2-D code has module edges in every direction through its middle: lines at 0, 45,
+    90 and 135 degrees must each cross ``min_matrix_edges``.  Text has few edges across its
+    lines, the ends of a 1-D code's bars few along the bars, a box edge few anywhere."""
+    across, down = c.length - 4 * p.cell, c.height - 4 * p.cell       # the box without margin
+    for k, size in enumerate((across, min(across, down), down, min(across, down))):
+        size = max(size, 2.0)
+        line = Candidate("matrix", c.cx, c.cy, size, size * 0.5, k * math.pi / 4, 0.0)
+        if edge_crossings(gray, line, window=9) < p.min_matrix_edges:
+            return False
+    return True
 
 
 def _drop_contained(cands: list[Candidate]) -> list[Candidate]:
