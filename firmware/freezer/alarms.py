@@ -133,9 +133,7 @@ class AlarmEngine:
         """Judge one reading of ``probe`` taken at ``ts``: a temperature, or a fault name."""
         st = self._probes[probe]
         if ts < st.last_ts:
-            log.warning("probe %s: reading at %.0f is older than the last one (%.0f); ignored",
-                        probe, ts, st.last_ts)
-            return []
+            self._clock_went_back(probe, ts)
         st.last_ts = ts
         if fault is not None or temp_c is None:
             return self._bad_reading(probe, ts, fault or "no_value", detail)
@@ -152,10 +150,27 @@ class AlarmEngine:
         """Time passed (``now``, epoch s): silent probes, repeats.  Call every few seconds."""
         notices: list[AlarmNotice] = []
         for probe in self.rules.probes:
+            st = self._probes[probe]
+            st.last_valid_ts = min(st.last_valid_ts, now)      # the wall clock went back
             notices += self._check_silent(probe, now)
         for alarm in list(self._open.values()):
+            if alarm.notified_ts > now:
+                alarm = self._put(replace(alarm, notified_ts=now))
             notices += self._repeat(alarm, now)
         return notices
+
+    def _clock_went_back(self, probe: str, ts: float) -> None:
+        """A reading older than the last one: the wall clock was stepped back (NTP fixing a
+        wrong RTC).  Times before and after the step cannot be compared, so the probe's window
+        and pending delays restart from this reading; open alarms stay open."""
+        st = self._probes[probe]
+        log.warning("probe %s: reading at %.0f is %.0f s older than the last one: the wall "
+                    "clock went back; its window and pending delays restart", probe, ts,
+                    st.last_ts - ts)
+        st.readings.clear()
+        st.last_valid_ts = min(st.last_valid_ts, ts)
+        for cond in self.rules.probes[probe].conditions:
+            self._conds[(probe, cond.level)].since = None
 
     def ack(self, alarm_id: str, by: str, note: str, ts: float) -> AlarmNotice:
         """Acknowledge an open alarm: ``by`` (name or initials) and ``note`` are required."""

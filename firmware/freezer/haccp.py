@@ -26,7 +26,8 @@ from storeedge.firmware.freezer.rules import FreezerRules, last_occurrence
 log = logging.getLogger(__name__)
 
 CSV_COLUMNS = ("record_id", "unit", "kind", "scheduled_local", "checked_utc", "value_c",
-               "limit_c", "result", "detail", "corrective_action", "initials", "action_utc")
+               "limit_c", "result", "detail", "probes_c", "corrective_action", "initials",
+               "action_utc")
 MAX_CATCH_UP_DAYS = 14
 
 
@@ -176,8 +177,10 @@ class HaccpBook:
                 ts, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         local = _dt.datetime.fromtimestamp(r.scheduled_ts, self.rules.tz).isoformat()
         value = "" if r.value_c is None else f"{r.value_c:.2f}"
+        probes = " ".join(f"{p}={'-' if v is None else f'{v:.2f}'}"
+                          for p, v in sorted(r.probes.items()))
         return [r.id, r.unit, r.kind, local, utc(r.checked_ts), value, f"{r.limit_c:g}",
-                r.result, r.detail, r.action or "", r.initials or "", utc(r.action_ts)]
+                r.result, r.detail, probes, r.action or "", r.initials or "", utc(r.action_ts)]
 
     # ------------------------------------------------------------------ storage
     def _append(self, doc: dict) -> None:

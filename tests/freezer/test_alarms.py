@@ -205,7 +205,19 @@ def test_buffered_readings_are_alarmed_with_their_own_time():
         notices += eng.observe("p1", ts, v)
     (first,) = raised(notices)
     assert first.ts == T0 + 60 * 6 + 300            # -14 at minute 6, +300 s of delay
-    assert eng.observe("p1", T0, -30.0) == []      # older than the last reading: ignored
+
+
+def test_wall_clock_stepped_back_restarts_the_window_and_keeps_alarming():
+    eng = AlarmEngine(make_rules([Condition("H", -15.0, delay_s=300, window_s=300,
+                                            mode="all")]), T0)
+    notices = feed(eng, [-20.0] * 5 + [-10.0] * 4)          # pending, not yet alarmed
+    assert raised(notices) == []
+    back = T0 + 9 * 60 - 3600                                # NTP steps the clock back 1 h
+    notices = feed(eng, [-10.0] * 12, start=back)
+    (first,) = raised(notices)                               # not ignored for an hour ...
+    assert first.ts == back + 300                            # ... the delay restarted
+    esc = [n for n in feed(eng, [-10.0] * 20, start=back + 720) if n.action == "escalated"]
+    assert esc                                               # repeats continue too
 
 
 def test_busy_while_pending():

@@ -128,6 +128,7 @@ def test_haccp_export_csv(tmp_path, cfg_file, capsys):
                                                           ("fail", "-14.20")]
     assert rows[1]["corrective_action"] == "moved stock to ice2" and rows[1]["initials"] == "JD"
     assert rows[0]["scheduled_local"] == "2026-11-24T06:00:00+00:00"
+    assert rows[1]["probes_c"] == "bottom=- top=-14.20"
     assert storeedge(["freezer", "haccp-export", "--config", cfg_file(data),
                       "--since", "24/11/2026"]) == 1
     assert "not a date" in capsys.readouterr().err
