@@ -78,6 +78,7 @@ class FreezerApp:
         self._lock = threading.RLock()
         self._retry: list[Pending] = []
         self.emit_failures = 0
+        self.step_errors = 0
 
     # ------------------------------------------------------------------ the loop
     def step(self) -> None:
@@ -97,7 +98,12 @@ class FreezerApp:
         log.info("freezer monitor running: %d units, %d probes", len(self.rules.units),
                  len(self.rules.probes))
         while not stop.is_set():
-            self.step()
+            try:
+                self.step()
+            except Exception:       # a bug in one pass must not end the monitoring
+                self.step_errors += 1
+                log.exception("freezer pass failed (%d so far); continuing", self.step_errors)
+                stop.wait(max_sleep_s)
             beat = getattr(self.sink, "heartbeat", None)
             if beat:
                 beat()
