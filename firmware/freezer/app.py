@@ -100,10 +100,11 @@ class FreezerApp:
         while not stop.is_set():
             try:
                 self.step()
-            except Exception:       # a bug in one pass must not end the monitoring
+            except Exception:       # a bug in one pass must not end the monitoring ...
                 self.step_errors += 1
                 log.exception("freezer pass failed (%d so far); continuing", self.step_errors)
                 stop.wait(max_sleep_s)
+                continue            # ... but no heartbeat: systemd's watchdog restarts us
             beat = getattr(self.sink, "heartbeat", None)
             if beat:
                 beat()
