@@ -284,3 +284,19 @@ def test_alarm_events_wait_in_memory_while_the_outbox_is_full(rig):
     rig.run(10)
     raised = rig.alarms(action="raised")
     assert raised and raised[0][1] < rig.clock.time() - 600    # kept its true time
+
+
+def test_a_failing_pass_is_logged_and_stops_the_heartbeat(rig, caplog):
+    import threading
+    stop, calls, beats = threading.Event(), [], []
+    rig.sink.heartbeat = lambda: beats.append(1)
+
+    def broken_step():
+        calls.append(1)
+        if len(calls) >= 3:
+            stop.set()
+        raise RuntimeError("bug")
+    rig.app.step = broken_step
+    rig.app.run(stop, max_sleep_s=0.01)
+    assert rig.app.step_errors == 3 and beats == []
+    assert "freezer pass failed (3 so far)" in caplog.text
