@@ -226,10 +226,74 @@ HRUN[2][2][1] = _h_s12_t3_p3
 HRUN[2][2][2] = _h_s12_t4_p3
 
 
+cdef void _hw4(const uint8_t* p, const uint16_t* w, Py_ssize_t n, uint16_t* d,
+               int T) noexcept nogil:
+    """Stride 4, up to 4 taps, via 16-bit words (lane-wise masks/shifts, no byte shuffles):
+    reads bytes 4i..4i+3 (the caller keeps the last output when T < 4).  Unaligned u16
+    loads of u8 data: fine on x86 and AArch64, and nothing is stored to the source."""
+    cdef const uint16_t* W = <const uint16_t*>p
+    cdef uint16_t w0 = w[0], w1 = w[1]
+    cdef uint16_t w2 = w[2] if T > 2 else 0
+    cdef uint16_t w3 = w[3] if T > 3 else 0
+    cdef uint16_t a, b
+    cdef Py_ssize_t i
+    for i in range(n):
+        a = W[2 * i]
+        b = W[2 * i + 1]
+        d[i] = <uint16_t>(w0 * (a & 255) + w1 * (a >> 8) + w2 * (b & 255) + w3 * (b >> 8))
+
+
+cdef void _hw2(const uint8_t* p, const uint16_t* w, Py_ssize_t n, uint16_t* d,
+               int T) noexcept nogil:
+    """Stride 2, up to 3 taps, via 16-bit words: reads bytes 2i..2i+3 (the caller keeps the
+    last output when T == 3)."""
+    cdef const uint16_t* W = <const uint16_t*>p
+    cdef uint16_t w0 = w[0], w1 = w[1]
+    cdef uint16_t w2 = w[2] if T > 2 else 0
+    cdef uint16_t a, b
+    cdef Py_ssize_t i
+    if T == 2:
+        for i in range(n):
+            a = W[i]
+            d[i] = <uint16_t>(w0 * (a & 255) + w1 * (a >> 8))
+        return
+    for i in range(n):
+        a = W[i]
+        b = W[i + 1]
+        d[i] = <uint16_t>(w0 * (a & 255) + w1 * (a >> 8) + w2 * (b & 255))
+
+
+cdef inline void _hone(const uint8_t* p, const uint16_t* w, int T, uint16_t* d) noexcept nogil:
+    """A single output (contiguous taps)."""
+    cdef int t
+    cdef uint16_t acc = 0
+    for t in range(T):
+        acc = <uint16_t>(acc + w[t] * p[t])
+    d[0] = acc
+
+
+cdef bint _hwords(const uint8_t* p, const uint16_t* w, int n, uint16_t* d, int T,
+                  int k) noexcept nogil:
+    """16-bit-word loops for the common contiguous cases (step 1); False if not one."""
+    if n < 2:
+        return False
+    if k == 4 and 3 <= T <= 4:
+        _hw4(p, w, n - (T < 4), d, T)
+    elif k == 2 and 2 <= T <= 3:
+        _hw2(p, w, n - (T > 2), d, T)
+    else:
+        return False
+    if (k == 4 and T < 4) or (k == 2 and T > 2):
+        _hone(p + k * (n - 1), w, T, d + n - 1)
+    return True
+
+
 cdef bint _hfixed(const uint8_t* p, const uint16_t* w, int n, uint16_t* d, int T, int k,
                   int step) noexcept nogil:
     """Fixed-stride loop (k outputs-to-samples stride) when specialised; else False."""
     cdef int si = -1
+    if step == 1 and _hwords(p, w, n, d, T, k):
+        return True
     if step < 1 or step > 3 or T < 2 or T > 4:
         return False
     if k == 1:
