@@ -142,6 +142,7 @@ class FreezerDemo:
                 t.cancel()
             t.join(5)
         self.svc.close()
+        self.bus.close()            # closes its files; the folder stays in the demo's workdir
 
     def summary(self) -> dict:
         """Probe readings/faults and the alarms raised (kind, condition, probe)."""
