@@ -426,3 +426,25 @@ def test_random_bytes_never_break_the_session(term, config_path):
 def test_numbers_in_any_plain_notation(term):
     assert "bench.probes.p1.interval_s = 100.0" in term.run("set bench.probes.p1.interval_s 1e2")
     assert "must be an integer, got float 5.5" in term.run("set link.keepalive_s 5.5")
+
+
+def test_every_console_event_matches_its_published_schema(term, service, clock, factory):
+    """What the gateway and store server check on ingest (common.events.validate_body)."""
+    from storeedge.firmware.common.events import validate_body
+    term.run("set link.password s3cret-pw")
+    term.run("commit confirmed 1")
+    clock.advance(60)
+    term.session.tick()
+    term.run("set bench.mode defrost")
+    term.run("commit confirmed 2")
+    term.run("confirm")
+    term.run("test sensors")
+    term.type(b"\x04")
+    term.login("wrong")
+    events = service.recent_events(100, "console.")
+    assert {e.type for e in events} == {"console.login", "console.commit", "console.confirm",
+                                        "console.selftest", "console.logout",
+                                        "console.login_failed"}
+    for env in events:
+        validate_body(env.type, env.body)
+    assert "s3cret-pw" not in json.dumps([e.body for e in events])
