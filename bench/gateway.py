@@ -149,6 +149,25 @@ def _live_latencies(db: Path) -> list[float]:
     return [(received - parse_ts(ts)) * 1000.0 for ts, received in rows]
 
 
+def _wait_online(port: int, gateway_id: str, timeout: float = 30.0) -> None:
+    """Wait for the gateway's retained ``online`` state (its session now exists)."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    online = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.on_message = lambda _c, _u, m: b"online" in m.payload and online.set()
+    client.connect("127.0.0.1", port)
+    client.subscribe(f"se/v1/{STORE}/gateway/{gateway_id}/state", qos=1)
+    client.loop_start()
+    try:
+        if not online.wait(timeout):
+            raise RuntimeError("the gateway did not come online")
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
 def bench_drain(workdir: Path, backlog: int, live_rate: float) -> dict:
     down, up = Mosquitto(workdir / "down"), Mosquitto(workdir / "up")
     down.start()
@@ -167,6 +186,7 @@ def bench_drain(workdir: Path, backlog: int, live_rate: float) -> dict:
     time.sleep(1.0)
     t0 = time.monotonic()
     gateway = _proc(["gateway", "--config", str(workdir / "gw.yaml")], workdir / "gw.log")
+    _wait_online(down.port, "gw-1")
     live = DeviceService(config_from_dict({
         "device": {"id": "dev-live", "kind": "sim", "store": STORE},
         "link": {"url": down.url, **link},

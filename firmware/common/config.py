@@ -240,7 +240,10 @@ class _Builder:
                 return value
         elif tp is Any:
             return value
-        raise self.error(key, f"must be {_tname_type(tp)}, got {_tname(value)} {value!r}")
+        hint = ""
+        if tp is str and isinstance(value, (int, float, bool)):
+            hint = " (YAML read it as a number or boolean: put it in quotes, e.g. \"18:00\")"
+        raise self.error(key, f"must be {_tname_type(tp)}, got {_tname(value)} {value!r}{hint}")
 
 
 def _range(spec: SettingSpec) -> str:
