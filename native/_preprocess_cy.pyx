@@ -460,8 +460,8 @@ cdef inline int16_t _dot(const int16_t* m, int16_t a, int16_t b, int16_t c) noex
     return <int16_t>(_mulhs(a, m[0]) + _mulhs(b, m[1]) + _mulhs(c, m[2]) + m[3])
 
 
-cdef void levels3(const int16_t* a, const int16_t* b, const int16_t* c, int n,
-                  const Colour* col, int32_t* lv) noexcept nogil:
+cdef void _levels_any(const int16_t* a, const int16_t* b, const int16_t* c, int n,
+                     const Colour* col, int32_t* lv) noexcept nogil:
     """lv[i] = level0 | level1 << 8 | level2 << 16 from Q7 inputs (16-bit lanes)."""
     cdef Py_ssize_t i
     cdef int16_t x, y, z
@@ -475,6 +475,32 @@ cdef void levels3(const int16_t* a, const int16_t* b, const int16_t* c, int n,
         lv[i] = (<int32_t>_lvl(_mulhs(x, m0) + _mulhs(y, m1) + _mulhs(z, m2) + m3)
                  | <int32_t>_lvl(_mulhs(x, m4) + _mulhs(y, m5) + _mulhs(z, m6) + m7) << 8
                  | <int32_t>_lvl(_mulhs(x, m8) + _mulhs(y, m9) + _mulhs(z, m10) + m11) << 16)
+
+
+cdef void _levels_yuv(const int16_t* a, const int16_t* b, const int16_t* c, int n,
+                      const Colour* col, int32_t* lv) noexcept nogil:
+    """_levels_any for YUV -> R, G, B: the Y product is shared and the two zero products
+    (R has no Cb, B no Cr) are skipped; the integers are identical."""
+    cdef Py_ssize_t i
+    cdef int16_t yk, y, z
+    cdef int16_t ky = col.m[0], rv = col.m[2], cr = col.m[3], gu = col.m[5], gv = col.m[6]
+    cdef int16_t cg = col.m[7], bu = col.m[9], cb = col.m[11]
+    for i in range(n):
+        yk = _mulhs(a[i], ky)
+        y = b[i]
+        z = c[i]
+        lv[i] = (<int32_t>_lvl(yk + _mulhs(z, rv) + cr)
+                 | <int32_t>_lvl(yk + _mulhs(y, gu) + _mulhs(z, gv) + cg) << 8
+                 | <int32_t>_lvl(yk + _mulhs(y, bu) + cb) << 16)
+
+
+cdef void levels3(const int16_t* a, const int16_t* b, const int16_t* c, int n,
+                  const Colour* col, int32_t* lv) noexcept nogil:
+    cdef const int16_t* m = col.m
+    if m[0] == m[4] and m[0] == m[8] and m[1] == 0 and m[10] == 0:
+        _levels_yuv(a, b, c, n, col, lv)
+    else:
+        _levels_any(a, b, c, n, col, lv)
 
 
 cdef void _store_rgb(const int32_t* lv, int n, uint8_t* out) noexcept nogil:
