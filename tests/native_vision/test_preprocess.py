@@ -179,6 +179,10 @@ def test_read_only_and_strided_inputs_give_the_same_result():
     preprocess(tuple(ro), "I420", b, crop=(1, 1, 93, 61))
     preprocess((ys, flipped, v), "I420", c, crop=(1, 1, 93, 61))
     assert np.array_equal(a, b) and np.array_equal(a, c)
+    up, down = np.empty_like(a), np.empty_like(a)                  # negative row strides
+    preprocess((y[::-1], u[::-1], v[::-1]), "I420", up)
+    preprocess((y[::-1].copy(), u[::-1].copy(), v[::-1].copy()), "I420", down)
+    assert np.array_equal(up, down)
     rgb = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
     d, e = np.empty((20, 20, 3), np.uint8), np.empty((20, 20, 3), np.uint8)
     preprocess(rgb, "RGB", d)
