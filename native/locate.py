@@ -110,17 +110,24 @@ def check_gray(gray) -> np.ndarray:
     return np.ascontiguousarray(gray)
 
 
-def cell_field(gray: np.ndarray, cell: int = 8) -> CellField:
-    """Per-cell structure-tensor features of a validated frame (see :class:`CellField`)."""
+def cell_field(gray: np.ndarray, cell: int = 8, min_energy: float = 0.0) -> CellField:
+    """Per-cell structure-tensor features of a validated frame (see :class:`CellField`).
+    Coherence, angle and texture are computed only where energy >= ``min_energy`` (grey^2/px)
+    and are 0 elsewhere (most cells of a frame are flat)."""
     if not 2 <= cell <= 64:
         raise NativeInputError(f"cell must be 2..64 px, got {cell}")
-    sxx, syy, sxy = _k.cell_stats(check_gray(gray), int(cell), ROW_STEP).astype(np.float64)
+    stats = _k.cell_stats(check_gray(gray), int(cell), ROW_STEP)
     npx = float(((cell + ROW_STEP - 1) // ROW_STEP) ** 2)
+    energy = (stats[0] + stats[1]) / npx
+    coherence, angle, texture = (np.zeros(energy.shape) for _ in range(3))
+    sel = (energy >= min_energy) & (energy > 0)
+    sxx, syy, sxy = (s[sel].astype(np.float64) for s in stats)
     trace = sxx + syy
     root = np.sqrt((sxx - syy) ** 2 + 4.0 * sxy ** 2)
-    coherence = np.divide(root, trace, out=np.zeros_like(trace), where=trace > 0)
-    angle = 0.5 * np.arctan2(2.0 * sxy, sxx - syy)
-    return CellField(trace / npx, coherence, angle, (trace - root) / (2.0 * npx))
+    coherence[sel] = root / trace
+    angle[sel] = 0.5 * np.arctan2(2.0 * sxy, sxx - syy)
+    texture[sel] = (trace - root) / (2.0 * npx)
+    return CellField(energy, coherence, angle, texture)
 
 
 def label_cells(mask: np.ndarray, bins: np.ndarray, nbins: int, max_diff: int):
@@ -151,7 +158,7 @@ def locate(gray: np.ndarray, max_candidates: int = 8,
     if not isinstance(max_candidates, int) or max_candidates < 0:
         raise NativeInputError(f"max_candidates must be an int >= 0, got {max_candidates!r}")
     gray = check_gray(gray)
-    f = cell_field(gray, params.cell)
+    f = cell_field(gray, params.cell, params.min_energy)
     if f.energy.size == 0 or max_candidates == 0:
         return []
     cands = (_linear_candidates(gray, f, params, max_candidates)
