@@ -22,8 +22,10 @@ import statistics
 import sys
 import time
 
-import cv2
-import numpy as np
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")     # one thread everywhere, no BLAS spinners
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "native_vision"))
