@@ -18,6 +18,7 @@ STOREEDGE_CFLAGS="-march=armv8-a" "$B/buildenv/bin/pip" wheel -q --no-index \
     --find-links "$B/wheels" --no-build-isolation --no-deps -w "$B/built" .
 ls "$B/built"
 
+cd /     # not from the source tree: its storeedge/ folder would shadow the installed package
 echo "install-storeedge: installing into /opt/storeedge/venv"
 python3 -m venv /opt/storeedge/venv
 /opt/storeedge/venv/bin/pip install -q --no-index --no-compile --find-links "$B/wheels" \
