@@ -21,6 +21,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 LEVELS = ("easy", "medium", "hard")
+EVAL_SEED0 = 500_000
 
 
 def _overlap(a0, a1, b0, b1) -> float:
@@ -98,7 +99,8 @@ def main() -> None:
     for li, level in enumerate(LEVELS):
         counts = []
         for k in range(n_seeds):
-            seed = 90_000 + 1000 * li + k            # held out: tests use seeds < 100
+            # held out: tests use seeds < 100, thresholds were tuned on 90000-92999
+            seed = EVAL_SEED0 + 1000 * li + k
             cam = SyntheticLaneCamera(make_script(seed, level, n_items), fps=15.0)
             run = run_lane(cam, det)
             counts.append(score_run(run, cam.script.truth))

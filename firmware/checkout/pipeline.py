@@ -145,7 +145,12 @@ class LanePipeline:
         if x1 - x0 < 32 or y1 - y0 < 32:
             return
         self.barcode_runs += 1
-        for bc in read_barcodes(frame.main[y0:y1, x0:x1], self.formats, max_candidates=4):
+        tr.read_tries += 1
+        # the localiser finds most labels; while nothing was read on this item, every other
+        # try also runs zxing-cpp over the (small) item crop, as BarcodeReader's fallback does
+        full = not tr.codes and tr.read_tries % 2 == 0
+        for bc in read_barcodes(frame.main[y0:y1, x0:x1], self.formats, max_candidates=4,
+                                full_frame=full):
             key = item_key(bc.text, bc.format)
             if key is None:
                 continue

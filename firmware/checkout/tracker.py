@@ -65,7 +65,8 @@ class Track:
     item_frames: int = 0
     hand_frames: int = 0
     unknown_frames: int = 0
-    outside: list[int] = field(default_factory=list)
+    outside: list[float] = field(default_factory=list)
+    read_tries: int = 0
     codes: dict[str, CodeSeen] = field(default_factory=dict)
     keyframe: tuple | None = None       # (lores frame, blob, distance to scan centre)
     reported: bool = False
@@ -206,23 +207,33 @@ def _restart(tr: Track, t: float) -> None:
     tr.t_first, tr.first_zone, tr.zones = t, PICK, []
     tr.t_scan_in = tr.t_scan_out = tr.t_bag = None
     tr.item_frames = tr.hand_frames = tr.unknown_frames = 0
-    tr.outside = []
+    tr.outside, tr.read_tries = [], 0
     tr.codes, tr.keyframe, tr.reported = {}, None, False
+
+
+TILTS_DEG = (-30.0, -15.0, 0.0, 15.0, 30.0)
 
 
 def fg_outside_hands(mask: np.ndarray, b: Blob, hands: list[Detection]) -> int:
     """Foreground pixels of ``mask`` (half the lores resolution) inside blob ``b``'s box that
-    lie outside every detected hand (see :func:`hand_mask`)."""
+    lie outside every detected hand (see :func:`hand_mask`). The finger direction from the
+    keypoints is uncertain, so each hand is fitted at a few tilts around it and the best fit
+    (fewest pixels left over) is kept."""
     y0, y1, x0, x1 = b.y0 // 2, b.y1 // 2, b.x0 // 2, b.x1 // 2
     sub = mask[y0:y1, x0:x1]
     if not hands:
         return int(sub.sum())
     yy, xx = np.mgrid[y0:y1, x0:x1]
     xs, ys = xx * 2.0 + 1.0, yy * 2.0 + 1.0       # lores px of each mask pixel's centre
-    on_hand = np.zeros(sub.shape, bool)
+    left = sub
     for h in hands:
-        on_hand |= hand_mask(h, xs, ys)
-    return int((sub & ~on_hand).sum())
+        best = None
+        for tilt in TILTS_DEG:
+            rest = left & ~hand_mask(h, xs, ys, tilt)
+            if best is None or rest.sum() < best.sum():
+                best = rest
+        left = best
+    return int(left.sum())
 
 
 def _capsule(xs, ys, p, q, r: float) -> np.ndarray:
@@ -233,34 +244,56 @@ def _capsule(xs, ys, p, q, r: float) -> np.ndarray:
     return (xs - p[0] - t * dx) ** 2 + (ys - p[1] - t * dy) ** 2 <= r * r
 
 
-def hand_mask(d: Detection, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+def hand_mask(d: Detection, xs: np.ndarray, ys: np.ndarray, tilt_deg: float = 0.0
+              ) -> np.ndarray:
     """Pixels (coordinate grids, px) covered by the hand of palm detection ``d``: the palm
     box (grown 40 %), one finger per knuckle keypoint extending 1.2 palm widths along the
-    wrist->knuckle direction, the thumb, and a forearm of 3 palm widths behind the wrist
+    finger direction (perpendicular to the knuckle line), the thumb, and a forearm of 3 palm
+    widths behind the palm
     (margins generous: the palm box of the model is smaller than the palm).
-    Without keypoints: the palm box grown to MediaPipe's 2.6x hand ROI."""
+    Without plausible keypoints: the palm box grown to MediaPipe's 2.6x hand ROI, fingers
+    pointing away from the shopper (up in the image)."""
     cx, cy = (d.x0 + d.x1) / 2, (d.y0 + d.y1) / 2
     s = max(d.x1 - d.x0, d.y1 - d.y0)
     ux, uy = _direction(d)
+    c, sn = math.cos(math.radians(tilt_deg)), math.sin(math.radians(tilt_deg))
+    ux, uy = ux * c - uy * sn, ux * sn + uy * c
     a = (xs - cx) * ux + (ys - cy) * uy
     b = np.abs(-(xs - cx) * uy + (ys - cy) * ux)
-    if len(d.keypoints) < 7:
+    if not _keypoints_plausible(d, s):
         return (a >= -0.8 * s) & (a <= 1.8 * s) & (b <= 1.3 * s)
     m = (np.abs(a) <= 0.7 * s) & (b <= 0.7 * s)
-    kp = d.keypoints
+    kp = [(cx + (x - cx) * c - (y - cy) * sn, cy + (x - cx) * sn + (y - cy) * c)
+          for x, y in d.keypoints]
     for k in (1, 2, 3, 4):
         tip = (kp[k][0] + ux * 1.2 * s, kp[k][1] + uy * 1.2 * s)
         m |= _capsule(xs, ys, kp[k], tip, 0.18 * s)
     tx, ty = kp[6][0] - kp[5][0], kp[6][1] - kp[5][1]
     m |= _capsule(xs, ys, kp[5], (kp[6][0] + 1.8 * tx, kp[6][1] + 1.8 * ty), 0.3 * s)
-    elbow = (kp[0][0] - ux * 3.0 * s, kp[0][1] - uy * 3.0 * s)
-    return m | _capsule(xs, ys, kp[0], elbow, 0.55 * s)
+    wrist = (cx - ux * 0.3 * s, cy - uy * 0.3 * s)
+    elbow = (cx - ux * 3.5 * s, cy - uy * 3.5 * s)
+    return m | _capsule(xs, ys, wrist, elbow, 0.6 * s)
+
+
+def _keypoints_plausible(d: Detection, s: float) -> bool:
+    """Seven keypoints with the knuckles spread across 0.4-2 palm widths (the model sometimes
+    returns a good box with collapsed keypoints)."""
+    if len(d.keypoints) < 7:
+        return False
+    span = math.dist(d.keypoints[1], d.keypoints[4])
+    return 0.4 * s <= span <= 2.0 * s
 
 
 def _direction(d: Detection) -> tuple[float, float]:
-    """Unit vector from the wrist to the middle-finger knuckle (default: fingers up)."""
-    if len(d.keypoints) < 3:
+    """Unit vector along the fingers: perpendicular to the knuckle line (index -> pinky
+    keypoints), pointing away from the wrist; default fingers up."""
+    s = max(d.x1 - d.x0, d.y1 - d.y0)
+    if not _keypoints_plausible(d, s):
         return 0.0, -1.0
-    ux, uy = d.keypoints[2][0] - d.keypoints[0][0], d.keypoints[2][1] - d.keypoints[0][1]
+    kp = d.keypoints
+    vx, vy = kp[4][0] - kp[1][0], kp[4][1] - kp[1][1]
+    ux, uy = -vy, vx
+    if ux * (kp[2][0] - kp[0][0]) + uy * (kp[2][1] - kp[0][1]) < 0:
+        ux, uy = -ux, -uy
     n = math.hypot(ux, uy) or 1.0
     return ux / n, uy / n
