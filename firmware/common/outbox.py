@@ -36,7 +36,8 @@ from storeedge.firmware.common import durable
 from storeedge.firmware.common.core_events import (FieldSummary, OutboxSalvaged,
                                                    TelemetryCoalesced)
 from storeedge.firmware.common.events import Envelope, Prio, body_to_dict, format_ts, parse_ts
-from storeedge.firmware.common.exc import EventTooLarge, OutboxFull, TelemetryDropped
+from storeedge.firmware.common.exc import (EventTooLarge, OutboxError, OutboxFull,
+                                           TelemetryDropped)
 from storeedge.firmware.common.settings import OutboxSection
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,12 @@ class Outbox:
         self.generation = 0   # bumped when pending rows are rewritten (sender restarts)
         self._state_lock = threading.Lock()
         self.salvage_report: OutboxSalvaged | None = None
-        self.conn = self._open()
+        self._lock_fd = _exclusive_lock(cfg.path + ".lock")
+        try:
+            self.conn = self._open()
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
         self._load_counters()
         self._committer = durable.GroupCommitter(
             self.conn, self._apply, name=f"outbox-{identity.dev}",
@@ -392,6 +398,26 @@ class Outbox:
         self._committer.close()
         with self._committer.lock:
             self.conn.close()
+        os.close(self._lock_fd)
+
+
+def _exclusive_lock(path: str) -> int:
+    """Lock ``path`` for this process: two processes on one outbox would hand out one seq twice.
+
+    Raises:
+        OutboxError: another process holds the outbox (the kernel drops the lock when a
+            process dies, so a crashed app never blocks its successor).
+    """
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise OutboxError(f"the outbox {path[:-5]} is in use by another process; only one "
+                          "process may own a device's outbox") from None
+    return fd
 
 
 def _ranges(seqs: list[int]) -> list[list[int]]:

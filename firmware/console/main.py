@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
+import dataclasses
 import os
 import sys
 from dataclasses import dataclass
@@ -113,17 +114,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def service_config(cfg, config_path: str) -> DeviceConfig:
-    """The DeviceService config for the console's events.
+    """The DeviceService config for a standalone console's events.
 
-    Device apps' configs are DeviceConfigs (they have an outbox).  The gateway's is not: there
-    the console keeps its own outbox, ``console-outbox.db`` next to the config file, and
-    publishes on the gateway's local broker like any device.
+    The app owns its outbox (the outbox locks it: two processes would hand out one seq twice),
+    so a console running as its own process is a device of its own: id ``<device id>-con``,
+    same kind and store, its outbox next to the app's (or, on a gateway, which has no outbox,
+    ``console-outbox.db`` next to the config), publishing on the same broker.  Enrol that id on
+    the gateway.  An app that embeds the console (``EmbeddedConsole``) uses its own service.
     """
+    device = dataclasses.replace(cfg.device, id=f"{cfg.device.id[:28]}-con")
     if hasattr(cfg, "outbox"):
-        return cfg
-    path = os.path.join(os.path.dirname(os.path.abspath(config_path)), "console-outbox.db")
-    return DeviceConfig(device=cfg.device, link=cfg.link, outbox=OutboxSection(path=path),
-                        log=cfg.log)
+        path = cfg.outbox.path + ".console.db"
+        outbox = dataclasses.replace(cfg.outbox, path=path)
+    else:
+        path = os.path.join(os.path.dirname(os.path.abspath(config_path)), "console-outbox.db")
+        outbox = OutboxSection(path=path)
+    return DeviceConfig(device=device, link=cfg.link, outbox=outbox, log=cfg.log)
 
 
 def _serve(opts: Options) -> int:
@@ -137,7 +143,6 @@ def _serve(opts: Options) -> int:
         cfg = load_config(opts.config, target.config_class)
         clock = SystemClock()
         svc_cfg = service_config(cfg, opts.config)
-        lock = lock_outbox(svc_cfg.outbox.path)
         service = DeviceService(svc_cfg, clock=clock, app="console")
     except BaseException:
         target.close()
@@ -154,25 +159,4 @@ def _serve(opts: Options) -> int:
     finally:
         service.close()
         target.close()
-        os.close(lock)
     return 0
-
-
-def lock_outbox(path: str) -> int:
-    """Take an exclusive lock on ``<outbox>.lock`` so two processes never share an outbox
-    (each would hand out the same ``seq``); returns the lock's file descriptor.
-
-    Raises:
-        ConsoleError: another process holds the lock (an app that locks its outbox the same
-            way, or another console).
-    """
-    import fcntl
-
-    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise ConsoleError(f"the outbox {path} is in use by another process (the running app?); "
-                           f"use the console the app serves on its port") from None
-    return fd

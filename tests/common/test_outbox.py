@@ -177,3 +177,19 @@ def test_garbage_file_is_not_wiped(tmp_path):
     assert aside and (tmp_path / aside[0]).read_bytes().startswith(b"this is not")
     assert box.recent(1, "outbox.salvaged")[0].body["recovered"] == 0
     box.close()
+
+
+def test_one_process_owns_an_outbox(tmp_path):
+    """A second owner would hand out the same seqs: it is refused with a clear error."""
+    import subprocess
+    import sys
+
+    box = make(tmp_path)
+    code = ("import sys; from storeedge.firmware.common.outbox import Outbox, Identity;"
+            "from storeedge.firmware.common.settings import OutboxSection;"
+            f"Outbox(OutboxSection(path={str(tmp_path / 'o.db')!r}), Identity('d','sim','s'))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode != 0 and "in use by another process" in res.stderr
+    box.close()
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr

@@ -209,17 +209,15 @@ def test_console_reopens_its_port_after_the_line_drops(config_path, target, serv
     assert reasons == ["disconnect", "disconnect"]   # line drop, then the stop: never left open
 
 
-def test_standalone_console_will_not_share_a_locked_outbox(tmp_path):
-    import fcntl
-    cfg = tmp_path / "d.yaml"
-    cfg.write_text(yaml.safe_dump({"device": {"id": "d-1", "kind": "sim"},
-                                   "outbox": {"path": str(tmp_path / "outbox.db")}}))
-    write_secret_file(tmp_path / "console.secret", SECRET, **CHEAP)
-    fd = os.open(str(tmp_path / "outbox.db.lock"), os.O_RDWR | os.O_CREAT)
-    fcntl.flock(fd, fcntl.LOCK_EX)                 # as the running app would hold it
-    try:
-        res = subprocess.run([sys.executable, "-m", "storeedge.cli", "console", "--config",
-                              str(cfg), "--port", "loop://"], capture_output=True, timeout=60)
-    finally:
-        os.close(fd)
-    assert res.returncode == 1 and b"is in use by another process" in res.stderr
+def test_standalone_console_is_a_device_of_its_own(tmp_path):
+    """The app owns (and locks) its outbox; a standalone console gets its own id and outbox."""
+    from storeedge.firmware.common.config import config_from_dict
+    from storeedge.firmware.common.settings import DeviceConfig
+    from storeedge.firmware.console.main import service_config
+
+    app_cfg = config_from_dict({"device": {"id": "d-1", "kind": "sim"},
+                                "outbox": {"path": str(tmp_path / "outbox.db")}}, DeviceConfig)
+    con = service_config(app_cfg, str(tmp_path / "d.yaml"))
+    assert con.device.id == "d-1-con" and con.device.kind == "sim"
+    assert con.outbox.path == str(tmp_path / "outbox.db.console.db")
+    assert con.link == app_cfg.link
