@@ -9,7 +9,11 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int16_t, int32_t
 from libc.string cimport memcpy
 from libc.stdlib cimport malloc, free
 
+import sys
+
 BACKEND = "cython"
+if sys.byteorder != "little":       # 16-bit word loads and 8-byte pixel stores assume it
+    raise ImportError("storeedge.native._preprocess_cy needs a little-endian CPU")
 
 cdef extern from *:
     """
