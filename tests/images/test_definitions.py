@@ -261,7 +261,7 @@ def test_serial_console_owns_serial0(rendered):
     image, out = rendered
     unit = (IMAGES / "layers/serial-console/rootfs/etc/systemd/system/"
             "storeedge-console.service").read_text()
-    assert "storeedge console --port /dev/serial0" in unit
+    assert "storeedge console --port /dev/serial0 --config /data/storeedge/${STOREEDGE_APP}.yaml" in unit
     masked = (out / "units-mask.txt").read_text().split()
     assert {"serial-getty@ttyS1.service", "serial-getty@ttyAMA0.service"} <= set(masked)
     assert "storeedge-console.service" in (out / "units-enable.txt").read_text().split()
