@@ -1,9 +1,10 @@
 # cython: language_level=3
-"""Preprocessing kernel: per output row, a vertical Q8 pass over the needed source rows
-(contiguous, vectorisable), a horizontal Q8 pass (fixed-stride loop on the uniform run of
-outputs, table gather at the edges or for irregular scales), then the float32 colour matrix,
-rounding and the output affine.  No validation here: the wrapper (preprocess.py) checks
-everything and builds the tables.
+"""Preprocessing kernel.  Per output row: every source row it needs is filtered horizontally
+once (Q8 weights, u8 -> u16; fixed-stride loops on the uniform run of outputs, a table gather
+at the edges or for irregular scales) into a small ring; the ring rows are combined
+vertically (Q15 weights, high-half products -> Q7 int16); then the int16 colour matrix
+(Q13 -> Q4), levels 0..255, and the output (u8 bytes, or the float32 affine for float32/int8).
+No validation here: the wrapper (preprocess.py) checks everything and builds the tables.
 """
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int16_t, int32_t, int8_t
 from libc.string cimport memcpy
