@@ -5,7 +5,8 @@ OpenCV standard path (cvtColor I420->RGB, then resize INTER_LINEAR), OpenCV plan
 (resize Y/U/V, then cvtColor), numpy memcpy of the frame hot (same frame every time) and cold
 (a pool of frames much larger than L2, each touched once per cycle: what a camera delivers).
 Every contender reads the next frame of the pool, so no one reads a frame another just
-cached; ``ratio_vs_opencv`` is on these cold frames (``hot_ratio_vs_opencv``: one frame reused).  Accuracy: mean/max absolute error against
+cached; ``ratio_vs_opencv`` is on these cold frames (``hot_ratio_vs_opencv``: one frame
+reused).  Accuracy: mean/max absolute error against
 the exact float reference (BT.601 limited range, MPEG-2 chroma siting, area/bilinear) of
 tests/native_vision/vision_reference.py, for ours and for both OpenCV paths.
 

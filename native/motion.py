@@ -11,7 +11,8 @@ Lighting-flip guard: when at least ``lighting_fraction`` of the whole frame chan
 no cells are reported and the background restarts from the new frame.
 
 The background follows the scene with ``alpha`` per frame (exponential moving average; Q8
-levels, alpha in 1/32768 steps, integer arithmetic, so both backends agree exactly).  The first frame only initialises it.
+levels, alpha in 1/32768 steps, integer arithmetic, so both backends agree exactly).
+The first frame only initialises it.
 
 Example::
 
