@@ -45,9 +45,11 @@ def _replay(**kw) -> Camera:
 
 
 def _synthetic(**kw) -> Camera:
-    from storeedge.drivers.camera.synthetic import SyntheticLaneCamera
+    from storeedge.drivers.camera.synthetic import SyntheticLaneCamera, synthetic_camera
 
-    return SyntheticLaneCamera(**kw)
+    if "script" in kw:
+        return SyntheticLaneCamera(kw.pop("script"), **kw)
+    return synthetic_camera(**kw)
 
 
 BACKENDS: dict[str, Callable[..., Camera]] = {

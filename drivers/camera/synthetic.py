@@ -15,18 +15,24 @@ from __future__ import annotations
 
 from storeedge.drivers.camera.base import Camera, CameraInfo, Frame
 from storeedge.drivers.camera.lane import MAIN_H, MAIN_W, LaneScript, make_script
+
+
+def synthetic_camera(seed: int = 0, level: str = "easy", n_items: int = 6,
+                     **kwargs) -> "SyntheticLaneCamera":
+    """A synthetic lane camera on a freshly drawn transaction (``kwargs``: see the class)."""
+    return SyntheticLaneCamera(make_script(seed, level, n_items), **kwargs)
 from storeedge.drivers.camera.render import LORES_H, LORES_W, LaneRenderer
 
 
 class SyntheticLaneCamera(Camera):
     """A camera over a synthetic self-checkout lane (ground truth in ``self.script``)."""
 
-    def __init__(self, script: LaneScript | None = None, *, fps: float = 20.0, t0: float = 0.0,
+    def __init__(self, script: LaneScript, *, fps: float = 20.0, t0: float = 0.0,
                  stalls: list[tuple[float, float]] | None = None, realtime: bool = False,
-                 clock=None, seed: int = 0, level: str = "easy", n_items: int = 6):
+                 clock=None):
         if fps <= 0:
             raise ValueError(f"fps must be > 0, got {fps}")
-        self.script = script if script is not None else make_script(seed, level, n_items)
+        self.script = script
         self.renderer = LaneRenderer(self.script)
         self.fps = float(fps)
         self.t0 = float(t0)

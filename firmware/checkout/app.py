@@ -12,7 +12,7 @@ from storeedge.drivers.pos import MqttPosFeed, PosFeed, SerialPosFeed
 from storeedge.firmware.checkout.alerts import AlertPolicyParams
 from storeedge.firmware.checkout.config import CheckoutConfig, CheckoutSection
 from storeedge.firmware.checkout.detector import make_detector
-from storeedge.firmware.checkout.logic import CheckoutLane
+from storeedge.firmware.checkout.logic import CheckoutLane, LaneOptions
 from storeedge.firmware.checkout.matcher import MatchWindows
 from storeedge.firmware.checkout.pipeline import FrameQueue, LanePipeline, PipelineParams
 
@@ -99,7 +99,7 @@ class CheckoutApp:
                                                           c.alerts.switch_escalates,
                                                           c.alerts.keyframe_px,
                                                           c.alerts.jpeg_quality),
-                                 idle_end_s=c.pos.idle_end_s, lane_id=cfg.device.id)
+                                 options=LaneOptions(c.pos.idle_end_s, lane_id=cfg.device.id))
         self.lane.frames_dropped = lambda: self.queue.dropped
         self._stop = threading.Event()
 

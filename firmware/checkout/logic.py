@@ -40,6 +40,17 @@ class LaneStats:
 
 
 @dataclass
+class LaneOptions:
+    """``idle_end_s``: a transaction ends after this long without activity (s);
+    ``rejected_every_s``: at most one pos_rejected event per interval (s); ``lane_id``
+    prefixes transaction ids."""
+
+    idle_end_s: float = 90.0
+    rejected_every_s: float = 10.0
+    lane_id: str = "lane"
+
+
+@dataclass
 class _Txn:
     id: str
     matcher: TransactionMatcher
@@ -55,13 +66,13 @@ class CheckoutLane:
     seconds to wall time; ``frames_dropped`` is read for the transaction summary."""
 
     def __init__(self, emit: Callable, clock, *, windows: MatchWindows | None = None,
-                 policy: AlertPolicyParams | None = None, idle_end_s: float = 90.0,
-                 rejected_every_s: float = 10.0, lane_id: str = "lane"):
+                 policy: AlertPolicyParams | None = None, options: LaneOptions | None = None):
         self.emit_body, self.clock = emit, clock
         self.windows = windows or MatchWindows()
         self.policy = AlertPolicy(policy)
-        self.idle_end_s, self.rejected_every_s = idle_end_s, rejected_every_s
-        self.lane_id = lane_id
+        opts = options or LaneOptions()
+        self.idle_end_s, self.rejected_every_s = opts.idle_end_s, opts.rejected_every_s
+        self.lane_id = opts.lane_id
         self.stats = LaneStats()
         self.txn: _Txn | None = None
         self._n = 0

@@ -46,15 +46,26 @@ class LaneRun:
         return [b for b, _ in self.events if b.EVENT_TYPE == name]
 
 
+@dataclass
+class LaneTuning:
+    """Pipeline, matching and policy parameters (None: defaults)."""
+
+    params: PipelineParams | None = None
+    windows: MatchWindows | None = None
+    policy: AlertPolicyParams | None = None
+
+
 def run_lane(cam: SyntheticLaneCamera, detector: Detector | None, *,
-             params: PipelineParams | None = None, windows: MatchWindows | None = None,
-             policy: AlertPolicyParams | None = None, pos=None, clock=None,
+             tuning: LaneTuning | None = None, pos=None, clock=None,
              tail_s: float = 3.0) -> LaneRun:
-    """Run ``cam`` to its end with its script's POS log (or ``pos`` records)."""
+    """Run ``cam`` to its end with its script's POS log (or ``pos`` records); the lane's
+    tail is ``tail_s`` seconds after the script ends."""
     clock = clock or SimulatedClock()
+    tune = tuning or LaneTuning()
+    params = tune.params
     run = LaneRun(None, None)
     lane = CheckoutLane(lambda body, ts: run.events.append((body, ts)), clock,
-                        windows=windows, policy=policy)
+                        windows=tune.windows, policy=tune.policy)
     info = cam.info
     pipe = LanePipeline(info.lores_size, info.main_size, detector, params)
     run.lane, run.pipeline = lane, pipe
