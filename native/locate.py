@@ -19,7 +19,7 @@ are in ``_locate_cy`` (or its twin ``_locate_py`` with ``STOREEDGE_PURE=1``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -70,7 +70,8 @@ class LocateParams:
     """Tuning of the localiser.  Energies are mean squared central differences (grey^2)."""
 
     cell: int = 8                  # px
-    min_energy: float = 150.0      # grey^2 per px; ~ mean edge contrast 12 levels
+    min_energy: float = 60.0       # grey^2 per px, floor; ~ mean edge contrast 8 levels
+    noise_factor: float = 3.0      # x the 20th-percentile cell energy (noise), when higher
     linear_coherence: float = 0.55
     matrix_coherence: float = 0.5  # a 2-D blob's summed coherence must be below this
     max_angle_diff: int = 2        # bins (10 degrees) between joined linear cells
@@ -114,11 +115,21 @@ def cell_field(gray: np.ndarray, cell: int = 8, min_energy: float = 0.0) -> Cell
     """Per-cell structure-tensor features of a validated frame (see :class:`CellField`).
     Coherence, angle and texture are computed only where energy >= ``min_energy`` (grey^2/px)
     and are 0 elsewhere (most cells of a frame are flat)."""
+    stats, energy = _cell_energy(gray, cell)
+    return _features(stats, energy, cell, min_energy)
+
+
+def _cell_energy(gray: np.ndarray, cell: int):
+    """Kernel cell sums (3, H/cell, W/cell) and the mean squared gradient per cell."""
     if not 2 <= cell <= 64:
         raise NativeInputError(f"cell must be 2..64 px, got {cell}")
     stats = _k.cell_stats(check_gray(gray), int(cell), ROW_STEP)
     npx = float(((cell + ROW_STEP - 1) // ROW_STEP) ** 2)
-    energy = (stats[0] + stats[1]) / npx
+    return stats, (stats[0] + stats[1]) / npx
+
+
+def _features(stats: np.ndarray, energy: np.ndarray, cell: int, min_energy: float) -> CellField:
+    npx = float(((cell + ROW_STEP - 1) // ROW_STEP) ** 2)
     coherence, angle, texture = (np.zeros(energy.shape) for _ in range(3))
     sel = (energy >= min_energy) & (energy > 0)
     sxx, syy, sxy = (s[sel].astype(np.float64) for s in stats)
@@ -128,6 +139,16 @@ def cell_field(gray: np.ndarray, cell: int = 8, min_energy: float = 0.0) -> Cell
     angle[sel] = 0.5 * np.arctan2(2.0 * sxy, sxx - syy)
     texture[sel] = (trace - root) / (2.0 * npx)
     return CellField(energy, coherence, angle, texture)
+
+
+def energy_threshold(energy: np.ndarray, p: LocateParams) -> float:
+    """Energy (grey^2/px) a cell needs to count: ``p.min_energy``, raised to
+    ``p.noise_factor`` x the 20th percentile of the frame's cell energies.  Flat cells carry
+    only sensor noise (4 sigma^2 for central differences); the low percentile measures it
+    even when codes or clutter fill most of the frame."""
+    if energy.size == 0:
+        return p.min_energy
+    return max(p.min_energy, p.noise_factor * float(np.percentile(energy, 20)))
 
 
 def label_cells(mask: np.ndarray, bins: np.ndarray, nbins: int, max_diff: int):
@@ -158,7 +179,9 @@ def locate(gray: np.ndarray, max_candidates: int = 8,
     if not isinstance(max_candidates, int) or max_candidates < 0:
         raise NativeInputError(f"max_candidates must be an int >= 0, got {max_candidates!r}")
     gray = check_gray(gray)
-    f = cell_field(gray, params.cell, params.min_energy)
+    stats, energy = _cell_energy(gray, params.cell)
+    params = replace(params, min_energy=energy_threshold(energy, params))
+    f = _features(stats, energy, params.cell, params.min_energy)
     if f.energy.size == 0 or max_candidates == 0:
         return []
     cands = (_linear_candidates(gray, f, params, max_candidates)

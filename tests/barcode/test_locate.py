@@ -222,3 +222,19 @@ def test_bad_parameters_rejected():
 def test_backend_matches_environment():
     from storeedge.native._backend import pure_forced
     assert L.BACKEND == ("python" if pure_forced() else "cython")
+
+
+def test_energy_threshold_follows_sensor_noise():
+    p = L.LocateParams()
+    rng = np.random.default_rng(4)
+    flat = np.full((360, 640), 120.0)
+    for sigma, lo, hi in ((0.0, 60, 60), (3.0, 60, 100), (10.0, 500, 1200)):
+        g = np.clip(flat + rng.normal(0, sigma, flat.shape), 0, 255).astype(np.uint8) \
+            if sigma else flat.astype(np.uint8)
+        _, energy = L._cell_energy(g, 8)
+        assert lo <= L.energy_threshold(energy, p) <= hi, sigma
+    # a frame mostly filled by a code keeps the floor: flat quiet zone and module interiors
+    from storeedge.native.barcode_synth import render_code
+    code = np.pad(render_code("4006381333931", "EAN-13", 3), 20, constant_values=255)
+    _, energy = L._cell_energy(code, 8)
+    assert L.energy_threshold(energy, p) == p.min_energy

@@ -17,9 +17,10 @@ FRAME = (720, 1280)
 
 
 def _scene(codes, seed, module, angle, blur, **kw):
-    params = SceneParams(size=kw.pop("size", FRAME), module_px=(module, module),
-                         angle_deg=(angle, angle), perspective=0.03, contrast=(0.6, 0.8),
-                         blur_px=(blur, blur), noise_sigma=(2, 2), glare_prob=0, clutter=8, **kw)
+    settings = dict(size=FRAME, module_px=(module, module), angle_deg=(angle, angle),
+                    perspective=0.03, contrast=(0.6, 0.8), blur_px=(blur, blur),
+                    noise_sigma=(2, 2), glare_prob=0, clutter=8)
+    params = SceneParams(**{**settings, **kw})
     return compose_scene(codes, np.random.default_rng(seed), params)
 
 
@@ -206,3 +207,16 @@ def test_parse_formats_accepts_names_and_zxing_values():
     assert set(a.all) == set(b.all)
     assert a.linear == (zxingcpp.BarcodeFormat.EAN13,)
     assert zxingcpp.BarcodeFormat.QRCode in a.matrix
+
+
+def test_noisy_sensor_frames_still_read_and_stay_quiet():
+    """Heavy sensor noise (sigma 10): the energy threshold follows the noise floor."""
+    noisy = dict(noise_sigma=(10, 10))
+    frame, truths = _scene([("4006381333931", "EAN-13"), ("9638507", "EAN-8")], 31, 3, 20,
+                           0.0, **noisy)
+    reads = read_barcodes(frame)
+    assert all(_found(reads, t) for t in truths)
+    empty, _ = _scene([], 32, 3, 0, 0.0, **noisy)
+    assert read_barcodes(empty) == []
+    from storeedge.native.locate import locate
+    assert len(locate(empty, 8)) <= 2
