@@ -228,7 +228,9 @@ def read_barcodes(gray: np.ndarray, formats=None, *, max_candidates: int = 8,
     gray = check_gray(gray)
     reads: list[Barcode] = []
     done: list[Candidate] = []                 # boxes that decoded
-    cands = sorted(locate(gray, max_candidates, params), key=lambda c: c.kind != "linear")
+    kinds = tuple(k for k, fm in (("linear", fs.linear), ("matrix", fs.matrix)) if fm)
+    cands = sorted(locate(gray, max_candidates, params, kinds),
+                   key=lambda c: c.kind != "linear")
     for cand in cands:
         if any(_inside_box(cand.center, box) for box in done):   # e.g. texture at bar ends
             continue

@@ -174,18 +174,25 @@ def warp_affine(gray: np.ndarray, matrix, out_h: int, out_w: int) -> np.ndarray:
 
 
 def locate(gray: np.ndarray, max_candidates: int = 8,
-           params: LocateParams = LocateParams()) -> list[Candidate]:
-    """Candidate code regions in ``gray`` (2-D uint8), best first, at most ``max_candidates``."""
+           params: LocateParams = LocateParams(),
+           kinds: tuple[str, ...] = ("linear", "matrix")) -> list[Candidate]:
+    """Candidate code regions in ``gray`` (2-D uint8), best first, at most ``max_candidates``;
+    ``kinds`` limits the search to 1-D ("linear") and/or 2-D ("matrix") codes."""
     if not isinstance(max_candidates, int) or max_candidates < 0:
         raise NativeInputError(f"max_candidates must be an int >= 0, got {max_candidates!r}")
+    if not set(kinds) <= {"linear", "matrix"}:
+        raise NativeInputError(f"kinds must be 'linear' and/or 'matrix', got {kinds!r}")
     gray = check_gray(gray)
     stats, energy = _cell_energy(gray, params.cell)
     params = replace(params, min_energy=energy_threshold(energy, params))
     f = _features(stats, energy, params.cell, params.min_energy)
     if f.energy.size == 0 or max_candidates == 0:
         return []
-    cands = (_linear_candidates(gray, f, params, max_candidates)
-             + _matrix_candidates(gray, f, params))
+    cands = []
+    if "linear" in kinds:
+        cands += _linear_candidates(gray, f, params, max_candidates)
+    if "matrix" in kinds:
+        cands += _matrix_candidates(gray, f, params)
     cands.sort(key=lambda c: -c.score)
     return _drop_contained(cands)[:max_candidates]
 

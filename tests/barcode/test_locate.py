@@ -190,6 +190,19 @@ def test_budget_is_respected_and_zero_allowed():
     assert L.locate(frame, 0) == []
 
 
+def test_kinds_limit_the_search():
+    from storeedge.native.barcode_synth import door_credential
+    frame, _ = compose_scene([("4006381333931", "EAN-13"),
+                              (door_credential(np.random.default_rng(3)), "QRCode")],
+                             np.random.default_rng(8), SceneParams(module_px=(2.5, 2.5)))
+    both = {c.kind for c in L.locate(frame, 8)}
+    assert both == {"linear", "matrix"}
+    assert {c.kind for c in L.locate(frame, 8, kinds=("matrix",))} == {"matrix"}
+    assert {c.kind for c in L.locate(frame, 8, kinds=("linear",))} == {"linear"}
+    with pytest.raises(NativeInputError):
+        L.locate(frame, 8, kinds=("round",))
+
+
 def test_flat_and_tiny_frames_have_no_candidates():
     assert L.locate(np.full((720, 1280), 128, np.uint8)) == []
     for shape in [(1, 1), (3, 2), (8, 8), (15, 700)]:
