@@ -11,3 +11,7 @@ class NativeBackendError(NativeError, ImportError):
 
 class NativeInputError(NativeError, ValueError):
     """An input array has the wrong dtype, shape, layout or value range."""
+
+
+class GS1Error(NativeInputError):
+    """A code's content is not valid GS1 (bad check digit, unknown AI, wrong length...)."""

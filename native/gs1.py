@@ -22,13 +22,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Mapping
 
-from storeedge.native.exc import NativeInputError
+from storeedge.native.exc import GS1Error, NativeInputError  # noqa: F401 (GS1Error re-exported)
 
 GS = "\x1d"
-
-
-class GS1Error(NativeInputError):
-    """A code's content is not valid GS1 (bad check digit, unknown AI, wrong length...)."""
 
 
 @dataclass(frozen=True)
