@@ -39,6 +39,7 @@ from storeedge.firmware.common.settings import DeviceConfig
 from storeedge.firmware.gateway.store import GatewayStore, Incoming
 
 STORE = "s0001"
+RELAY = json.loads(os.environ.get("BENCH_RELAY", "{}"))  # relay settings to try
 
 
 def make_messages(n: int, devices: int, start: int = 1) -> list[tuple[str, bytes]]:
@@ -168,7 +169,7 @@ def _wait_online(port: int, gateway_id: str, timeout: float = 30.0) -> None:
         client.disconnect()
 
 
-def bench_drain(workdir: Path, backlog: int, live_rate: float) -> dict:
+def bench_drain(workdir: Path, backlog: int, live_rate: float, instances: int = 1) -> dict:
     down, up = Mosquitto(workdir / "down"), Mosquitto(workdir / "up")
     down.start()
     up.start()
@@ -178,11 +179,14 @@ def bench_drain(workdir: Path, backlog: int, live_rate: float) -> dict:
     write_config_atomic(workdir / "gw.yaml", {
         "device": {"id": "gw-1", "kind": "gateway", "store": STORE},
         "link": {"url": down.url, **link}, "upstream": {"url": up.url, **link},
-        "relay": {"db_path": str(gw_db)}, "log": {"level": "warning"}})
-    write_config_atomic(workdir / "st.yaml", {
-        "server": {"db": f"sqlite:///{st_db}"}, "link": {"url": up.url, **link},
-        "log": {"level": "warning"}})
-    store = _proc(["store-server", "--config", str(workdir / "st.yaml")], workdir / "st.log")
+        "relay": {"db_path": str(gw_db), **RELAY}, "log": {"level": "warning"}})
+    stores = []
+    for i in range(instances):
+        write_config_atomic(workdir / f"st{i}.yaml", {
+            "server": {"id": f"store-{i}", "db": f"sqlite:///{st_db}"},
+            "link": {"url": up.url, **link}, "log": {"level": "warning"}})
+        stores.append(_proc(["store-server", "--config", str(workdir / f"st{i}.yaml")],
+                            workdir / f"st{i}.log"))
     time.sleep(1.0)
     t0 = time.monotonic()
     gateway = _proc(["gateway", "--config", str(workdir / "gw.yaml")], workdir / "gw.log")
@@ -222,14 +226,14 @@ def bench_drain(workdir: Path, backlog: int, live_rate: float) -> dict:
         producer.join(5)
         time.sleep(2.0)
         live.close()
-        for p in (gateway, store):
+        for p in [gateway, *stores]:
             p.terminate()
             p.wait(20)
         down.stop()
         up.stop()
     lat = sorted(_live_latencies(st_db))
     return {"drain_eps": round(backlog / drain_s), "drain_s": round(drain_s, 1),
-            "backlog_events": backlog, "live_events": len(lat),
+            "backlog_events": backlog, "store_instances": instances, "live_events": len(lat),
             "live_p50_ms": round(_pct(lat, 50), 1), "live_p99_ms": round(_pct(lat, 99), 1)}
 
 
@@ -245,13 +249,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="short run (CI smoke)")
     parser.add_argument("--backlog", type=int, default=None, help="queued events to drain")
     parser.add_argument("--live-rate", type=float, default=50.0, help="live events/s")
+    parser.add_argument("--store-instances", type=int, default=1,
+                        help="store-server processes on one shared subscription")
     args = parser.parse_args(argv)
     backlog = args.backlog or (50_000 if args.quick else 1_000_000)
     rounds, n_ours, n_base = (3, 5000, 300) if args.quick else (5, 40_000, 1500)
     with tempfile.TemporaryDirectory(prefix="se-bench-gw-", dir=os.environ.get("TMPDIR")) as d:
         workdir = Path(d)
         result = bench_ingest(workdir, rounds, n_ours, n_base)
-        result.update(bench_drain(workdir, backlog, args.live_rate))
+        result.update(bench_drain(workdir, backlog, args.live_rate, args.store_instances))
     result["quick"] = args.quick
     print(json.dumps(result))
     return 0

@@ -16,9 +16,9 @@ class RelaySection:
     devices: list[str] | None = setting(None, doc="enrolled device ids; null accepts any device")
     max_payload_bytes: int = setting(256 * 1024, unit="bytes", min=1024, max=16 * 2**20,
                                      doc="larger messages are rejected")
-    forward_window: int = setting(1000, unit="events", min=1, max=10**6,
+    forward_window: int = setting(500, unit="events", min=1, max=10**6,
                                   doc="events per device sent beyond the store's watermark")
-    quantum: int = setting(500, unit="events", min=1, max=100000,
+    quantum: int = setting(250, unit="events", min=1, max=100000,
                            doc="events per device per forwarding round (fairness)")
     resend_timeout_s: float = setting(5.0, unit="s", min=0.2, max=600,
                                       doc="re-send above the store watermark after this long "
