@@ -138,6 +138,17 @@ def test_install_boot_slot_copies_kernel_dtbs_and_cmdline(tmp_path):
     assert not (boot / "slot-a").exists()
 
 
+def test_install_boot_slot_prefers_the_image_patched_device_trees(tmp_path):
+    root, boot = _fake_root(tmp_path / "root"), tmp_path / "boot"
+    patched = root / "usr/lib/storeedge/boot/dtbs"
+    patched.mkdir()
+    (patched / "bcm2711-rpi-4-b.dtb").write_bytes(b"dtb with onewire")
+    subprocess.run(["sh", str(INSTALL_BOOT_SLOT), str(root), "A", str(boot)], check=True,
+                   capture_output=True, timeout=30)
+    assert (boot / "slot-a/bcm2711-rpi-4-b.dtb").read_bytes() == b"dtb with onewire"
+    assert not (boot / "slot-a/bcm2711-rpi-cm4-io.dtb").exists()
+
+
 def test_install_boot_slot_refuses_a_root_without_a_kernel(tmp_path):
     root = _fake_root(tmp_path / "root")
     for kernel in (root / "boot").glob("vmlinuz-*"):
