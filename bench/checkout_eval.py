@@ -21,7 +21,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 LEVELS = ("easy", "medium", "hard")
-EVAL_SEED0 = 500_000
+EVAL_SEED0 = 700_000
 
 
 def _overlap(a0, a1, b0, b1) -> float:
@@ -32,7 +32,15 @@ def score_run(run, truth) -> dict:
     """Counts for one lane: missed-scan TP/FP/FN, switch hits, latencies (s)."""
     alerts = run.lane.stats.alerts
     credited: set[tuple[str, int]] = set()
-    c = dict(ms_tp=0, ms_fp=0, ms_pos=0, sw_vis=0, sw_hit=0, sw_any=0, sw_fp=0, lat=[])
+    c = dict(ms_tp=0, ms_fp=0, ms_pos=0, sw_vis=0, sw_hit=0, sw_any=0, sw_fp=0, lat=[],
+             passes=len(truth), passes_seen=0, no_pass_notes=0, extra_passes=0)
+    seen = [o.item_pass for o in run.lane.stats.outcomes]
+    for t in truth:
+        c["passes_seen"] += any(_overlap(p.t_start, p.t_end, t.t_start, t.t_end) > 0
+                                for p in seen)
+    c["extra_passes"] = len({p.id for p in seen if not any(
+        _overlap(p.t_start, p.t_end, t.t_start, t.t_end) > 0 for t in truth)})
+    c["no_pass_notes"] = sum(n.kind == "no_pass" for n in run.lane.stats.notes)
     for a in alerts:
         p = a.outcome.item_pass
         want = "switch" if a.reason == "ticket_switch" else "missed"
@@ -77,6 +85,8 @@ def summarise(counts: list[dict]) -> dict:
         "alert_latency_max_s": round(max(lat), 3) if lat else None,
         "missed_scan_truth": tot["ms_pos"], "missed_scan_alerts": tot["ms_tp"] + tot["ms_fp"],
         "ticket_switch_visible": tot["sw_vis"], "false_switch_alerts": tot["sw_fp"],
+        "pass_recall": _ratio(tot["passes_seen"], tot["passes"]),
+        "passes_without_truth": tot["extra_passes"], "scans_without_pass": tot["no_pass_notes"],
     }
 
 
@@ -99,7 +109,8 @@ def main() -> None:
     for li, level in enumerate(LEVELS):
         counts = []
         for k in range(n_seeds):
-            # held out: tests use seeds < 100, thresholds were tuned on 90000-92999
+            # held out: tests use seeds < 100, thresholds were tuned on 90000-92999 and
+            # 500000-502009
             seed = EVAL_SEED0 + 1000 * li + k
             cam = SyntheticLaneCamera(make_script(seed, level, n_items), fps=15.0)
             run = run_lane(cam, det)

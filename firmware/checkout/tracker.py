@@ -67,6 +67,7 @@ class Track:
     unknown_frames: int = 0
     outside: list[float] = field(default_factory=list)
     read_tries: int = 0
+    family: int = 0
     codes: dict[str, CodeSeen] = field(default_factory=dict)
     keyframe: tuple | None = None       # (lores frame, blob, distance to scan centre)
     reported: bool = False
@@ -97,6 +98,7 @@ class TrackerParams:
     lost_after_s: float = 0.6
     min_item_ratio: float = 0.33
     min_item_frames: int = 2
+    split_gap_px: float = 24.0
 
 
 class Tracker:
@@ -120,8 +122,10 @@ class Tracker:
         done = []
         for tr in self.tracks:
             if not tr.reported and self._complete(tr):
-                tr.reported = True
-                done.append(self._to_pass(tr))
+                family = [o for o in self.tracks if o.family == tr.family and not o.reported]
+                for member in family:
+                    member.reported = True
+                done.append(self._to_pass(tr, family))
         return done
 
     def _associate(self, t: float, blobs: list[Blob], lores: np.ndarray) -> None:
@@ -139,11 +143,30 @@ class Tracker:
             used_t.add(i)
             used_b.add(j)
             self._extend(self.tracks[i], t, blobs[j], lores)
+        known = list(self.tracks)
         for j, b in enumerate(blobs):
             if j not in used_b:
                 tr = Track(next(self._ids), t, self.zones.of(b.cx), b, t_last=t)
+                tr.family = tr.id
+                parent = self._split_parent(b, known)
+                if parent is not None:
+                    _inherit(tr, parent)
                 self._extend(tr, t, b, lores)
                 self.tracks.append(tr)
+
+    def _split_parent(self, b: Blob, tracks: list[Track]) -> Track | None:
+        """The track a new blob split off from (a hand letting go of a low-contrast item
+        leaves two blobs): a pass in progress whose box touches the new blob."""
+        best, best_d = None, None
+        for tr in tracks:
+            if tr.reported or tr.first_zone != PICK or tr.t_bag is not None:
+                continue
+            gap_x = max(0, max(tr.box.x0, b.x0) - min(tr.box.x1, b.x1))
+            gap_y = max(0, max(tr.box.y0, b.y0) - min(tr.box.y1, b.y1))
+            d = max(gap_x, gap_y)
+            if d <= self.p.split_gap_px and (best_d is None or d < best_d):
+                best, best_d = tr, d
+        return best
 
     def _extend(self, tr: Track, t: float, b: Blob, lores: np.ndarray) -> None:
         tr.box, tr.t_last = b, t
@@ -194,12 +217,27 @@ class Tracker:
         # something moving whose hand was never seen (hidden under the item)
         return tr.hand_frames == 0 and tr.unknown_frames >= n
 
-    def _to_pass(self, tr: Track) -> ItemPass:
+    def _to_pass(self, tr: Track, family: list[Track]) -> ItemPass:
+        """The pass of ``tr``, with the codes read on every track of its family."""
         self.passes_seen += 1
         kf, kb = (tr.keyframe[0], tr.keyframe[1]) if tr.keyframe else (None, None)
         box = (kb.x0, kb.y0, kb.x1, kb.y1) if kb is not None else None
+        codes: dict[str, CodeSeen] = {}
+        for member in family:
+            for key, seen in member.codes.items():
+                codes.setdefault(key, seen)
         return ItemPass(tr.id, tr.t_first, tr.t_scan_in, tr.t_scan_out or tr.t_bag, tr.t_bag,
-                        tuple(tr.codes.values()), kf, box, tr.hand_frames > 0)
+                        tuple(codes.values()), kf, box, any(m.hand_frames for m in family))
+
+
+def _inherit(child: Track, parent: Track) -> None:
+    """A blob split off ``parent``: it continues the parent's pass (same family)."""
+    child.family, child.t_first, child.first_zone = parent.family, parent.t_first, PICK
+    child.zones = list(parent.zones)
+    child.t_scan_in, child.t_scan_out = parent.t_scan_in, parent.t_scan_out
+    child.item_frames, child.hand_frames = parent.item_frames, parent.hand_frames
+    child.unknown_frames, child.outside = parent.unknown_frames, list(parent.outside)
+    child.codes = dict(parent.codes)
 
 
 def _restart(tr: Track, t: float) -> None:
@@ -207,7 +245,7 @@ def _restart(tr: Track, t: float) -> None:
     tr.t_first, tr.first_zone, tr.zones = t, PICK, []
     tr.t_scan_in = tr.t_scan_out = tr.t_bag = None
     tr.item_frames = tr.hand_frames = tr.unknown_frames = 0
-    tr.outside, tr.read_tries = [], 0
+    tr.outside, tr.read_tries, tr.family = [], 0, tr.id
     tr.codes, tr.keyframe, tr.reported = {}, None, False
 
 

@@ -170,3 +170,20 @@ def test_wall_clock_jump_changes_no_decision(lane_camera, detector):
     assert len(jumped.alerts) == 2
     ts = [t for b, t in jumped.events if b.EVENT_TYPE == "checkout.escalate"]
     assert ts and ts[0] < 1_795_000_000.0        # stamped on the corrected wall clock
+
+
+@pytest.mark.parametrize("seed", [36, 39])
+def test_low_contrast_item_is_still_one_pass(lane_camera, detector, seed):
+    """An item the colour of the counter: only the hand and the label stand out, and they
+    separate into two blobs; the pass must survive the split and alert once."""
+    import dataclasses
+
+    cam = lane_camera(["skipped", "scanned"], seed=seed)
+    actors = cam.script.actors
+    for k, a in enumerate(actors):
+        if a.kind == "item":
+            actors[k] = dataclasses.replace(a, colour=(128, 130, 134))
+    run = run_lane(cam, detector)
+    assert [(a.reason, a.incident) for a in run.alerts] == [("missed_scan", 1)]
+    assert run.lane.stats.passes == 2
+    assert [n.kind for n in run.of_type("checkout.scan_note")] == []
