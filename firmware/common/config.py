@@ -16,7 +16,6 @@ import copy
 import dataclasses
 import os
 import re
-import tempfile
 import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -24,6 +23,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
+from storeedge.firmware.common.atomic import write_atomic
 from storeedge.firmware.common.exc import ConfigError
 
 _META = "storeedge_setting"
@@ -314,22 +314,5 @@ def write_config_atomic(path: str | os.PathLike, mapping: dict) -> None:
 
     A power cut at any point leaves either the old file or the new one, never a mix.
     """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
     text = yaml.safe_dump(mapping, sort_keys=False, default_flow_style=False)
-    fd, tmp = tempfile.mkstemp(prefix=".cfg-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dfd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    write_atomic(path, text.encode("utf-8"))

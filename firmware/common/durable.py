@@ -18,6 +18,7 @@ import threading
 import time
 from typing import Any, Callable, Iterator, Sequence
 
+from storeedge.firmware.common.atomic import fsync_dir
 from storeedge.firmware.common.exc import OutboxClosed, OutboxError, StoreedgeError
 
 log = logging.getLogger(__name__)
@@ -64,16 +65,8 @@ def move_aside(path: str, stamp: float | None = None) -> str:
     for suffix in ("-wal", "-shm"):
         if os.path.exists(path + suffix):
             os.replace(path + suffix, target + suffix)
-    _fsync_dir(os.path.dirname(os.path.abspath(path)))
+    fsync_dir(os.path.dirname(os.path.abspath(path)))
     return target
-
-
-def _fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def salvage_rows(path: str, table: str, columns: str, key: str, *, hi: int | None = None,

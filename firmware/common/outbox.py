@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 
 from storeedge.drivers.clock import Clock, SystemClock
 from storeedge.firmware.common import durable
+from storeedge.firmware.common.atomic import write_atomic
 from storeedge.firmware.common.core_events import (FieldSummary, OutboxSalvaged,
                                                    TelemetryCoalesced)
 from storeedge.firmware.common.events import Envelope, Prio, body_to_dict, format_ts, parse_ts
@@ -174,12 +175,7 @@ class Outbox:
             return 0
 
     def _write_lease(self, ceiling: int) -> None:
-        tmp = self._lease_path() + ".tmp"
-        with open(tmp, "w", encoding="ascii") as fh:
-            fh.write(str(ceiling))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self._lease_path())
+        write_atomic(self._lease_path(), str(ceiling).encode("ascii"))
         self._lease = ceiling
 
     def _load_counters(self) -> None:

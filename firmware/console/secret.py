@@ -17,7 +17,7 @@ import hmac
 import os
 from typing import NamedTuple
 
-from storeedge.firmware.console.atomic import write_atomic
+from storeedge.firmware.common.atomic import write_atomic
 from storeedge.firmware.console.exc import SecretError
 
 MIN_SECRET_LEN = 8

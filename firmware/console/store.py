@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from storeedge.firmware.console.atomic import fsync_dir, remove_stale_temps, write_atomic
+from storeedge.firmware.common.atomic import fsync_dir, remove_stale_temps, write_atomic
 from storeedge.firmware.console.exc import StoreError
 
 KEEP_VERSIONS = 50

@@ -20,7 +20,7 @@ import time
 import pytest
 import yaml
 
-from storeedge.firmware.console.atomic import TMP_PREFIX
+from storeedge.firmware.common.atomic import TMP_PREFIX
 from storeedge.firmware.console.store import ConfigStore
 
 CHILD = r"""

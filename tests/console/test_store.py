@@ -6,7 +6,7 @@ import os
 import pytest
 import yaml
 
-from storeedge.firmware.console.atomic import TMP_PREFIX
+from storeedge.firmware.common.atomic import TMP_PREFIX
 from storeedge.firmware.console.exc import StoreError
 from storeedge.firmware.console.store import ConfigStore, PendingConfirm
 
