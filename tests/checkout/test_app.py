@@ -25,11 +25,9 @@ def _frame(k: int) -> Frame:
 
 def test_frame_queue_drops_oldest_and_counts_never_blocks():
     q = FrameQueue(3)
-    start = time.monotonic()
-    for k in range(10):
+    for k in range(10):                 # nobody consumes: put must still return every time
         q.put(_frame(k))
-    assert time.monotonic() - start < 1.0
-    assert q.dropped == 7 and len(q) == 3
+    assert q.dropped == 7 and len(q) == 3 and q.put_count == 10
     assert [q.get(0).seq for _ in range(3)] == [7, 8, 9]
     assert q.get(0.01) is None
 
