@@ -14,6 +14,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
@@ -225,14 +226,18 @@ class DeviceService:
 
 
 class _Sender:
-    """Sliding window over the outbox, driven by watermarks and reconnects."""
+    """Sliding window over the outbox, driven by watermarks and reconnects.
+
+    Network timing uses the machine's monotonic clock, not the app's (possibly simulated)
+    clock: a test that fast-forwards an app's time must not make the link re-send.
+    """
 
     def __init__(self, svc: DeviceService):
         self.svc = svc
         self.cursor = svc.outbox.acked_seq
         self.inflight: collections.deque[int] = collections.deque()
         self.generation = svc.outbox.generation
-        self.last_progress = svc.clock.monotonic()
+        self.last_progress = time.monotonic()
         self.control_sent: set[int] = set()
 
     def step(self) -> None:
@@ -243,7 +248,7 @@ class _Sender:
             svc._reconnected = False
         if hint > outbox.acked_seq:
             outbox.mark_acked(hint)
-            self.last_progress = svc.clock.monotonic()
+            self.last_progress = time.monotonic()
             with svc._wake:
                 svc._wake.notify_all()
         while self.inflight and self.inflight[0] <= outbox.acked_seq:
@@ -255,10 +260,10 @@ class _Sender:
 
     def _stalled(self) -> bool:
         if not self.inflight:
-            self.last_progress = self.svc.clock.monotonic()
+            self.last_progress = time.monotonic()
             return False
         timeout = self.svc.cfg.link.resend_timeout_s
-        return self.svc.clock.monotonic() - self.last_progress > timeout
+        return time.monotonic() - self.last_progress > timeout
 
     def _rewind(self) -> None:
         outbox = self.svc.outbox
@@ -268,7 +273,7 @@ class _Sender:
         self.inflight.clear()
         self.control_sent.clear()
         self.generation = outbox.generation
-        self.last_progress = self.svc.clock.monotonic()
+        self.last_progress = time.monotonic()
 
     def _send_more(self) -> None:
         outbox = self.svc.outbox
