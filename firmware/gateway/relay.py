@@ -160,15 +160,18 @@ class Relay:
     # ------------------------------------------------------------------ forwarding
 
     def _forward_loop(self) -> None:
+        busy = False
         while not self._stop.is_set():
             with self._wake:
-                self._wake.wait(0.05)
+                if not busy:          # a round that sent something is followed at once
+                    self._wake.wait(0.05)
                 rewind, self._rewind_all = self._rewind_all, False
+            busy = False
             try:
                 if rewind:
                     self._rewind(None)
                 if self.up.connected.is_set():
-                    self._forward_round()
+                    busy = self._forward_round() > 0
             except Exception:
                 log.exception("forwarding round failed; retrying")
                 self._stop.wait(0.5)
