@@ -15,6 +15,8 @@ log = logging.getLogger("storeedge.store_server")
 def main(argv: list[str]) -> int:
     if argv and argv[0] == "counts":
         return _counts(argv[1:])
+    if argv and argv[0] == "verify-chain":
+        return _verify_chain(argv[1:])
     parser = app_parser("store-server", "store events from every device exactly once")
     parser.add_argument("--db", default=None, help="override server.db (sqlite:///FILE or "
                                                     "postgresql://...)")
@@ -68,3 +70,29 @@ def _counts(argv: list[str]) -> int:
         print(f"gap {dev} {first}..{last} {reason} {state}")
     db.close()
     return 0
+
+
+def _verify_chain(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="storeedge store-server verify-chain",
+        description="check a dock door's audit hash chain in the store database")
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--dev", required=True, help="door device id")
+    parser.add_argument("--expected-last", type=int, default=None,
+                        help="the door's latest chain index, if known (detects a removed tail)")
+    args = parser.parse_args(argv)
+    from storeedge.firmware.dock_door.audit import verify_chain
+    from storeedge.server.db import open_store_db
+    from storeedge.server.exc import StoreDatabaseError
+
+    try:
+        db = open_store_db(args.db)
+    except StoreDatabaseError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    events = [{"dev": args.dev, "seq": seq, "type": etype, "body": body}
+              for seq, etype, body in db.events_of(args.dev) if body is not None]
+    db.close()
+    report = verify_chain(events, expected_last=args.expected_last)
+    print(f"{args.dev}: {report.summary()}")
+    return 0 if report.ok else 1
