@@ -4,10 +4,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+PY="${PYTHON:-python3.11}"
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+
 APT_PACKAGES="mosquitto postgresql"
 need_apt=""
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt=1
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt=1
+# A bare Debian python3 lacks venv/ensurepip and the headers the Cython build needs.
+if ! "$PY" -c "import ensurepip, venv, sysconfig, os, sys; \
+    sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" \
+    >/dev/null 2>&1; then
+  APT_PACKAGES="$APT_PACKAGES python3-venv python3-dev"; need_apt=1
+fi
+command -v gcc >/dev/null 2>&1 || { APT_PACKAGES="$APT_PACKAGES build-essential"; need_apt=1; }
 if [ -n "$need_apt" ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   echo "setup: installing system packages: $APT_PACKAGES"
@@ -15,8 +25,6 @@ if [ -n "$need_apt" ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $APT_PACKAGES
 fi
 
-PY="${PYTHON:-python3.11}"
-command -v "$PY" >/dev/null 2>&1 || PY=python3
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $PY"
   "$PY" -m venv .venv
