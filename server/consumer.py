@@ -72,7 +72,9 @@ class StoreServer:
     def _on_event(self, msg) -> None:
         event = self.screen.check(msg.topic, msg.payload)
         mid, qos = msg.mid, msg.qos
-        callback = (lambda _t: self.link.ack(mid, qos)) if qos > 0 else None
+        callback = None
+        if qos > 0:
+            callback = lambda ticket: self.link.ack_after_commit(ticket, mid, qos)  # noqa: E731
         self.committer.submit(event, callback)
 
     def _apply(self, _conn, items: list) -> list:

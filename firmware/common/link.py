@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import ssl
 import threading
 from dataclasses import dataclass
@@ -148,6 +149,28 @@ class MqttLink:
     def ack(self, mid: int, qos: int) -> None:
         """Send the PUBACK for a message received with ``manual_ack`` (after our commit)."""
         self.client.ack(mid, qos)
+
+    def ack_after_commit(self, ticket, mid: int, qos: int) -> None:
+        """PUBACK a message whose commit succeeded; never one whose commit failed.
+
+        A failed commit (disk full, I/O error) drops the connection instead: paho reconnects
+        with backoff and the broker re-delivers every unacknowledged message of the session.
+        """
+        if ticket.error is None:
+            self.ack(mid, qos)
+            return
+        log.error("commit failed (%s): not acknowledging; dropping the connection so the "
+                  "broker re-delivers", ticket.error)
+        self.drop_connection()
+
+    def drop_connection(self) -> None:
+        """Break the TCP connection as a network fault would (paho then reconnects)."""
+        sock = self.client.socket()
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     # ------------------------------------------------------------------ callbacks
 

@@ -105,7 +105,7 @@ class Relay:
         mid, qos = msg.mid, msg.qos
         callback = None
         if qos > 0:
-            callback = lambda _ticket: self.down.ack(mid, qos)  # noqa: E731
+            callback = lambda ticket: self.down.ack_after_commit(ticket, mid, qos)  # noqa: E731
         self.store.submit(Incoming(event, msg.payload), callback)
 
     def _publish_acks(self, moved: set[str]) -> None:

@@ -74,7 +74,10 @@ def test_bad_input_is_rejected_counted_and_never_blocks(brokers, tmp_path):
     good = [envelope("dev-ok", i, i) for i in range(1, 4)]
     topic = good[0].topic
     try:
-        pub.send(topic, good[0].to_json())
+        assert relay.down.wait_connected(10)
+        # the first good event must be in before the conflicting copy of its seq is sent
+        assert wait_for(lambda: (pub.send(topic, good[0].to_json()),
+                                 wait_for(lambda: stored(db, "dev-ok") == [1], 2))[1], 20)
         pub.send(topic, b"{not json")                                      # malformed
         pub.send(topic, json.dumps({"v": 1, "dev": "dev-ok"}).encode())   # schema
         pub.send(topic, envelope("dev-ok", 9, 9, body={"n": "x"}).to_json())   # body schema
@@ -175,6 +178,7 @@ def test_gap_is_recorded_and_replay_requested(brokers, tmp_path):
     watcher.loop_start()
     pub = Publisher(up.url)
     try:
+        assert store.link.wait_connected(10)
         for seq in (1, 2, 5):
             env = envelope("dev-g", seq, seq)
             pub.send(env.topic, env.to_json())
@@ -217,3 +221,33 @@ def test_gateway_status_command(brokers, tmp_path):
     finally:
         svc.close()
         relay.close()
+
+
+def test_failed_commit_is_not_acknowledged_and_is_redelivered(brokers, tmp_path):
+    """A commit that fails (disk full, I/O error) must not PUBACK: the broker re-delivers."""
+    down, up = brokers
+    db = f"sqlite:///{tmp_path}/store.db"
+    relay = Relay(gateway_config(down.url, up.url, tmp_path))
+    store = StoreServer(store_config(up.url, db))
+    real_apply, failures = relay.store._apply, []
+
+    def failing_once(conn, items):
+        if not failures:
+            failures.append(len(items))
+            raise OSError("disk full (injected)")
+        return real_apply(conn, items)
+
+    relay.store.committer._apply = failing_once
+    relay.start()
+    store.start()
+    svc = DeviceService(device_config("dev-x", down.url, tmp_path))
+    try:
+        svc.start()
+        last = [svc.emit(SimCounter(n=i)).seq for i in range(20)][-1]
+        assert wait_for(lambda: stored(db, "dev-x") == list(range(1, last + 1)), 30)
+        assert failures, "the injected failure happened"
+        assert relay.down.connects >= 2, "the gateway dropped the link to get re-delivery"
+    finally:
+        svc.close()
+        relay.close()
+        store.close()
