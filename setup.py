@@ -72,6 +72,7 @@ setup(
         "ai-edge-litert>=1.2,<3",
         "Pillow>=10",
         "psycopg[binary]>=3.1,<4",
+        "tzdata",   # zoneinfo on images without /usr/share/zoneinfo (freezer HACCP schedules)
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100"],

@@ -18,6 +18,10 @@ if ! "$PY" -c "import ensurepip, venv, sysconfig, os, sys; \
   APT_PACKAGES="$APT_PACKAGES python3-venv python3-dev"; need_apt=1
 fi
 command -v gcc >/dev/null 2>&1 || { APT_PACKAGES="$APT_PACKAGES build-essential"; need_apt=1; }
+# The images' fast check: unit verification, RAUC config loading, bundle signing.
+for tool in systemd-analyze:systemd rauc:rauc mksquashfs:squashfs-tools openssl:openssl; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || { APT_PACKAGES="$APT_PACKAGES ${tool#*:}"; need_apt=1; }
+done
 if [ -n "$need_apt" ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   echo "setup: installing system packages: $APT_PACKAGES"
