@@ -5,11 +5,9 @@ import sqlite3
 
 import pytest
 
-from helpers.stack import device_config, gateway_config, store_config, wait_for
+from helpers.stack import device_config, event_path, wait_for
 from storeedge.firmware.common.core_events import SimCounter
 from storeedge.firmware.common.service import DeviceService
-from storeedge.firmware.gateway.relay import Relay
-from storeedge.server.consumer import StoreServer
 
 
 def stored_seqs(db_path, dev):
@@ -23,14 +21,8 @@ def stored_seqs(db_path, dev):
 
 @pytest.fixture
 def stack(broker_factory, tmp_path):
-    down, up = broker_factory("down"), broker_factory("up")
-    relay = Relay(gateway_config(down.url, up.url, tmp_path))
-    store = StoreServer(store_config(up.url, f"sqlite:///{tmp_path}/store.db"))
-    relay.start()
-    store.start()
-    yield down, up, relay, store, tmp_path
-    relay.close()
-    store.close()
+    with event_path(broker_factory, tmp_path) as (down, up, relay, store):
+        yield down, up, relay, store, tmp_path
 
 
 def test_events_arrive_once_in_order(stack):

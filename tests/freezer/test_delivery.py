@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from freezer_helpers import ROMS, freezer_config_dict
-from helpers.stack import FAST_LINK, gateway_config, store_config, wait_for
+from helpers.stack import FAST_LINK, event_path, wait_for
 from storeedge.drivers.clock import SimulatedClock
 from storeedge.firmware.common.config import config_from_dict
 from storeedge.firmware.common.events import format_ts
@@ -16,8 +16,6 @@ from storeedge.firmware.common.service import DeviceService
 from storeedge.firmware.freezer.app import FreezerApp
 from storeedge.firmware.freezer.config import FreezerConfig, build_rules, storage_of
 from storeedge.firmware.freezer.wiring import make_bus
-from storeedge.firmware.gateway.relay import Relay
-from storeedge.server.consumer import StoreServer
 
 
 def store_rows(db, type_):
@@ -34,14 +32,8 @@ def store_rows(db, type_):
 
 @pytest.fixture
 def stack(broker_factory, tmp_path):
-    down, up = broker_factory("down"), broker_factory("up")
-    relay = Relay(gateway_config(down.url, up.url, tmp_path))
-    store = StoreServer(store_config(up.url, f"sqlite:///{tmp_path}/store.db"))
-    relay.start()
-    store.start()
-    yield down, relay, store, tmp_path
-    relay.close()
-    store.close()
+    with event_path(broker_factory, tmp_path) as (down, _up, relay, store):
+        yield down, relay, store, tmp_path
 
 
 class Freezer:

@@ -1,6 +1,7 @@
 """Build configs and run the event path (devices, gateway, store server) for tests."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -95,3 +96,24 @@ def wait_for(predicate, timeout: float, interval: float = 0.1) -> bool:
             return True
         time.sleep(interval)
     return predicate()
+
+
+@contextlib.contextmanager
+def event_path(broker_factory, workdir: Path, **relay):
+    """Two brokers, a gateway relay and a store server (SQLite) running in this process.
+
+    Yields ``(down, up, relay, store)``; the store DB is ``workdir / "store.db"``.
+    """
+    from storeedge.firmware.gateway.relay import Relay
+    from storeedge.server.consumer import StoreServer
+
+    down, up = broker_factory("down"), broker_factory("up")
+    gateway = Relay(gateway_config(down.url, up.url, workdir, **relay))
+    store = StoreServer(store_config(up.url, f"sqlite:///{workdir}/store.db"))
+    gateway.start()
+    store.start()
+    try:
+        yield down, up, gateway, store
+    finally:
+        gateway.close()
+        store.close()
