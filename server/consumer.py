@@ -124,14 +124,23 @@ class StoreServer:
         self.duplicates += 1
 
     def _account(self, env: Envelope, lo: int, hi: int, now: float) -> None:
-        """Placeholders for seqs covered by a coalesced event or lost in a salvage."""
-        reason = "lost" if env.type == "outbox.salvaged" else "coalesced"
-        if reason == "lost":
-            self.db.record_gap(env.dev, lo, hi, "lost", now)
-            log.error("device %s reports seq %d..%d lost for good (outbox salvage)",
-                      env.dev, lo, hi)
+        """Placeholders for seqs covered by a coalesced event or lost in a salvage.
+
+        Only seqs above the device's watermark and not stored are accounted for (a salvage
+        report lists everything the device no longer holds, most of it delivered long ago).
+        """
+        lo = max(lo, self.db.watermark(env.dev) + 1)
+        missing = [s for s in range(lo, hi + 1)
+                   if s not in self.db.existing(env.dev, lo, hi)] if lo <= hi else []
+        if not missing:
+            return
+        if env.type == "outbox.salvaged":
+            for first, last in _spans(missing):
+                self.db.record_gap(env.dev, first, last, "lost", now)
+                log.error("device %s reports seq %d..%d lost for good (outbox salvage)",
+                          env.dev, first, last)
         self.db.insert_events([Row(env.dev, seq, env.kind, env.store, "placeholder", 3, env.ts,
-                                   now, None) for seq in range(lo, hi + 1)])
+                                   now, None) for seq in missing])
 
     def _after_commit(self, _outcomes) -> None:
         touched, self._touched = self._touched, {}
@@ -206,3 +215,14 @@ class StoreServer:
         cmd = {"id": str(uuid.uuid4()), "by": f"store-server/{self.cfg.server.id}",
                "args": {"from": first, "to": last}}
         self.link.publish(topics.command(store, kind, dev, "replay"), json_payload(cmd))
+
+
+def _spans(seqs: list[int]) -> list[tuple[int, int]]:
+    """Sorted seqs as ``(first, last)`` runs."""
+    out: list[tuple[int, int]] = []
+    for s in seqs:
+        if out and out[-1][1] == s - 1:
+            out[-1] = (out[-1][0], s)
+        else:
+            out.append((s, s))
+    return out

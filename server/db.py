@@ -135,6 +135,11 @@ class StoreDB:
         self._exec("INSERT INTO rejects (reason, count) VALUES (?, 1) ON CONFLICT (reason) "
                    "DO UPDATE SET count = rejects.count + 1", (reason,))
 
+    def watermark(self, dev: str) -> int:
+        """``dev``'s current watermark (0 for a new device), inside the writer's transaction."""
+        row = self._exec("SELECT wm FROM devices WHERE dev=?", (dev,)).fetchone()
+        return row[0] if row else 0
+
     def advance_watermark(self, dev: str) -> int:
         """Move ``dev``'s watermark over every contiguous seq now stored; returns it."""
         wm = self._exec("SELECT wm FROM devices WHERE dev=?", (dev,)).fetchone()[0]

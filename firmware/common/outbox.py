@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -116,7 +115,6 @@ class Outbox:
         self.soft_limit = int(cfg.max_bytes * (1.0 - cfg.reserve_fraction))
         self.coalesced = self.telemetry_dropped = self.refused = 0
         self.generation = 0   # bumped when pending rows are rewritten (sender restarts)
-        self._state_lock = threading.Lock()
         self.salvage_report: OutboxSalvaged | None = None
         self._lock_fd = _exclusive_lock(cfg.path + ".lock")
         try:
@@ -151,10 +149,11 @@ class Outbox:
         conn = durable.open_db(path)
         conn.executescript(SCHEMA)
         restart = max([self._leased_ceiling()] + [r[0] for r in rows]) + 1
-        with conn:
-            conn.executemany("INSERT INTO events (seq, prio, type, ts, payload, size) "
-                             "VALUES (?, ?, ?, ?, ?, ?)", rows)
-            conn.execute("INSERT OR REPLACE INTO meta VALUES ('last_seq', ?)", (restart - 1,))
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO events (seq, prio, type, ts, payload, size) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", rows)
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('last_seq', ?)", (restart - 1,))
+        conn.execute("COMMIT")
         self._write_lease(restart - 1 + SEQ_LEASE)
         log.warning("outbox salvaged: %d events recovered, %d unreadable ranges, kept %s",
                     len(rows), bad, moved)

@@ -37,6 +37,13 @@ class _Cursor:
     sent: int = 0                 # highest seq published upstream
     progress_at: float = field(default_factory=time.monotonic)
     last_store_wm: int = 0
+    control_sent: set[int] = field(default_factory=set)   # sent beyond the window
+
+    def rewind(self, to: int) -> None:
+        """Re-send from ``to + 1`` (a stall, a reconnect, a replay request)."""
+        self.sent = to
+        self.control_sent.clear()
+        self.progress_at = time.monotonic()
 
 
 class Relay:
@@ -153,7 +160,7 @@ class Relay:
             cur = self.cursors.get(parts.dev)
             state = self.store.devices.get(parts.dev)
             if cur is not None and state is not None:
-                cur.sent = max(state.confirmed, min(cur.sent, first - 1))
+                cur.rewind(max(state.confirmed, min(cur.sent, first - 1)))
                 log.info("replay of %s from seq %d requested by the store", parts.dev, first)
             self._wake.notify_all()
 
@@ -179,9 +186,7 @@ class Relay:
     def _rewind(self, dev: str | None) -> None:
         for name, state in list(self.store.devices.items()):
             if dev is None or name == dev:
-                cur = self.cursors.setdefault(name, _Cursor())
-                cur.sent = state.confirmed
-                cur.progress_at = time.monotonic()
+                self.cursors.setdefault(name, _Cursor()).rewind(state.confirmed)
 
     def _forward_round(self) -> int:
         """Publish one round; returns the number of events sent."""
@@ -191,20 +196,33 @@ class Relay:
             cur = self._cursor(dev, state)
             room = relay.forward_window - (cur.sent - state.confirmed)
             upto = state.mark.wm
-            if room <= 0 or cur.sent >= upto:
+            if cur.sent >= upto:
+                continue
+            if room <= 0:
+                rows = [r for r in self.store.control_rows(dev, cur.sent, upto)
+                        if r[0] not in cur.control_sent]
+                cur.control_sent.update(r[0] for r in rows)
+                if rows:
+                    batches.append((min(r[1] for r in rows), dev, state, rows, False))
                 continue
             rows = self.store.forwardable(dev, cur.sent, upto, min(room, relay.quantum))
             if rows:
-                batches.append((min(r[1] for r in rows), dev, state, rows))
+                batches.append((min(r[1] for r in rows), dev, state, rows, True))
         batches.sort(key=lambda b: b[0])
         sent = 0
-        for _prio, dev, state, rows in batches:
-            for seq, _p, etype, payload in rows:
-                if payload is not None:
-                    self.up.publish(topics.event(state.store, state.kind, dev, etype), payload)
-                    sent += 1
-            self.cursors[dev].sent = rows[-1][0]
+        for _prio, dev, state, rows, advance in batches:
+            sent += self._publish_rows(dev, state, rows)
+            if advance:
+                self.cursors[dev].sent = rows[-1][0]
         self.forwarded += sent
+        return sent
+
+    def _publish_rows(self, dev: str, state, rows: list[tuple]) -> int:
+        sent = 0
+        for _seq, _p, etype, payload in rows:
+            if payload is not None:   # placeholders are accounted for by their summary event
+                self.up.publish(topics.event(state.store, state.kind, dev, etype), payload)
+                sent += 1
         return sent
 
     def _cursor(self, dev: str, state) -> _Cursor:
@@ -221,8 +239,7 @@ class Relay:
         elif cur.sent > state.confirmed and now - cur.progress_at > self.cfg.relay.resend_timeout_s:
             log.info("no confirmation from the store for %s in %.1f s: re-sending from seq %d",
                      dev, now - cur.progress_at, state.confirmed + 1)
-            cur.sent = state.confirmed
-            cur.progress_at = now
+            cur.rewind(state.confirmed)
         return cur
 
 

@@ -34,6 +34,8 @@ CREATE TABLE IF NOT EXISTS devices (
     conflicts INTEGER NOT NULL DEFAULT 0, last_seen REAL
 );
 CREATE TABLE IF NOT EXISTS rejects (reason TEXT PRIMARY KEY, count INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS events_control ON events (dev, seq)
+    WHERE type IN ('telemetry.coalesced', 'outbox.salvaged');
 """
 
 
@@ -243,6 +245,14 @@ class GatewayStore:
         return durable.read_all(self.conn, self.committer.lock,
                                 "SELECT seq, prio, type, payload FROM events WHERE dev=? AND seq>? "
                                 "AND seq<=? ORDER BY seq LIMIT ?", (dev, after, upto, limit))
+
+    def control_rows(self, dev: str, after: int, upto: int) -> list[tuple]:
+        """Coalesced/salvaged events of ``dev`` in ``(after, upto]``: the ones that account
+        for seqs the store would otherwise wait for (sent even when the window is full)."""
+        return durable.read_all(self.conn, self.committer.lock,
+                                "SELECT seq, prio, type, payload FROM events WHERE dev=? AND "
+                                "seq>? AND seq<=? AND type IN ('telemetry.coalesced', "
+                                "'outbox.salvaged') ORDER BY seq", (dev, after, upto))
 
     def close(self) -> None:
         self.committer.close()

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from helpers.damage import checkpoint, corrupt
 from storeedge.firmware.common.config import config_from_dict
 from storeedge.firmware.common.core_events import SimCounter, SimReading
 from storeedge.firmware.common.events import Envelope
@@ -133,29 +134,14 @@ def test_oversized_event_refused(tmp_path):
     box.close()
 
 
-def _corrupt(path, seed=1):
-    """Write garbage over a stretch of the file's pages (not the header page)."""
-    size = os.path.getsize(path)
-    rnd = __import__("random").Random(seed)
-    with open(path, "r+b") as fh:
-        fh.seek(size // 2)
-        fh.write(bytes(rnd.randrange(256) for _ in range(8192)))
-
-
-def _checkpoint(path):
-    conn = sqlite3.connect(path)
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
-
-
 def test_corrupt_outbox_is_moved_aside_salvaged_and_reported(tmp_path):
     box = make(tmp_path)
     for ticket in [box.submit(SimCounter(n=i, pad="z" * 40)) for i in range(2000)]:
         ticket.wait(30)
     box.close()
     path = str(tmp_path / "o.db")
-    _checkpoint(path)
-    _corrupt(path)
+    checkpoint(path)
+    corrupt(path)
     box = make(tmp_path)          # must not raise
     aside = [p for p in os.listdir(tmp_path) if ".corrupt-" in p and not p.endswith(("-wal", "-shm"))]
     assert len(aside) == 1, "the bad file is kept for salvage"
