@@ -30,10 +30,9 @@ class Evidence:
     pass_end: float = _f("when the item reached the bagging area", "s since epoch")
 
 
-@event_type("checkout.nudge", prio=Prio.LOSS)
 @dataclass
-class Nudge:
-    """First incident of a transaction: the self-checkout screen asks the shopper to rescan."""
+class _Alert:
+    """The body both alert levels share."""
 
     txn: str = _f("transaction id")
     reason: str = _f("missed_scan or ticket_switch")
@@ -41,19 +40,18 @@ class Nudge:
     pass_id: int = _f("item pass id")
     latency_s: float = _f("alert time minus pass end", "s")
     evidence: Evidence = _f("evidence")
+
+
+@event_type("checkout.nudge", prio=Prio.LOSS)
+@dataclass
+class Nudge(_Alert):
+    """First incident of a transaction: the self-checkout screen asks the shopper to rescan."""
 
 
 @event_type("checkout.escalate", prio=Prio.LOSS)
 @dataclass
-class Escalate:
+class Escalate(_Alert):
     """A repeat incident (or a ticket switch): an associate is called to the lane."""
-
-    txn: str = _f("transaction id")
-    reason: str = _f("missed_scan or ticket_switch")
-    incident: int = _f("incident number within the transaction", "count")
-    pass_id: int = _f("item pass id")
-    latency_s: float = _f("alert time minus pass end", "s")
-    evidence: Evidence = _f("evidence")
 
 
 @event_type("checkout.scan_note", prio=Prio.OPERATIONAL)
