@@ -578,6 +578,31 @@ cdef inline void convert(const int16_t* a, const int16_t* b, const int16_t* c, i
 
 
 # --------------------------------------------------------------------------- entry points
+cdef int _run_rows(Ring* rings, int rings_ok, const Axis* ay0, const Axis* ay12, int n,
+                   const Colour* col, uint8_t* out0, Py_ssize_t ostride) noexcept nogil:
+    """Every output row: vertical pass of the three rings, colour, store; frees the rings.
+
+    ``rings_ok`` says the three ``ring_init`` calls succeeded; ``ay0`` is the row axis of
+    ring 0, ``ay12`` of rings 1 and 2.  Returns 0, or -1 when a ring or buffer could not be
+    allocated (nothing is written then).
+    """
+    cdef int i
+    cdef int16_t* hb = <int16_t*>malloc(3 * n * sizeof(int16_t))
+    cdef int32_t* lv = <int32_t*>malloc(n * sizeof(int32_t))
+    cdef int ok = rings_ok and hb != NULL and lv != NULL
+    if ok:
+        for i in range(ay0.n):
+            vpass(&rings[0], ay0, i, hb)
+            vpass(&rings[1], ay12, i, hb + n)
+            vpass(&rings[2], ay12, i, hb + 2 * n)
+            convert(hb, hb + n, hb + 2 * n, n, col, lv, out0 + i * ostride)
+    for i in range(3):
+        ring_free(&rings[i])
+    free(hb)
+    free(lv)
+    return 0 if ok else -1
+
+
 def run_yuv(const uint8_t[:, :] y, const uint8_t[:, :] u, const uint8_t[:, :] v,
             int cstep, plan, uint8_t[:, :] out):
     """Preprocess Y/U/V planes (chroma sample j at column j*cstep) into ``out`` rows."""
@@ -585,25 +610,13 @@ def run_yuv(const uint8_t[:, :] y, const uint8_t[:, :] u, const uint8_t[:, :] v,
     cdef Axis cx = _axis(plan.chroma_x), cy = _axis(plan.chroma_y)
     cdef Colour col = _colour(plan)
     cdef Ring rings[3]
-    cdef int i, ok, n = lx.n
-    cdef int16_t* hb = <int16_t*>malloc(3 * n * sizeof(int16_t))
-    cdef int32_t* lv = <int32_t*>malloc(n * sizeof(int32_t))
+    cdef int ok
     with nogil:
         ok = (ring_init(&rings[0], &ly, &lx, &y[0, 0], y.strides[0], 1, y.shape[0])
               | ring_init(&rings[1], &cy, &cx, &u[0, 0], u.strides[0], cstep, u.shape[0])
               | ring_init(&rings[2], &cy, &cx, &v[0, 0], v.strides[0], cstep, v.shape[0])) == 0
-        if ok and hb != NULL and lv != NULL:
-            for i in range(ly.n):
-                vpass(&rings[0], &ly, i, hb)
-                vpass(&rings[1], &cy, i, hb + n)
-                vpass(&rings[2], &cy, i, hb + 2 * n)
-                convert(hb, hb + n, hb + 2 * n, n, &col, lv,
-                        &out[0, 0] + i * out.strides[0])
-        for i in range(3):
-            ring_free(&rings[i])
-        free(hb)
-        free(lv)
-    if not ok or hb == NULL or lv == NULL:
+        ok = _run_rows(rings, ok, &ly, &cy, lx.n, &col, &out[0, 0], out.strides[0]) == 0
+    if not ok:
         raise MemoryError()
 
 
@@ -612,24 +625,10 @@ def run_rgb(const uint8_t[:, :] rgb, plan, uint8_t[:, :] out):
     cdef Axis lx = _axis(plan.luma_x), ly = _axis(plan.luma_y)
     cdef Colour col = _colour(plan)
     cdef Ring rings[3]
-    cdef int i, ok, n = lx.n
-    cdef int16_t* hb = <int16_t*>malloc(3 * n * sizeof(int16_t))
-    cdef int32_t* lv = <int32_t*>malloc(n * sizeof(int32_t))
+    cdef int i, ok = 0
     with nogil:
-        ok = 0
         for i in range(3):
             ok |= ring_init(&rings[i], &ly, &lx, &rgb[0, 0] + i, rgb.strides[0], 3, rgb.shape[0])
-        ok = ok == 0
-        if ok and hb != NULL and lv != NULL:
-            for i in range(ly.n):
-                vpass(&rings[0], &ly, i, hb)
-                vpass(&rings[1], &ly, i, hb + n)
-                vpass(&rings[2], &ly, i, hb + 2 * n)
-                convert(hb, hb + n, hb + 2 * n, n, &col, lv,
-                        &out[0, 0] + i * out.strides[0])
-        for i in range(3):
-            ring_free(&rings[i])
-        free(hb)
-        free(lv)
-    if not ok or hb == NULL or lv == NULL:
+        ok = _run_rows(rings, ok == 0, &ly, &ly, lx.n, &col, &out[0, 0], out.strides[0]) == 0
+    if not ok:
         raise MemoryError()
