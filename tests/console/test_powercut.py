@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -30,14 +31,24 @@ from storeedge.firmware.console.store import ConfigStore
 path, start = sys.argv[1], int(sys.argv[2])
 pad = lambda k: f"<{k}>" + "x" * 20_000 + f"<{k}>"
 store = ConfigStore(path, keep=8)
-print("ready", flush=True)
+def say(line):                       # one write per line: whole even with PYTHONUNBUFFERED=1
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+say("ready")
 k = start
 while True:
-    print("begin", k, flush=True)
+    say(f"begin {k}")
     store.commit({"gen": k, "pad": pad(k), "tail": k})
-    print("done", k, flush=True)
+    say(f"done {k}")
     k += 1
 """
+LINE = re.compile(r"(begin|done) (\d+)")
+
+
+def child_marks(text: str, word: str) -> list[int]:
+    """Generations the child reported for ``word``; the unterminated tail a kill may cut is ignored."""
+    whole = text.split("\n")[:-1]
+    return [int(m[2]) for m in map(LINE.fullmatch, whole) if m and m[1] == word]
 
 
 def mapping_ok(data, allowed: set[int]) -> int:
@@ -63,10 +74,9 @@ def kill_rounds(tmp_path, rounds: int, seed: int) -> dict[str, int]:
         time.sleep(rng.uniform(0.0, 0.12))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-        out = proc.stdout.read().split("\n")      # the same reader: keeps read-ahead lines
+        out = proc.stdout.read()                  # the same reader: keeps read-ahead lines
         proc.stdout.close()
-        begun = [int(x.split()[1]) for x in out if x.startswith("begin")]
-        done = [int(x.split()[1]) for x in out if x.startswith("done")]
+        begun, done = child_marks(out, "begin"), child_marks(out, "done")
         last_done = done[-1] if done else last_done
         in_flight = begun[-1] if begun and (not done or begun[-1] > done[-1]) else None
         allowed = {last_done} | ({in_flight} if in_flight is not None else set())
