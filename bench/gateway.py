@@ -29,7 +29,7 @@ import time
 import uuid
 from pathlib import Path
 
-from storeedge.firmware.common.brokerproc import Mosquitto
+from storeedge.firmware.common.brokerproc import Mosquitto, subscribe_acked
 from storeedge.firmware.common.config import config_from_dict, write_config_atomic
 from storeedge.firmware.common.core_events import SimCounter
 from storeedge.firmware.common.events import Envelope, format_ts, parse_ts
@@ -159,8 +159,8 @@ def _wait_online(port: int, gateway_id: str, timeout: float = 30.0) -> None:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     client.on_message = lambda _c, _u, m: b"online" in m.payload and online.set()
     client.connect("127.0.0.1", port)
-    client.subscribe(f"se/v1/{STORE}/gateway/{gateway_id}/state", qos=1)
     client.loop_start()
+    subscribe_acked(client, f"se/v1/{STORE}/gateway/{gateway_id}/state")
     try:
         if not online.wait(timeout):
             raise RuntimeError("the gateway did not come online")

@@ -96,3 +96,22 @@ class Mosquitto:
         """Stop (SIGKILL by default: queues not yet saved are lost) and start on the same port."""
         self.stop(kill=kill)
         self.start()
+
+
+def subscribe_acked(client, topic_filter: str, qos: int = 1, timeout: float = 10.0) -> None:
+    """Subscribe a raw paho client and wait for the broker's SUBACK (its loop must run).
+
+    Until the SUBACK, a message another client publishes may find no subscriber and be gone;
+    watchers in tests and benchmarks call this before anything they must see is published.
+    """
+    import threading
+
+    acked = threading.Event()
+    previous = client.on_subscribe
+    client.on_subscribe = lambda *_args: acked.set()
+    try:
+        client.subscribe(topic_filter, qos=qos)
+        if not acked.wait(timeout):
+            raise TimeoutError(f"no SUBACK for {topic_filter!r} within {timeout} s")
+    finally:
+        client.on_subscribe = previous

@@ -7,6 +7,9 @@
 * A last will marks the device ``offline`` on its retained ``state`` topic.
 * Subscriptions are remembered and re-made on every connect; a handler runs on paho's network
   thread, so handlers must only parse and hand work off.
+* ``connected`` is set only once the broker has acknowledged (SUBACK) every subscription of
+  the connect: before that, a message published by another client could find no subscriber
+  (a first connect has no stored session) and be gone.
 """
 from __future__ import annotations
 
@@ -66,7 +69,8 @@ class MqttLink:
         cfg: the ``link`` config section.
         will: optional last will.
         manual_ack: acknowledge received QoS 1 messages only when :meth:`ack` is called.
-        on_connect: called (on paho's thread) after each CONNACK and re-subscription.
+        on_connect: called (on paho's thread) after each CONNACK, once every subscription
+            is acknowledged.
     """
 
     def __init__(self, client_id: str, cfg: LinkSection, *, will: Will | None = None,
@@ -79,6 +83,7 @@ class MqttLink:
         self._user_on_connect = on_connect
         self._lock = threading.Lock()
         self._stopping = False
+        self._pending_subacks: set[int] = set()
         self.client = self._make_client(client_id, will, manual_ack)
 
     def _make_client(self, client_id: str, will: Will | None, manual_ack: bool) -> mqtt.Client:
@@ -95,6 +100,7 @@ class MqttLink:
         if will is not None:
             client.will_set(will.topic, will.payload, qos=1, retain=will.retain)
         client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         return client
 
@@ -120,7 +126,7 @@ class MqttLink:
         self.connected.clear()
 
     def wait_connected(self, timeout: float) -> bool:
-        """Block until connected (True) or ``timeout`` seconds pass (False)."""
+        """Block until connected and subscribed (True) or ``timeout`` seconds pass (False)."""
         return self.connected.wait(timeout)
 
     # ------------------------------------------------------------------ messaging
@@ -143,7 +149,7 @@ class MqttLink:
             self._subs[topic_filter] = (options, handler)
         self.client.message_callback_add(_match_filter(topic_filter),
                                          lambda _c, _u, msg: handler(msg))
-        if self.connected.is_set():
+        if self.client.is_connected():       # else the next connect subscribes it
             self.client.subscribe(topic_filter, options=options)
 
     def ack(self, mid: int, qos: int) -> None:
@@ -182,8 +188,23 @@ class MqttLink:
         self.connects += 1
         with self._lock:
             subs = list(self._subs.items())
-        for topic_filter, (options, _handler) in subs:
-            client.subscribe(topic_filter, options=options)
+        self._pending_subacks = {client.subscribe(topic_filter, options=options)[1]
+                                 for topic_filter, (options, _handler) in subs}
+        if not self._pending_subacks:
+            self._ready()
+
+    def _on_subscribe(self, _client, _userdata, mid, reason_codes, _props) -> None:
+        for code in reason_codes:
+            if code.is_failure:
+                log.error("broker %s:%d refused a subscription: %s", self.address.host,
+                          self.address.port, code)
+        if mid in self._pending_subacks:
+            self._pending_subacks.discard(mid)
+            if not self._pending_subacks:
+                self._ready()
+
+    def _ready(self) -> None:
+        """Connected and every subscription acknowledged (paho's network thread)."""
         self.connected.set()
         log.info("connected to %s:%d", self.address.host, self.address.port)
         if self._user_on_connect is not None:

@@ -10,7 +10,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from helpers.stack import Proc, device_config, device_dict, wait_for, write_yaml
-from storeedge.firmware.common.brokerproc import free_port
+from storeedge.firmware.common.brokerproc import free_port, subscribe_acked
 from storeedge.firmware.common.config import config_from_dict
 from storeedge.firmware.common.link import MqttLink
 from storeedge.firmware.common.service import DeviceService
@@ -25,8 +25,8 @@ class Watcher:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
         self.client.on_message = lambda _c, _u, m: self.messages.append(m)
         self.client.connect("127.0.0.1", port)
-        self.client.subscribe(topic_filter, qos=1)
         self.client.loop_start()
+        subscribe_acked(self.client, topic_filter)
 
     def payloads(self) -> list[dict]:
         return [json.loads(m.payload) for m in self.messages]
@@ -73,6 +73,32 @@ def test_reconnect_backoff_doubles_to_the_cap():
     assert gaps[0] < 1.0
     assert gaps[3] > 1.5 * gaps[0], f"delays must grow: {gaps}"
     assert max(gaps) < 1.6 + 1.5, f"delays must stay under the cap: {gaps}"
+
+
+def test_connected_means_subscribed(broker):
+    """Once ``wait_connected`` returns, a message another client publishes is delivered.
+
+    Each link is new (no session on the broker), so a subscription the broker has not yet
+    processed would silently lose the message; ``connected`` waits for every SUBACK.
+    """
+    publisher = Watcher(broker.port, "unused/#")
+    cfg = config_from_dict({"url": broker.url}, LinkSection)
+    missed = []
+    try:
+        for i in range(40):
+            got = threading.Event()
+            link = MqttLink(f"ready-{i}-{time.monotonic_ns()}", cfg)
+            for n in range(20):        # many filters: more SUBACKs to wait for
+                link.subscribe(f"ready/{i}/{n}", lambda _m, got=got: got.set())
+            link.start()
+            assert link.wait_connected(10)
+            publisher.client.publish(f"ready/{i}/19", b"x", qos=1)
+            if not got.wait(5):
+                missed.append(i)
+            link.stop()
+    finally:
+        publisher.close()
+    assert not missed, f"messages lost right after connect on rounds {missed}"
 
 
 def test_last_will_marks_a_killed_device_offline(broker, tmp_path):

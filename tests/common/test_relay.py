@@ -12,6 +12,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from helpers.stack import (STORE, device_config, gateway_config, gateway_dict, store_config,
                            wait_for, write_yaml)
+from storeedge.firmware.common.brokerproc import subscribe_acked
 from storeedge.firmware.common.core_events import SimCounter
 from storeedge.firmware.common.events import Envelope, format_ts
 from storeedge.firmware.common.service import DeviceService
@@ -174,8 +175,8 @@ def test_gap_is_recorded_and_replay_requested(brokers, tmp_path):
     watcher = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     watcher.on_message = lambda _c, _u, m: requests.append(json.loads(m.payload))
     watcher.connect("127.0.0.1", up.port)
-    watcher.subscribe("se/v1/+/+/+/cmd/replay", qos=1)
     watcher.loop_start()
+    subscribe_acked(watcher, "se/v1/+/+/+/cmd/replay")
     pub = Publisher(up.url)
     try:
         assert store.link.wait_connected(10)

@@ -16,6 +16,7 @@ from PIL import Image
 
 from storeedge.drivers.clock import SystemClock
 from storeedge.drivers.gpio import new_mock_factory
+from storeedge.firmware.common.brokerproc import subscribe_acked
 from storeedge.firmware.common.config import load_config
 from storeedge.firmware.dock_door.config import DoorConfig
 from storeedge.firmware.dock_door.main import main, parse_when
@@ -110,8 +111,8 @@ class Watcher:
         self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
         self.c.on_message = self._on_msg
         self.c.connect("127.0.0.1", url_port)
-        self.c.subscribe("se/v1/s0042/dock_door/door-1/evt/#", qos=1)
         self.c.loop_start()
+        subscribe_acked(self.c, "se/v1/s0042/dock_door/door-1/evt/#")
 
     def _on_msg(self, _c, _u, msg):
         with self.cond:
