@@ -13,7 +13,9 @@ Example::
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
+import os
 import signal
 import sys
 import threading
@@ -70,13 +72,31 @@ def setup_logging(level: str = "info") -> None:
 
 
 def stop_event_on_signals() -> threading.Event:
-    """An event set by SIGTERM or SIGINT (orderly shutdown from systemd or Ctrl-C)."""
+    """An event set by SIGTERM or SIGINT (orderly shutdown from systemd or Ctrl-C).
+
+    The handler itself only writes the signal number to a pipe: a Python signal handler runs
+    in the main thread between two bytecodes, where ``Event.set`` would deadlock if the main
+    thread was interrupted holding the event's lock, and a log line can hit a reentrant write
+    on stderr.  A watcher thread reads the pipe, logs and sets the event.  SIGUSR1 dumps every thread's stack to stderr
+    (the journal), for a device that hangs.
+    """
     stop = threading.Event()
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
 
     def handler(signum, _frame):
+        try:
+            os.write(write_fd, bytes([signum]))
+        except OSError:            # pipe full: a stop is already on its way
+            pass
+
+    def watch() -> None:
+        signum = os.read(read_fd, 1)[0]
         logging.getLogger("storeedge").info("signal %d: stopping", signum)
         stop.set()
 
+    threading.Thread(target=watch, name="signal-watch", daemon=True).start()
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     return stop

@@ -55,6 +55,8 @@ CREATE TABLE IF NOT EXISTS events (
     acked INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS events_pending ON events (acked, seq);
+CREATE INDEX IF NOT EXISTS events_control ON events (seq)
+    WHERE acked=0 AND type IN ('outbox.salvaged', 'telemetry.coalesced');
 """
 
 
@@ -336,7 +338,8 @@ class Outbox:
         never stuck behind a window that cannot move.
         """
         rows = durable.read_all(self.conn, self._committer.lock,
-                                "SELECT seq, prio, type, payload FROM events WHERE acked=0 "
+                                "SELECT seq, prio, type, payload FROM events INDEXED BY "
+                                "events_control WHERE acked=0 "
                                 "AND seq > ? AND type IN ('outbox.salvaged', 'telemetry.coalesced') "
                                 "ORDER BY seq",
                                 (after_seq,))

@@ -242,14 +242,21 @@ def test_storeedge_door_cli_runs_and_stops_on_sigterm(tmp_path, broker, capsys):
     _, pub, _ = run(["keygen", "--kid", "1", "--out", str(tmp_path / "k.pem")], capsys)
     cfg = write_config(tmp_path, pub.strip(), broker_url=broker.url)
     watcher = Watcher(broker.port)
-    proc = subprocess.Popen([sys.executable, "-m", "storeedge", "door", "--config", str(cfg)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "door.log"                  # a file, not a pipe nobody reads: never fills
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "storeedge", "door", "--config", str(cfg)],
+                                stdout=subprocess.DEVNULL, stderr=err)
     try:
-        assert watcher.wait(lambda e: e["type"] == "door.boot"), proc.stderr
+        assert watcher.wait(lambda e: e["type"] == "door.boot"), log.read_text()
         boot = next(e for e in watcher.events if e["type"] == "door.boot")
         assert boot["body"]["relay"] == "locked" and boot["body"]["chain"]["i"] == 0
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0
+        try:
+            assert proc.wait(timeout=30) == 0, log.read_text()
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)     # faulthandler: every thread's stack
+            time.sleep(1.0)
+            pytest.fail("door did not stop within 30 s of SIGTERM:\n" + log.read_text()[-8000:])
     finally:
         if proc.poll() is None:
             proc.kill()
