@@ -56,9 +56,11 @@ class PostgresServer:
             while str(parent) not in ("/", "/tmp"):
                 os.chmod(parent, os.stat(parent).st_mode | 0o711)
                 parent = parent.parent
-        subprocess.run(self._run_as([f"{self.bindir}/initdb", "-D", str(data), "-A", "trust",
-                                     "-U", self.user, "--no-sync"]),
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        done = subprocess.run(self._run_as([f"{self.bindir}/initdb", "-D", str(data), "-A",
+                                            "trust", "-U", self.user, "--no-sync"]),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"initdb in {data} failed ({done.returncode}): {done.stderr}")
         self.proc = subprocess.Popen(
             self._run_as([f"{self.bindir}/postgres", "-D", str(data), "-p", str(self.port),
                           "-h", "127.0.0.1", "-k", str(self.workdir), "-c", "fsync=on"]),
