@@ -16,7 +16,9 @@ class ServerSection:
     share_group: str = setting("storeedge", doc="MQTT 5 shared-subscription group",
                                pattern=ID_PATTERN)
     max_payload_bytes: int = setting(256 * 1024, unit="bytes", min=1024, max=16 * 2**20,
-                                     doc="larger messages are rejected")
+                                     doc="larger events are rejected")
+    max_batch_bytes: int = setting(4 * 2**20, unit="bytes", min=64 * 1024, max=64 * 2**20,
+                                   doc="larger batch frames (from a gateway) are rejected")
     replay_after_s: float = setting(3.0, unit="s", min=0.2, max=3600,
                                     doc="a hole in seq older than this is recorded and a "
                                         "replay requested")

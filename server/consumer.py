@@ -1,7 +1,9 @@
 """The store server's consumer: shared subscription -> idempotent sink -> watermarks.
 
-* Subscribes ``$share/{group}/se/v1/+/+/+/evt/#`` so several instances split the load.
-* Screens each message (malformed, schema, oversized, topic mismatch: counted, acknowledged).
+* Subscribes ``$share/{group}/se/v1/+/+/+/evt/#`` and ``.../batch`` (several events of one
+  device in one frame, from the gateway) so several instances split the load.
+* Screens each message or batch element (malformed, schema, oversized, topic mismatch:
+  counted, acknowledged).  A batch commits in one transaction and is acknowledged once.
 * Inserts in group commits with ``UNIQUE(dev, seq)``; duplicates are counted, not stored;
   a seq reused with different content is a conflict (counted, the first one kept).
 * After each commit, publishes each touched device's watermark (highest contiguous seq
@@ -17,6 +19,7 @@ import logging
 import threading
 import time
 import uuid
+from typing import Iterator
 
 from storeedge.firmware.common import durable, topics
 from storeedge.firmware.common.events import Envelope
@@ -39,7 +42,7 @@ class StoreServer:
         self.cfg = cfg
         srv = cfg.server
         self.db: StoreDB = open_store_db(srv.db)
-        self.screen = Screen(max_payload=srv.max_payload_bytes)
+        self.screen = Screen(max_payload=srv.max_payload_bytes, max_batch=srv.max_batch_bytes)
         self.link = MqttLink(f"se-store-{srv.id}", cfg.link, manual_ack=True,
                              on_connect=self._republish)
         self.committer = durable.GroupCommitter(self.db.conn, self._apply, name="store-writer",
@@ -57,6 +60,7 @@ class StoreServer:
     def start(self) -> None:
         group = self.cfg.server.share_group
         self.link.subscribe(f"$share/{group}/{topics.EVENTS_ALL}", self._on_event)
+        self.link.subscribe(f"$share/{group}/{topics.BATCHES_ALL}", self._on_batch)
         self.link.start()
         self._thread.start()
 
@@ -70,17 +74,23 @@ class StoreServer:
     # ------------------------------------------------------------------ receiving
 
     def _on_event(self, msg) -> None:
-        event = self.screen.check(msg.topic, msg.payload)
+        self._submit(self.screen.check(msg.topic, msg.payload), msg)
+
+    def _on_batch(self, msg) -> None:
+        self._submit(self.screen.check_batch(msg.topic, msg.payload), msg)
+
+    def _submit(self, item: Envelope | Rejection | list, msg) -> None:
+        """Queue one event (or a batch's list of them); PUBACK after its commit."""
         mid, qos = msg.mid, msg.qos
         callback = None
         if qos > 0:
             callback = lambda ticket: self.link.ack_after_commit(ticket, mid, qos)  # noqa: E731
-        self.committer.submit(event, callback)
+        self.committer.submit(item, callback)
 
     def _apply(self, _conn, items: list) -> list:
         now = time.time()
         by_dev: dict[str, list[Envelope]] = {}
-        for item in items:
+        for item in _flatten(items):
             if isinstance(item, Rejection):
                 self.db.count_reject(item.reason)
             else:
@@ -215,6 +225,15 @@ class StoreServer:
         cmd = {"id": str(uuid.uuid4()), "by": f"store-server/{self.cfg.server.id}",
                "args": {"from": first, "to": last}}
         self.link.publish(topics.command(store, kind, dev, "replay"), json_payload(cmd))
+
+
+def _flatten(items: list) -> Iterator[Envelope | Rejection]:
+    """Committer items in order, a batch's list of elements expanded in place."""
+    for item in items:
+        if isinstance(item, list):
+            yield from item
+        else:
+            yield item
 
 
 def _spans(seqs: list[int]) -> list[tuple[int, int]]:

@@ -37,6 +37,10 @@ class EventError(StoreedgeError, ValueError):
     """An event envelope or body does not match its schema."""
 
 
+class BatchError(StoreedgeError, ValueError):
+    """A batch frame (several envelopes in one message) is malformed."""
+
+
 class OutboxError(StoreedgeError, RuntimeError):
     """The outbox could not store or read an event."""
 

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import Iterable, NamedTuple
 
 from storeedge.firmware.common import topics
+from storeedge.firmware.common.batch import split_batch
 from storeedge.firmware.common.events import (REGISTRY, Envelope, load_all_event_types,
                                               validate_body)
-from storeedge.firmware.common.exc import EventError
+from storeedge.firmware.common.exc import BatchError, EventError
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +40,14 @@ class Screen:
     """Checks an incoming event message.
 
     Args:
-        max_payload: largest accepted payload in bytes.
+        max_payload: largest accepted payload (one event) in bytes.
+        max_batch: largest accepted batch frame in bytes.
         devices: allowed device ids (None: any device).
         strict_bodies: check bodies of known types against their schema.
     """
 
     max_payload: int = 256 * 1024
+    max_batch: int = 4 * 2**20
     devices: frozenset[str] | None = None
     strict_bodies: bool = True
     counts: Counter = field(default_factory=Counter)
@@ -54,8 +57,30 @@ class Screen:
 
     def check(self, topic: str, payload: bytes) -> Envelope | Rejection:
         """The envelope, or why not. Never raises."""
+        return self._guarded(self._check, topic, payload)
+
+    def check_batch(self, topic: str, frame: bytes) -> list[Envelope | Rejection]:
+        """Each element of a batch frame (see :mod:`batch`) screened like a single event.
+
+        A frame that cannot be split is one rejection; a bad element rejects only itself.
+        Never raises.
+        """
+        if len(frame) > self.max_batch:
+            return [self._reject("oversized", f"batch of {len(frame)} bytes > {self.max_batch}",
+                                 topic)]
+        parts = topics.parse(topic)
+        if parts is None or parts.channel != "batch" or parts.rest:
+            return [self._reject("topic", "not a batch topic", topic)]
         try:
-            return self._check(topic, payload)
+            elements = split_batch(frame)
+        except BatchError as exc:
+            return [self._reject("malformed", f"batch frame: {exc}", topic)]
+        expect = (parts.store, parts.kind, parts.dev, None)
+        return [self._guarded(self._element, topic, element, expect) for element in elements]
+
+    def _guarded(self, check, topic: str, *args) -> Envelope | Rejection:
+        try:
+            return check(topic, *args)
         except EventError as exc:
             return self._reject("schema", str(exc), topic)
         except Exception as exc:  # a bug here must not stop the relay
@@ -63,18 +88,23 @@ class Screen:
             return self._reject("internal", f"{type(exc).__name__}: {exc}", topic)
 
     def _check(self, topic: str, payload: bytes) -> Envelope | Rejection:
-        if len(payload) > self.max_payload:
-            return self._reject("oversized", f"{len(payload)} bytes > {self.max_payload}", topic)
         parts = topics.parse(topic)
         if parts is None or parts.channel != "evt":
             return self._reject("topic", "not an event topic", topic)
+        return self._element(topic, payload, (parts.store, parts.kind, parts.dev, parts.rest))
+
+    def _element(self, topic: str, payload: bytes,
+                 expect: tuple[str, str, str, str | None]) -> Envelope | Rejection:
+        """One envelope; ``expect`` is (store, kind, dev, type) from the topic (type None:
+        a batch topic names no type)."""
+        if len(payload) > self.max_payload:
+            return self._reject("oversized", f"{len(payload)} bytes > {self.max_payload}", topic)
         try:
             env = Envelope.from_json(payload, max_bytes=self.max_payload)
         except EventError as exc:
             reason = "malformed" if str(exc).startswith("malformed JSON") else "schema"
             return self._reject(reason, str(exc), topic)
-        if (env.store, env.kind, env.dev, env.type) != (parts.store, parts.kind, parts.dev,
-                                                       parts.rest):
+        if (env.store, env.kind, env.dev, env.type if expect[3] is not None else None) != expect:
             return self._reject("topic_mismatch", f"envelope {env.store}/{env.kind}/{env.dev}/"
                                 f"{env.type} arrived on {topic}", topic)
         if self.devices is not None and env.dev not in self.devices:

@@ -8,6 +8,7 @@ from storeedge.firmware.common.events import TOPIC_ROOT
 EVENTS_ALL = f"{TOPIC_ROOT}/+/+/+/evt/#"
 ACKS_ALL = f"{TOPIC_ROOT}/+/+/+/ack"
 REPLAY_ALL = f"{TOPIC_ROOT}/+/+/+/cmd/replay"
+BATCHES_ALL = f"{TOPIC_ROOT}/+/+/+/batch"
 
 
 class DeviceTopic(NamedTuple):
@@ -16,7 +17,7 @@ class DeviceTopic(NamedTuple):
     store: str
     kind: str
     dev: str
-    channel: str      # evt, ack, state, cmd
+    channel: str      # evt, batch, ack, state, cmd
     rest: str         # event type or command name ("" for ack/state)
 
 
@@ -26,6 +27,11 @@ def base(store: str, kind: str, dev: str) -> str:
 
 def event(store: str, kind: str, dev: str, etype: str) -> str:
     return f"{base(store, kind, dev)}/evt/{etype}"
+
+
+def batch(store: str, kind: str, dev: str) -> str:
+    """Several events of one device in one frame (gateway -> store server, see batch.py)."""
+    return f"{base(store, kind, dev)}/batch"
 
 
 def ack(store: str, kind: str, dev: str) -> str:

@@ -20,6 +20,10 @@ class RelaySection:
                                   doc="events per device sent beyond the store's watermark")
     quantum: int = setting(250, unit="events", min=1, max=100000,
                            doc="events per device per forwarding round (fairness)")
+    batch_bytes: int = setting(128 * 1024, unit="bytes", min=0, max=64 * 2**20,
+                               doc="forward a device's events in frames of up to this size on "
+                                   ".../batch (one message, one PUBACK); 0: one message per "
+                                   "event. Keep it at most the store server's max_batch_bytes")
     resend_timeout_s: float = setting(5.0, unit="s", min=0.2, max=600,
                                       doc="re-send above the store watermark after this long "
                                           "without progress")

@@ -6,7 +6,8 @@
   message never blocks the ones behind it).
 * After each commit the new per-device watermark is published (retained) on
   ``.../{dev}/ack`` of the in-store broker; devices drop what it covers.
-* A forwarder thread sends each device's events to the store broker oldest first, only up to
+* A forwarder thread sends each device's events to the store broker oldest first (packed in
+  batch frames on ``.../{dev}/batch``, one message per frame, see ``batch.py``), only up to
   the gateway's contiguous watermark (per-device order), at most ``forward_window`` beyond
   the store's watermark, ``quantum`` per device per round, devices with the most urgent
   events first -- so live devices never wait behind another device's backlog.
@@ -22,7 +23,8 @@ import time
 from dataclasses import dataclass, field
 
 from storeedge.firmware.common import topics
-from storeedge.firmware.common.ingest import Rejection, Screen
+from storeedge.firmware.common.batch import encode_batch, pack_batches
+from storeedge.firmware.common.ingest import Screen
 from storeedge.firmware.common.link import MqttLink, Will, json_payload
 from storeedge.firmware.gateway.config import GatewayConfig
 from storeedge.firmware.gateway.store import Confirm, GatewayStore, Incoming
@@ -218,12 +220,23 @@ class Relay:
         return sent
 
     def _publish_rows(self, dev: str, state, rows: list[tuple]) -> int:
-        sent = 0
-        for _seq, _p, etype, payload in rows:
-            if payload is not None:   # placeholders are accounted for by their summary event
-                self.up.publish(topics.event(state.store, state.kind, dev, etype), payload)
-                sent += 1
-        return sent
+        """Publish rows ``(seq, prio, type, payload)`` in order; returns the events sent.
+
+        Placeholders (payload None) are accounted for by their summary event and not sent.
+        """
+        limit = self.cfg.relay.batch_bytes
+        if limit <= 0:
+            sent = 0
+            for _seq, _p, etype, payload in rows:
+                if payload is not None:
+                    self.up.publish(topics.event(state.store, state.kind, dev, etype), payload)
+                    sent += 1
+            return sent
+        payloads = [bytes(r[3]) for r in rows if r[3] is not None]
+        topic = topics.batch(state.store, state.kind, dev)
+        for group in pack_batches(payloads, limit):
+            self.up.publish(topic, encode_batch(group))
+        return len(payloads)
 
     def _cursor(self, dev: str, state) -> _Cursor:
         cur = self.cursors.get(dev)

@@ -10,52 +10,15 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from helpers.stack import (STORE, device_config, gateway_config, gateway_dict, store_config,
+from helpers.events import Publisher, envelope, stored
+from helpers.stack import (device_config, gateway_config, gateway_dict, store_config,
                            wait_for, write_yaml)
 from storeedge.firmware.common.brokerproc import subscribe_acked
 from storeedge.firmware.common.core_events import SimCounter
-from storeedge.firmware.common.events import Envelope, format_ts
 from storeedge.firmware.common.service import DeviceService
 from storeedge.firmware.gateway.relay import Relay
 from storeedge.server.consumer import StoreServer
 from storeedge.server.db import open_store_db
-
-
-class Publisher:
-    """A raw MQTT client to inject arbitrary messages."""
-
-    def __init__(self, url: str):
-        port = int(url.rsplit(":", 1)[1])
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-
-    def send(self, topic: str, payload: bytes) -> None:
-        self.client.publish(topic, payload, qos=1).wait_for_publish(5)
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
-
-
-def envelope(dev: str, seq: int, n: int, kind: str = "sim", **over) -> Envelope:
-    fields = dict(dev=dev, kind=kind, store=STORE, boot=str(uuid.uuid4()), seq=seq,
-                  ts=format_ts(1_795_000_000 + seq), type="sim.counter", prio=2,
-                  body={"n": n, "pad": ""})
-    fields.update(over)
-    return Envelope(**fields)
-
-
-def topic_of(env: Envelope) -> str:
-    return env.topic
-
-
-def stored(db_url: str, dev: str) -> list[int]:
-    db = open_store_db(db_url)
-    try:
-        return [s for s, t, _b in db.events_of(dev) if t != "placeholder"]
-    finally:
-        db.close()
 
 
 @pytest.fixture
