@@ -77,8 +77,8 @@ def stop_event_on_signals() -> threading.Event:
     The handler itself only writes the signal number to a pipe: a Python signal handler runs
     in the main thread between two bytecodes, where ``Event.set`` would deadlock if the main
     thread was interrupted holding the event's lock, and a log line can hit a reentrant write
-    on stderr.  A watcher thread reads the pipe, logs and sets the event.  SIGUSR1 dumps every thread's stack to stderr
-    (the journal), for a device that hangs.
+    on stderr.  A watcher thread reads the pipe, logs and sets the event.  SIGUSR1 dumps
+    every thread's stack to stderr (the journal), for a device that hangs.
     """
     stop = threading.Event()
     read_fd, write_fd = os.pipe()

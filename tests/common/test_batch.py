@@ -7,14 +7,13 @@ import time
 import pytest
 
 from helpers.events import Publisher, envelope, stored
-from helpers.stack import STORE, device_config, gateway_config, store_config, wait_for
+from helpers.stack import STORE, device_config, event_path, store_config, wait_for
 from storeedge.firmware.common import topics
 from storeedge.firmware.common.batch import MAGIC, encode_batch, pack_batches, split_batch
 from storeedge.firmware.common.core_events import SimCounter
 from storeedge.firmware.common.exc import BatchError
 from storeedge.firmware.common.ingest import Rejection, Screen
 from storeedge.firmware.common.service import DeviceService
-from storeedge.firmware.gateway.relay import Relay
 from storeedge.server.consumer import StoreServer
 from storeedge.server.db import open_store_db
 
@@ -133,19 +132,13 @@ def test_store_server_stores_batches_once_and_counts_bad_elements(broker, tmp_pa
 def test_relay_without_batches_or_with_tiny_ones_delivers_everything(broker_factory, tmp_path,
                                                                       batch_bytes):
     """0: one message per event (an older store server); 300: about one event per frame."""
-    down, up = broker_factory("down"), broker_factory("up")
     db = f"sqlite:///{tmp_path}/store.db"
-    relay = Relay(gateway_config(down.url, up.url, tmp_path, batch_bytes=batch_bytes))
-    store = StoreServer(store_config(up.url, db))
-    store.start()
-    relay.start()
-    svc = DeviceService(device_config("dev-n", down.url, tmp_path))
-    try:
-        svc.start()
-        last = [svc.emit(SimCounter(n=i)).seq for i in range(60)][-1]
-        assert wait_for(lambda: stored(db, "dev-n") == list(range(1, last + 1)), 30)
-        assert svc.wait_acked(last, 10)
-    finally:
-        svc.close()
-        relay.close()
-        store.close()
+    with event_path(broker_factory, tmp_path, batch_bytes=batch_bytes) as (down, *_rest):
+        svc = DeviceService(device_config("dev-n", down.url, tmp_path))
+        try:
+            svc.start()
+            last = [svc.emit(SimCounter(n=i)).seq for i in range(60)][-1]
+            assert wait_for(lambda: stored(db, "dev-n") == list(range(1, last + 1)), 30)
+            assert svc.wait_acked(last, 10)
+        finally:
+            svc.close()
