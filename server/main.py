@@ -47,19 +47,34 @@ def _safe_url(url: str) -> str:
     return url
 
 
+def _open_db(url: str):
+    """The store database for a CLI tool, or None after saying on stderr why not."""
+    from storeedge.server.db import open_store_db
+    from storeedge.server.exc import StoreDatabaseError
+
+    try:
+        return open_store_db(url)
+    except StoreDatabaseError as exc:
+        print(exc, file=sys.stderr)
+        return None
+
+
 def _counts(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="storeedge store-server counts",
                                      description="per-device stored events, watermark, gaps")
     parser.add_argument("--db", required=True)
     args = parser.parse_args(argv)
-    from storeedge.server.db import open_store_db
-    from storeedge.server.exc import StoreDatabaseError
-
-    try:
-        db = open_store_db(args.db)
-    except StoreDatabaseError as exc:
-        print(exc, file=sys.stderr)
+    db = _open_db(args.db)
+    if db is None:
         return 1
+    try:
+        _print_counts(db)
+    finally:
+        db.close()
+    return 0
+
+
+def _print_counts(db) -> None:
     print(f"{'device':<16} {'kind':<10} {'stored':>8} {'coalesced':>9} {'watermark':>9} "
           f"{'dups':>6} {'conflicts':>9}")
     for dev, kind, stored, ph, wm, dups, conflicts in db.device_counts():
@@ -68,8 +83,6 @@ def _counts(argv: list[str]) -> int:
     for dev, first, last, reason, resolved in gaps:
         state = "resolved" if resolved else "open"
         print(f"gap {dev} {first}..{last} {reason} {state}")
-    db.close()
-    return 0
 
 
 def _verify_chain(argv: list[str]) -> int:
@@ -82,17 +95,15 @@ def _verify_chain(argv: list[str]) -> int:
                         help="the door's latest chain index, if known (detects a removed tail)")
     args = parser.parse_args(argv)
     from storeedge.firmware.dock_door.audit import verify_chain
-    from storeedge.server.db import open_store_db
-    from storeedge.server.exc import StoreDatabaseError
 
-    try:
-        db = open_store_db(args.db)
-    except StoreDatabaseError as exc:
-        print(exc, file=sys.stderr)
+    db = _open_db(args.db)
+    if db is None:
         return 1
-    events = [{"dev": args.dev, "seq": seq, "type": etype, "body": body}
-              for seq, etype, body in db.events_of(args.dev) if body is not None]
-    db.close()
+    try:
+        events = [{"dev": args.dev, "seq": seq, "type": etype, "body": body}
+                  for seq, etype, body in db.events_of(args.dev) if body is not None]
+    finally:
+        db.close()
     report = verify_chain(events, expected_last=args.expected_last)
     print(f"{args.dev}: {report.summary()}")
     return 0 if report.ok else 1
