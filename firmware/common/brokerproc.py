@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -104,8 +105,6 @@ def subscribe_acked(client, topic_filter: str, qos: int = 1, timeout: float = 10
     Until the SUBACK, a message another client publishes may find no subscriber and be gone;
     watchers in tests and benchmarks call this before anything they must see is published.
     """
-    import threading
-
     acked = threading.Event()
     previous = client.on_subscribe
     client.on_subscribe = lambda *_args: acked.set()

@@ -224,19 +224,16 @@ class Relay:
 
         Placeholders (payload None) are accounted for by their summary event and not sent.
         """
+        live = [(etype, payload) for _seq, _p, etype, payload in rows if payload is not None]
         limit = self.cfg.relay.batch_bytes
         if limit <= 0:
-            sent = 0
-            for _seq, _p, etype, payload in rows:
-                if payload is not None:
-                    self.up.publish(topics.event(state.store, state.kind, dev, etype), payload)
-                    sent += 1
-            return sent
-        payloads = [bytes(r[3]) for r in rows if r[3] is not None]
-        topic = topics.batch(state.store, state.kind, dev)
-        for group in pack_batches(payloads, limit):
-            self.up.publish(topic, encode_batch(group))
-        return len(payloads)
+            for etype, payload in live:
+                self.up.publish(topics.event(state.store, state.kind, dev, etype), payload)
+        else:
+            topic = topics.batch(state.store, state.kind, dev)
+            for group in pack_batches([payload for _etype, payload in live], limit):
+                self.up.publish(topic, encode_batch(group))
+        return len(live)
 
     def _cursor(self, dev: str, state) -> _Cursor:
         cur = self.cursors.get(dev)
