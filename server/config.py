@@ -27,9 +27,23 @@ class ServerSection:
 
 
 @section
+class StoreSecuritySection:
+    """The store server's keys: it signs commands and checks every device's sealed events."""
+
+    command_key: str | None = setting(None, doc="Ed25519 command-signing private key (PEM, 0600)",
+                                      secret=True)
+    e2e_master: str | None = setting(None, doc="master secret from which each device's "
+                                               "end-to-end event key is derived (0600)",
+                                     secret=True)
+    insecure: bool = setting(False, doc="store events that carry no seal and allow plain "
+                                        "mqtt:// (tests and bench only; logged as a warning)")
+
+
+@section
 class StoreServerConfig:
     """Config of ``storeedge store-server``."""
 
     server: ServerSection = setting(ServerSection)
     link: LinkSection = setting(LinkSection, doc="the store broker")
+    security: StoreSecuritySection = setting(StoreSecuritySection)
     log: LogSection = setting(LogSection)

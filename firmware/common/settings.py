@@ -72,6 +72,22 @@ class OutboxSection:
 
 
 @section
+class SecuritySection:
+    """End-to-end trust: who may command this device, and the key its events are sealed with.
+
+    Files come from ``storeedge pki enrol`` (a device's bundle); secrets stay in 0600 files.
+    """
+
+    command_pub: str | None = setting(None, doc="the store's Ed25519 command-verification "
+                                                "public key (PEM); commands must be signed by it")
+    e2e_key: str | None = setting(None, doc="this device's end-to-end event key file (its events "
+                                            "are sealed with it; only the store server can check)",
+                                  secret=True)
+    insecure: bool = setting(False, doc="accept unsigned commands, send unsealed events and allow "
+                                        "plain mqtt:// (tests and bench only; logged as a warning)")
+
+
+@section
 class LogSection:
     """Logging."""
 
@@ -85,4 +101,5 @@ class DeviceConfig:
     device: DeviceSection = setting(DeviceSection)
     link: LinkSection = setting(LinkSection)
     outbox: OutboxSection = setting(OutboxSection)
+    security: SecuritySection = setting(SecuritySection)
     log: LogSection = setting(LogSection)

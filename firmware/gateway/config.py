@@ -5,7 +5,7 @@ import re
 
 from storeedge.firmware.common.config import ConfigError, section, setting
 from storeedge.firmware.common.settings import (ID_PATTERN, DeviceSection, LinkSection,
-                                                LogSection)
+                                                LogSection, SecuritySection)
 
 
 @section
@@ -46,4 +46,6 @@ class GatewayConfig:
     link: LinkSection = setting(LinkSection, doc="the in-store broker the devices publish to")
     upstream: LinkSection = setting(LinkSection, doc="the store server's broker")
     relay: RelaySection = setting(RelaySection)
+    security: SecuritySection = setting(SecuritySection, doc="e2e_key seals what the gateway "
+                                        "itself creates (gateway-attested events)")
     log: LogSection = setting(LogSection)
