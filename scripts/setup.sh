@@ -19,7 +19,9 @@ if ! "$PY" -c "import ensurepip, venv, sysconfig, os, sys; \
 fi
 command -v gcc >/dev/null 2>&1 || { APT_PACKAGES="$APT_PACKAGES build-essential"; need_apt=1; }
 # The images' fast check: unit verification, RAUC config loading, bundle signing.
-for tool in systemd-analyze:systemd rauc:rauc mksquashfs:squashfs-tools openssl:openssl; do
+# The network fault rig (tests/helpers/netrig.py): namespaces, tc, iptables.
+for tool in systemd-analyze:systemd rauc:rauc mksquashfs:squashfs-tools openssl:openssl \
+    ip:iproute2 tc:iproute2 iptables:iptables; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || { APT_PACKAGES="$APT_PACKAGES ${tool#*:}"; need_apt=1; }
 done
 if [ -n "$need_apt" ]; then
