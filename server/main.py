@@ -17,6 +17,9 @@ def main(argv: list[str]) -> int:
         return _counts(argv[1:])
     if argv and argv[0] == "verify-chain":
         return _verify_chain(argv[1:])
+    if argv and argv[0] == "command":
+        from storeedge.server.commands import cli_main
+        return cli_main(argv[1:])
     parser = app_parser("store-server", "store events from every device exactly once")
     parser.add_argument("--db", default=None, help="override server.db (sqlite:///FILE or "
                                                     "postgresql://...)")

@@ -63,3 +63,20 @@ class OutboxClosed(OutboxError):
 
 class LinkError(StoreedgeError, ConnectionError):
     """The MQTT link failed in a way the caller must see (bad URL, refused credentials)."""
+
+
+class CommandRefused(StoreedgeError, PermissionError):
+    """A command was refused before any handler ran.
+
+    Attributes:
+        reason: one of ``storeedge.signing.Reason``'s values (``bad_signature``, ``expired``...).
+        detail: a one-line explanation.
+    """
+
+    def __init__(self, reason: str, detail: str = ""):
+        self.reason, self.detail = reason, detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+class SigningKeyError(StoreedgeError, ValueError):
+    """A command signing/verification key file is missing, unreadable, wrong or too open."""

@@ -1,0 +1,32 @@
+"""A store command key pair for tests, and a signer that counts like the store server."""
+from __future__ import annotations
+
+import itertools
+import time
+from pathlib import Path
+
+from storeedge.signing import Target, load_signing_key, write_key_pair
+
+
+class CommandKit:
+    """``command.key`` / ``command.pub`` in ``folder`` and signed payloads for one store.
+
+    ``sign(kind, dev, name, args, by=..., role=...)`` uses counters 1, 2, 3... (override with
+    ``ctr=``) and a not-after of now + ``ttl_s`` (override with ``exp=``).
+    """
+
+    def __init__(self, folder: Path, store: str = "s0042", ttl_s: int = 300):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.key_path, self.pub_path = folder / "command.key", folder / "command.pub"
+        write_key_pair(self.key_path, self.pub_path)
+        self.signer = load_signing_key(self.key_path)
+        self.store, self.ttl_s = store, ttl_s
+        self._ctr = itertools.count(1)
+
+    def sign(self, kind: str, dev: str, name: str, args: dict | None = None, *,
+             by: str = "alice", role: str = "manager", ctr: int | None = None,
+             exp: int | None = None, store: str | None = None, cmd_id: str | None = None) -> bytes:
+        target = Target(store or self.store, kind, dev)
+        return self.signer.sign(target, name, args or {}, next(self._ctr) if ctr is None else ctr,
+                                exp=int(time.time() + self.ttl_s) if exp is None else exp,
+                                by=by, role=role, cmd_id=cmd_id)

@@ -1,0 +1,189 @@
+"""Signed commands: the format, every refusal reason, the store server's sender (durable
+counters in SQLite and PostgreSQL) and the device's gate against real Mosquitto."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from cmdkit import CommandKit  # noqa: E402
+from helpers.stack import device_config, wait_for  # noqa: E402
+from storeedge.firmware.common.brokerproc import subscribe_acked  # noqa: E402
+from storeedge.firmware.common.exc import CommandRefused, SigningKeyError  # noqa: E402
+from storeedge.firmware.common.link import MqttLink  # noqa: E402
+from storeedge.firmware.common.service import DeviceService  # noqa: E402
+from storeedge.firmware.common.settings import LinkSection  # noqa: E402
+from storeedge.server.commands import CommandSender  # noqa: E402
+from storeedge.server.db import open_store_db  # noqa: E402
+from storeedge.signing import (COMMAND_ROLES, CommandSigner, CommandVerifier, Role,  # noqa: E402
+                               Target, load_signing_key)
+
+STORE = "s0042"
+FZ = Target(STORE, "freezer", "fz-1")
+
+
+@pytest.fixture
+def kit(tmp_path):
+    return CommandKit(tmp_path / "pki", STORE)
+
+
+def verifier(kit) -> CommandVerifier:
+    return CommandVerifier(kit.signer.public_key, FZ)
+
+
+def refusal(fn) -> str:
+    with pytest.raises(CommandRefused) as info:
+        fn()
+    return info.value.reason
+
+
+# ----------------------------------------------------------------------------- format
+
+
+def test_a_signed_command_verifies_with_the_signed_identity(kit):
+    payload = kit.sign("freezer", "fz-1", "ack", {"alarm": "a1", "note": "moved"},
+                       by="alice", role="associate", ctr=7)
+    cmd = verifier(kit).verify("ack", payload, now=time.time(), last_ctr=6)
+    assert (cmd.name, cmd.args, cmd.by, cmd.role, cmd.ctr) == (
+        "ack", {"alarm": "a1", "note": "moved"}, "alice", Role.ASSOCIATE, 7)
+
+
+def test_every_refusal_reason(kit):
+    v, now = verifier(kit), time.time()
+    other = CommandSigner(Ed25519PrivateKey.generate())
+    forged = other.sign(FZ, "ack", {}, 5, exp=int(now + 60), by="mallory", role="manager")
+    assert refusal(lambda: v.verify("ack", forged, now=now, last_ctr=0)) == "bad_signature"
+    good = kit.sign("freezer", "fz-1", "ack", {"alarm": "a1"}, role="associate", ctr=5)
+    doc = json.loads(good)
+    body = json.loads(base64.urlsafe_b64decode(doc["cmd"] + "=="))
+    body["by"] = "store-manager"                       # altered after signing
+    doc["cmd"] = base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=")
+    assert refusal(lambda: v.verify("ack", json.dumps(doc).encode(), now=now,
+                                    last_ctr=0)) == "bad_signature"
+    assert refusal(lambda: v.verify("ack", good, now=now, last_ctr=5)) == "replayed"
+    assert refusal(lambda: v.verify("ack", good, now=now + 10**6, last_ctr=0)) == "expired"
+    for_other = kit.sign("freezer", "fz-2", "ack", {}, role="associate")
+    assert refusal(lambda: v.verify("ack", for_other, now=now, last_ctr=0)) == "wrong_device"
+    assert refusal(lambda: v.verify("reset_lockout", good, now=now, last_ctr=0)) == "malformed"
+    unsigned = json.dumps({"args": {}, "by": "store-manager", "id": "x"}).encode()
+    assert refusal(lambda: v.verify("ack", unsigned, now=now, last_ctr=0)) == "unsigned"
+    for junk in (b"", b"nan", b"[" * 5000, b'{"v":1,"cmd":"!!","sig":"AA"}',
+                 b'{"v":1,"cmd":"e30","sig":"' + b"A" * 86 + b'","x":1}', b"\xff\xfe"):
+        assert refusal(lambda: v.verify("ack", junk, now=now, last_ctr=0)) == "malformed"
+
+
+def test_role_table_refuses_an_associate_reset_and_unknown_commands(kit):
+    target = Target(STORE, "dock_door", "door-1")
+    v = CommandVerifier(kit.signer.public_key, target)
+    with pytest.raises(ValueError):       # the server side will not even sign it
+        kit.sign("dock_door", "door-1", "reset_lockout", {}, role="associate")
+    # a key holder who builds the body by hand is still refused by the device
+    raw_sign = _sign_unchecked(kit, target, "reset_lockout", "associate")
+    assert refusal(lambda: v.verify("reset_lockout", raw_sign, now=time.time(),
+                                    last_ctr=0)) == "role_not_allowed"
+    unknown = _sign_unchecked(kit, target, "test_relay", "manager")
+    assert refusal(lambda: v.verify("test_relay", unknown, now=time.time(),
+                                    last_ctr=0)) == "unknown_command"
+    assert COMMAND_ROLES["reset_lockout"] == {Role.MANAGER}
+    assert Role.ASSOCIATE in COMMAND_ROLES["ack"] and "test_relay" not in COMMAND_ROLES
+
+
+def _sign_unchecked(kit, target: Target, name: str, role: str) -> bytes:
+    """Sign bypassing the signer's own role check (what a tampered server could do)."""
+    from storeedge import signing
+    body = {"id": "c-1", "store": target.store, "kind": target.kind, "dev": target.dev,
+            "name": name, "args": {}, "ctr": 9, "exp": int(time.time() + 60), "by": "eve",
+            "role": role}
+    raw = json.dumps(body, separators=(",", ":")).encode()
+    sig = kit.signer.key.sign(signing.DOMAIN + raw)
+    b64 = lambda b: base64.urlsafe_b64encode(b).decode().rstrip("=")   # noqa: E731
+    return json.dumps({"v": 1, "cmd": b64(raw), "sig": b64(sig)}).encode()
+
+
+def test_signing_key_must_be_private(kit):
+    os.chmod(kit.key_path, 0o644)
+    with pytest.raises(SigningKeyError, match="chmod 600"):
+        load_signing_key(kit.key_path)
+
+
+# ----------------------------------------------------------------------------- sender
+
+
+class Catcher:
+    """Records commands published on the store broker."""
+
+    def __init__(self, port: int):
+        self.msgs: list[mqtt.MQTTMessage] = []
+        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.c.on_message = lambda _c, _u, m: self.msgs.append(m)
+        self.c.connect("127.0.0.1", port)
+        self.c.loop_start()
+        subscribe_acked(self.c, "se/v1/+/+/+/cmd/#")
+
+    def close(self) -> None:
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+def _server_link(broker) -> MqttLink:
+    link = MqttLink("se-store-test", LinkSection(url=broker.url))
+    link.start()
+    assert link.wait_connected(10)
+    return link
+
+
+def _sender_counters(kit, broker, db_url: str) -> list[int]:
+    catcher, link = Catcher(broker.port), _server_link(broker)
+    ctrs = []
+    try:
+        for _round in range(2):                     # a restarted sender on the same DB
+            db = open_store_db(db_url)
+            sender = CommandSender(link, kit.signer, db)
+            for _ in range(3):
+                sender.send(STORE, "freezer", "fz-1", "ack", {"alarm": "a"}, "bob", "associate")
+                sender.last_info.wait_for_publish(5)
+            assert [s.by for s in sender.sent("fz-1")][:1] == ["bob"]
+            db.close()
+        assert wait_for(lambda: len(catcher.msgs) == 6, 10)
+        for m in catcher.msgs:
+            assert m.topic == f"se/v1/{STORE}/freezer/fz-1/cmd/ack" and not m.retain
+            ctrs.append(verifier(kit).verify("ack", m.payload, now=time.time(), last_ctr=0).ctr)
+    finally:
+        link.stop()
+        catcher.close()
+    return ctrs
+
+
+def test_sender_counters_are_durable_in_sqlite(kit, broker, tmp_path):
+    ctrs = _sender_counters(kit, broker, f"sqlite:///{tmp_path / 'store.db'}")
+    assert ctrs == sorted(ctrs) and len(set(ctrs)) == 6
+
+
+def test_sender_counters_are_durable_in_postgres(kit, broker, postgres):
+    import psycopg
+    name = f"cmds_{os.getpid()}_{int(time.time() * 1000) % 10**6}"
+    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    ctrs = _sender_counters(kit, broker, postgres.dsn.rsplit("/", 1)[0] + f"/{name}")
+    assert ctrs == sorted(ctrs) and len(set(ctrs)) == 6
+
+
+def test_sender_refuses_a_role_that_may_not_send(kit, broker, tmp_path):
+    db = open_store_db(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        sender = CommandSender(None, kit.signer, db)
+        with pytest.raises(ValueError, match="may not send"):
+            sender.send(STORE, "dock_door", "door-1", "reset_lockout", {}, "ann", "associate")
+        with pytest.raises(ValueError, match="unknown command"):
+            sender.send(STORE, "dock_door", "door-1", "test_relay", {}, "ann", "manager")
+    finally:
+        db.close()
