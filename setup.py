@@ -73,9 +73,11 @@ setup(
         "Pillow>=10",
         "psycopg[binary]>=3.1,<4",
         "tzdata",   # zoneinfo on images without /usr/share/zoneinfo (freezer HACCP schedules)
+        "starlette>=0.37", "jinja2>=3.1", "uvicorn>=0.29", "python-multipart>=0.0.9",  # page
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100"],
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100",
+                 "selenium>=4.20", "httpx>=0.27"],
         "bench": ["opencv-python-headless>=4.9"],
     },
     entry_points={"console_scripts": ["storeedge=storeedge.cli:main"]},

@@ -20,8 +20,9 @@ fi
 command -v gcc >/dev/null 2>&1 || { APT_PACKAGES="$APT_PACKAGES build-essential"; need_apt=1; }
 # The images' fast check: unit verification, RAUC config loading, bundle signing.
 # The network fault rig (tests/helpers/netrig.py): namespaces, tc, iptables.
+# The store page's browser tests (tests/web): chromium and its driver.
 for tool in systemd-analyze:systemd rauc:rauc mksquashfs:squashfs-tools openssl:openssl \
-    ip:iproute2 tc:iproute2 iptables:iptables; do
+    ip:iproute2 tc:iproute2 iptables:iptables chromium:chromium chromedriver:chromium-driver; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || { APT_PACKAGES="$APT_PACKAGES ${tool#*:}"; need_apt=1; }
 done
 if [ -n "$need_apt" ]; then

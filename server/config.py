@@ -40,10 +40,33 @@ class StoreSecuritySection:
 
 
 @section
+class WebSection:
+    """The store page (server/web): where it listens and how sessions behave."""
+
+    enabled: bool = setting(False, doc="serve the store page next to the consumer")
+    host: str = setting("127.0.0.1", doc="listen address (0.0.0.0: every interface)")
+    port: int = setting(8080, min=0, max=65535, doc="listen port (0: any free port)")
+    tls_cert: str | None = setting(None, doc="PEM certificate: serve HTTPS, Secure cookies")
+    tls_key: str | None = setting(None, doc="PEM private key of tls_cert", secret=True)
+    session_ttl_s: float = setting(8 * 3600.0, unit="s", min=60, max=7 * 86400,
+                                   doc="a login lasts this long")
+    lockout_after: int = setting(5, min=1, max=100, doc="failed logins in a row that lock "
+                                                        "an account")
+    lockout_s: float = setting(300.0, unit="s", min=1, max=86400, doc="lock duration")
+    max_body_bytes: int = setting(64 * 1024, unit="bytes", min=1024, max=16 * 2**20,
+                                  doc="larger requests are refused (413)")
+    door_key: str | None = setting(None, doc="dock-door signing key (PEM from `storeedge door "
+                                             "keygen`) for codes issued in the page",
+                                   secret=True)
+    poll_s: float = setting(0.25, unit="s", min=0.05, max=5, doc="live-alert poll period")
+
+
+@section
 class StoreServerConfig:
     """Config of ``storeedge store-server``."""
 
     server: ServerSection = setting(ServerSection)
     link: LinkSection = setting(LinkSection, doc="the store broker")
     security: StoreSecuritySection = setting(StoreSecuritySection)
+    web: WebSection = setting(WebSection, doc="the store page")
     log: LogSection = setting(LogSection)

@@ -1,0 +1,22 @@
+"""Exceptions of the store page (storeedge.server.web)."""
+from storeedge.server.exc import StoreServerError
+
+
+class WebError(StoreServerError):
+    """Base class of store-page errors."""
+
+
+class FormError(WebError, ValueError):
+    """A form field is missing, too long or not allowed; the message names the field."""
+
+
+class AuthError(WebError, PermissionError):
+    """Wrong name/password, locked account, expired session or missing permission."""
+
+
+class LockedOut(AuthError):
+    """Too many failed logins: the account is locked for a while."""
+
+
+class CommandError(WebError, RuntimeError):
+    """A command could not be signed or sent to a device."""
