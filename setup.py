@@ -59,7 +59,8 @@ setup(
     python_requires=">=3.11",
     packages=PACKAGES,
     package_dir=PACKAGE_DIR,
-    package_data={"": ["*.pxd", "*.pyx", "*.json", "*.tflite", "*.yaml"]},
+    package_data={"": ["*.pxd", "*.pyx", "*.json", "*.tflite", "*.yaml", "templates/*.html",
+                      "static/*.css", "static/*.js"]},
     ext_modules=_extensions(),
     install_requires=[
         "numpy>=2.0,<3",
