@@ -99,7 +99,9 @@ def page(what: str, post: bool = False):
             if not allowed(sess, what):
                 await run_in_threadpool(ctx.store.audit, sess.name, "denied", what,
                                         request.url.path)
-                return message(request, f"a {sess.role} may not open this page", 403, sess)
+                article = "an" if sess.role[0] in "aeiou" else "a"
+                return message(request, f"{article} {sess.role} may not open this page", 403,
+                               sess)
             try:
                 if post:
                     form = await request.form(max_files=0, max_fields=30)

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from storeedge.server.web import door, forms, freezers, queries
+from storeedge.server.web import door, figures, forms, freezers, queries
 from storeedge.server.web.app import page, render, templates
 from storeedge.server.web.auth import ROLES
 from storeedge.server.web.exc import FormError
@@ -173,4 +173,4 @@ def routes() -> list[Route]:
             Route("/devices", devices_page), Route("/audit", audit_page),
             Route("/users", users_page, methods=["GET"]),
             Route("/users", users_add, methods=["POST"]),
-            *door.routes(), *freezers.routes()]
+            *door.routes(), *freezers.routes(), *figures.routes()]

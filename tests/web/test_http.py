@@ -1,0 +1,183 @@
+"""The store page over HTTP (Starlette's test client, real SQLite): logins, roles, CSRF,
+lockout, audit, bad input.  Browser tests are in test_browser.py."""
+from __future__ import annotations
+
+import time
+
+from webkit import PASSWORD, csrf_of, escalation, login, put_events, refusal
+
+from storeedge.server.web.auth import token_hash
+
+
+def audit_actions(ctx) -> list[tuple[str, str]]:
+    return [(name, action) for _ts, name, action, _t, _d in ctx.store.audit_log()]
+
+
+def test_wrong_password_is_refused_and_no_session_is_opened(page):
+    ctx, client = page
+    resp = login(client, "mara", "not the password")
+    assert resp.status_code == 401 and refusal(resp.text) == "wrong name or password"
+    assert ctx.store.query("SELECT COUNT(*) FROM web_sessions")[0][0] == 0
+    resp = login(client, "nobody", PASSWORD)             # unknown name: the same answer
+    assert resp.status_code == 401 and refusal(resp.text) == "wrong name or password"
+    assert client.get("/alerts").url.path == "/login"
+
+
+def test_lockout_after_failed_logins_refuses_even_the_right_password(page):
+    ctx, client = page
+    for _ in range(4):
+        assert login(client, "ali", "guess").status_code == 401
+    resp = login(client, "ali", "guess")
+    assert resp.status_code == 429 and "account locked after 5 failed logins" in refusal(resp.text)
+    resp = login(client, "ali", PASSWORD)
+    assert resp.status_code == 429 and "locked" in refusal(resp.text)
+    assert audit_actions(ctx).count(("ali", "login.failed")) == 5
+    ctx.store.write([("UPDATE web_users SET locked_until=0 WHERE name='ali'", ())])
+    assert login(client, "ali", PASSWORD).url.path == "/alerts"       # lock over: in again
+
+
+def test_login_sets_a_strict_httponly_cookie_and_logout_ends_the_session(page):
+    ctx, client = page
+    resp = client.post("/login", data={"name": "mara", "password": PASSWORD},
+                       follow_redirects=False)
+    cookie = resp.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    assert "content-security-policy" in resp.headers
+    html = client.get("/alerts").text
+    client.post("/logout", data={"csrf": csrf_of(html)})
+    assert client.get("/alerts").url.path == "/login"
+    assert ("mara", "logout") in audit_actions(ctx)
+
+
+def test_expired_session_is_sent_to_login_with_a_message(page):
+    ctx, client = page
+    login(client, "mara")
+    html = client.get("/alerts").text
+    ctx.store.write([("UPDATE web_sessions SET expires=?", (time.time() - 1,))])
+    resp = client.get("/alerts")
+    assert resp.url.path == "/login" and "Your session expired" in resp.text
+    resp = client.post("/users", data={"csrf": csrf_of(html), "name": "eve",
+                                       "role": "manager", "password": PASSWORD})
+    assert resp.status_code == 401 and "session expired" in refusal(resp.text)
+    assert ctx.store.user("eve") is None
+
+
+def test_post_without_or_with_a_wrong_csrf_token_is_refused_and_nothing_stored(page):
+    ctx, client = page
+    login(client, "mara")
+    (seq,) = put_events(ctx.store.db, "lane-1", "checkout", [("checkout.escalate",
+                                                              escalation())])
+    for token in (None, "forged-token"):
+        data = {"alert": f"lane-1:{seq}", "outcome": "scanned"}
+        if token:
+            data["csrf"] = token
+        resp = client.post("/alerts/resolve", data=data)
+        assert resp.status_code == 403 and "CSRF" in refusal(resp.text)
+    assert ctx.store.query("SELECT COUNT(*) FROM web_alert_actions")[0][0] == 0
+
+
+def test_resolving_an_alert_is_stored_with_the_name_and_audited(page):
+    ctx, client = page
+    login(client, "ali")
+    (seq,) = put_events(ctx.store.db, "lane-1", "checkout", [("checkout.escalate",
+                                                              escalation())])
+    html = client.get("/alerts").text
+    assert "Escalation: missed scan" in html and "4006381333931" in html
+    resp = client.post("/alerts/resolve", data={"csrf": csrf_of(html), "alert": f"lane-1:{seq}",
+                                                "outcome": "no_item", "note": "bag was empty"})
+    assert resp.status_code == 200 and "resolved: no item by ali: bag was empty" in resp.text
+    assert ctx.store.query("SELECT outcome, note, by_name FROM web_alert_actions") == \
+        [("no_item", "bag was empty", "ali")]
+    assert ("ali", "alert.resolve") in audit_actions(ctx)
+    again = client.post("/alerts/resolve", data={"csrf": csrf_of(html), "alert":
+                                                 f"lane-1:{seq}", "outcome": "false_alarm"})
+    assert again.status_code == 400 and refusal(again.text) == "alert: already resolved"
+
+
+def test_an_associate_cannot_issue_codes_or_open_manager_and_technician_pages(page):
+    ctx, client = page
+    login(client, "ali")
+    html = client.get("/alerts").text
+    assert 'href="/devices"' not in html and 'href="/door"' not in html
+    for path in ("/devices", "/door", "/users", "/audit", "/freezers", "/figures"):
+        resp = client.get(path)
+        assert resp.status_code == 403, path
+        assert refusal(resp.text) == "an associate may not open this page"
+    resp = client.post("/door/issue", data={"csrf": csrf_of(html), "vendor": "x"})
+    assert resp.status_code == 403
+    # a forged role field when adding a person: refused, nothing stored
+    resp = client.post("/users", data={"csrf": csrf_of(html), "name": "eve", "role": "manager",
+                                       "password": PASSWORD})
+    assert resp.status_code == 403 and ctx.store.user("eve") is None
+    assert ("ali", "denied") in audit_actions(ctx)
+
+
+def test_a_manager_cannot_create_a_role_that_does_not_exist(page):
+    ctx, client = page
+    login(client, "mara")
+    html = client.get("/users").text
+    resp = client.post("/users", data={"csrf": csrf_of(html), "name": "eve", "role": "admin",
+                                       "password": PASSWORD})
+    assert resp.status_code == 400
+    assert refusal(resp.text) == "role: must be one of associate, manager, technician"
+    assert ctx.store.user("eve") is None
+    resp = client.post("/users", data={"csrf": csrf_of(html), "name": "eve", "role": "technician",
+                                       "password": PASSWORD})
+    assert resp.status_code == 200 and ctx.store.user("eve").role == "technician"
+
+
+def test_a_forged_session_cookie_is_not_a_session(page):
+    ctx, client = page
+    client.cookies.set("se_session", "A" * 43)
+    assert client.get("/devices").url.path == "/login"
+    client.cookies.clear()
+    login(client, "ali")
+    token = ctx.store.query("SELECT token FROM web_sessions")[0][0]
+    real = client.cookies.get("se_session")
+    assert token == token_hash(real)                 # only the hash is stored ...
+    client.cookies.clear()
+    client.cookies.set("se_session", token, domain="testserver.local")   # the hash: no session
+    assert client.get("/alerts").url.path == "/login"
+
+
+def test_sql_and_html_in_text_fields(page):
+    ctx, client = page
+    login(client, "mara")
+    seqs = put_events(ctx.store.db, "lane-1", "checkout",
+                      [("checkout.escalate", escalation(pos_line="<b>EAN 1</b>"))] * 2)
+    html = client.get("/alerts").text
+    assert "&lt;b&gt;EAN 1&lt;/b&gt;" in html and "<b>EAN 1</b>" not in html  # shown escaped
+    token = csrf_of(html)
+    sql = "x'); DELETE FROM events; --"
+    resp = client.post("/alerts/resolve", data={"csrf": token, "alert": f"lane-1:{seqs[0]}",
+                                                "outcome": "scanned", "note": sql})
+    assert resp.status_code == 200
+    assert ctx.store.query("SELECT note FROM web_alert_actions") == [(sql,)]
+    assert ctx.store.query("SELECT COUNT(*) FROM events")[0][0] == 2
+    refused = {
+        "/alerts/resolve": {"alert": f"lane-1:{seqs[1]}", "outcome": "scanned",
+                            "note": "<script>alert(1)</script>"},
+        "/users": {"name": "<b>eve</b>", "role": "associate", "password": PASSWORD},
+    }
+    for path, data in refused.items():
+        resp = client.post(path, data={"csrf": token, **data})
+        assert resp.status_code == 400, path
+        assert "not allowed" in refusal(resp.text), path
+    resp = client.post("/alerts/resolve", data={"csrf": token, "alert": "lane-1:1 OR 1=1",
+                                                "outcome": "scanned"})
+    assert resp.status_code == 400 and refusal(resp.text) == "alert: not an alert id"
+    assert ctx.store.query("SELECT COUNT(*) FROM web_alert_actions")[0][0] == 1
+    assert ctx.store.user("<b>eve</b>") is None
+
+
+def test_huge_upload_is_refused_before_it_is_read(page):
+    ctx, client = page
+    login(client, "mara")
+    token = csrf_of(client.get("/users").text)
+    resp = client.post("/users", data={"csrf": token, "name": "eve", "role": "associate",
+                                       "password": "p" * 200_000})
+    assert resp.status_code == 413 and "larger than 65536 bytes" in resp.text
+    resp = client.post("/users", files={"upload": ("big.bin", b"\0" * 300_000)},
+                       data={"csrf": token})
+    assert resp.status_code == 413
+    assert ctx.store.user("eve") is None
