@@ -1,7 +1,7 @@
 """Camera seam: picamera2 (real), replay (image folder / recording) and a synthetic lane.
 
 Backends are registered by name and chosen by ``open_camera(name, ...)`` or the environment
-variable ``STOREEDGE_CAMERA`` (``picamera2``, ``replay``, ``synthetic``). The simulated ones are
+variable ``STOREEDGE_CAMERA`` (``picamera2``, ``v4l2`` for USB cameras, ``replay``, ``synthetic``). The simulated ones are
 never a silent fallback: a picamera2 that fails to load raises :class:`CameraUnavailable`
 saying why.
 
@@ -38,6 +38,12 @@ def _picamera2(**kw) -> Camera:
     return PiCamera(**kw)
 
 
+def _v4l2(**kw) -> Camera:
+    from storeedge.drivers.camera.v4l2 import V4L2Camera
+
+    return V4L2Camera(**kw)
+
+
 def _replay(**kw) -> Camera:
     from storeedge.drivers.camera.replay import ReplayCamera
 
@@ -53,7 +59,7 @@ def _synthetic(**kw) -> Camera:
 
 
 BACKENDS: dict[str, Callable[..., Camera]] = {
-    "picamera2": _picamera2, "replay": _replay, "synthetic": _synthetic}
+    "picamera2": _picamera2, "v4l2": _v4l2, "replay": _replay, "synthetic": _synthetic}
 
 
 def register_backend(name: str, factory: Callable[..., Camera]) -> None:
