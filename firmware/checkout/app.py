@@ -25,6 +25,10 @@ def make_camera(c: CheckoutSection, clock) -> Camera:
     if cam.type == "picamera2":
         return open_camera("picamera2", main_size=(cam.main_width, cam.main_height),
                            lores_size=(cam.lores_width, cam.lores_height), fps=cam.fps)
+    if cam.type == "v4l2":
+        return open_camera("v4l2", device=cam.device, main_size=(cam.main_width, cam.main_height),
+                           lores_size=(cam.lores_width, cam.lores_height), fps=cam.fps,
+                           pixel_format=cam.pixel_format)
     if cam.type == "replay":
         return open_camera("replay", source=cam.source, fps=cam.fps, realtime=True,
                            clock=clock, loop=True)

@@ -20,8 +20,11 @@ from storeedge.firmware.common.settings import DeviceConfig
 class CameraSection:
     """Where frames come from."""
 
-    type: str = setting("picamera2", doc="camera backend",
-                        choices=("picamera2", "replay", "synthetic"))
+    type: str = setting("picamera2", doc="camera backend (v4l2: USB/UVC camera)",
+                        choices=("picamera2", "v4l2", "replay", "synthetic"))
+    device: str = setting("/dev/video0", doc="v4l2: the video node")
+    pixel_format: str = setting("auto", doc="v4l2: pixel format (auto prefers YUYV)",
+                                choices=("auto", "YUYV", "MJPEG"))
     main_width: int = setting(1920, unit="px", min=320, max=4608, doc="main stream width")
     main_height: int = setting(1080, unit="px", min=240, max=2592, doc="main stream height")
     lores_width: int = setting(320, unit="px", min=160, max=640, doc="lores stream width (even)")

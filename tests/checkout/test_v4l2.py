@@ -414,3 +414,20 @@ def test_real_v4l2loopback_device_streams_what_is_written():
         thread.join(5)
         os.close(writer)
 
+
+
+def test_lane_config_selects_the_v4l2_camera():
+    """``checkout.camera.type: v4l2`` reaches this backend; a bad pixel format is a config
+    error naming the key."""
+    from storeedge.firmware.checkout.app import make_camera
+    from storeedge.firmware.checkout.config import CheckoutConfig
+    from storeedge.firmware.common.config import ConfigError, config_from_dict
+
+    cfg = config_from_dict({"checkout": {"camera": {"type": "v4l2", "device": "/dev/video97",
+                                                    "pixel_format": "MJPEG"}}}, CheckoutConfig)
+    assert cfg.checkout.camera.device == "/dev/video97"
+    with pytest.raises(CameraUnavailable, match="no V4L2 device /dev/video97"):
+        make_camera(cfg.checkout, clock=None)
+    with pytest.raises(ConfigError, match="pixel_format"):
+        config_from_dict({"checkout": {"camera": {"type": "v4l2", "pixel_format": "H264"}}},
+                         CheckoutConfig)
