@@ -28,6 +28,27 @@ class DeviceCommand:
     ok: bool
     result: dict | None = None
     error: str | None = None
+    role: str = field(default="", metadata={
+        "doc": "the signer's role (associate, manager, technician, store_server); empty for an "
+               "unsigned command accepted in insecure mode"})
+
+
+@event_type("device.commands_refused", prio=Prio.OPERATIONAL)
+@dataclass
+class CommandsRefused:
+    """Commands refused before any handler ran, summarised (at most one event a minute).
+
+    Reasons: malformed, unsigned, bad_signature, wrong_device, expired, replayed,
+    role_not_allowed, unknown_command, rate_limited, queue_full, retained.
+    """
+
+    count: int = field(metadata={"doc": "refusals since the previous summary",
+                                 "unit": "commands"})
+    reasons: dict[str, int]
+    total: int = field(metadata={"doc": "refusals since the service started",
+                                 "unit": "commands"})
+    last_name: str = ""
+    last_detail: str = ""
 
 
 @event_type("outbox.salvaged", prio=Prio.LOSS)

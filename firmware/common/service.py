@@ -6,6 +6,12 @@ durable in the outbox; a sender thread publishes pending events (oldest first, a
 watermark after a reconnect or after ``link.resend_timeout_s`` without progress.  The
 watermark arrives as a retained message on ``.../ack`` from the next durable holder (the
 gateway); events at or below it are marked acknowledged and eventually pruned.
+
+Commands (``.../cmd/{name}``) pass the :class:`~storeedge.firmware.common.cmdgate.CommandGate`
+(signature, device, expiry, role, durable counter, rate limit) before a handler runs; ``by``
+comes from the signed identity.  The command worker never dies: every emit is guarded, errors
+are logged and counted, and refusals are summarised (``device.commands_refused``), never one
+event each.
 """
 from __future__ import annotations
 
@@ -21,8 +27,11 @@ from typing import Any, Callable, NamedTuple
 from storeedge import __version__
 from storeedge.drivers.clock import Clock, SystemClock
 from storeedge.firmware.common import topics
-from storeedge.firmware.common.core_events import DeviceCommand, DeviceStarted
+from storeedge.firmware.common.cmdgate import QUEUE_MAX, SUMMARY_S, CommandGate
+from storeedge.firmware.common.core_events import (CommandsRefused, DeviceCommand,
+                                                   DeviceStarted)
 from storeedge.firmware.common.events import Envelope
+from storeedge.firmware.common.exc import CommandRefused, EventError, OutboxError
 from storeedge.firmware.common.link import MqttLink, Will, json_payload
 from storeedge.firmware.common.outbox import Identity, Outbox, OutboxStats
 from storeedge.firmware.common.settings import DeviceConfig
@@ -33,12 +42,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Command:
-    """A command received on ``.../cmd/{name}`` (never from a retained message)."""
+    """A command received on ``.../cmd/{name}`` (never from a retained message).
+
+    ``by`` and ``role`` come from the signed identity (``unverified:<name>`` and "" for an
+    unsigned command in insecure mode).
+    """
 
     name: str
     args: dict
     by: str
     id: str
+    role: str = ""
 
 
 CommandHandler = Callable[[Command], "dict | None"]
@@ -54,6 +68,7 @@ class ServiceStatus(NamedTuple):
     outbox: OutboxStats
     sent: int
     resends: int
+    commands_refused: int = 0
 
 
 class DeviceService:
@@ -76,7 +91,10 @@ class DeviceService:
         self._acked_hint = 0
         self._reconnected = False
         self._stop = threading.Event()
-        self._commands: queue.SimpleQueue = queue.SimpleQueue()
+        self._commands: queue.Queue = queue.Queue(maxsize=QUEUE_MAX)
+        self.gate = CommandGate(cfg, self.clock.time)
+        self.command_errors = 0
+        self._last_summary = float("-inf")
         self.sent = self.resends = 0
         base = topics.base(dev.store, dev.kind, dev.id)
         self._state_topic = f"{base}/state"
@@ -127,7 +145,8 @@ class DeviceService:
         """Link and outbox state."""
         return ServiceStatus(self.identity.dev, self.identity.kind,
                              "connected" if self.link.connected.is_set() else "disconnected",
-                             self.link.connects, self.outbox.stats(), self.sent, self.resends)
+                             self.link.connects, self.outbox.stats(), self.sent, self.resends,
+                             sum(self.gate.refusals.total.values()))
 
     def recent_events(self, n: int = 20, type: str | None = None) -> list[Envelope]:  # noqa: A002
         """The last ``n`` events, optionally only those whose type starts with ``type``."""
@@ -142,7 +161,7 @@ class DeviceService:
         """Stop sending, say offline, close the outbox."""
         self._stop.set()
         self._poke()
-        self._commands.put(None)
+        self._put_command(None)
         for thread in self._threads:
             thread.join(5)
         self.link.stop(final=(self._state_topic, json_payload({"state": "offline"})))
@@ -178,8 +197,25 @@ class DeviceService:
         if msg.retain:
             log.warning("ignoring retained command %r (commands are never taken from retained "
                         "messages)", name)
+            self.gate.refused(name, CommandRefused("retained", "retained message"))
             return
-        self._commands.put((name, msg.payload))
+        if not self._put_command((name, msg.payload)):
+            self.gate.refused(name, CommandRefused("queue_full", f"{QUEUE_MAX} waiting"))
+
+    def _put_command(self, item) -> bool:
+        try:
+            self._commands.put_nowait(item)
+            return True
+        except queue.Full:
+            if item is None:                 # shutdown: make room for the sentinel
+                while True:
+                    try:
+                        self._commands.get_nowait()
+                    except queue.Empty:
+                        break
+                self._commands.put_nowait(None)
+                return True
+            return False
 
     def _poke(self) -> None:
         with self._wake:
@@ -189,31 +225,61 @@ class DeviceService:
 
     def _command_loop(self) -> None:
         while True:
-            item = self._commands.get()
+            try:
+                item = self._commands.get(timeout=1.0)
+            except queue.Empty:
+                item = ()
             if item is None:
+                self._summarise_refusals(force=True)
                 return
-            self._run_command(*item)
+            try:
+                if item:
+                    self._run_command(*item)
+                self._summarise_refusals()
+            except Exception:        # the worker never dies: log, count, carry on
+                self.command_errors += 1
+                log.exception("command worker error (continuing)")
 
     def _run_command(self, name: str, payload: bytes) -> None:
         try:
-            doc = json.loads(payload or b"{}")
-            cmd = Command(name, dict(doc.get("args") or {}), str(doc.get("by", "?"))[:64],
-                          str(doc.get("id", ""))[:64])
-        except (ValueError, AttributeError, TypeError) as exc:
-            log.warning("malformed command %r: %s", name, exc)
-            cmd, doc = Command(name, {}, "?", ""), None
-        handler = self._handlers.get(name)
-        if doc is None or handler is None:
-            error = "malformed command payload" if doc is None else f"unknown command {name!r}"
-            self.emit(DeviceCommand(name=name, id=cmd.id, by=cmd.by, ok=False, error=error))
+            adm = self.gate.admit(name, payload, known=name in self._handlers)
+        except CommandRefused as exc:
+            self.gate.refused(name, exc)
+            log.info("command %r refused: %s", name[:64], exc)
             return
+        cmd = Command(adm.name, adm.args, adm.by, adm.id, adm.role)
         try:
-            result = handler(cmd)
-            self.emit(DeviceCommand(name=name, id=cmd.id, by=cmd.by, ok=True, result=result))
+            result = self._handlers[name](cmd)
+            body = DeviceCommand(name=name, id=cmd.id, by=cmd.by, ok=True, result=result,
+                                 role=cmd.role)
         except Exception as exc:  # a command must never kill the device
             log.exception("command %s failed", name)
-            self.emit(DeviceCommand(name=name, id=cmd.id, by=cmd.by, ok=False,
-                                    error=f"{type(exc).__name__}: {exc}"[:300]))
+            body = DeviceCommand(name=name, id=cmd.id, by=cmd.by, ok=False, role=cmd.role,
+                                 error=f"{type(exc).__name__}: {exc}"[:300])
+        self._emit_guarded(body)
+
+    def _summarise_refusals(self, force: bool = False) -> None:
+        """Emit one ``device.commands_refused`` for the refusals since the last one, at most
+        every ``SUMMARY_S`` seconds (monotonic)."""
+        now = time.monotonic()
+        if not force and now - self._last_summary < SUMMARY_S:
+            return
+        counts = self.gate.take_pending()
+        if counts is None:
+            return
+        self._last_summary = now
+        self._emit_guarded(CommandsRefused(
+            count=sum(counts.pending.values()), reasons=dict(counts.pending),
+            total=sum(counts.total.values()), last_name=counts.last_name,
+            last_detail=counts.last_detail))
+
+    def _emit_guarded(self, body: Any) -> None:
+        """Emit ``body``; a full outbox (or a bad body) is logged and counted, never raised."""
+        try:
+            self.emit(body)
+        except (OutboxError, EventError) as exc:
+            self.command_errors += 1
+            log.error("could not record %s: %s", type(body).__name__, exc)
 
     def _send_loop(self) -> None:
         sender = _Sender(self)

@@ -1,13 +1,15 @@
 """A running door device: relay first, then the event service, the controller, QR sources and
 the timer loop.  Used by ``storeedge door --config`` and by the demo.
 
-Server/console commands (``se/v1/{store}/dock_door/{dev}/cmd/{name}``, never retained):
+Signed commands from the store server (``se/v1/{store}/dock_door/{dev}/cmd/{name}``, never
+retained; roles per ``storeedge.signing.COMMAND_ROLES``; ``by`` from the signed identity):
 
-* ``reset_lockout`` ``{"note": str}`` -> ``{"ok", "detail"}``
-* ``test_relay`` ``{"pulse_s": float}`` -> ``{"ok", "detail"}``
+* ``reset_lockout`` ``{"note": str}`` -> ``{"ok", "detail"}`` (manager)
 * ``revocations`` ``{"list": "<signed revocation list JSON>"}`` -> ``{"serial", "creds", "keys"}``
 * ``keys`` ``{"keyset": "<signed key announcement JSON>"}`` -> ``{"serial", "added", "trusted"}``
 * ``door_status`` ``{}`` -> the :class:`DoorStatus` fields
+
+No network command moves the relay: the relay self-test is a local console action only.
 """
 from __future__ import annotations
 
@@ -116,15 +118,10 @@ class DoorApp:
         def reset(cmd: Command) -> dict:
             return asdict(ctl.reset_lockout(cmd.by, str(cmd.args.get("note", ""))[:200]))
 
-        def test_relay(cmd: Command) -> dict:
-            pulse = min(5.0, max(0.2, float(cmd.args.get("pulse_s", 1.0))))
-            return asdict(ctl.self_test_relay(by=cmd.by, pulse_s=pulse))
-
         def revocations(cmd: Command) -> dict:
             return apply_revocations(ctl, str(cmd.args["list"]).encode(), store)
 
         self.svc.on_command("reset_lockout", reset)
-        self.svc.on_command("test_relay", test_relay)
         def keys(cmd: Command) -> dict:
             ann = ctl.p.state.apply_keyset(str(cmd.args["keyset"]).encode(), store=store,
                                            now=self.clock.time())

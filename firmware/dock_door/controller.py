@@ -27,11 +27,14 @@ from storeedge.firmware.dock_door.exc import RelayFault, StateStoreError
 from storeedge.firmware.dock_door.hardware import DoorWiring, LockRelay, SwitchInput
 from storeedge.firmware.dock_door.logic import DoorLogic, Notice, ResetResult, Visit
 from storeedge.firmware.dock_door.store import AuditRecord, DoorStateStore
-from storeedge.firmware.dock_door.verify import Decision, Reason, Throttle, Verifier, deny
+from storeedge.firmware.dock_door.verify import (EARLIEST_SANE_TIME, Decision, Reason, Throttle,
+                                                 Verifier, deny)
 
 log = logging.getLogger(__name__)
 Sink = Callable[[AuditRecord], None]
+HWM_EVERY_S = 60.0      # the wall-clock high-water mark is made durable this often (monotonic)
 _NOT_COUNTED = (Reason.THROTTLED, Reason.LOCKOUT, Reason.JAMMED, Reason.CLOCK_NOT_SET,
+                Reason.CLOCK_BEHIND,
                 Reason.DOOR_ERROR)
 
 
@@ -137,6 +140,7 @@ class DoorController:
         self._recent: dict[str, float] = {}
         self._inputs: list[SwitchInput] = []
         self.decisions = 0
+        self._hwm_due = float("-inf")
 
     # -- QR path --------------------------------------------------------------------------
     def present(self, text: str, source: str = "scanner") -> Decision | None:
@@ -254,8 +258,23 @@ class DoorController:
 
     # -- inputs and timers ----------------------------------------------------------------
     def tick(self) -> None:
-        """Advance the door's timers (call every 10-50 ms from the main loop)."""
+        """Advance the door's timers (call every 10-50 ms from the main loop); every
+        ``HWM_EVERY_S`` also raise the durable wall-clock high-water mark."""
         self._run(self.p.logic.tick)
+        now = self.clock.monotonic()
+        if now >= self._hwm_due:
+            self._hwm_due = now + HWM_EVERY_S
+            self.advance_clock_hwm()
+
+    def advance_clock_hwm(self) -> None:
+        """Record the wall clock as the high-water mark when it is set and not behind it."""
+        wall, skew = self.clock.time(), self.p.verifier.skew_s
+        if wall < EARLIEST_SANE_TIME or wall < self.p.state.clock_hwm() - skew:
+            return
+        try:
+            self.p.state.advance_clock_hwm(wall)
+        except StateStoreError as exc:
+            log.error("cannot record the clock high-water mark: %s", exc)
 
     def on_contact(self, closed: bool) -> None:
         self._run(lambda: self.p.logic.contact(closed))
@@ -290,7 +309,10 @@ class DoorController:
 
     def self_test_relay(self, by: str = "console", pulse_s: float = 1.0) -> SelfTestResult:
         """Release the lock for ``pulse_s`` seconds (relocked by :meth:`tick`) and check the
-        relay output reads back; refused while the door is open, in use or locked out."""
+        relay output reads back; refused while the door is open, in use or locked out.
+
+        A local console action only (no network command moves the relay).  An opening during
+        the pulse is judged by the contact like any other: it raises ``forced_open``."""
         with self._lock:
             lg = self.p.logic
             why = lg.can_grant() or ("door is open" if not lg.door_closed else None) or \

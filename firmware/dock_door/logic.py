@@ -167,8 +167,8 @@ class DoorLogic:
         self._update_state("grant")
 
     def test_pulse(self, seconds: float) -> None:
-        """Operator relay test: release the lock for ``seconds`` (opening it is authorised)."""
-        self._authorised_open = True
+        """Operator relay test: release the lock for ``seconds``.  Opening the door during
+        the pulse is NOT authorised: the contact raises ``forced_open`` as at any other time."""
         self._set_relay(True)
         self._timers.relock_at = self.clock.monotonic() + seconds
         self._update_state("self_test")

@@ -83,5 +83,6 @@ def build_door(opts: DoorOptions, clock: Clock, seams: DoorSeams, *,
     ctl.record("door.boot", {"relay": "unlocked" if relay.unlocked else "locked",
                              "fail_safe": opts.wiring.relay.fail_safe, "replayed": replayed})
     ctl.attach_inputs(opts.wiring, pin_factory=seams.pin_factory)
-    state.prune_used(clock.time())
+    state.prune_used(clock.time(), opts.skew_s)     # judged by the previous boot's mark
+    ctl.advance_clock_hwm()
     return ctl

@@ -31,6 +31,8 @@ from storeedge.firmware.dock_door.keys import KeyAnnouncement, RevocationList, \
     read_signed_keyset, read_signed_revocations, verify_keyset, verify_revocations
 
 USED_RETENTION_S = 7 * 86400     # keep used ids this long past not_after (clock-jump margin)
+MAX_SERIAL_STEP = 1000           # a revocation list / key announcement serial may grow by at most
+                                 # this much at once (a stolen key cannot jump it to 2**62)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
@@ -76,6 +78,7 @@ class DoorStateStore:
     def __init__(self, path: str | Path, *, dev: str):
         self.path, self.dev = str(path), dev
         self._lock = threading.Lock()
+        self._hwm: float | None = None       # cached clock high-water mark (epoch s)
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -140,11 +143,12 @@ class DoorStateStore:
 
         def add(db):
             row = db.execute("SELECT v FROM meta WHERE k = 'keyset_serial'").fetchone()
-            if ann.serial <= (int(row[0]) if row else 0):
-                raise KeyFileError(f"key announcement serial {ann.serial} is not newer")
+            _check_serial("key announcement", ann.serial, int(row[0]) if row else 0,
+                          KeyFileError)
             for k, pub in ann.keys.items():
                 raw = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-                db.execute("INSERT OR REPLACE INTO trusted_keys VALUES (?, ?, ?)", (k, raw, now))
+                _check_new_key(db, k, raw)
+                db.execute("INSERT OR IGNORE INTO trusted_keys VALUES (?, ?, ?)", (k, raw, now))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('keyset_serial', ?)",
                        (str(ann.serial),))
         self._tx(add)
@@ -179,9 +183,7 @@ class DoorStateStore:
             raise RevocationListError(f"revocation list signed by revoked key {kid}")
 
         def replace(db):
-            if rl.serial <= self._serial(db):
-                raise RevocationListError(f"revocation list serial {rl.serial} is not newer "
-                                          f"than the applied serial {self._serial(db)}")
+            _check_serial("revocation list", rl.serial, self._serial(db), RevocationListError)
             db.execute("DELETE FROM revoked_creds")
             db.execute("DELETE FROM revoked_keys")
             db.executemany("INSERT INTO revoked_creds VALUES (?)", [(c,) for c in rl.creds])
@@ -218,6 +220,8 @@ class DoorStateStore:
         Returns ``ok=False`` (nothing written) when all of ``cred.uses`` are spent.  The
         caller may switch the relay only after this returns ``ok=True``.
         """
+        hwm = self.clock_hwm()
+
         def use(db):
             row = db.execute("SELECT uses FROM used WHERE cred_id = ?", (cred.cred_id,)).fetchone()
             n = row[0] if row else 0
@@ -227,13 +231,45 @@ class DoorStateStore:
                        "SET uses = uses + 1, last_used = excluded.last_used",
                        (cred.cred_id, now, now, cred.not_after))
             body = dict(event[1], use=n + 1)
+            if now > hwm:                       # same commit: the grant's time is a mark too
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('clock_hwm', ?)",
+                           (repr(float(now)),))
             return ConsumeResult(True, n + 1, self._append(db, event[0], now, body))
-        return self._tx(use)
+        res = self._tx(use)
+        if res.ok:
+            self._hwm = max(self._hwm or 0.0, float(now))
+        return res
 
-    def prune_used(self, now: float) -> int:
-        """Forget used ids whose credential expired more than a week ago; returns the count."""
+    def prune_used(self, now: float, skew_s: float = 0.0) -> int:
+        """Forget used ids whose credential expired more than a week ago; returns the count.
+
+        Judged by ``min(now, clock high-water mark)``: a clock booted days ahead cannot prune
+        records early, and nothing is pruned while the clock is behind the mark by more than
+        ``skew_s`` seconds (nor before a mark exists).
+        """
+        hwm = self.clock_hwm()
+        if hwm <= 0 or now < hwm - skew_s:
+            return 0
+        cutoff = min(now, hwm) - USED_RETENTION_S
         return self._tx(lambda db: db.execute(
-            "DELETE FROM used WHERE not_after < ?", (now - USED_RETENTION_S,)).rowcount)
+            "DELETE FROM used WHERE not_after < ?", (cutoff,)).rowcount)
+
+    # -- wall-clock high-water mark -----------------------------------------------------------
+    def clock_hwm(self) -> float:
+        """The highest wall-clock time (epoch s) this door has recorded (0.0 = none yet)."""
+        if self._hwm is None:
+            rows = self._query("SELECT v FROM meta WHERE k = 'clock_hwm'")
+            self._hwm = float(rows[0][0]) if rows else 0.0
+        return self._hwm
+
+    def advance_clock_hwm(self, now: float) -> float:
+        """Raise the durable high-water mark to ``now`` (never lowers it); returns the mark."""
+        if now <= self.clock_hwm():
+            return self._hwm
+        self._tx(lambda db: db.execute("INSERT OR REPLACE INTO meta VALUES ('clock_hwm', ?)",
+                                       (repr(float(now)),)))
+        self._hwm = float(now)
+        return self._hwm
 
     # -- audit chain ---------------------------------------------------------------------------
     def _append(self, db: sqlite3.Connection, etype: str, t: float, body: dict) -> AuditRecord:
@@ -266,3 +302,21 @@ class DoorStateStore:
         """The last ``n`` chained events kept locally, oldest first."""
         rows = self._query("SELECT i, type, t, body FROM audit ORDER BY i DESC LIMIT ?", (n,))
         return [AuditRecord(i, ty, t, json.loads(b)) for i, ty, t, b in reversed(rows)]
+
+
+def _check_serial(what: str, serial: int, current: int, error: type) -> None:
+    """A new serial must be above ``current`` by at most :data:`MAX_SERIAL_STEP`."""
+    if serial <= current:
+        raise error(f"{what} serial {serial} is not newer than the applied serial {current}")
+    if serial > current + MAX_SERIAL_STEP:
+        raise error(f"{what} serial {serial} jumps more than {MAX_SERIAL_STEP} above the "
+                    f"applied serial {current}")
+
+
+def _check_new_key(db: sqlite3.Connection, kid: int, raw: bytes) -> None:
+    """An announced key id must be new or identical: an existing id is never redefined."""
+    row = db.execute("SELECT pub FROM trusted_keys WHERE kid = ?", (kid,)).fetchone()
+    if row is not None and bytes(row[0]) != raw:
+        raise KeyFileError(f"key announcement redefines existing key id {kid}: refused")
+    if db.execute("SELECT 1 FROM revoked_keys WHERE kid = ?", (kid,)).fetchone():
+        raise KeyFileError(f"key announcement re-adds revoked key id {kid}: refused")

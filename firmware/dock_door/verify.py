@@ -32,6 +32,7 @@ class Reason(str, Enum):
     BAD_SIGNATURE = "bad_signature"
     WRONG_DOOR = "wrong_door"
     CLOCK_NOT_SET = "clock_not_set"
+    CLOCK_BEHIND = "clock_behind"
     NOT_YET_VALID = "not_yet_valid"
     EXPIRED = "expired"
     REVOKED = "revoked"
@@ -120,6 +121,11 @@ class Verifier:
         if now < EARLIEST_SANE_TIME:
             return deny(Reason.CLOCK_NOT_SET, "the door's wall clock is not set (no NTP/RTC yet)",
                         cred)
+        hwm = self.state.clock_hwm()
+        if now < hwm - self.skew_s:
+            return deny(Reason.CLOCK_BEHIND,
+                        f"the wall clock is {hwm - now:.0f} s behind the latest time this door "
+                        f"has seen (skew {self.skew_s:.0f} s): fix the clock", cred)
         if now + self.skew_s < cred.not_before:
             return deny(Reason.NOT_YET_VALID,
                         f"valid in {cred.not_before - now:.0f} s (skew {self.skew_s:.0f} s)", cred)

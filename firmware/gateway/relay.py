@@ -13,6 +13,8 @@
   events first -- so live devices never wait behind another device's backlog.
 * The store server's retained watermarks confirm events; ``cmd/replay`` requests and stalls
   (no progress for ``resend_timeout_s``) rewind a device's cursor to re-send.
+* Every other ``cmd/{name}`` arriving on the store broker for a device of this store is
+  relayed down to the in-store broker (QoS 1, never retained); devices verify signatures.
 """
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ from storeedge.firmware.gateway.config import GatewayConfig
 from storeedge.firmware.gateway.store import Confirm, GatewayStore, Incoming
 
 log = logging.getLogger(__name__)
+COMMANDS_ALL = f"{topics.TOPIC_ROOT}/+/+/+/cmd/#"   # store broker -> devices (and our replay)
+MAX_COMMAND_BYTES = 16 * 1024                        # = storeedge.signing.MAX_PAYLOAD_BYTES
 
 
 @dataclass
@@ -76,6 +80,7 @@ class Relay:
         self._rewind_all = False
         self._stop = threading.Event()
         self.forwarded = 0
+        self.commands_relayed = self.commands_dropped = 0
         self._thread = threading.Thread(target=self._forward_loop, name="forwarder", daemon=True)
 
     # ------------------------------------------------------------------ lifecycle
@@ -84,7 +89,7 @@ class Relay:
         """Connect both links and start forwarding."""
         self.down.subscribe(topics.EVENTS_ALL, self._on_event)
         self.up.subscribe(topics.ACKS_ALL, self._on_store_ack)
-        self.up.subscribe(topics.REPLAY_ALL, self._on_replay, commands=True)
+        self.up.subscribe(COMMANDS_ALL, self._on_store_command, commands=True)
         self._thread.start()
         self.up.start()
         self.down.start()
@@ -165,6 +170,34 @@ class Relay:
                 cur.rewind(max(state.confirmed, min(cur.sent, first - 1)))
                 log.info("replay of %s from seq %d requested by the store", parts.dev, first)
             self._wake.notify_all()
+
+    # ------------------------------------------------------------------ commands down
+
+    def _on_store_command(self, msg) -> None:
+        """Every ``cmd/#`` from the store broker: ``replay`` is ours, the rest is relayed down.
+
+        One subscription (not two overlapping ones) so a replay is handled once.
+        """
+        parts = topics.parse(msg.topic)
+        if parts is not None and parts.channel == "cmd" and parts.rest == "replay":
+            self._on_replay(msg)
+            return
+        self._relay_command(msg, parts)
+
+    def _relay_command(self, msg, parts) -> None:
+        """Relay a device command to the in-store broker: QoS 1, never retained, only
+        ``se/v1/{our store}/{kind}/{dev}/cmd/{name}``; the device verifies the signature."""
+        ok = (not msg.retain and parts is not None and parts.channel == "cmd"
+              and parts.store == self.cfg.device.store and "/" not in parts.rest
+              and parts.rest != "" and len(msg.payload) <= MAX_COMMAND_BYTES
+              and (self.cfg.relay.devices is None or parts.dev in self.cfg.relay.devices))
+        if not ok:
+            self.commands_dropped += 1
+            log.warning("not relaying command on %s (%d bytes%s)", msg.topic[:120],
+                        len(msg.payload), ", retained" if msg.retain else "")
+            return
+        self.down.publish(msg.topic, msg.payload, qos=1, retain=False)
+        self.commands_relayed += 1
 
     # ------------------------------------------------------------------ forwarding
 

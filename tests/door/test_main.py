@@ -21,6 +21,7 @@ from storeedge.firmware.common.config import load_config
 from storeedge.firmware.dock_door.config import DoorConfig
 from storeedge.firmware.dock_door.main import main, parse_when
 from storeedge.firmware.dock_door.store import DoorStateStore
+from security.cmdkit import CommandKit
 
 
 def run(argv, capsys):
@@ -105,7 +106,8 @@ def test_validate_config(tmp_path, capsys):
 class Watcher:
     """Subscribes to the door's event topics on the broker."""
 
-    def __init__(self, url_port: int):
+    def __init__(self, url_port: int, kit=None):
+        self.kit = kit                 # tests/security/cmdkit.CommandKit: signs commands
         self.events: list[dict] = []
         self.cond = threading.Condition()
         self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
@@ -124,8 +126,9 @@ class Watcher:
             return self.cond.wait_for(lambda: any(pred(e) for e in self.events), timeout)
 
     def command(self, name, args):
-        self.c.publish(f"se/v1/s0042/dock_door/door-1/cmd/{name}",
-                       json.dumps({"args": args, "by": "test", "id": name}), qos=1).wait_for_publish()
+        payload = self.kit.sign("dock_door", "door-1", name, args, by="test", role="manager")
+        self.c.publish(f"se/v1/s0042/dock_door/door-1/cmd/{name}", payload,
+                       qos=1).wait_for_publish()
 
     def close(self):
         self.c.loop_stop()
@@ -141,8 +144,10 @@ def test_door_app_end_to_end(tmp_path, broker, capsys):
     cfg_path = write_config(tmp_path, pub.strip(), {"scanner": {"url": os.ttyname(slave)}, "repeat_s": 0},
                             broker_url=broker.url)
     cfg = load_config(cfg_path, DoorConfig)
+    kit = CommandKit(tmp_path / "pki")
+    cfg.security.command_pub = str(kit.pub_path)
     factory = new_mock_factory()
-    watcher = Watcher(broker.port)
+    watcher = Watcher(broker.port, kit)
     app = DoorApp(cfg, clock=SystemClock(), pin_factory=factory)
     try:
         assert factory.pin(17).state is False
@@ -172,9 +177,9 @@ def test_door_app_end_to_end(tmp_path, broker, capsys):
         watcher.command("keys", {"keyset": (tmp_path / "ks.json").read_text()})
         assert watcher.wait(lambda e: e["type"] == "device.command" and e["body"]["name"] ==
                             "keys" and e["body"]["ok"] and e["body"]["result"]["trusted"] == [1, 2])
-        watcher.command("test_relay", {"pulse_s": 0.3})
+        watcher.command("door_status", {})
         assert watcher.wait(lambda e: e["type"] == "device.command" and e["body"]["name"] ==
-                            "test_relay" and e["body"]["ok"] and e["body"]["result"]["ok"])
+                            "door_status" and e["body"]["result"]["state"] == "locked")
     finally:
         app.stop()
         watcher.close()

@@ -8,6 +8,7 @@ import sqlite3
 import pytest
 
 from freezer_helpers import ROMS, freezer_config_dict
+from security.cmdkit import CommandKit
 from helpers.stack import FAST_LINK, event_path, wait_for
 from storeedge.drivers.clock import SimulatedClock
 from storeedge.firmware.common.config import config_from_dict
@@ -39,9 +40,11 @@ def stack(broker_factory, tmp_path):
 class Freezer:
     """The freezer device on a simulated clock, its events going out through DeviceService."""
 
-    def __init__(self, tmp_path, url):
+    def __init__(self, tmp_path, url, command_pub=None):
         data = freezer_config_dict(tmp_path)
         data["link"] = {"url": url, **FAST_LINK}
+        if command_pub:
+            data["security"] = {"command_pub": command_pub}
         self.cfg = config_from_dict(data, FreezerConfig)
         self.rules = build_rules(self.cfg.freezer)
         self.clock = SimulatedClock()
@@ -112,7 +115,8 @@ def test_ack_over_mqtt_command_reaches_the_store_with_who_and_note(stack):
     import paho.mqtt.client as mqtt
     down, _relay, _store, tmp = stack
     db = tmp / "store.db"
-    fz = Freezer(tmp, down.url)
+    kit = CommandKit(tmp / "pki")
+    fz = Freezer(tmp, down.url, command_pub=str(kit.pub_path))
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     try:
         fz.bus.probe(ROMS["top"]).model.compressor_failed = True
@@ -124,10 +128,10 @@ def test_ack_over_mqtt_command_reaches_the_store_with_who_and_note(stack):
         topic = "se/v1/s0042/freezer/fz-1/cmd/ack"
         for args in ({"alarm": "nope", "note": "x"},
                      {"alarm": alarm_id, "note": "moved stock to ice2"}):
-            client.publish(topic, json.dumps({"args": args, "by": "mgr:jd", "id": "c1"}),
-                           qos=1).wait_for_publish(5)
+            client.publish(topic, kit.sign("freezer", "fz-1", "ack", args, by="jd",
+                                           role="manager"), qos=1).wait_for_publish(5)
         assert wait_for(lambda: fz.app.engine.get(alarm_id).acked, 20)
-        assert fz.app.engine.get(alarm_id).acked_by == "mgr:jd"
+        assert fz.app.engine.get(alarm_id).acked_by == "jd"    # the signed identity
 
         def acked_rows():
             return [b for _p, _t, b in store_rows(db, "freezer.alarm") if b["action"] == "acked"]

@@ -30,3 +30,18 @@ class CommandKit:
         return self.signer.sign(target, name, args or {}, next(self._ctr) if ctr is None else ctr,
                                 exp=int(time.time() + self.ttl_s) if exp is None else exp,
                                 by=by, role=role, cmd_id=cmd_id)
+
+
+def start_plain_broker(folder: Path):
+    """A Mosquitto for the command tests: the package's broker runner, plain listener.
+
+    TODO(issue 13): switch to the TLS + ACL fixture once tests/conftest.py provides it.
+    """
+    import inspect
+
+    from storeedge.firmware.common.brokerproc import Mosquitto
+
+    kwargs = {"insecure": True} if "insecure" in inspect.signature(Mosquitto).parameters else {}
+    broker = Mosquitto(folder, **kwargs)
+    broker.start()
+    return broker

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from cmdkit import CommandKit  # noqa: E402
+from cmdkit import CommandKit, start_plain_broker  # noqa: E402
 from helpers.stack import device_config, wait_for  # noqa: E402
 from storeedge.firmware.common.brokerproc import subscribe_acked  # noqa: E402
 from storeedge.firmware.common.exc import CommandRefused, SigningKeyError  # noqa: E402
@@ -29,6 +29,13 @@ from storeedge.signing import (COMMAND_ROLES, CommandSigner, CommandVerifier, Ro
 
 STORE = "s0042"
 FZ = Target(STORE, "freezer", "fz-1")
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = start_plain_broker(tmp_path / "broker")
+    yield b
+    b.stop()
 
 
 @pytest.fixture
@@ -187,3 +194,161 @@ def test_sender_refuses_a_role_that_may_not_send(kit, broker, tmp_path):
             sender.send(STORE, "dock_door", "door-1", "test_relay", {}, "ann", "manager")
     finally:
         db.close()
+
+
+# ----------------------------------------------------------------------------- device gate
+
+
+def _service(kit, broker, tmp_path, *, dev="fz-1", insecure=False, **outbox) -> DeviceService:
+    cfg = device_config(dev, broker.url, tmp_path, **outbox)
+    cfg.device.kind = "freezer"
+    cfg.security.command_pub = str(kit.pub_path)
+    cfg.security.insecure = insecure
+    return DeviceService(cfg)
+
+
+class DevicePeer:
+    """Publishes to a device's command topics and collects its events."""
+
+    def __init__(self, broker, dev="fz-1"):
+        self.base = f"se/v1/{STORE}/freezer/{dev}"
+        self.events: list[dict] = []
+        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.c.on_message = lambda _c, _u, m: self.events.append(json.loads(m.payload))
+        self.c.connect("127.0.0.1", broker.port)
+        self.c.loop_start()
+        subscribe_acked(self.c, f"{self.base}/evt/#")
+
+    def send(self, name: str, payload: bytes, wait: bool = True) -> None:
+        info = self.c.publish(f"{self.base}/cmd/{name}", payload, qos=1)
+        if wait:
+            info.wait_for_publish(5)
+
+    def of(self, etype: str) -> list[dict]:
+        return [e["body"] for e in list(self.events) if e["type"] == etype]
+
+    def close(self) -> None:
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+def test_device_acts_once_with_the_signed_identity_and_keeps_the_counter(kit, broker, tmp_path):
+    runs = []
+    svc = _service(kit, broker, tmp_path)
+    svc.on_command("ack", lambda cmd: runs.append(cmd) or {"ok": True})
+    svc.start()
+    peer = DevicePeer(broker)
+    genuine = kit.sign("freezer", "fz-1", "ack", {"alarm": "a1"}, by="carol", role="associate")
+    try:
+        assert svc.link.wait_connected(10)
+        peer.send("ack", json.dumps({"args": {"alarm": "a1"}, "by": "store-manager"}).encode())
+        peer.send("ack", genuine)
+        peer.send("ack", genuine)                                  # replayed
+        assert wait_for(lambda: peer.of("device.command"), 10)
+        assert wait_for(lambda: sum(svc.gate.refusals.total.values()) == 2, 10)
+        assert [(c.by, c.role) for c in runs] == [("carol", "associate")]
+        assert peer.of("device.command")[0]["by"] == "carol"
+        assert dict(svc.gate.refusals.total) == {"unsigned": 1, "replayed": 1}
+    finally:
+        svc.close()
+    svc = _service(kit, broker, tmp_path)                          # restart: counter is durable
+    svc.on_command("ack", lambda cmd: runs.append(cmd) or {"ok": True})
+    svc.start()
+    try:
+        assert svc.link.wait_connected(10)
+        peer.send("ack", genuine)
+        assert wait_for(lambda: svc.gate.refusals.total["replayed"] == 1, 10)
+        assert len(runs) == 1
+        assert wait_for(lambda: peer.of("device.commands_refused"), 10)
+    finally:
+        svc.close()
+        peer.close()
+
+
+def test_insecure_mode_accepts_unsigned_but_marks_by_unverified(kit, broker, tmp_path):
+    runs = []
+    svc = _service(kit, broker, tmp_path, insecure=True)
+    svc.on_command("ack", lambda cmd: runs.append(cmd) or {})
+    svc.start()
+    peer = DevicePeer(broker)
+    try:
+        assert svc.link.wait_connected(10)
+        peer.send("ack", json.dumps({"args": {"n": 1}, "by": "store-manager", "id": "u1"}).encode())
+        assert wait_for(lambda: runs, 10)
+        assert runs[0].by == "unverified:store-manager" and runs[0].role == ""
+    finally:
+        svc.close()
+        peer.close()
+
+
+def test_a_flood_of_unknown_commands_neither_fills_the_outbox_nor_kills_the_worker(
+        kit, broker, tmp_path):
+    """3,000 unknown (and junk) commands into a 1 MiB outbox: refusals are counted and
+    summarised, nothing is emitted per refusal, and a later genuine command still runs."""
+    runs = []
+    svc = _service(kit, broker, tmp_path, max_bytes=2**20, max_event_bytes=64 * 1024)
+    svc.on_command("ack", lambda cmd: runs.append(cmd) or {})
+    svc.start()
+    peer = DevicePeer(broker)
+    try:
+        assert svc.link.wait_connected(10)
+        before = svc.outbox.stats()
+        pad = "x" * 200
+        for i in range(3000):
+            peer.send(f"bogus{i % 50}", json.dumps({"by": "x", "pad": pad}).encode(),
+                      wait=(i % 500 == 499))
+        assert wait_for(lambda: sum(svc.gate.refusals.total.values()) >= 3000, 60)
+        assert svc._threads[1].is_alive()
+        peer.send("ack", kit.sign("freezer", "fz-1", "ack", {}, by="dan", role="associate"))
+        assert wait_for(lambda: runs, 10), "the worker stopped taking commands"
+        assert runs[0].by == "dan"
+        after = svc.outbox.stats()
+        assert after.last_seq - before.last_seq <= 3, "refusals were emitted one event each"
+        summaries = svc.recent_events(10, "device.commands_refused")
+        assert len(summaries) == 1
+        assert sum(summaries[0].body["reasons"].values()) >= 1
+    finally:
+        svc.close()
+        peer.close()
+    assert svc.command_errors == 0
+
+
+# ----------------------------------------------------------------------------- gateway
+
+
+def test_gateway_relays_store_commands_down_never_retained_and_not_replay(kit, tmp_path):
+    """store broker -> gateway -> in-store broker: a signed command arrives (not retained);
+    a retained one, another store's and the gateway's own ``replay`` are not relayed."""
+    from helpers.stack import gateway_config
+    from storeedge.firmware.gateway.relay import Relay
+
+    down, up = start_plain_broker(tmp_path / "down"), start_plain_broker(tmp_path / "up")
+    relay = Relay(gateway_config(down.url, up.url, tmp_path))
+    below = Catcher(down.port)
+    store_side = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    try:
+        relay.start()
+        assert wait_for(lambda: relay.up.connected.is_set() and relay.down.connected.is_set(),
+                        10)
+        store_side.connect("127.0.0.1", up.port)
+        store_side.loop_start()
+        genuine = kit.sign("freezer", "fz-1", "ack", {"alarm": "a"}, role="associate")
+        base = f"se/v1/{STORE}/freezer/fz-1/cmd"
+        for topic, payload, retain in ((f"{base}/ack", b"old", True),
+                                       ("se/v1/s9999/freezer/fz-1/cmd/ack", genuine, False),
+                                       (f"{base}/replay", b'{"args":{"from":1}}', False),
+                                       (f"{base}/ack", genuine, False)):
+            store_side.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
+        assert wait_for(lambda: relay.commands_relayed == 1 and relay.commands_dropped == 2, 10)
+        assert wait_for(lambda: len(below.msgs) == 1, 10)
+        m = below.msgs[0]
+        assert (m.topic, m.payload, m.retain) == (f"{base}/ack", genuine, False)
+        time.sleep(0.3)                      # nothing else trickles down
+        assert [x.topic for x in below.msgs] == [f"{base}/ack"]
+    finally:
+        store_side.loop_stop()
+        store_side.disconnect()
+        below.close()
+        relay.close()
+        down.stop()
+        up.stop()
