@@ -28,6 +28,9 @@ DEFAULT_FORMATS = ("EAN-13, EAN-8, UPC-A, UPC-E, DataBar, DataBarExpanded, DataB
                    "Code128, DataMatrix, QRCode")
 _AXIS_TOLERANCE = math.radians(8)     # closer than this to 0/90 degrees: plain slice, no warp
 MAX_STRIP_PX = 64                     # a 1-D crop keeps at most this many px of bar height
+TALL_STRIP_PX = 256                   # ... on the retry of a tall (stacked) or joined 1-D box
+_JOIN_ANGLE = math.radians(6)         # pieces of one 1-D code: angles closer than this
+MAX_RETRIES = 4                       # retry crops decoded per frame
 
 
 class Point(NamedTuple):
@@ -87,7 +90,10 @@ class FormatSet(NamedTuple):
 
 def parse_formats(formats=None) -> FormatSet:
     """Formats from None (checkout + door defaults), a comma-separated string, a zxing-cpp
-    BarcodeFormat(s), or an iterable of names/formats.  Unknown names: NativeInputError."""
+    BarcodeFormat(s), an iterable of names/formats, or a :class:`FormatSet` (returned as
+    is).  Unknown names: NativeInputError."""
+    if isinstance(formats, FormatSet):
+        return formats
     if formats is None:
         formats = DEFAULT_FORMATS
     if isinstance(formats, (zxingcpp.BarcodeFormat, zxingcpp.BarcodeFormats)):
@@ -121,26 +127,33 @@ class Crop(NamedTuple):
     to_frame: np.ndarray
 
 
-def crop_candidate(gray: np.ndarray, cand: Candidate) -> Crop | None:
+def crop_candidate(gray: np.ndarray, cand: Candidate,
+                   max_height: float = MAX_STRIP_PX) -> Crop | None:
     """Crop ``cand`` out of ``gray``.  A 2-D box is an axis-aligned slice; a 1-D box becomes
-    an upright strip (bars vertical, at most ``MAX_STRIP_PX`` tall): a slice or transposed slice
-    near 0/90 degrees, else a bilinear resampling.  None if the box is mostly off-frame."""
+    an upright strip (bars vertical) covering at most ``max_height`` px of bar height in at
+    most ``MAX_STRIP_PX`` rows (rows are skipped on a taller strip: bars do not change along
+    their length): a slice or transposed slice near 0/90 degrees, else a bilinear resampling.
+    None if the box is mostly off-frame."""
     if cand.kind == "matrix":
         return _slice(gray, cand.corners(), transpose=False)
     c, s = math.cos(cand.angle), math.sin(cand.angle)
-    height = min(cand.height, MAX_STRIP_PX)
+    height = min(cand.height, max_height)
     off = abs(cand.angle) % (math.pi / 2)
     if min(off, math.pi / 2 - off) < _AXIS_TOLERANCE:
         strip = cand._replace(height=height)
-        return _slice(gray, strip.corners(), transpose=abs(s) > abs(c))
-    out_w, out_h = int(cand.length + 0.5), int(height + 0.5)
-    x0 = cand.cx - c * out_w / 2 + s * out_h / 2
-    y0 = cand.cy - s * out_w / 2 - c * out_h / 2
-    m = np.array([[c, -s, x0], [s, c, y0]])
+        step = max(1, math.ceil(height / MAX_STRIP_PX))
+        return _slice(gray, strip.corners(), transpose=abs(s) > abs(c), step=step)
+    out_w, out_h = int(cand.length + 0.5), max(1, min(int(height + 0.5), MAX_STRIP_PX))
+    step = height / out_h
+    x0 = cand.cx - c * out_w / 2 + s * height / 2
+    y0 = cand.cy - s * out_w / 2 - c * height / 2
+    m = np.array([[c, -s * step, x0], [s, c * step, y0]])
     return Crop(warp_affine(gray, m, out_h, out_w), m)
 
 
-def _slice(gray: np.ndarray, corners, transpose: bool) -> Crop | None:
+def _slice(gray: np.ndarray, corners, transpose: bool, step: int = 1) -> Crop | None:
+    """Axis-aligned crop of the corners' bounding box; ``step`` > 1 keeps every step-th row
+    (every step-th column when ``transpose``: rows of the transposed crop)."""
     xs, ys = zip(*corners)
     h, w = gray.shape
     x0, x1 = max(int(min(xs)), 0), min(int(math.ceil(max(xs))), w)
@@ -148,9 +161,11 @@ def _slice(gray: np.ndarray, corners, transpose: bool) -> Crop | None:
     if x1 - x0 < 8 or y1 - y0 < 8:
         return None
     if transpose:
-        return Crop(np.ascontiguousarray(gray[y0:y1, x0:x1].T),
-                    np.array([[0.0, 1.0, x0], [1.0, 0.0, y0]]))
-    return Crop(gray[y0:y1, x0:x1], np.array([[1.0, 0.0, x0], [0.0, 1.0, y0]]))
+        return Crop(np.ascontiguousarray(gray[y0:y1, x0:x1:step].T),
+                    np.array([[0.0, float(step), x0], [1.0, 0.0, y0]]))
+    img = gray[y0:y1:step, x0:x1]
+    return Crop(img if step == 1 else np.ascontiguousarray(img),
+                np.array([[1.0, 0.0, x0], [0.0, float(step), y0]]))
 
 
 def _to_barcode(r, to_frame: np.ndarray, full_frame: bool) -> Barcode:
@@ -163,9 +178,10 @@ def _to_barcode(r, to_frame: np.ndarray, full_frame: bool) -> Barcode:
                    r.symbology_identifier, full_frame)
 
 
-def _decode_candidate(gray: np.ndarray, cand: Candidate, fs: FormatSet) -> list[Barcode]:
+def _decode_candidate(gray: np.ndarray, cand: Candidate, fs: FormatSet,
+                      max_height: float = MAX_STRIP_PX) -> list[Barcode]:
     fmts = fs.linear if cand.kind == "linear" else fs.matrix
-    crop = crop_candidate(gray, cand) if fmts is not None else None
+    crop = crop_candidate(gray, cand, max_height) if fmts is not None else None
     if crop is None:
         return []
     matrix = cand.kind == "matrix"
@@ -184,6 +200,56 @@ def _mostly_dark(img: np.ndarray) -> bool:
     sample = img[::2, ::2]
     lo, hi = int(sample.min()), int(sample.max())
     return float(np.median(sample)) < (lo + hi) / 2.0
+
+
+def join_linear(cands: list[Candidate], max_angle: float = _JOIN_ANGLE) -> list[Candidate]:
+    """Boxes joining 1-D candidates that lie end to end on one axis: a code with wide
+    modules, finder patterns or glare is often located as several pieces, none of which
+    decodes alone.  Two pieces join when their angles differ by less than ``max_angle`` (rad),
+    their centres lie within half a box height of each other's axis and the gap between them
+    is below the longer piece's length.  Returns only the joined boxes (2+ pieces), in the
+    axis and score of their best piece."""
+    lin = [c for c in cands if c.kind == "linear"]
+    parent = list(range(len(lin)))
+    for i, a in enumerate(lin):
+        for j in range(i + 1, len(lin)):
+            if _end_to_end(a, lin[j], max_angle):
+                parent[_root(parent, j)] = _root(parent, i)
+    groups: dict[int, list[Candidate]] = {}
+    for i, c in enumerate(lin):
+        groups.setdefault(_root(parent, i), []).append(c)
+    return [_union_box(g) for g in groups.values() if len(g) > 1]
+
+
+def _root(parent: list[int], i: int) -> int:
+    while parent[i] != i:
+        i = parent[i]
+    return i
+
+
+def _end_to_end(a: Candidate, b: Candidate, max_angle: float) -> bool:
+    d = abs(a.angle - b.angle) % math.pi
+    if min(d, math.pi - d) > max_angle:
+        return False
+    ux, uy = math.cos(a.angle), math.sin(a.angle)
+    dx, dy = b.cx - a.cx, b.cy - a.cy
+    along, across = dx * ux + dy * uy, -dx * uy + dy * ux
+    gap = abs(along) - (a.length + b.length) / 2
+    return abs(across) < 0.5 * max(a.height, b.height) and gap < max(a.length, b.length)
+
+
+def _union_box(group: list[Candidate]) -> Candidate:
+    best = max(group, key=lambda c: c.score)
+    ux, uy = math.cos(best.angle), math.sin(best.angle)
+    us, vs = [], []
+    for c in group:
+        for x, y in c.corners():
+            us.append(x * ux + y * uy)
+            vs.append(-x * uy + y * ux)
+    uc, vc = (min(us) + max(us)) / 2, (min(vs) + max(vs)) / 2
+    return best._replace(cx=uc * ux - vc * uy, cy=uc * uy + vc * ux,
+                         length=max(us) - min(us), height=max(vs) - min(vs),
+                         score=sum(c.score for c in group))
 
 
 def full_frame_pass(gray: np.ndarray, fs: FormatSet) -> list[Barcode]:
@@ -220,27 +286,46 @@ def read_barcodes(gray: np.ndarray, formats=None, *, max_candidates: int = 8,
                   params: LocateParams = LocateParams()) -> list[Barcode]:
     """Decode the codes in ``gray`` ((H, W) uint8, any layout or read-only).
 
-    Decodes the best ``max_candidates`` localiser boxes; ``full_frame=True`` adds a
-    zxing-cpp pass over the whole frame.  Raises ``NativeInputError`` for a frame that is not a
-    non-empty 2-D uint8 array or for unknown formats.
+    Decodes the best ``max_candidates`` localiser boxes, then retries (at most
+    ``MAX_RETRIES``) the 1-D boxes that failed: pieces lying end to end joined into one box,
+    and tall boxes (stacked codes) with up to ``TALL_STRIP_PX`` of their height.
+    ``full_frame=True`` adds a zxing-cpp pass over the whole frame.  Raises
+    ``NativeInputError`` for a frame that is not a non-empty 2-D uint8 array or for unknown
+    formats.
     """
-    fs = formats if isinstance(formats, FormatSet) else parse_formats(formats)
+    fs = parse_formats(formats)
     gray = check_gray(gray)
-    reads: list[Barcode] = []
-    done: list[Candidate] = []                 # boxes that decoded
     kinds = tuple(k for k, fm in (("linear", fs.linear), ("matrix", fs.matrix)) if fm)
     cands = sorted(locate(gray, max_candidates, params, kinds),
                    key=lambda c: c.kind != "linear")
-    for cand in cands:
-        if any(_inside_box(cand.center, box) for box in done):   # e.g. texture at bar ends
-            continue
-        found = _decode_candidate(gray, cand, fs)
-        if found:
-            done.append(cand)
-            reads.extend(found)
+    reads, done, failed = _decode_all(gray, cands, fs, MAX_STRIP_PX)
+    retry = join_linear(failed) + [c for c in failed
+                                   if c.kind == "linear" and c.height > MAX_STRIP_PX]
+    retry.sort(key=lambda c: -c.score)
+    more, _, _ = _decode_all(gray, retry[:MAX_RETRIES], fs, TALL_STRIP_PX, done)
+    reads.extend(more)
     if full_frame:
         reads.extend(full_frame_pass(gray, fs))
     return merge(reads)
+
+
+def _decode_all(gray: np.ndarray, cands: list[Candidate], fs: FormatSet, max_height: float,
+                done: list[Candidate] | None = None):
+    """Decode each box not inside one that already decoded (``done`` is extended).
+    Returns (reads, boxes that decoded, boxes that did not)."""
+    done = [] if done is None else done
+    reads: list[Barcode] = []
+    failed: list[Candidate] = []
+    for cand in cands:
+        if any(_inside_box(cand.center, box) for box in done):   # e.g. texture at bar ends
+            continue
+        found = _decode_candidate(gray, cand, fs, max_height)
+        if found:
+            done.append(cand)
+            reads.extend(found)
+        else:
+            failed.append(cand)
+    return reads, done, failed
 
 
 class ReaderStats(NamedTuple):

@@ -30,6 +30,7 @@ from storeedge.native.exc import NativeInputError
 _k = load_kernel("locate")
 BACKEND: str = _k.BACKEND
 ROW_STEP = 2                    # the cell statistics use every 2nd row and column
+_ISO_NOISE_GAIN = 1.67          # 20th percentiles of energy / isotropic energy on pure noise
 NBINS = 36                      # orientation bins over 180 degrees (5 degrees each)
 
 
@@ -141,14 +142,30 @@ def _features(stats: np.ndarray, energy: np.ndarray, cell: int, min_energy: floa
     return CellField(energy, coherence, angle, texture)
 
 
-def energy_threshold(energy: np.ndarray, p: LocateParams) -> float:
+def energy_threshold(energy: np.ndarray, p: LocateParams,
+                     isotropic: np.ndarray | None = None) -> float:
     """Energy (grey^2/px) a cell needs to count: ``p.min_energy``, raised to
     ``p.noise_factor`` x the 20th percentile of the frame's cell energies.  Flat cells carry
     only sensor noise (4 sigma^2 for central differences); the low percentile measures it
-    even when codes or clutter fill most of the frame."""
+    even when codes or clutter fill most of the frame.  With ``isotropic`` (per cell, twice
+    the smaller tensor eigenvalue per px, grey^2) the lower of the two percentiles is used
+    (the isotropic one x 1.67, their ratio on pure sensor noise): noise is isotropic, bars
+    are not, so a 1-D code filling the whole frame does not raise the floor above its own
+    cells."""
     if energy.size == 0:
         return p.min_energy
-    return max(p.min_energy, p.noise_factor * float(np.percentile(energy, 20)))
+    noise = float(np.percentile(energy, 20))
+    if isotropic is not None:
+        noise = min(noise, _ISO_NOISE_GAIN * float(np.percentile(isotropic, 20)))
+    return max(p.min_energy, p.noise_factor * noise)
+
+
+def isotropic_energy(stats: np.ndarray, cell: int) -> np.ndarray:
+    """Per cell: 2 x the smaller eigenvalue of the summed gradient tensor per sampled px
+    (grey^2); equals the energy for pure noise, near 0 inside a 1-D code."""
+    npx = float(((cell + ROW_STEP - 1) // ROW_STEP) ** 2)
+    sxx, syy, sxy = (s.astype(np.float64) for s in stats)
+    return (sxx + syy - np.sqrt((sxx - syy) ** 2 + 4.0 * sxy ** 2)) / npx
 
 
 def label_cells(mask: np.ndarray, bins: np.ndarray, nbins: int, max_diff: int):
@@ -184,7 +201,8 @@ def locate(gray: np.ndarray, max_candidates: int = 8,
         raise NativeInputError(f"kinds must be 'linear' and/or 'matrix', got {kinds!r}")
     gray = check_gray(gray)
     stats, energy = _cell_energy(gray, params.cell)
-    params = replace(params, min_energy=energy_threshold(energy, params))
+    params = replace(params, min_energy=energy_threshold(energy, params,
+                                                         isotropic_energy(stats, params.cell)))
     f = _features(stats, energy, params.cell, params.min_energy)
     if f.energy.size == 0 or max_candidates == 0:
         return []
