@@ -1,4 +1,5 @@
-"""Shared fixtures: real Mosquitto brokers and PostgreSQL servers on free loopback ports."""
+"""Shared fixtures: real Mosquitto brokers (TLS + ACL from one session store PKI) and
+PostgreSQL servers on free loopback ports."""
 from __future__ import annotations
 
 import os
@@ -10,23 +11,44 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from helpers.brokers import Mosquitto, free_port  # noqa: E402
 from helpers.postgres import PostgresServer, postgres_available  # noqa: E402
+from helpers.stack import STORE  # noqa: E402
+from storeedge.pki import StorePKI  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def store_pki(tmp_path_factory) -> StorePKI:
+    """The session's store PKI (store ``s0042``): every test broker trusts its CA.
+
+    ``broker.link(dev, kind)`` enrols identities on demand (issuing a certificate takes ~1 ms).
+    """
+    return StorePKI.init(tmp_path_factory.mktemp("pki") / "store", STORE)
 
 
 @pytest.fixture
-def broker(tmp_path):
-    """A fresh Mosquitto on a free loopback port (no persistence); stopped after the test."""
-    b = Mosquitto(tmp_path / "broker")
+def broker(tmp_path, store_pki):
+    """A fresh TLS + ACL Mosquitto (role ``both``) on a free loopback port; stopped after.
+
+    ``broker.url`` is ``mqtts://127.0.0.1:PORT``; ``broker.link(dev, kind)`` gives a link
+    settings dict with ``dev``'s certificate; ``broker.client(dev, kind)`` a raw paho client.
+    """
+    b = Mosquitto(tmp_path / "broker", pki=store_pki)
     b.start()
     yield b
     b.stop()
 
 
 @pytest.fixture
-def broker_factory(tmp_path):
-    """Make more brokers: ``broker_factory(name, persistence=False)``."""
+def broker_factory(tmp_path, store_pki):
+    """Make more brokers: ``broker_factory(name, role="both", persistence=False)``.
+
+    ``role``: ``in_store`` (devices + gateway), ``store`` (gateway + store servers) or ``both``;
+    ``insecure=True`` gives a plain anonymous broker (logged as a warning).
+    """
     made: list[Mosquitto] = []
 
     def make(name: str = "b", **kwargs) -> Mosquitto:
+        if not kwargs.get("insecure"):
+            kwargs.setdefault("pki", store_pki)
         b = Mosquitto(tmp_path / f"broker-{name}", **kwargs)
         b.start()
         made.append(b)

@@ -19,25 +19,72 @@ FAST_LINK = {"backoff_min_s": 0.1, "backoff_max_s": 1.0, "keepalive_s": 5,
              "resend_timeout_s": 1.0}
 
 
-def device_dict(dev: str, url: str, workdir: Path, **outbox) -> dict:
-    return {"device": {"id": dev, "kind": "sim", "store": STORE},
-            "link": {"url": url, **FAST_LINK},
+GATEWAY_ID = "gw-1"
+
+
+def link_for(url, dev: str, kind: str) -> dict:
+    """The ``link`` settings of identity ``dev`` on the broker behind ``url``.
+
+    ``url`` is a test broker's ``url`` (it knows its broker: TLS with ``dev``'s certificate,
+    enrolled on demand) or a plain string (used as is, e.g. a dead port).
+    """
+    broker = getattr(url, "broker", None)
+    if broker is None or broker.insecure:
+        return {"url": str(url), **FAST_LINK}
+    return {**broker.link(dev, kind), **FAST_LINK}
+
+
+def _pki_of(*urls):
+    for url in urls:
+        broker = getattr(url, "broker", None)
+        if broker is not None and broker.pki is not None:
+            return broker.pki
+    return None
+
+
+def device_security(url, dev: str) -> dict:
+    """``security`` of a device (or gateway): its bundle's ``command.pub`` and ``e2e.key``."""
+    pki = _pki_of(url)
+    if pki is None:
+        return {"insecure": True}
+    bundle = pki.bundle_dir(dev)
+    return {"command_pub": str(bundle / "command.pub"), "e2e_key": str(bundle / "e2e.key")}
+
+
+def device_dict(dev: str, url, workdir: Path, kind: str = "sim", **outbox) -> dict:
+    """A device config (TLS identity ``dev`` on the broker behind ``url``)."""
+    link = link_for(url, dev, kind)
+    return {"device": {"id": dev, "kind": kind, "store": STORE},
+            "link": link,
             "outbox": {"path": str(workdir / f"{dev}-outbox.db"), **outbox},
+            "security": device_security(url, dev),
             "log": {"level": "warning"}}
 
 
-def gateway_dict(down_url: str, up_url: str, workdir: Path, devices=None, **relay) -> dict:
-    return {"device": {"id": "gw-1", "kind": "gateway", "store": STORE},
-            "link": {"url": down_url, **FAST_LINK},
-            "upstream": {"url": up_url, **FAST_LINK},
+def gateway_dict(down_url, up_url, workdir: Path, devices=None, **relay) -> dict:
+    """The gateway ``gw-1`` (identity ``gw-1``, kind ``gateway`` on both brokers)."""
+    return {"device": {"id": GATEWAY_ID, "kind": "gateway", "store": STORE},
+            "link": link_for(down_url, GATEWAY_ID, "gateway"),
+            "upstream": link_for(up_url, GATEWAY_ID, "gateway"),
             "relay": {"db_path": str(workdir / "gateway.db"), "devices": devices,
                       "resend_timeout_s": 1.0, **relay},
+            "security": device_security(down_url, GATEWAY_ID),
             "log": {"level": "warning"}}
 
 
-def store_dict(url: str, db: str, instance: str = "store-1", **server) -> dict:
+def store_security(url) -> dict:
+    """``security`` of a store server: the PKI's command key and end-to-end master."""
+    pki = _pki_of(url)
+    if pki is None:
+        return {"insecure": True}
+    return {"command_key": str(pki.command_key), "e2e_master": str(pki.e2e_master)}
+
+
+def store_dict(url, db: str, instance: str = "store-1", **server) -> dict:
+    """A store server ``instance`` (identity = instance id, kind ``store_server``)."""
     return {"server": {"id": instance, "db": db, "replay_after_s": 1.0, **server},
-            "link": {"url": url, **FAST_LINK}, "log": {"level": "warning"}}
+            "link": link_for(url, instance, "store_server"),
+            "security": store_security(url), "log": {"level": "warning"}}
 
 
 def device_config(*a, **k) -> DeviceConfig:
@@ -100,14 +147,15 @@ def wait_for(predicate, timeout: float, interval: float = 0.1) -> bool:
 
 @contextlib.contextmanager
 def event_path(broker_factory, workdir: Path, **relay):
-    """Two brokers, a gateway relay and a store server (SQLite) running in this process.
+    """Two TLS + ACL brokers (in-store, store), a gateway relay and a store server (SQLite)
+    running in this process, each with its own identity (``gw-1``, ``store-1``).
 
     Yields ``(down, up, relay, store)``; the store DB is ``workdir / "store.db"``.
     """
     from storeedge.firmware.gateway.relay import Relay
     from storeedge.server.consumer import StoreServer
 
-    down, up = broker_factory("down"), broker_factory("up")
+    down, up = broker_factory("down", role="in_store"), broker_factory("up", role="store")
     gateway = Relay(gateway_config(down.url, up.url, workdir, **relay))
     store = StoreServer(store_config(up.url, f"sqlite:///{workdir}/store.db"))
     gateway.start()
