@@ -11,6 +11,7 @@ import datetime as _dt
 import functools
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
@@ -49,7 +50,7 @@ class WebContext:
     max_body_bytes: int = 64 * 1024
     door_key: str | None = None
     poll_s: float = 0.25
-    extra: dict = field(default_factory=dict)
+    stopping: threading.Event = field(default_factory=threading.Event)
 
 
 templates = Jinja2Templates(env=jinja2.Environment(

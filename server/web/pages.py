@@ -55,7 +55,8 @@ async def alerts_stream(request: Request, sess: Session) -> Response:
         nonlocal cursor
         yield "retry: 1000\n\n"
         last_ping = time.monotonic()
-        while time.time() < sess.expires and not await request.is_disconnected():
+        while (time.time() < sess.expires and not ctx.stopping.is_set()
+               and not await request.is_disconnected()):
             rows = await run_in_threadpool(queries.alert_rows, ctx.store, 50, cursor)
             for alert in reversed(rows):
                 cursor = max(cursor, alert.received)

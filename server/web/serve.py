@@ -70,6 +70,8 @@ class WebServer:
         return f"{self.scheme}://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self.port}"
 
     def close(self) -> None:
+        self.ctx.stopping.set()             # live streams end within one poll period
+        time.sleep(self.ctx.poll_s * 2)
         self.server.should_exit = True
         self._thread.join(5)
         self.ctx.store.db.close()
