@@ -436,8 +436,8 @@ def render_app_config(image: Image) -> str:
         else:
             cfg[key] = value
     head = (f"# storeedge {image.app} config ({image.kind} image default).\n"
-            f"# Lives on the data partition; set device.id and device.store with the serial\n"
-            f"# console (storeedge console) or edit /data/storeedge/{image.app}.yaml.\n")
+            f"# Lives on the data partition; device.id and device.store are filled in from the\n"
+            f"# device identity (/data/identity) by storeedge-provision on first boot.\n")
     return head + yaml.safe_dump(cfg, sort_keys=False)
 
 

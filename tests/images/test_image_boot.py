@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from storeedge.pki import StorePKI
+
 REPO = Path(__file__).resolve().parents[2]
 IMAGES = REPO / "images"
 KIND = "freezer"
 OUT = IMAGES / "out" / KIND
+TEST_DEVICE = "fz-qemu-1"
 
 pytestmark = [pytest.mark.image, pytest.mark.timeout(2 * 3600)]
 
@@ -35,8 +39,14 @@ def built():
                  if p.is_file() and "out" not in p.relative_to(IMAGES).parts)
     fresh = summary.exists() and summary.stat().st_mtime > newest
     if not fresh or os.environ.get("STOREEDGE_IMAGE_REBUILD") == "1":
+        # The app starts only on a provisioned device: bake a test identity into the image.
+        pki_dir = IMAGES / "out/test-store-pki"
+        if not (pki_dir / "devices" / TEST_DEVICE).is_dir():
+            shutil.rmtree(pki_dir, ignore_errors=True)
+            StorePKI.init(pki_dir, "s0001").enrol(TEST_DEVICE, KIND)
+        env = {**os.environ, "STOREEDGE_IDENTITY_DIR": str(pki_dir / "devices" / TEST_DEVICE)}
         proc = subprocess.run(["nice", "-n", "10", str(IMAGES / "build"), KIND],
-                              capture_output=True, text=True, timeout=2 * 3600)
+                              capture_output=True, text=True, timeout=2 * 3600, env=env)
         print(proc.stdout[-4000:], proc.stderr[-4000:])
         assert proc.returncode == 0, f"images/build {KIND} failed:\n{proc.stderr[-3000:]}"
     return json.loads(summary.read_text())
@@ -78,6 +88,7 @@ def test_boots_to_multi_user_with_readonly_root(booted):
     # is not always printed while a unit writes to the console, so it is not relied on.)
     assert booted["kind"] == "freezer" and booted["done"] == "1"
     assert booted["failed_units"] == "none", booted["failed_units"]
+    assert booted["provisioned"] == f"yes ({TEST_DEVICE}, store s0001)"
     assert booted["root_options"].split(",")[0] == "ro"
     assert booted["root_writable"].startswith("no")
     assert booted["data_mounted"] == "yes"

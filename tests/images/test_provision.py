@@ -9,6 +9,7 @@ land in the app config.  The provisioning file on the boot partition is imported
 from __future__ import annotations
 
 import configparser
+import importlib.util
 import io
 import shutil
 import subprocess
@@ -28,15 +29,17 @@ HINT = "not provisioned: copy the device bundle to /data/identity (see docs/imag
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None,
                                 reason="the provisioning check needs the openssl command")
 
-CONFIG = """\
-# storeedge door config (dock-door image default).
-device:
-  id: dockdoor-unset
-  kind: dock_door
-  store: s0000
-link:
-  url: mqtt://gateway.local:1883
-"""
+
+def _rendered_config() -> str:
+    """The dock-door image's default app config exactly as images/imagegen.py renders it."""
+    spec = importlib.util.spec_from_file_location("provision_imagegen", REPO / "images/imagegen.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.render_app_config(module.load_kind("dock-door"))
+
+
+CONFIG = _rendered_config()
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +103,8 @@ def test_complete_bundle_is_accepted_and_names_the_device(device, pkis):
         "storeedge-provision: provisioned as door-1 (store s0042, kind dock_door)"
     text = device.config.read_text()
     assert "  id: door-1\n" in text and "  store: s0042\n" in text
-    assert text.startswith("# storeedge door config") and "url: mqtt://gateway.local:1883" in text
+    assert text.startswith("# storeedge door config") and "gpio_backend: lgpio" in text
+    assert text.replace("door-1", "dockdoor-unset").replace("s0042", "s0000") == CONFIG
     again = device.provision()                   # idempotent: nothing to change the second time
     assert again.returncode == 0 and "set device.id" not in again.stdout
 
@@ -212,3 +216,23 @@ def test_app_unit_requires_the_provisioning_unit():
                    "storeedge-console.service")["Unit"]
     assert "storeedge-provision" not in str(dict(console)), \
         "the technician console must come up on an unprovisioned device"
+
+
+def test_selftest_reports_which_camera_backends_load():
+    """The image self-test's camera probe, run in this venv: V4L2 loads (no device here),
+    picamera2 and libcamera say why they do not."""
+    import json
+    import runpy
+
+    selftest = runpy.run_path(str(REPO / "images/layers/base/rootfs/usr/lib/storeedge/selftest"),
+                              run_name="selftest")
+    proc = subprocess.run([sys.executable, "-c", selftest["CAMERA_PROBE"]],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(result) == {"v4l2", "picamera2", "libcamera"}
+    assert result["v4l2"].startswith("loads; devices: ")
+    from importlib.util import find_spec
+    for name, module in (("picamera2", "picamera2"), ("libcamera", "libcamera")):
+        expect = "loads" if find_spec(module) else "fails: "
+        assert result[name].startswith(expect), result
