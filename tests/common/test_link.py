@@ -7,7 +7,6 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from helpers.stack import Proc, device_config, device_dict, wait_for, write_yaml
 from storeedge.firmware.common.brokerproc import free_port, subscribe_acked
@@ -18,13 +17,14 @@ from storeedge.firmware.common.settings import LinkSection
 
 
 class Watcher:
-    """Records every message on a filter (retained ones too)."""
+    """Records every message on a filter (retained ones too), as identity ``ident``
+    (id, kind) whose ACL lets it read the filter (and publish what the test publishes)."""
 
-    def __init__(self, port: int, topic_filter: str):
+    def __init__(self, broker, topic_filter: str, ident: tuple[str, str] = ("gw-1", "gateway")):
         self.messages: list[mqtt.MQTTMessage] = []
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client = broker.client(*ident)
         self.client.on_message = lambda _c, _u, m: self.messages.append(m)
-        self.client.connect("127.0.0.1", port)
+        self.client.connect("127.0.0.1", broker.port)
         self.client.loop_start()
         subscribe_acked(self.client, topic_filter)
 
@@ -81,18 +81,19 @@ def test_connected_means_subscribed(broker):
     Each link is new (no session on the broker), so a subscription the broker has not yet
     processed would silently lose the message; ``connected`` waits for every SUBACK.
     """
-    publisher = Watcher(broker.port, "unused/#")
-    cfg = config_from_dict({"url": broker.url}, LinkSection)
+    publisher = Watcher(broker, "se/v1/s0042/gateway/gw-1/unused")   # the gateway writes cmd
+    cfg = config_from_dict(broker.link("dev-ready"), LinkSection)
+    base = "se/v1/s0042/sim/dev-ready/cmd"
     missed = []
     try:
         for i in range(40):
             got = threading.Event()
             link = MqttLink(f"ready-{i}-{time.monotonic_ns()}", cfg)
             for n in range(20):        # many filters: more SUBACKs to wait for
-                link.subscribe(f"ready/{i}/{n}", lambda _m, got=got: got.set())
+                link.subscribe(f"{base}/r{i}-{n}", lambda _m, got=got: got.set())
             link.start()
             assert link.wait_connected(10)
-            publisher.client.publish(f"ready/{i}/19", b"x", qos=1)
+            publisher.client.publish(f"{base}/r{i}-19", b"x", qos=1)
             if not got.wait(5):
                 missed.append(i)
             link.stop()
@@ -102,7 +103,7 @@ def test_connected_means_subscribed(broker):
 
 
 def test_last_will_marks_a_killed_device_offline(broker, tmp_path):
-    watcher = Watcher(broker.port, "se/v1/+/+/+/state")
+    watcher = Watcher(broker, "se/v1/+/+/+/state", ("store-1", "store_server"))
     cfg = write_yaml(tmp_path / "dev.yaml", device_dict("dev-w", broker.url, tmp_path))
     proc = Proc(["storeedge.firmware.common.simdevice", "--config", str(cfg), "--rate", "5"],
                 tmp_path / "dev.log").start()
@@ -116,7 +117,7 @@ def test_last_will_marks_a_killed_device_offline(broker, tmp_path):
 
 
 def test_commands_run_once_and_never_from_retained(broker, tmp_path):
-    watcher = Watcher(broker.port, "se/v1/+/+/+/evt/device.command")
+    watcher = Watcher(broker, "se/v1/+/+/+/evt/device.command")
     runs = []
     cfg = device_config("dev-c", broker.url, tmp_path)
     cfg.security.insecure = True     # unsigned here; signed commands: tests/security
@@ -143,7 +144,7 @@ def test_commands_run_once_and_never_from_retained(broker, tmp_path):
 def test_resend_after_watermark_stalls(broker, tmp_path):
     """Nobody acknowledges: the device re-sends everything above the watermark, then stops
     once a watermark covers it."""
-    watcher = Watcher(broker.port, "se/v1/+/+/+/evt/#")
+    watcher = Watcher(broker, "se/v1/+/+/+/evt/#")
     svc = DeviceService(device_config("dev-r", broker.url, tmp_path))
     svc.start()
     try:

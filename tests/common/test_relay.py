@@ -6,9 +6,7 @@ import subprocess
 import sys
 import uuid
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from helpers.events import Publisher, envelope, stored
 from helpers.stack import (device_config, gateway_config, gateway_dict, store_config,
@@ -135,7 +133,7 @@ def test_gap_is_recorded_and_replay_requested(brokers, tmp_path):
     store = StoreServer(store_config(up.url, db))
     store.start()
     requests = []
-    watcher = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    watcher = up.client("gw-1", "gateway")          # the gateway reads store commands
     watcher.on_message = lambda _c, _u, m: requests.append(json.loads(m.payload))
     watcher.connect("127.0.0.1", up.port)
     watcher.loop_start()
