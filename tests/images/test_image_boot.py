@@ -1,38 +1,83 @@
-"""End to end (``make test-image``): build the freezer image, boot it under qemu, check it.
+"""End to end (``make test-image [KIND=checkout|dock-door|freezer|gateway|all]``): build an
+image, boot it under qemu, check it.
 
-Builds ``images/build freezer`` (a build newer than every file in images/ is reused unless
-STOREEDGE_IMAGE_REBUILD=1), boots its root A with the image's own Debian arm64
-kernel under ``qemu-system-aarch64 -M virt`` (TCG) and reads the image's self-test report from
-the serial console: the storeedge unit is active, the root is read-only, the watchdog device
-is in use.  Then the RAUC bundle verifies against the build's CA and fails against another.
-Needs root, the Debian archive and PyPI; takes 30-60 min on two cores.
+Builds ``images/build KIND`` (default: freezer; a build newer than every file in images/ is
+reused unless STOREEDGE_IMAGE_REBUILD=1) with a test device identity baked into its data
+partition, boots its root A with the image's own Debian arm64 kernel under
+``qemu-system-aarch64 -M virt`` (TCG) and reads the image's self-test report from the serial
+console: provisioned, the storeedge unit is active, the root is read-only, the watchdog
+device is in use.  Then the RAUC bundle verifies against the build's CA and fails against
+another.  The facts are kept in images/out/KIND/selftest.json.  Needs root, the Debian
+archive and PyPI; takes 30-60 min per kind on two cores.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from storeedge.exc import PKIError
 from storeedge.pki import StorePKI
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGES = REPO / "images"
-KIND = "freezer"
-OUT = IMAGES / "out" / KIND
-TEST_DEVICE = "fz-qemu-1"
+ALL_KINDS = ("checkout", "dock-door", "freezer", "gateway")
+TEST_STORE = "s0001"
 
 pytestmark = [pytest.mark.image, pytest.mark.timeout(2 * 3600)]
 
 
+def _kinds() -> list[str]:
+    """Kinds to build: $STOREEDGE_IMAGE_KINDS or make's KIND= (a kind, a comma list, all)."""
+    raw = os.environ.get("STOREEDGE_IMAGE_KINDS") or os.environ.get("KIND") or "freezer"
+    return list(ALL_KINDS) if raw == "all" else [k.strip() for k in raw.split(",") if k.strip()]
+
+
+def _imagegen():
+    spec = importlib.util.spec_from_file_location("boot_imagegen", IMAGES / "imagegen.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def device_id(kind: str) -> str:
+    return f"qemu-{kind}"
+
+
+def _identity(kind: str) -> Path:
+    """A test store PKI with one enrolled device per kind; the kind's bundle folder."""
+    pki_dir = IMAGES / "out/test-store-pki"
+    image = _imagegen().load_kind(kind)
+    try:
+        pki = StorePKI(pki_dir)
+    except (PKIError, OSError, ValueError):   # none yet, or broken by an interrupted run
+        shutil.rmtree(pki_dir, ignore_errors=True)
+        pki = StorePKI.init(pki_dir, TEST_STORE)
+    if pki.get(device_id(kind)) is None:
+        pki.enrol(device_id(kind), image.device_kind)
+    return pki.bundle_dir(device_id(kind))
+
+
+@pytest.fixture(scope="module", params=_kinds())
+def kind(request):
+    if request.param not in ALL_KINDS:
+        pytest.fail(f"unknown image kind {request.param!r}; use one of {ALL_KINDS} or all")
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def built():
+def built(kind):
     if os.geteuid() != 0:
         pytest.fail("the image build needs root (mmdebstrap --mode=root, chroot)")
-    summary = OUT / "build-summary.json"
+    out = IMAGES / "out" / kind
+    summary = out / "build-summary.json"
     # Reuse a build newer than every image definition (other areas' commits do not force a
     # 20-40 min rebuild); STOREEDGE_IMAGE_REBUILD=1 forces one.
     newest = max(p.stat().st_mtime for p in IMAGES.rglob("*")
@@ -40,28 +85,30 @@ def built():
     fresh = summary.exists() and summary.stat().st_mtime > newest
     if not fresh or os.environ.get("STOREEDGE_IMAGE_REBUILD") == "1":
         # The app starts only on a provisioned device: bake a test identity into the image.
-        pki_dir = IMAGES / "out/test-store-pki"
-        if not (pki_dir / "devices" / TEST_DEVICE).is_dir():
-            shutil.rmtree(pki_dir, ignore_errors=True)
-            StorePKI.init(pki_dir, "s0001").enrol(TEST_DEVICE, KIND)
-        env = {**os.environ, "STOREEDGE_IDENTITY_DIR": str(pki_dir / "devices" / TEST_DEVICE)}
-        proc = subprocess.run(["nice", "-n", "10", str(IMAGES / "build"), KIND],
-                              capture_output=True, text=True, timeout=2 * 3600, env=env)
-        print(proc.stdout[-4000:], proc.stderr[-4000:])
-        assert proc.returncode == 0, f"images/build {KIND} failed:\n{proc.stderr[-3000:]}"
+        env = {**os.environ, "STOREEDGE_IDENTITY_DIR": str(_identity(kind))}
+        log = out / "logs" / "make-test-image.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "w", encoding="utf-8") as fh:
+            proc = subprocess.run(["nice", "-n", "10", str(IMAGES / "build"), kind],
+                                  stdout=fh, stderr=subprocess.STDOUT, text=True,
+                                  timeout=2 * 3600, env=env)
+        tail = log.read_text(errors="replace")[-4000:]
+        print(tail)
+        assert proc.returncode == 0, f"images/build {kind} failed (log {log}):\n{tail}"
     return json.loads(summary.read_text())
 
 
 @pytest.fixture(scope="module")
-def booted(built):
+def booted(kind, built):
     subprocess.run([str(IMAGES / "install-build-deps"), "--qemu"], check=True,
                    capture_output=True)
-    proc = subprocess.run(["nice", "-n", "10", str(IMAGES / "qemu-boot"), KIND,
+    proc = subprocess.run(["nice", "-n", "10", str(IMAGES / "qemu-boot"), kind,
                            "--timeout", "2400"],
                           capture_output=True, text=True, timeout=2700)
     lines = proc.stdout.strip().splitlines()
     assert lines, f"qemu-boot printed nothing:\n{proc.stderr[-3000:]}"
     facts = json.loads(lines[-1])
+    (IMAGES / "out" / kind / "selftest.json").write_text(json.dumps(facts, indent=1) + "\n")
     print(json.dumps(facts, indent=1))
     return facts
 
@@ -81,18 +128,21 @@ def test_image_layout(built):
     assert Path(built["bundle"]).exists()
 
 
-def test_boots_to_multi_user_with_readonly_root(booted):
+def test_boots_to_multi_user_with_readonly_root(kind, booted):
     assert booted["state"] == "done", booted
     # storeedge-selftest.service is ordered After=multi-user.target: its report (kind, done)
     # only exists once multi-user was reached.  (The console's "Reached target" status line
     # is not always printed while a unit writes to the console, so it is not relied on.)
-    assert booted["kind"] == "freezer" and booted["done"] == "1"
+    assert booted["kind"] == kind and booted["done"] == "1"
     assert booted["failed_units"] == "none", booted["failed_units"]
-    assert booted["provisioned"] == f"yes ({TEST_DEVICE}, store s0001)"
+    assert booted["provisioned"] == f"yes ({device_id(kind)}, store {TEST_STORE})"
+    if kind == "checkout":      # the camera layer: the V4L2 backend loads (no camera in qemu)
+        assert booted["camera_v4l2"].startswith("loads; devices: "), booted
+        assert "v4l2" in booted["camera_backends"].split(",")
     assert booted["root_options"].split(",")[0] == "ro"
     assert booted["root_writable"].startswith("no")
     assert booted["data_mounted"] == "yes"
-    assert booted["rauc_booted"] == "A" and booted["rauc_compatible"] == "storeedge-freezer"
+    assert booted["rauc_booted"] == "A" and booted["rauc_compatible"] == f"storeedge-{kind}"
 
 
 def test_watchdog_device_in_use(booted):
@@ -100,24 +150,25 @@ def test_watchdog_device_in_use(booted):
     assert booted["systemd_RuntimeWatchdogUSec"] in ("15s", "15000000")
 
 
-def test_storeedge_unit_is_active(booted):
-    assert booted["unit"] == "storeedge@freezer.service"
+def test_storeedge_unit_is_active(kind, booted):
+    assert booted["unit"] == _imagegen().load_kind(kind).unit
     assert booted["unit_type"] == "notify" and booted["unit_watchdog_usec"] in ("30s", "30000000")
     assert booted["unit_active"] == "active", "\n".join(booted.get("unit_log", []))
     assert booted["unit_restarts_during_settle"] == "0"
 
 
-def test_bundle_verifies_with_the_build_key_only(built, tmp_path):
+def test_bundle_verifies_with_the_build_key_only(kind, built, tmp_path):
     bundle = built["bundle"]
     keyring = IMAGES / "out/pki/ca.cert.pem"
     ok = subprocess.run(["rauc", "info", f"--keyring={keyring}", bundle],
                         capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
-    assert "storeedge-freezer" in ok.stdout
+    assert f"storeedge-{kind}" in ok.stdout
     other = tmp_path / "other-pki"
     subprocess.run([str(IMAGES / "make-dev-ca"), str(other)], check=True, capture_output=True)
     bad = subprocess.run(["rauc", "info", f"--keyring={other / 'ca.cert.pem'}", bundle],
                          capture_output=True, text=True)
     assert bad.returncode != 0
     assert "signature" in (bad.stdout + bad.stderr).lower()
+
 
