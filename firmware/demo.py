@@ -6,7 +6,11 @@ that provides ``firmware/<app>/demo.py`` (freezers, the dock door, a checkout la
 events arriving at the store, and ends with a summary: events sent, stored, duplicates
 dropped, gaps.
 
-    storeedge demo --duration 60
+Secure by default: a store PKI is made in the demo folder (``pki/``), both brokers run TLS
+with client certificates and the generated ACLs (storeedge.brokerconf), and every process
+connects with its own identity. ``--insecure`` runs plain anonymous brokers (logged).
+
+    storeedge demo --duration 60 [--insecure]
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from storeedge.firmware.common.config import config_from_dict, write_config_atom
 from storeedge.firmware.common.core_events import SimCounter
 from storeedge.firmware.common.service import DeviceService
 from storeedge.firmware.common.settings import DeviceConfig
+from storeedge.pki import StorePKI
 
 log = logging.getLogger("storeedge.demo")
 APPS = ("freezer", "dock_door", "checkout")
@@ -46,12 +51,31 @@ class DemoContext:
     clock: Clock = field(default_factory=SystemClock)
 
     def device_config(self, kind: str, dev_id: str) -> DeviceConfig:
-        """Common sections for one demo device (its outbox in the demo's folder)."""
+        """Common sections for one demo device (its outbox in the demo's folder).
+
+        When ``broker_url`` is a TLS broker's URL (``Mosquitto.url``), the device gets its
+        own certificate (enrolled on demand) and its bundle's command key and e2e key.
+        """
+        link, security = link_and_security(self.broker_url, dev_id, kind)
         return config_from_dict({
             "device": {"id": dev_id, "kind": kind, "store": self.store},
-            "link": {"url": self.broker_url, **LINK},
+            "link": {**link, **LINK},
             "outbox": {"path": os.path.join(self.workdir, f"{dev_id}-outbox.db")},
-            "log": {"level": "warning"}}, DeviceConfig)
+            "security": security, "log": {"level": "warning"}}, DeviceConfig)
+
+
+def link_and_security(url, dev_id: str, kind: str) -> tuple[dict, dict]:
+    """``link`` and ``security`` sections of identity ``dev_id`` on the broker behind ``url``
+    (plain and explicitly insecure when the broker is insecure or unknown)."""
+    broker = getattr(url, "broker", None)
+    if broker is None or broker.insecure:
+        return {"url": str(url)}, {"insecure": True}
+    bundle = broker.pki.bundle_dir(dev_id)
+    link = broker.link(dev_id, kind)
+    if kind == "store_server":
+        return link, {"command_key": str(broker.pki.command_key),
+                      "e2e_master": str(broker.pki.e2e_master)}
+    return link, {"command_pub": str(bundle / "command.pub"), "e2e_key": str(bundle / "e2e.key")}
 
 
 class CounterDevice:
@@ -98,10 +122,16 @@ def _load_app_devices(ctx: DemoContext) -> list:
 class Demo:
     """Brokers, store server, gateway and devices in one folder."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, insecure: bool = False):
         self.workdir = workdir
-        self.down = Mosquitto(workdir / "broker-instore")
-        self.up = Mosquitto(workdir / "broker-store")
+        pki = None
+        if not insecure:
+            pki_dir = workdir / "pki"
+            pki = StorePKI(pki_dir) if (pki_dir / "ca.crt").exists() else \
+                StorePKI.init(pki_dir, STORE)
+        self.down = Mosquitto(workdir / "broker-instore", pki=pki, role="in_store",
+                              insecure=insecure)
+        self.up = Mosquitto(workdir / "broker-store", pki=pki, role="store", insecure=insecure)
         self.store_db = workdir / "store.db"
         self.procs: list[subprocess.Popen] = []
         self.devices: list = []
@@ -112,14 +142,19 @@ class Demo:
         print(f"demo: in-store broker {self.down.url}, store broker {self.up.url}")
         ctx = DemoContext(self.down.url, STORE, str(self.workdir))
         self.devices = [CounterDevice(ctx)] + _load_app_devices(ctx)
-        self._spawn("store-server", {"server": {"db": f"sqlite:///{self.store_db}",
+        st_link, st_security = link_and_security(self.up.url, "store-1", "store_server")
+        self._spawn("store-server", {"server": {"id": "store-1",
+                                                "db": f"sqlite:///{self.store_db}",
                                                 "replay_after_s": 3.0},
-                                     "link": {"url": self.up.url, **LINK}})
+                                     "link": {**st_link, **LINK}, "security": st_security})
+        down_link, gw_security = link_and_security(self.down.url, "gw-1", "gateway")
+        up_link, _same = link_and_security(self.up.url, "gw-1", "gateway")
         self._spawn("gateway", {"device": {"id": "gw-1", "kind": "gateway", "store": STORE},
-                                "link": {"url": self.down.url, **LINK},
-                                "upstream": {"url": self.up.url, **LINK},
+                                "link": {**down_link, **LINK},
+                                "upstream": {**up_link, **LINK},
                                 "relay": {"db_path": str(self.workdir / "gateway.db"),
-                                          "devices": [self._dev_id(d) for d in self.devices]}})
+                                          "devices": [self._dev_id(d) for d in self.devices]},
+                                "security": gw_security})
         for device in self.devices:
             device.start()
             print(f"demo: started {device.name}")
@@ -229,12 +264,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="storeedge demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=60.0, help="seconds to run")
     parser.add_argument("--workdir", default=None, help="keep files here (default: temp)")
+    parser.add_argument("--insecure", action="store_true",
+                        help="plain anonymous brokers without TLS or ACL (not for a store LAN)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="storeedge-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"demo: files in {workdir}")
-    demo = Demo(workdir)
+    demo = Demo(workdir, insecure=args.insecure)
     try:
         demo.start()
         end = time.monotonic() + args.duration
