@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from storeedge.drivers.camera.base import Camera, CameraInfo, Frame, i420_from_rgb
+from storeedge.drivers.camera.base import Camera, CameraInfo, Frame
 from storeedge.drivers.camera.exc import CameraIOError, CameraUnavailable
 
 # --------------------------------------------------------------------------- kernel ABI
@@ -218,7 +218,9 @@ def choose_format(offered: list[FormatDesc], want: str = "auto", device: str = "
 
 # --------------------------------------------------------------------------- conversion
 
-_LIMITED = np.round(16.0 + np.arange(256) * (219.0 / 255.0)).astype(np.uint8)
+#: JFIF (full range) -> BT.601 limited range, for Pillow's Image.point (256 entries).
+_LUMA_LUT = [int(round(16.0 + v * 219.0 / 255.0)) for v in range(256)]
+_CHROMA_LUT = [int(round(128.0 + (v - 128.0) * 224.0 / 255.0)) for v in range(256)]
 
 
 def _yuyv_view(buf, width: int, height: int, bytesperline: int = 0) -> np.ndarray:
@@ -243,13 +245,23 @@ def yuyv_to_i420(buf, width: int, height: int, bytesperline: int = 0) -> np.ndar
     if width % 2 or height % 2:
         raise ValueError(f"I420 needs an even size, not {width}x{height}")
     v = _yuyv_view(buf, width, height, bytesperline)
-    out = np.empty((height * 3 // 2, width), np.uint8)
-    out[:height] = v[:, 0::2]
-    for plane, col in ((0, 1), (1, 3)):                 # U at byte 1, V at byte 3 of 4
+    chroma = []
+    for col in (1, 3):                                  # U at byte 1, V at byte 3 of 4
         c = v[:, col::4].astype(np.uint16)
-        sub = ((c[0::2] + c[1::2] + 1) >> 1).astype(np.uint8)   # (h/2, w/2)
-        start = height + plane * (height // 4)
-        out[start:start + height // 4] = sub.reshape(height // 4, width)
+        chroma.append(((c[0::2] + c[1::2] + 1) >> 1).astype(np.uint8))   # (h/2, w/2)
+    return pack_i420(v[:, 0::2], *chroma)
+
+
+def pack_i420(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Planes Y (h, w), U and V (h/2, w/2) -> I420 uint8 (h * 3 // 2, w), planes back to back
+    (also when h / 2 is odd, where a chroma plane does not fill whole rows)."""
+    h, w = y.shape
+    out = np.empty((h * 3 // 2, w), np.uint8)
+    flat = out.reshape(-1)
+    n, c = h * w, (h // 2) * (w // 2)
+    flat[:n] = y.reshape(-1)
+    flat[n:n + c] = u.reshape(-1)
+    flat[n + c:n + 2 * c] = v.reshape(-1)
     return out
 
 
@@ -260,22 +272,6 @@ def _box(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if plane.shape[::-1] == tuple(size):
         return np.ascontiguousarray(plane)
     return np.asarray(Image.fromarray(np.ascontiguousarray(plane)).resize(size, Image.BOX))
-
-
-def resize_i420(i420: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """I420 (h * 3 // 2, w) -> I420 of ``size`` = (w, h), both even, plane by plane."""
-    w, h = size
-    src_h = i420.shape[0] * 2 // 3
-    src_w = i420.shape[1]
-    y = i420[:src_h]
-    q = src_h // 4
-    u = i420[src_h:src_h + q].reshape(src_h // 2, src_w // 2)
-    v = i420[src_h + q:].reshape(src_h // 2, src_w // 2)
-    out = np.empty((h * 3 // 2, w), np.uint8)
-    out[:h] = _box(y, (w, h))
-    out[h:h + h // 4] = _box(u, (w // 2, h // 2)).reshape(h // 4, w)
-    out[h + h // 4:] = _box(v, (w // 2, h // 2)).reshape(h // 4, w)
-    return out
 
 
 def _jpeg_segments(data: bytes):
@@ -294,6 +290,8 @@ def mjpeg_to_streams(data: bytes, main_size: tuple[int, int],
                      lores_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """One MJPEG frame -> (main luma (h, w) limited range, lores I420 of ``lores_size``).
 
+    Decoded once, in the JPEG's own YCbCr (no RGB round trip); the lores planes are box-scaled
+    from it and mapped from JFIF full range to BT.601 limited range like the picamera2 streams.
     UVC cameras leave the standard Huffman tables out of their frames (Motion-JPEG allows it);
     Pillow's libjpeg-turbo supplies them, as Debian's libjpeg62-turbo does.
     """
@@ -303,26 +301,34 @@ def mjpeg_to_streams(data: bytes, main_size: tuple[int, int],
         raise CameraIOError("MJPEG frame does not start with a JPEG SOI marker")
     try:
         img = Image.open(io.BytesIO(bytes(data)))
-        img.draft("YCbCr", None)                  # the decoder's own YCbCr, no round trip
+        img.draft("YCbCr", None)                  # the decoder's own YCbCr, no colour convert
         img.load()
-        ycc = np.asarray(img if img.mode == "YCbCr" else img.convert("YCbCr"))
-        rgb = img.convert("RGB")
+        if img.mode != "YCbCr":
+            img = img.convert("YCbCr")
     except (OSError, ValueError, SyntaxError) as exc:
         raise CameraIOError(f"corrupt MJPEG frame: {exc}") from exc
-    if rgb.size != tuple(main_size):
-        raise CameraIOError(f"MJPEG frame is {rgb.size[0]}x{rgb.size[1]}, "
+    if img.size != tuple(main_size):
+        raise CameraIOError(f"MJPEG frame is {img.size[0]}x{img.size[1]}, "
                             f"negotiated {main_size[0]}x{main_size[1]}")
-    # JFIF luma is full range; the main stream is limited range like the picamera2 backend.
-    small = np.asarray(rgb.resize(tuple(lores_size), Image.BOX))
-    return _LIMITED[ycc[..., 0]], i420_from_rgb(small)
+    y, cb, cr = img.split()
+    lw, lh = lores_size
+    half = (lw // 2, lh // 2)
+    lores = pack_i420(np.asarray(y.resize((lw, lh), Image.BOX).point(_LUMA_LUT)),
+                      np.asarray(cb.resize(half, Image.BOX).point(_CHROMA_LUT)),
+                      np.asarray(cr.resize(half, Image.BOX).point(_CHROMA_LUT)))
+    return np.asarray(y.point(_LUMA_LUT)), lores
 
 
 def yuyv_to_streams(buf, main_size: tuple[int, int], lores_size: tuple[int, int],
                     bytesperline: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """One YUYV frame -> (main luma (h, w), lores I420 of ``lores_size``)."""
+    """One YUYV frame -> (main luma (h, w), lores I420 of ``lores_size``): the lores planes
+    are box-scaled straight from the packed 4:2:2 chroma (no full-size I420 in between)."""
     w, h = main_size
-    return yuyv_to_gray(buf, w, h, bytesperline), \
-        resize_i420(yuyv_to_i420(buf, w, h, bytesperline), tuple(lores_size))
+    lw, lh = lores_size
+    v = _yuyv_view(buf, w, h, bytesperline)
+    main = np.ascontiguousarray(v[:, 0::2])
+    half = (lw // 2, lh // 2)                           # U at byte 1, V at byte 3 of 4
+    return main, pack_i420(_box(main, (lw, lh)), _box(v[:, 1::4], half), _box(v[:, 3::4], half))
 
 
 # --------------------------------------------------------------------------- the device

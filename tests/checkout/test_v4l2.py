@@ -171,6 +171,29 @@ def test_yuyv_streams_reproduce_the_scene():
     assert lores.shape == (270, 320) and diff.mean() < 1.0 and diff.max() <= 8
 
 
+@pytest.mark.parametrize("code", ["YUYV", "MJPG"])
+def test_lores_with_an_odd_half_height_keeps_the_i420_layout(code):
+    """lores 160x90: each chroma plane is 80x45, which does not fill whole rows of 160."""
+    rgb = scene(640, 360, seed=9)
+    if code == "YUYV":
+        main, lores = v4l2.yuyv_to_streams(yuyv_from_i420(i420_from_rgb(rgb)), (640, 360),
+                                           (160, 90))
+    else:
+        main, lores = v4l2.mjpeg_to_streams(jpeg_bytes(rgb), (640, 360), (160, 90))
+    assert main.shape == (360, 640) and lores.shape == (135, 160)
+    flat = lores.reshape(-1)
+    y, u, v = (flat[:14400].reshape(90, 160), flat[14400:18000].reshape(45, 80),
+               flat[18000:].reshape(45, 80))
+    small = np.asarray(Image.fromarray(rgb).resize((160, 90), Image.BOX)).astype(float)
+    r, g, b = small[..., 0], small[..., 1], small[..., 2]
+    ref_y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
+    sub = small.reshape(45, 2, 80, 2, 3).mean(axis=(1, 3))
+    ref_u = 128 + (-37.797 * sub[..., 0] - 74.203 * sub[..., 1] + 112.0 * sub[..., 2]) / 255
+    ref_v = 128 + (112.0 * sub[..., 0] - 93.786 * sub[..., 1] - 18.214 * sub[..., 2]) / 255
+    for got, ref in ((y, ref_y), (u, ref_u), (v, ref_v)):
+        assert np.abs(got - ref).mean() < 2.0
+
+
 def test_mjpeg_frames_decode_with_or_without_huffman_tables():
     rgb = scene(320, 240, seed=3)
     full = jpeg_bytes(rgb)
