@@ -11,6 +11,10 @@
 * A hole in seq that persists for ``replay_after_s`` is recorded in ``gaps`` and a replay is
   requested with the command ``.../{dev}/cmd/replay``.  Seqs that a device declares gone for
   good (``outbox.salvaged``) are recorded as ``lost`` gaps and stop blocking the watermark.
+* End-to-end seals: with ``security.e2e_master`` every envelope's seal is checked against the
+  sending device's derived key; an altered, reordered or invented event (``bad_seal``) or an
+  unsealed one (``unsealed``, accepted only with ``security.insecure``) is rejected, counted
+  and recorded in the ``integrity`` table.
 """
 from __future__ import annotations
 
@@ -23,10 +27,13 @@ from typing import Iterator
 
 from storeedge.firmware.common import durable, topics
 from storeedge.firmware.common.events import Envelope
-from storeedge.firmware.common.ingest import Rejection, Screen, declared_ranges
+from storeedge.firmware.common.ingest import (INTEGRITY_REASONS, Rejection, Screen,
+                                              declared_ranges)
 from storeedge.firmware.common.link import MqttLink, json_payload
+from storeedge.seal import KeyRing, load_master
 from storeedge.server.config import StoreServerConfig
-from storeedge.server.db import Row, StoreDB, open_store_db
+from storeedge.server.db import (MAX_INTEGRITY_ROWS, Integrity, Row, StoreDB,
+                                 open_store_db)
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +48,11 @@ class StoreServer:
     def __init__(self, cfg: StoreServerConfig):
         self.cfg = cfg
         srv = cfg.server
+        keyring = _keyring(cfg)
         self.db: StoreDB = open_store_db(srv.db)
-        self.screen = Screen(max_payload=srv.max_payload_bytes, max_batch=srv.max_batch_bytes)
+        self.screen = Screen(max_payload=srv.max_payload_bytes, max_batch=srv.max_batch_bytes,
+                             keyring=keyring, allow_unsealed=cfg.security.insecure)
+        self._integrity_rows = self.db.integrity_rows()
         self.link = MqttLink(f"se-store-{srv.id}", cfg.link, manual_ack=True,
                              on_connect=self._republish)
         self.committer = durable.GroupCommitter(self.db.conn, self._apply, name="store-writer",
@@ -93,6 +103,8 @@ class StoreServer:
         for item in _flatten(items):
             if isinstance(item, Rejection):
                 self.db.count_reject(item.reason)
+                if item.reason in INTEGRITY_REASONS:
+                    self._record_integrity(item, now)
             else:
                 by_dev.setdefault(item.dev, []).append(item)
         for dev, envs in by_dev.items():
@@ -124,6 +136,14 @@ class StoreServer:
             for lo, hi in declared_ranges(env):
                 self._account(env, lo, hi, now)
 
+    def _record_integrity(self, item: Rejection, now: float) -> None:
+        """A seal failure as an ``integrity`` row (bounded: past the cap only counted)."""
+        if self._integrity_rows >= MAX_INTEGRITY_ROWS:
+            return
+        self._integrity_rows += 1
+        self.db.record_integrity(Integrity(item.dev or "?", item.seq or 0, item.reason,
+                                           item.detail[:300], item.topic[:200], 1, now, now))
+
     def _duplicate(self, env: Envelope, stored: str | None) -> None:
         if stored is not None and json.loads(stored) != env.body:
             self.db.count(env.dev, "conflicts", 1)
@@ -140,8 +160,10 @@ class StoreServer:
         report lists everything the device no longer holds, most of it delivered long ago).
         """
         lo = max(lo, self.db.watermark(env.dev) + 1)
-        missing = [s for s in range(lo, hi + 1)
-                   if s not in self.db.existing(env.dev, lo, hi)] if lo <= hi else []
+        if lo > hi:
+            return
+        have = self.db.existing(env.dev, lo, hi)        # one query for the whole range
+        missing = [s for s in range(lo, hi + 1) if s not in have]
         if not missing:
             return
         if env.type == "outbox.salvaged":
@@ -225,6 +247,23 @@ class StoreServer:
         cmd = {"id": str(uuid.uuid4()), "by": f"store-server/{self.cfg.server.id}",
                "args": {"from": first, "to": last}}
         self.link.publish(topics.command(store, kind, dev, "replay"), json_payload(cmd))
+
+
+def _keyring(cfg: StoreServerConfig) -> KeyRing | None:
+    """The device keys from ``security.e2e_master`` (None: seals are not checked).
+
+    Raises:
+        SealKeyError: the master file is missing, unreadable, not 0600 or too short.
+    """
+    sec = cfg.security
+    if sec.insecure:
+        log.warning("security.insecure: unsealed events are stored%s",
+                    "" if sec.e2e_master else " and seals are not checked (no e2e_master)")
+    if not sec.e2e_master:
+        if not sec.insecure:
+            log.warning("no security.e2e_master: end-to-end seals are NOT checked")
+        return None
+    return KeyRing(load_master(sec.e2e_master))
 
 
 def _flatten(items: list) -> Iterator[Envelope | Rejection]:

@@ -31,7 +31,27 @@ SCHEMA = [
         reason TEXT NOT NULL, detected DOUBLE PRECISION NOT NULL,
         resolved DOUBLE PRECISION, PRIMARY KEY (dev, first_seq))""",
     """CREATE TABLE IF NOT EXISTS rejects (reason TEXT PRIMARY KEY, count BIGINT NOT NULL)""",
+    # end-to-end seal failures: what a gateway or broker altered, reordered or invented
+    """CREATE TABLE IF NOT EXISTS integrity (
+        dev TEXT NOT NULL, seq BIGINT NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL,
+        topic TEXT NOT NULL, count BIGINT NOT NULL DEFAULT 1,
+        detected DOUBLE PRECISION NOT NULL, last_detected DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (dev, seq, reason))""",
 ]
+MAX_INTEGRITY_ROWS = 100_000     # beyond this, seal failures are only counted (in rejects)
+
+
+class Integrity(NamedTuple):
+    """One recorded seal failure (times in epoch seconds)."""
+
+    dev: str
+    seq: int
+    reason: str
+    detail: str
+    topic: str
+    count: int
+    detected: float
+    last_detected: float
 
 
 class Row(NamedTuple):
@@ -134,6 +154,23 @@ class StoreDB:
     def count_reject(self, reason: str) -> None:
         self._exec("INSERT INTO rejects (reason, count) VALUES (?, 1) ON CONFLICT (reason) "
                    "DO UPDATE SET count = rejects.count + 1", (reason,))
+
+    def record_integrity(self, item: Integrity) -> None:
+        """Insert (or count again) one seal failure, inside the writer's transaction."""
+        self._exec("INSERT INTO integrity (dev, seq, reason, detail, topic, count, detected, "
+                   "last_detected) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (dev, seq, reason) "
+                   "DO UPDATE SET count = integrity.count + 1, last_detected = ?",
+                   (*item, item.last_detected))
+
+    def integrity_rows(self) -> int:
+        """How many seal failures are recorded."""
+        return self.query("SELECT COUNT(*) FROM integrity")[0][0]
+
+    def integrity(self, limit: int = 1000) -> list[Integrity]:
+        """Recorded seal failures, newest first."""
+        return [Integrity(*r) for r in self.query(
+            "SELECT dev, seq, reason, detail, topic, count, detected, last_detected FROM "
+            "integrity ORDER BY last_detected DESC LIMIT ?", (limit,))]
 
     def watermark(self, dev: str) -> int:
         """``dev``'s current watermark (0 for a new device), inside the writer's transaction."""

@@ -19,3 +19,7 @@ class PKINotFound(PKIError, FileNotFoundError):
 
 class BrokerConfError(StoreedgeToolError, ValueError):
     """A Mosquitto config cannot be generated from the enrolment list."""
+
+
+class SealKeyError(StoreedgeToolError, ValueError):
+    """An end-to-end event key (or the store's master secret) is missing, unreadable or bad."""

@@ -5,6 +5,9 @@ Envelope (compact JSON, UTF-8), identical on every hop::
     {"v":1,"dev":"door-1","kind":"dock_door","store":"s0042","boot":"<uuid>","seq":1834,
      "ts":"2026-11-24T01:02:03.456789Z","type":"door.granted","prio":0,"body":{...}}
 
+A device holding an end-to-end key appends ``,"seal":"<64 hex>"`` as the last member
+(:mod:`storeedge.seal`): an HMAC over the exact bytes before it, checked by the store server.
+
 ``(dev, seq)`` is an event's identity everywhere.  Each event type is a dataclass registered
 with :func:`event_type`; :func:`schema_for` turns it into JSON Schema and :func:`validate_body`
 checks a received body against it.
@@ -30,6 +33,7 @@ TYPE_PATTERN = r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+"
 ID_PATTERN = r"[a-z0-9][a-z0-9_-]{0,31}"
 _TYPE_RE = re.compile(TYPE_PATTERN)
 _ID_RE = re.compile(ID_PATTERN)
+_SEAL_RE = re.compile(r"[0-9a-f]{64}")
 _TS_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z")
 
 # Modules that register event types; the gateway and store server import all of them.
@@ -143,6 +147,7 @@ class Envelope:
     prio: int
     body: dict
     v: int = ENVELOPE_VERSION
+    seal: str | None = None       # hex HMAC of the bytes before it (not part of to_json)
 
     @property
     def topic(self) -> str:
@@ -150,7 +155,8 @@ class Envelope:
         return f"{TOPIC_ROOT}/{self.store}/{self.kind}/{self.dev}/evt/{self.type}"
 
     def to_json(self) -> bytes:
-        """Compact UTF-8 JSON, keys in envelope order."""
+        """Compact UTF-8 JSON, keys in envelope order (without the seal: these are the bytes
+        a seal covers)."""
         doc = {"v": self.v, "dev": self.dev, "kind": self.kind, "store": self.store,
                "boot": self.boot, "seq": self.seq, "ts": self.ts, "type": self.type,
                "prio": self.prio, "body": self.body}
@@ -166,6 +172,8 @@ class Envelope:
             doc = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise EventError(f"malformed JSON: {exc}") from None
+        except RecursionError:
+            raise EventError("nesting too deep for the JSON parser") from None
         return cls.from_dict(doc)
 
     @classmethod
@@ -177,6 +185,11 @@ class Envelope:
         if missing:
             raise EventError(f"envelope lacks {', '.join(sorted(missing))}")
         extra = doc.keys() - _ENVELOPE_FIELDS.keys()
+        seal = doc.get("seal")
+        if seal is not None or "seal" in extra:
+            extra.discard("seal")
+            if not (isinstance(seal, str) and _SEAL_RE.fullmatch(seal)):
+                raise EventError("envelope.seal: must be 64 lowercase hex digits")
         if extra:
             raise EventError(f"envelope has unknown keys {', '.join(sorted(extra))}")
         for key, check in _ENVELOPE_FIELDS.items():
@@ -186,7 +199,7 @@ class Envelope:
         parse_ts(doc["ts"])
         return cls(dev=doc["dev"], kind=doc["kind"], store=doc["store"], boot=doc["boot"],
                    seq=doc["seq"], ts=doc["ts"], type=doc["type"], prio=doc["prio"],
-                   body=doc["body"], v=doc["v"])
+                   body=doc["body"], v=doc["v"], seal=seal)
 
 
 def _is_int(v: Any) -> bool:
@@ -248,6 +261,9 @@ ENVELOPE_SCHEMA = {
         "prio": {"type": "integer", "minimum": 0, "maximum": 3,
                  "description": "0 safety, 1 loss, 2 operational, 3 telemetry"},
         "body": {"type": "object"},
+        "seal": {"type": "string", "pattern": "^[0-9a-f]{64}$",
+                 "description": "HMAC-SHA256 (device's end-to-end key) of the envelope bytes "
+                                "before this member, which must be the last"},
     },
 }
 

@@ -19,7 +19,11 @@
   a ``telemetry.coalesced`` event (min/max/last/count per numeric field) with a fresh ``seq``
   that lists the replaced seqs in ``covers``; priorities 0-2 are never touched.
 * A corrupt file is moved aside (kept for salvage), readable rows are copied into a fresh
-  file, and an ``outbox.salvaged`` event says so, listing seqs that are gone for good.
+  file, and an ``outbox.salvaged`` event says so, listing seqs that are gone for good (at
+  most :data:`~storeedge.firmware.common.ingest.MAX_DECLARED_SPAN` back: receivers refuse
+  older claims, and no outbox holds that many events).
+* With an end-to-end key (``security.e2e_key``) every envelope is sealed as it is stored
+  (:mod:`storeedge.seal`): the bytes sent are the bytes sealed, summaries included.
 """
 from __future__ import annotations
 
@@ -38,7 +42,9 @@ from storeedge.firmware.common.core_events import (FieldSummary, OutboxSalvaged,
 from storeedge.firmware.common.events import Envelope, Prio, body_to_dict, format_ts, parse_ts
 from storeedge.firmware.common.exc import (EventTooLarge, OutboxError, OutboxFull,
                                            TelemetryDropped)
+from storeedge.firmware.common.ingest import MAX_DECLARED_SPAN
 from storeedge.firmware.common.settings import OutboxSection
+from storeedge.seal import SUFFIX_BYTES, load_key, seal
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +113,13 @@ class Outbox:
         cfg: the ``outbox`` config section (path, bounds, commit timing).
         identity: device id, kind and store stamped on every envelope.
         clock: time source for event timestamps when none is given.
+        seal_key: the device's 32-byte end-to-end key (None: envelopes are not sealed).
     """
 
-    def __init__(self, cfg: OutboxSection, identity: Identity, *, clock: Clock | None = None):
+    def __init__(self, cfg: OutboxSection, identity: Identity, *, clock: Clock | None = None,
+                 seal_key: bytes | None = None):
         self.cfg, self.identity = cfg, identity
+        self.seal_key = seal_key
         self.clock = clock or SystemClock()
         self.boot = str(uuid.uuid4())
         self.hard_limit = cfg.max_bytes
@@ -160,7 +169,8 @@ class Outbox:
         log.warning("outbox salvaged: %d events recovered, %d unreadable ranges, kept %s",
                     len(rows), bad, moved)
         got = {r[0] for r in rows}
-        lost = _ranges([s for s in range(1, restart) if s not in got])
+        floor = max(1, restart - MAX_DECLARED_SPAN)   # older seqs: long delivered and pruned
+        lost = _ranges([s for s in range(floor, restart) if s not in got])
         self.salvage_report = OutboxSalvaged(moved_to=moved, reason=reason[:200],
                                              recovered=len(rows), unreadable=bad, lost=lost)
         return conn
@@ -229,6 +239,7 @@ class Outbox:
 
     def _insert(self, conn, item: _NewEvent) -> Envelope:
         size = len(self._envelope(item, self.last_seq + 1).to_json())
+        size += SUFFIX_BYTES if self.seal_key is not None else 0
         if size > self.cfg.max_event_bytes:
             self.refused += 1
             raise EventTooLarge(f"{item.type} event of {size} bytes exceeds "
@@ -240,6 +251,8 @@ class Outbox:
 
     def _store(self, conn, env: Envelope) -> None:
         payload = env.to_json()
+        if self.seal_key is not None:
+            payload = seal(self.seal_key, payload)
         conn.execute("INSERT INTO events (seq, prio, type, ts, payload, size) VALUES (?,?,?,?,?,?)",
                      (env.seq, env.prio, env.type, env.ts, payload, len(payload)))
         self.last_seq = env.seq
@@ -397,6 +410,22 @@ class Outbox:
         with self._committer.lock:
             self.conn.close()
         os.close(self._lock_fd)
+
+
+def seal_key_of(security: Any, dev: str = "") -> bytes | None:
+    """The device's end-to-end key from its ``security`` section (None: send unsealed).
+
+    Raises:
+        storeedge.exc.SealKeyError: ``e2e_key`` names a missing, unreadable or bad file.
+    """
+    if security is not None and security.e2e_key:
+        return load_key(security.e2e_key)
+    if security is not None and security.insecure:
+        log.warning("security.insecure: %s sends unsealed events", dev or "this device")
+    else:
+        log.warning("no security.e2e_key: %s sends unsealed events, which a secure store "
+                    "server refuses", dev or "this device")
+    return None
 
 
 def _exclusive_lock(path: str) -> int:

@@ -33,7 +33,7 @@ from storeedge.firmware.common.core_events import (CommandsRefused, DeviceComman
 from storeedge.firmware.common.events import Envelope
 from storeedge.firmware.common.exc import CommandRefused, EventError, OutboxError
 from storeedge.firmware.common.link import MqttLink, Will, json_payload
-from storeedge.firmware.common.outbox import Identity, Outbox, OutboxStats
+from storeedge.firmware.common.outbox import Identity, Outbox, OutboxStats, seal_key_of
 from storeedge.firmware.common.settings import DeviceConfig
 from storeedge.firmware.common.watchdog import sd_notify
 
@@ -85,7 +85,8 @@ class DeviceService:
         self.clock = clock or SystemClock()
         dev = cfg.device
         self.identity = Identity(dev.id, dev.kind, dev.store)
-        self.outbox = Outbox(cfg.outbox, self.identity, clock=self.clock)
+        self.outbox = Outbox(cfg.outbox, self.identity, clock=self.clock,
+                             seal_key=seal_key_of(getattr(cfg, "security", None), dev.id))
         self._handlers: dict[str, CommandHandler] = {}
         self._wake = threading.Condition()
         self._acked_hint = 0

@@ -167,7 +167,12 @@ class Relay:
             cur = self.cursors.get(parts.dev)
             state = self.store.devices.get(parts.dev)
             if cur is not None and state is not None:
-                cur.rewind(max(state.confirmed, min(cur.sent, first - 1)))
+                # the store lacks ``first``: re-send from there even below the confirmed mark
+                # (a forged or stale watermark must cost a resend, never an event)
+                to = max(0, min(cur.sent, first - 1))
+                if state.hear_confirmation(min(state.confirmed, to)):
+                    self.store.submit(Confirm(parts.dev, state.confirmed))
+                cur.rewind(to)
                 log.info("replay of %s from seq %d requested by the store", parts.dev, first)
             self._wake.notify_all()
 

@@ -77,9 +77,14 @@ class DeviceState:
         self.confirmed = max(self.confirmed, self.store_wm)
 
     def hear_confirmation(self, seq: int) -> bool:
-        """Take the store's watermark at once (the write to disk follows); True if it moved."""
+        """Take the store's watermark at once (the write to disk follows); True if it moved.
+
+        It may move down: a store-side mark below ours (the store lost or never had those
+        events, or ours came from a forged or stale ack) re-opens them for re-sending --
+        confirmed rows are kept (``keep_confirmed``), so a wrong mark costs a resend.
+        """
         seq = min(seq, self.mark.wm)
-        if seq <= self.confirmed:
+        if seq == self.confirmed:
             return False
         self.confirmed = seq
         return True
@@ -197,6 +202,14 @@ class GatewayStore:
     def _duplicate(self, conn, state: DeviceState, env: Envelope, payload: bytes) -> Outcome:
         row = conn.execute("SELECT payload FROM events WHERE dev=? AND seq=?",
                            (env.dev, env.seq)).fetchone()
+        if row is not None and row[0] is None:
+            # a real event where a summary claimed the seq (a forged summary the store will
+            # refuse, or a race): keep the event, never let a claim cost it
+            conn.execute("UPDATE events SET prio=?, type=?, ts=?, payload=? WHERE dev=? AND "
+                         "seq=? AND payload IS NULL",
+                         (env.prio, env.type, env.ts, payload, env.dev, env.seq))
+            state.counts["received"] += 1
+            return Outcome("stored", env.dev)
         if row is not None and row[0] is not None and bytes(row[0]) != payload:
             state.counts["conflicts"] += 1
             log.error("device %s reused seq %d with different content (outbox reset?): "
@@ -207,15 +220,20 @@ class GatewayStore:
 
     def _confirm(self, conn, item: Confirm) -> Outcome:
         state = self.devices.get(item.dev)
-        if state is None or item.seq <= state.store_wm:
+        if state is None or item.seq == state.store_wm:
             return Outcome("confirm-stale", item.dev)
         if item.seq > state.mark.wm:
             log.warning("store watermark %d for %s is above ours (%d): capped",
                         item.seq, item.dev, state.mark.wm)
-        state.store_wm = min(item.seq, state.mark.wm)
+        seq = min(item.seq, state.mark.wm)
+        if seq < state.store_wm:
+            log.warning("store watermark for %s went down from %d to %d: re-sending what it "
+                        "lacks", item.dev, state.store_wm, seq)
+        state.store_wm = seq
         state.dirty = True
+        # keep_confirmed rows below the mark stay: a lower mark later re-sends from them
         conn.execute("DELETE FROM events WHERE dev=? AND seq<=?",
-                     (item.dev, state.store_wm - self.keep_confirmed))
+                     (item.dev, seq - self.keep_confirmed))
         return Outcome("confirmed", item.dev)
 
     def _flush_devices(self, conn, now: float) -> None:
