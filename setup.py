@@ -72,6 +72,7 @@ setup(
         "zxing-cpp>=2.2,<4",
         "ai-edge-litert>=1.2,<3",
         "Pillow>=10",
+        "av>=12",   # PyAV (bundled FFmpeg): checkout replay of recorded lane video
         "psycopg[binary]>=3.1,<4",
         "tzdata",   # zoneinfo on images without /usr/share/zoneinfo (freezer HACCP schedules)
         "starlette>=0.37", "jinja2>=3.1", "uvicorn>=0.29", "python-multipart>=0.0.9",  # page

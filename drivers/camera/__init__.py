@@ -50,6 +50,12 @@ def _replay(**kw) -> Camera:
     return ReplayCamera(**kw)
 
 
+def _video(**kw) -> Camera:
+    from storeedge.drivers.camera.video import VideoReplayCamera
+
+    return VideoReplayCamera(**kw)
+
+
 def _synthetic(**kw) -> Camera:
     from storeedge.drivers.camera.synthetic import SyntheticLaneCamera, synthetic_camera
 
@@ -59,7 +65,8 @@ def _synthetic(**kw) -> Camera:
 
 
 BACKENDS: dict[str, Callable[..., Camera]] = {
-    "picamera2": _picamera2, "v4l2": _v4l2, "replay": _replay, "synthetic": _synthetic}
+    "picamera2": _picamera2, "v4l2": _v4l2, "replay": _replay, "video": _video,
+    "synthetic": _synthetic}
 
 
 def register_backend(name: str, factory: Callable[..., Camera]) -> None:

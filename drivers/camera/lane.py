@@ -37,6 +37,10 @@ class LaneLevel:
     noise: float = 0.0             # sensor noise sigma, grey levels
     latency: tuple[float, float] = (0.05, 0.35)
     gap: tuple[float, float] = (0.4, 1.0)
+    pos_delay: tuple[float, float] = (0.0, 0.0)    # relay delay of every POS line, drawn per lane
+    pos_jitter: tuple[float, float] = (0.0, 0.0)   # extra delay drawn per line
+    brightness: float = 1.0        # exposure: 0.5 = frames at half brightness
+    module_px: float = 2.0         # printed barcode module width on the main stream (px)
 
 
 LEVELS = {
@@ -145,10 +149,21 @@ class _Builder:
         self.t = 0.6
         self.script = LaneScript(seed, level, 0.0)
         self.catalogue = [gtin13(self.rng) for _ in range(max(8, n_items + 4))]
+        # drawn from a separate stream so a stress level keeps the same basket as its base
+        extra = np.random.default_rng([seed, 20])
+        self.pos_delay = float(extra.uniform(*level.pos_delay))
+        self.jitter_rng = extra
+
+    def delayed(self, line: PosLine) -> PosLine:
+        """``line`` as it reaches the lane through a slow relay (delay + per-line jitter)."""
+        lo, hi = self.level.pos_jitter
+        extra = self.pos_delay + (float(self.jitter_rng.uniform(lo, hi)) if hi > 0 else 0.0)
+        return line if extra <= 0 else PosLine(line.t + extra, line.kind, line.code,
+                                               line.symbology)
 
     def scan(self, t: float, code: str, sym: str = "]E0") -> None:
         lat = float(self.rng.uniform(*self.level.latency))
-        self.script.pos.append(PosLine(t + lat, "scan", code, sym))
+        self.script.pos.append(self.delayed(PosLine(t + lat, "scan", code, sym)))
 
     def carry(self, speed: float, dwell: float, y: float) -> tuple[Path, float, float, float]:
         """Path from off the left edge, over the scanner (dwelling), into the bag."""
@@ -217,9 +232,9 @@ class _Builder:
         if kind == "covered":
             actors[0] = Actor(**{**first.__dict__, "label_covered": True})
         self.script.actors.extend(actors + [hand])
+        n_before = len(self.script.pos)
         self.emit_scans(kind, actors, path, dwell)
-        scanned = tuple(p.code for p in self.script.pos if p.kind == "scan"
-                        and path.t[1] <= p.t)
+        scanned = tuple(p.code for p in self.script.pos[n_before:] if p.kind == "scan")
         codes = tuple(a.code for a in actors if a.code)
         expect = {"skipped": "missed", "covered": "missed", "stacked": "missed",
                   "produce_skipped": "missed", "ticket_switch": "switch"}.get(kind, "none")
@@ -273,7 +288,7 @@ def make_script(seed: int, level: LaneLevel | str = "easy", n_items: int = 8) ->
     """Draw one transaction of ``n_items`` passes (plus distractors) from ``seed``."""
     lv = LEVELS[level] if isinstance(level, str) else level
     b = _Builder(seed, lv, n_items)
-    b.script.pos.append(PosLine(0.2, "txn_start"))
+    b.script.pos.append(b.delayed(PosLine(0.2, "txn_start")))
     for _ in range(n_items):
         u = float(b.rng.uniform())
         if u < lv.phone:
@@ -282,7 +297,7 @@ def make_script(seed: int, level: LaneLevel | str = "easy", n_items: int = 8) ->
             b.add_distractor("reach")
         b.add_pass()
     b.script.duration = b.t + 1.5
-    b.script.pos.append(PosLine(b.script.duration - 0.3, "txn_end"))
+    b.script.pos.append(b.delayed(PosLine(b.script.duration - 0.3, "txn_end")))
     b.script.pos.sort(key=lambda p: p.t)
     b.scenery()
     return b.script
@@ -292,14 +307,14 @@ def scripted(seed: int, kinds: list[str], level: LaneLevel | str = "easy") -> La
     """A transaction whose passes are exactly ``kinds`` (for tests and the demo)."""
     lv = LEVELS[level] if isinstance(level, str) else level
     b = _Builder(seed, lv, len(kinds))
-    b.script.pos.append(PosLine(0.2, "txn_start"))
+    b.script.pos.append(b.delayed(PosLine(0.2, "txn_start")))
     for kind in kinds:
         if kind in ("phone", "reach"):
             b.add_distractor(kind)
             continue
         b.add_pass(kind)
     b.script.duration = b.t + 1.5
-    b.script.pos.append(PosLine(b.script.duration - 0.3, "txn_end"))
+    b.script.pos.append(b.delayed(PosLine(b.script.duration - 0.3, "txn_end")))
     b.script.pos.sort(key=lambda p: p.t)
     b.scenery()
     return b.script

@@ -22,13 +22,20 @@ SKIN = (224, 172, 140)
 
 
 @functools.lru_cache(maxsize=256)
-def barcode_image(code: str) -> Image.Image:
-    """The EAN-13 symbol for ``code`` as a greyscale image at 2 px/module with quiet zones."""
+def barcode_image(code: str, module_px: float = 2.0) -> Image.Image:
+    """The EAN-13 symbol for ``code`` as a greyscale image at ``module_px`` px/module with
+    quiet zones (a fractional size is rendered at 4 px/module and resampled, as a lens and
+    a coarser sensor would blur it)."""
     import zxingcpp
 
     bc = zxingcpp.create_barcode(code, zxingcpp.BarcodeFormat.EAN13)
-    return Image.fromarray(np.asarray(bc.to_image(scale=2, add_quiet_zones=True,
-                                                  add_hrt=False)).astype(np.uint8))
+    if float(module_px).is_integer():
+        return Image.fromarray(np.asarray(bc.to_image(scale=int(module_px), add_quiet_zones=True,
+                                                      add_hrt=False)).astype(np.uint8))
+    big = Image.fromarray(np.asarray(bc.to_image(scale=4, add_quiet_zones=True,
+                                                 add_hrt=False)).astype(np.uint8))
+    size = (round(big.width * module_px / 4), round(big.height * module_px / 4))
+    return big.resize(size, Image.BOX)
 
 
 def _background() -> tuple[Image.Image, Image.Image]:
@@ -90,7 +97,7 @@ class LaneRenderer:
         self.script = script
         self.bg_main, self.bg_lores = _background()
         rng = np.random.default_rng(script.seed + 99)
-        self.noise = (rng.normal(0, 1, (4, MAIN_H, MAIN_W)).astype(np.float32)
+        self.noise = (rng.normal(0, 1, (8, MAIN_H, MAIN_W)).astype(np.float32)
                       if script.level.noise > 0 else None)
         self._k = 0
 
@@ -137,7 +144,7 @@ class LaneRenderer:
                 self._label(a.code, cx, cy, mi, li)
 
     def _label(self, code: str, cx: float, cy: float, main: Image.Image, lores: Image.Image):
-        img = barcode_image(code)
+        img = barcode_image(code, self.script.level.module_px)
         main.paste(img, (int(cx - img.width / 2), int(cy - img.height / 2)))
         small = img.resize((img.width // SCALE, img.height // SCALE), Image.BILINEAR)
         lores.paste(small.convert("RGB"), (int((cx - img.width / 2) / SCALE),
@@ -149,6 +156,7 @@ class LaneRenderer:
         for cx, cy, (w, h) in shadows:
             self._shade(y, cx, cy, w, h, 1)
             self._shade(rgb, cx, cy, w, h, SCALE)
+        gain *= self.script.level.brightness
         y *= gain
         rgb *= gain
         if self.noise is not None:

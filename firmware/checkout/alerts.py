@@ -46,8 +46,8 @@ class AlertPolicy:
         self.incidents = 0
 
     def decide(self, o: Outcome) -> Alert | None:
-        """The alert for ``o`` or None when it was honest."""
-        if o.kind == "ok":
+        """The alert for ``o`` or None when it was honest or could not be judged."""
+        if o.kind in ("ok", "unverified"):
             return None
         self.incidents += 1
         reason = "ticket_switch" if o.kind == "switch" else "missed_scan"

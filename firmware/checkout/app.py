@@ -19,6 +19,9 @@ from storeedge.firmware.checkout.pipeline import FrameQueue, LanePipeline, Pipel
 log = logging.getLogger("storeedge.checkout")
 
 
+VIDEO_EXT = (".mp4", ".mkv", ".mov", ".avi", ".h264")
+
+
 def make_camera(c: CheckoutSection, clock) -> Camera:
     """The camera named by ``c.camera.type`` (synthetic and replay run in real time)."""
     cam = c.camera
@@ -29,6 +32,9 @@ def make_camera(c: CheckoutSection, clock) -> Camera:
         return open_camera("v4l2", device=cam.device, main_size=(cam.main_width, cam.main_height),
                            lores_size=(cam.lores_width, cam.lores_height), fps=cam.fps,
                            pixel_format=cam.pixel_format)
+    if cam.type == "replay" and cam.source.lower().endswith(VIDEO_EXT):
+        return open_camera("video", source=cam.source, realtime=True, clock=clock, loop=True,
+                           downscale=max(1, round(cam.main_width / cam.lores_width)))
     if cam.type == "replay":
         return open_camera("replay", source=cam.source, fps=cam.fps, realtime=True,
                            clock=clock, loop=True)

@@ -31,7 +31,8 @@ class CameraSection:
     lores_height: int = setting(180, unit="px", min=90, max=480,
                                 doc="lores stream height (even)")
     fps: float = setting(30.0, unit="frames/s", min=5, max=120, doc="frame rate")
-    source: str = setting("", doc="replay: image folder or .npz recording")
+    source: str = setting("", doc="replay: image folder, .npz recording or video file "
+                                  "(.mp4/.mkv/.mov/.avi/.h264, decoded by PyAV)")
     seed: int = setting(1, min=0, max=2**31 - 1, doc="synthetic: scenario seed")
     level: str = setting("easy", doc="synthetic: difficulty",
                          choices=("easy", "medium", "hard"))

@@ -113,3 +113,26 @@ class Pass:
     end: float = _f("reached the bagging area", "s since epoch")
     codes_seen: list[str] = _f("item keys read on the item")
     outcome: str = _f("ok, missed or switch (one per code slot, comma separated)")
+
+
+@event_type("checkout.lane_status", prio=Prio.OPERATIONAL)
+@dataclass
+class LaneStatus:
+    """The lane's state: sent when it changes (POS stalled or back, image degraded or back)
+    and after every transaction (with the learned POS timing)."""
+
+    state: str = _f("ok, pos_stalled or degraded (degraded wins when both)")
+    reason: str = _f("why (empty when ok): e.g. 'no POS line for 31 s while 3 items "
+                     "passed', 'image noise sigma 14.2 at luma 35'")
+    pos_delay_s: float | None = _f("learned POS delay: scan arrival minus the middle of the "
+                                   "item's time over the scanner (median), or null", "s")
+    pos_spread_s: float | None = _f("spread of that delay (scaled MAD), or null", "s")
+    match_window_s: float = _f("a pass waits this long after leaving the scanner for its "
+                               "scan", "s")
+    timing_samples: int = _f("matched passes the timing was learned from", "count")
+    noise_sigma: float = _f("estimated image noise (standard deviation)", "grey levels")
+    luma: float = _f("mean image brightness", "grey levels")
+    phantom_codes: int = _f("codes read only once (possible misreads), not alerted, since "
+                            "start", "count")
+    unverified_passes: int = _f("passes not judged (POS stalled or image degraded) since "
+                                "start", "count")

@@ -21,6 +21,8 @@ from storeedge.firmware.checkout.codes import pos_key
 from storeedge.firmware.checkout.matcher import (MatchWindows, Outcome, PosScan,
                                                   ScanNoteItem, TransactionMatcher)
 from storeedge.firmware.checkout.pipeline import FrameResult
+from storeedge.firmware.checkout.quality import ImageQuality, QualityGate
+from storeedge.firmware.checkout.timing import PosTiming
 
 log = logging.getLogger("storeedge.checkout")
 
@@ -37,17 +39,24 @@ class LaneStats:
     notes: list[ScanNoteItem] = field(default_factory=list)
     blind_s: float = 0.0
     transactions: int = 0
+    unverified: int = 0
+    pos_stalls: int = 0
 
 
 @dataclass
 class LaneOptions:
     """``idle_end_s``: a transaction ends after this long without activity (s);
     ``rejected_every_s``: at most one pos_rejected event per interval (s); ``lane_id``
-    prefixes transaction ids."""
+    prefixes transaction ids; the POS counts as stalled when ``stall_passes`` passes in a
+    row found no scan and no POS line came for ``stall_after_s`` (s); ``timing_path``: file
+    the learned POS timing is kept in (None: not kept)."""
 
     idle_end_s: float = 90.0
     rejected_every_s: float = 10.0
     lane_id: str = "lane"
+    stall_passes: int = 3
+    stall_after_s: float = 8.0
+    timing_path: str | None = None
 
 
 @dataclass
@@ -66,13 +75,22 @@ class CheckoutLane:
     seconds to wall time; ``frames_dropped`` is read for the transaction summary."""
 
     def __init__(self, emit: Callable, clock, *, windows: MatchWindows | None = None,
-                 policy: AlertPolicyParams | None = None, options: LaneOptions | None = None):
+                 policy: AlertPolicyParams | None = None, options: LaneOptions | None = None,
+                 timing: PosTiming | None = None):
         self.emit_body, self.clock = emit, clock
         self.windows = windows or MatchWindows()
         self.policy = AlertPolicy(policy)
         opts = options or LaneOptions()
+        self.opts = opts
         self.idle_end_s, self.rejected_every_s = opts.idle_end_s, opts.rejected_every_s
         self.lane_id = opts.lane_id
+        self.timing = timing or PosTiming(path=opts.timing_path)
+        self.gate = QualityGate()
+        self.last_pos_t: float | None = None
+        self.pos_stalled = ""             # the reason while the POS is stalled
+        self._silent = 0                  # passes in a row without a scan or any POS line
+        self._phantoms_closed = 0
+        self._pending: tuple[float, ...] = ()
         self.stats = LaneStats()
         self.txn: _Txn | None = None
         self._n = 0
@@ -90,7 +108,8 @@ class CheckoutLane:
         if self.txn is None:
             self._n += 1
             tid = txn_id or f"{self.lane_id}-{int(self.wall(t))}-{self._n}"
-            self.txn = _Txn(tid, TransactionMatcher(self.windows), last_activity=t)
+            self.txn = _Txn(tid, TransactionMatcher(self.windows, timing=self.timing),
+                            last_activity=t)
             self.policy.new_transaction()
             self.stats.transactions += 1
             log.info("transaction %s started", tid)
@@ -98,6 +117,12 @@ class CheckoutLane:
 
     def on_frame(self, res: FrameResult) -> None:
         """Feed a pipeline result."""
+        self._pending = res.pending
+        if res.quality is not None and self.gate.update(res.quality) is not None:
+            q = res.quality
+            log.warning("lane image %s%s", "degraded: " if self.gate.reason else "ok again",
+                        self.gate.reason)
+            self._status(q.t)
         if res.blind is not None:
             b = res.blind
             self.stats.blind_s += b.t1 - b.t0
@@ -117,7 +142,11 @@ class CheckoutLane:
         if isinstance(item, Rejected):
             self._rejected(item.t, item.reason, item.sample)
             return
+        self._pos_alive(item.t)
         if item.kind == "txn_start":
+            if self.txn is not None and not self.txn.counts["scans"] and not self.txn.ending:
+                self.txn.id = item.txn or self.txn.id    # a late start line: same basket
+                return
             if self.txn is not None:
                 self.txn.ending = True
                 self.tick(item.t, flush=True)
@@ -160,7 +189,7 @@ class CheckoutLane:
         txn = self.txn
         if txn is None:
             return
-        outcomes, notes = txn.matcher.tick(now, flush=flush)
+        outcomes, notes = txn.matcher.tick(now, flush=flush, pending=self._pending)
         for o in outcomes:
             self._outcome(txn, o, now)
         for n in notes:
@@ -172,7 +201,54 @@ class CheckoutLane:
         elif idle and not flush:
             self.tick(now, flush=True)
 
+    def _pos_alive(self, t: float) -> None:
+        """A valid POS line arrived at ``t`` (s): the POS is not stalled."""
+        self.last_pos_t = t if self.last_pos_t is None else max(self.last_pos_t, t)
+        self._silent = 0
+        if self.pos_stalled:
+            log.warning("POS sends lines again")
+            self.pos_stalled = ""
+            self._status(t)
+
+    def _unverified(self, o: Outcome, now: float) -> bool:
+        """True when ``o`` must not be judged: a missed scan while the POS is silent (a
+        stall, counted and reported once) or a pass seen while the image was degraded."""
+        p = o.item_pass
+        if self.gate.overlaps(p.t_start, p.t_end):
+            return o.kind != "ok"
+        if o.kind != "missed":
+            return False
+        if self.last_pos_t is not None and self.last_pos_t >= p.t_start:
+            self._silent = 0
+            return False
+        self._silent += 1
+        silent_s = now - (self.last_pos_t if self.last_pos_t is not None else p.t_start)
+        if not self.pos_stalled and self._silent >= self.opts.stall_passes \
+                and silent_s >= self.opts.stall_after_s:
+            self.pos_stalled = (f"no POS line for {silent_s:.0f} s while {self._silent} "
+                                f"items passed")
+            self.stats.pos_stalls += 1
+            log.warning("POS stalled: %s", self.pos_stalled)
+            self._status(now)
+        return bool(self.pos_stalled)
+
+    def status(self) -> ev.LaneStatus:
+        """The lane's current status (state, learned POS timing, image quality, counts)."""
+        t = self.timing.status(self.windows.pre_s, self.windows.post_s)
+        q = self.gate.last or ImageQuality(0.0, 0.0, 0.0)
+        phantoms = self._phantoms_closed + (self.txn.matcher.phantoms if self.txn else 0)
+        state = "degraded" if self.gate.reason else "pos_stalled" if self.pos_stalled else "ok"
+        return ev.LaneStatus(state, self.gate.reason or self.pos_stalled, t.delay_s, t.spread_s,
+                             t.close_s, t.samples, round(q.noise_sigma, 2), round(q.luma, 1),
+                             phantoms, self.stats.unverified)
+
+    def _status(self, t: float) -> None:
+        self._emit(self.status(), t)
+
     def _outcome(self, txn: _Txn, o: Outcome, now: float) -> None:
+        if self._unverified(o, now):
+            self.stats.unverified += 1
+            o = Outcome("unverified", o.item_pass, o.code, o.scan, o.t)
         self.stats.outcomes.append(o)
         alert = self.policy.decide(o)
         p = o.item_pass
@@ -200,3 +276,9 @@ class CheckoutLane:
                                   int(self.frames_dropped())), now)
         log.info("transaction %s closed: %s", txn.id, c)
         self.txn = None
+        self._phantoms_closed += txn.matcher.phantoms
+        try:
+            self.timing.save()
+        except OSError as exc:
+            log.warning("POS timing not saved: %s", exc)
+        self._status(now)

@@ -19,6 +19,7 @@ from storeedge.drivers.camera import Frame
 from storeedge.firmware.checkout.codes import item_key
 from storeedge.firmware.checkout.detector.base import Detector
 from storeedge.firmware.checkout.foreground import ForegroundModel, ForegroundParams
+from storeedge.firmware.checkout.quality import ImageQuality, measure
 from storeedge.firmware.checkout.tracker import (BAG, CodeSeen, ItemPass, Track, Tracker,
                                                   TrackerParams, Zones)
 from storeedge.native.barcode import parse_formats, read_barcodes
@@ -63,10 +64,13 @@ class BlindInterval(NamedTuple):
 
 
 class FrameResult(NamedTuple):
-    """What one frame produced: completed passes and a blind interval that just ended."""
+    """What one frame produced: completed passes, a blind interval that just ended, and the
+    image quality when it was measured on this frame."""
 
     passes: list[ItemPass]
     blind: BlindInterval | None
+    quality: ImageQuality | None = None
+    pending: tuple[float, ...] = ()      # scan-zone entry times (s) of items still moving
 
 
 @dataclass
@@ -79,6 +83,7 @@ class PipelineParams:
     detect_every: int = 2
     read_every: int = 2
     blind_after_s: float = 0.5
+    quality_every: int = 5
     formats: str = "EAN-13, EAN-8, UPC-A, UPC-E, DataBar, DataBarExpanded, Code128, QRCode"
 
 
@@ -117,7 +122,12 @@ class LanePipeline:
                 continue
             self._evidence(tr, frame)
             self._read_codes(tr, frame)
-        return FrameResult(passes, blind)
+        quality = None
+        if self.frames % self.p.quality_every == 1 or self.p.quality_every == 1:
+            quality = measure(frame.t, frame.main)
+        pending = tuple(tr.t_scan_in for tr in self.tracker.tracks
+                        if not tr.reported and tr.t_scan_in is not None and tr.t_bag is None)
+        return FrameResult(passes, blind, quality, pending)
 
     def _evidence(self, tr: Track, frame: Frame) -> None:
         if self.detector is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from storeedge.drivers.camera.base import Camera
 from storeedge.drivers.camera.lane import LaneScript
 from storeedge.drivers.camera.synthetic import SyntheticLaneCamera
 from storeedge.drivers.clock import SimulatedClock
@@ -17,6 +18,7 @@ from storeedge.firmware.checkout.detector.base import Detector
 from storeedge.firmware.checkout.logic import CheckoutLane
 from storeedge.firmware.checkout.matcher import MatchWindows
 from storeedge.firmware.checkout.pipeline import LanePipeline, PipelineParams
+from storeedge.firmware.checkout.timing import PosTiming
 
 
 def pos_records(script: LaneScript, t0: float = 0.0) -> list[tuple[float, object]]:
@@ -55,31 +57,51 @@ class LaneTuning:
     policy: AlertPolicyParams | None = None
 
 
-def run_lane(cam: SyntheticLaneCamera, detector: Detector | None, *,
+def run_lane(cam: Camera, detector: Detector | None, *,
              tuning: LaneTuning | None = None, pos=None, clock=None,
-             tail_s: float = 3.0) -> LaneRun:
-    """Run ``cam`` to its end with its script's POS log (or ``pos`` records); the lane's
-    tail is ``tail_s`` seconds after the script ends."""
+             tail_s: float = 3.0, timing: PosTiming | None = None) -> LaneRun:
+    """Run ``cam`` (a synthetic lane, or any finite camera such as a recording's video) to
+    its end with its script's POS log (or ``pos`` records, needed without a script); the
+    lane's tail is ``tail_s`` seconds after the script ends (or after the last POS record,
+    when later). ``timing``: the lane's learned POS timing (kept across runs; None: a new lane)."""
     clock = clock or SimulatedClock()
     tune = tuning or LaneTuning()
     params = tune.params
     run = LaneRun(None, None)
     lane = CheckoutLane(lambda body, ts: run.events.append((body, ts)), clock,
-                        windows=tune.windows, policy=tune.policy)
+                        windows=tune.windows, policy=tune.policy, timing=timing)
     info = cam.info
     pipe = LanePipeline(info.lores_size, info.main_size, detector, params)
     run.lane, run.pipeline = lane, pipe
-    feed = ReplayPosFeed(pos if pos is not None else pos_records(cam.script, cam.t0))
-    last = cam.t0
+    t0 = getattr(cam, "t0", 0.0)
+    script = getattr(cam, "script", None)
+    records = pos if pos is not None else pos_records(script, t0)
+    feed = ReplayPosFeed(records)
+    last = t0
     for frame in cam.frames():
         for item in feed.poll(frame.t):
             lane.on_pos(item)
         lane.on_frame(pipe.process(frame))
         lane.tick(frame.t)
         last = frame.t
-    end = max(last, cam.t0 + cam.script.duration) + tail_s
+    end = max(last, t0 + (script.duration if script else 0.0),
+              max((t for t, _ in records), default=0.0)) + tail_s
     for item in feed.poll(end):
         lane.on_pos(item)
     lane.tick(end)
     lane.tick(end + 1.0, flush=True)
     return run
+
+
+class LaneSession:
+    """One lane serving several transactions in a row (each run a fresh pipeline and lane
+    logic, as after a restart; the learned POS timing is kept, as its state file would)."""
+
+    def __init__(self, detector: Detector | None, tuning: LaneTuning | None = None,
+                 timing: PosTiming | None = None):
+        self.detector, self.tuning = detector, tuning
+        self.timing = timing or PosTiming()
+
+    def run(self, cam: Camera, **kw) -> LaneRun:
+        """Run one transaction (``kw``: see :func:`run_lane`)."""
+        return run_lane(cam, self.detector, tuning=self.tuning, timing=self.timing, **kw)

@@ -8,8 +8,8 @@ from storeedge.firmware.checkout.matcher import MatchWindows, PosScan, Transacti
 from storeedge.firmware.checkout.tracker import CodeSeen, ItemPass
 
 
-def _pass(i, t0, codes=()):
-    cs = tuple(CodeSeen(f"01:{c:014d}", str(c), "EAN-13") for c in codes)
+def _pass(i, t0, codes=(), reads=2):
+    cs = tuple(CodeSeen(f"01:{c:014d}", str(c), "EAN-13", reads) for c in codes)
     return ItemPass(i, t0 - 0.8, t0, t0 + 0.5, t0 + 0.9, cs, None, None, True)
 
 
