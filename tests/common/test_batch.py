@@ -7,6 +7,7 @@ import time
 import pytest
 
 from helpers.events import Publisher, envelope, stored
+from helpers.seals import sealed_json
 from helpers.stack import STORE, device_config, event_path, store_config, wait_for
 from storeedge.firmware.common import topics
 from storeedge.firmware.common.batch import MAGIC, encode_batch, pack_batches, split_batch
@@ -102,8 +103,8 @@ def test_store_server_stores_batches_once_and_counts_bad_elements(broker, tmp_pa
     store.start()
     pub = Publisher(broker.url)
     topic = topics.batch(STORE, "sim", "dev-b")
-    frame = encode_batch([envelope("dev-b", i, i).to_json() for i in (1, 2, 3)]
-                         + [b"{nope", envelope("dev-x", 1, 1).to_json()])
+    frame = encode_batch([sealed_json(envelope("dev-b", i, i), broker.url) for i in (1, 2, 3)]
+                         + [b"{nope", sealed_json(envelope("dev-x", 1, 1), broker.url)])
     try:
         assert store.link.wait_connected(10)
         pub.send(topic, frame)

@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from helpers.events import Publisher, envelope, stored
+from helpers.seals import sealed_json
 from helpers.stack import (device_config, gateway_config, gateway_dict, store_config,
                            wait_for, write_yaml)
 from storeedge.firmware.common.brokerproc import subscribe_acked
@@ -34,21 +35,22 @@ def test_bad_input_is_rejected_counted_and_never_blocks(brokers, tmp_path):
     store.start()
     pub = Publisher(down.url)
     good = [envelope("dev-ok", i, i) for i in range(1, 4)]
+    sj = lambda env: sealed_json(env, down.url)  # noqa: E731 (what the device would send)
     topic = good[0].topic
     try:
         assert relay.down.wait_connected(10)
         # the first good event must be in before the conflicting copy of its seq is sent
-        assert wait_for(lambda: (pub.send(topic, good[0].to_json()),
+        assert wait_for(lambda: (pub.send(topic, sj(good[0])),
                                  wait_for(lambda: stored(db, "dev-ok") == [1], 2))[1], 20)
         pub.send(topic, b"{not json")                                      # malformed
         pub.send(topic, json.dumps({"v": 1, "dev": "dev-ok"}).encode())   # schema
-        pub.send(topic, envelope("dev-ok", 9, 9, body={"n": "x"}).to_json())   # body schema
-        pub.send(topic, envelope("dev-ok", 9, 9, body={"n": 1, "pad": "p" * 9000}).to_json())
-        pub.send(envelope("dev-zz", 1, 1).topic, envelope("dev-zz", 1, 1).to_json())  # unknown
-        pub.send(topic.replace("dev-ok", "dev-zz"), good[1].to_json())    # topic mismatch
-        pub.send(topic, good[1].to_json())
-        pub.send(topic, envelope("dev-ok", 1, 777).to_json())             # seq reused
-        pub.send(topic, good[2].to_json())
+        pub.send(topic, sj(envelope("dev-ok", 9, 9, body={"n": "x"})))   # body schema
+        pub.send(topic, sj(envelope("dev-ok", 9, 9, body={"n": 1, "pad": "p" * 9000})))
+        pub.send(envelope("dev-zz", 1, 1).topic, sj(envelope("dev-zz", 1, 1)))  # unknown
+        pub.send(topic.replace("dev-ok", "dev-zz"), sj(good[1]))    # topic mismatch
+        pub.send(topic, sj(good[1]))
+        pub.send(topic, sj(envelope("dev-ok", 1, 777)))             # seq reused
+        pub.send(topic, sj(good[2]))
         assert wait_for(lambda: stored(db, "dev-ok") == [1, 2, 3], 15)
         counts = relay.store.rejects
         assert wait_for(lambda: sum(counts.values()) == 6, 5)
@@ -143,14 +145,14 @@ def test_gap_is_recorded_and_replay_requested(brokers, tmp_path):
         assert store.link.wait_connected(10)
         for seq in (1, 2, 5):
             env = envelope("dev-g", seq, seq)
-            pub.send(env.topic, env.to_json())
+            pub.send(env.topic, sealed_json(env, up.url))
         assert wait_for(lambda: requests, 10)
         assert requests[0]["args"] == {"from": 3, "to": 4}
         gaps = store.db.query("SELECT first_seq, last_seq, reason FROM gaps WHERE dev='dev-g'")
         assert gaps == [(3, 4, "hole")]
         for seq in (3, 4):
             env = envelope("dev-g", seq, seq)
-            pub.send(env.topic, env.to_json())
+            pub.send(env.topic, sealed_json(env, up.url))
         assert wait_for(lambda: store.db.query(
             "SELECT wm FROM devices WHERE dev='dev-g'")[0][0] == 5, 10)
         assert wait_for(lambda: store.db.query(
