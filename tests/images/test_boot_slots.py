@@ -6,6 +6,8 @@ directory (used by images/build and by the bundle's post-install hook).
 """
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import json
 import os
 import subprocess
@@ -19,6 +21,20 @@ LIB = REPO / "images/layers/update-client/rootfs/usr/lib/storeedge"
 BACKEND = LIB / "rauc-tryboot-backend"
 INSTALL_BOOT_SLOT = LIB / "install-boot-slot"
 CONFIG = "[all]\narm_64bit=1\nenable_uart=1\nkernel=vmlinuz\nos_prefix=slot-a/\n"
+
+
+def _load_qemu_boot():
+    """images/qemu-boot (a script without .py) as a module."""
+    loader = importlib.machinery.SourceFileLoader("storeedge_qemu_boot",
+                                                  str(REPO / "images/qemu-boot"))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[loader.name] = module
+    loader.exec_module(module)
+    return module
+
+
+QEMU_BOOT = _load_qemu_boot()
 
 
 class Device:
@@ -37,13 +53,14 @@ class Device:
         self.flag.write_bytes((1 if tryboot else 0).to_bytes(4, "big"))
 
     def reset(self, tryboot: bool) -> str:
-        """Which slot the Pi firmware boots after a reset (with or without the tryboot flag)."""
-        name = "tryboot.txt" if tryboot and (self.boot / "tryboot.txt").exists() else "config.txt"
-        prefix = [line for line in (self.boot / name).read_text().splitlines()
-                  if line.startswith("os_prefix=")][-1]
-        slot = {"os_prefix=slot-a/": "A", "os_prefix=slot-b/": "B"}[prefix]
-        self.boot_into(slot, tryboot)
-        return slot
+        """Which slot the Pi firmware boots after a reset (with or without the tryboot flag),
+        decided by the qemu harness's own firmware model (images/qemu-boot)."""
+        trial = self.boot / "tryboot.txt"
+        choice = QEMU_BOOT.pi_firmware_choice((self.boot / "config.txt").read_text(),
+                                              trial.read_text() if trial.exists() else None,
+                                              tryboot)
+        self.boot_into(choice.slot, tryboot)
+        return choice.slot
 
     def backend(self, *args: str, check: bool = True) -> str:
         env = dict(os.environ, STOREEDGE_BOOT_DIR=str(self.boot),
@@ -156,3 +173,55 @@ def test_install_boot_slot_refuses_a_root_without_a_kernel(tmp_path):
     proc = subprocess.run(["sh", str(INSTALL_BOOT_SLOT), str(root), "A", str(tmp_path)],
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode != 0 and "kernel" in proc.stderr
+
+
+# ----------------------------------------------------------------- the qemu harness's firmware
+
+
+def test_harness_firmware_reads_tryboot_txt_only_with_the_flag():
+    choose = QEMU_BOOT.pi_firmware_choice
+    trial = CONFIG.replace("slot-a/", "slot-b/")
+    assert choose(CONFIG, trial, tryboot=True) == ("tryboot.txt", "slot-b/", "B")
+    assert choose(CONFIG, trial, tryboot=False) == ("config.txt", "slot-a/", "A")
+    assert choose(CONFIG, None, tryboot=True) == ("config.txt", "slot-a/", "A")
+    assert choose(CONFIG + "os_prefix=slot-b/\n", None, False).slot == "B"   # the last wins
+    with pytest.raises(SystemExit, match="config.txt names no slot"):
+        choose("[all]\nkernel=vmlinuz\n", None, False)
+    with pytest.raises(SystemExit, match="tryboot.txt names no slot"):
+        choose(CONFIG, "os_prefix=slot-c/\n", True)
+
+
+def test_harness_reads_how_a_boot_ended_from_the_console():
+    ended = QEMU_BOOT.reboot_request
+    assert ended(["[  61.2] reboot: Restarting system with command '0 tryboot'"]) == \
+        ("reboot", True)
+    assert ended(["x", "[  12.0] reboot: Restarting system"]) == ("reboot", False)
+    assert ended(["[  99.1] reboot: Power down"]) == ("poweroff", False)
+    assert ended(["Kernel panic - not syncing: Attempted to kill init!"]) == ("panic", False)
+    assert ended(["Started storeedge freezer app.", "i6300esb: ..."]) == ("reset", False)
+
+
+def test_harness_and_backend_play_the_ab_update_and_the_fall_back(device):
+    """The boot files the real backend writes, read by the harness's firmware model, with
+    the tryboot flag taken from the kernel's reboot line as the harness does."""
+    device.backend("set-primary", "B")                          # rauc install into B
+    line = "reboot: Restarting system with command '0 tryboot'"  # systemctl reboot '0 tryboot'
+    assert device.reset(QEMU_BOOT.reboot_request([line]).tryboot) == "B"
+    assert json.loads(device.backend("status"))["trial"] is True
+    # The new app never becomes healthy: the watchdog resets the board, no reboot line.
+    assert device.reset(QEMU_BOOT.reboot_request(["storeedge@freezer: failed"]).tryboot) == "A"
+    device.backend("set-state", "B", "bad")
+    # A second, good update: mark-good commits B and later plain reboots stay there.
+    device.backend("set-primary", "B")
+    assert device.reset(QEMU_BOOT.reboot_request([line]).tryboot) == "B"
+    device.backend("set-state", "B", "good")
+    plain = QEMU_BOOT.reboot_request(["reboot: Restarting system"])
+    assert device.reset(plain.tryboot) == "B"
+
+
+def test_harness_persists_the_disk_only_when_asked(tmp_path):
+    img = tmp_path / "disk.img"
+    snap = QEMU_BOOT.qemu_argv(img, img, img, "ro", 512)
+    keep = QEMU_BOOT.qemu_argv(img, img, img, "ro", 512, persist=True)
+    assert f"file={img},format=raw,if=virtio,snapshot=on" in snap
+    assert f"file={img},format=raw,if=virtio" in keep and "-no-reboot" in keep
