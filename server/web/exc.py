@@ -20,3 +20,7 @@ class LockedOut(AuthError):
 
 class CommandError(WebError, RuntimeError):
     """A command could not be signed or sent to a device."""
+
+
+class WriteConflict(WebError):
+    """Another writer changed the row first; nothing of this write was stored."""

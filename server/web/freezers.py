@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from storeedge.firmware.common.events import parse_ts
-from storeedge.server.web import svg
+from storeedge.server.web import rollup, svg
 from storeedge.server.web.app import page, render
 from storeedge.server.web.exc import FormError
 from storeedge.server.web.queries import since_ts
@@ -53,34 +53,54 @@ def _js(db, path: str) -> str:
     return f"(body::json->>'{path}')" if db.is_pg else f"json_extract(body, '$.{path}')"
 
 
-def _num(db, path: str) -> str:
-    return f"CAST(body::json->>'{path}' AS DOUBLE PRECISION)" if db.is_pg \
-        else f"json_extract(body, '$.{path}')"
-
-
-def _epoch(db) -> str:
-    return "EXTRACT(EPOCH FROM CAST(ts AS TIMESTAMPTZ))" if db.is_pg \
-        else "((julianday(ts) - 2440587.5) * 86400.0)"
-
-
 def cabinets(ws) -> list[Cabinet]:
-    """Every (device, unit) that reported readings in the last 30 days."""
+    """Every (device, unit) with a HACCP record or readings in the last hour."""
     db = ws.db
     rows = ws.query(f"SELECT DISTINCT dev, {_js(db, 'unit')} FROM events WHERE "
                     f"type='freezer.haccp' OR (type='freezer.readings' AND ts >= ?) "
-                    f"ORDER BY 1, 2", (since_ts(86400),))
+                    f"ORDER BY 1, 2", (since_ts(3600),))
     return [Cabinet(d, u) for d, u in rows if u]
 
 
 def chart_buckets(ws, cab: Cabinet, seconds: int, now: float) -> list[Bucket]:
-    """Per-probe min/max/mean of ``cab`` over the last ``seconds``, in <= BUCKETS buckets."""
+    """Per-probe min/max/mean of ``cab`` over the last ``seconds``, in <= BUCKETS buckets.
+
+    Up to a day is grouped straight from the events; longer ranges from the 10-minute rollup
+    (refreshed first) plus the raw readings above its cursor.
+    """
     db, width = ws.db, max(1, seconds // BUCKETS)
-    sql = (f"SELECT {_js(db, 'probe')} AS p, FLOOR({_epoch(db)} / {width}) AS b, "
-           f"MIN({_num(db, 'min_c')}), MAX({_num(db, 'max_c')}), AVG({_num(db, 'mean_c')}) "
-           f"FROM events WHERE dev=? AND type='freezer.readings' AND ts >= ? AND "
-           f"{_js(db, 'unit')} = ? GROUP BY 1, 2 ORDER BY 1, 2")
-    rows = ws.query(sql, (cab.dev, since_ts(seconds, now), cab.unit))
-    return [Bucket(p, float(b) * width, lo, hi, mean) for p, b, lo, hi, mean in rows]
+    t0 = now - seconds
+    acc: dict[tuple[str, int], list] = {}
+    if seconds <= 86400:
+        _merge(acc, ws.query(rollup.grouped_sql(db, width, "dev=? AND ts >= ?"),
+                             (cab.dev, since_ts(seconds, now))), cab.unit)
+        return _buckets(acc, width)
+    width -= width % rollup.ROLLUP_S
+    upto = rollup.refresh(ws, cab.dev)
+    rows = ws.query("SELECT unit, probe, FLOOR(b * ? / ?), MIN(lo), MAX(hi), SUM(total), "
+                    "SUM(n) FROM web_rollup WHERE dev=? AND unit=? AND b >= ? GROUP BY 1, 2, 3",
+                    (rollup.ROLLUP_S, width, cab.dev, cab.unit, int(t0 // rollup.ROLLUP_S)))
+    _merge(acc, rows, cab.unit)
+    _merge(acc, ws.query(rollup.grouped_sql(db, width, "dev=? AND seq > ?"), (cab.dev, upto)),
+           cab.unit)
+    return [b for b in _buckets(acc, width) if b.t >= t0 - width]
+
+
+def _merge(acc: dict, rows, unit: str) -> None:
+    for u, probe, b, lo, hi, total, n in rows:
+        if u != unit or probe is None:
+            continue
+        cur = acc.setdefault((probe, int(b)), [None, None, 0.0, 0])
+        lo, hi = (None if lo is None else float(lo)), (None if hi is None else float(hi))
+        cur[0] = lo if cur[0] is None else (cur[0] if lo is None else min(cur[0], lo))
+        cur[1] = hi if cur[1] is None else (cur[1] if hi is None else max(cur[1], hi))
+        cur[2] += float(total or 0.0)          # PostgreSQL sums are Decimal
+        cur[3] += int(n or 0)
+
+
+def _buckets(acc: dict, width: int) -> list[Bucket]:
+    return [Bucket(p, float(b) * width, lo, hi, total / n if n else None)
+            for (p, b), (lo, hi, total, n) in sorted(acc.items())]
 
 
 def chart_marks(ws, cab: Cabinet, seconds: int, now: float) -> tuple[list, list]:

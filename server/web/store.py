@@ -8,6 +8,7 @@ Tables (created by :func:`ensure_web_schema`, idempotent):
 * ``web_alert_actions``: how an alert (an event ``dev, seq``) was resolved, by whom.
 * ``web_codes``: door codes issued from the page (and their revocation).
 * ``web_kv``: small counters (the revocation-list serial).
+* ``web_rollup`` / ``web_rollup_cursor``: freezer readings per 10 minutes (see rollup.py).
 
 Indexes on ``events`` (partial where possible, so the consumer's other inserts do not pay):
 alert types by arrival, every type by device time, readings per device and time.
@@ -18,6 +19,7 @@ import time
 from typing import Iterable, NamedTuple
 
 from storeedge.server.db import StoreDB
+from storeedge.server.web.exc import WriteConflict
 
 ALERT_TYPES = ("checkout.nudge", "checkout.escalate", "freezer.alarm", "door.forced_open",
                "door.held_open", "door.tamper", "door.jammed", "door.lockout")
@@ -45,6 +47,11 @@ WEB_SCHEMA = [
         not_after BIGINT NOT NULL, text TEXT NOT NULL, issued_by TEXT NOT NULL,
         issued DOUBLE PRECISION NOT NULL, revoked DOUBLE PRECISION, revoked_by TEXT)""",
     "CREATE TABLE IF NOT EXISTS web_kv (k TEXT PRIMARY KEY, v TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS web_rollup (
+        dev TEXT NOT NULL, unit TEXT NOT NULL, probe TEXT NOT NULL, b BIGINT NOT NULL,
+        lo DOUBLE PRECISION, hi DOUBLE PRECISION, total DOUBLE PRECISION,
+        n BIGINT NOT NULL, PRIMARY KEY (dev, unit, b, probe))""",
+    "CREATE TABLE IF NOT EXISTS web_rollup_cursor (dev TEXT PRIMARY KEY, seq BIGINT NOT NULL)",
     f"CREATE INDEX IF NOT EXISTS web_ev_alerts ON events (received) WHERE {ALERT_WHERE}",
     "CREATE INDEX IF NOT EXISTS web_ev_type_ts ON events (type, ts)",
     "CREATE INDEX IF NOT EXISTS web_ev_dev_type_ts ON events (dev, type, ts)",
@@ -90,14 +97,21 @@ class WebStore:
         ensure_web_schema(db)
 
     # ------------------------------------------------------------------ plumbing
-    def write(self, stmts: Iterable[tuple[str, tuple]]) -> None:
-        """Run ``(sql, params)`` statements in one transaction (all or nothing)."""
+    def write(self, stmts: Iterable[tuple[str, tuple]],
+              expect_rows: dict[int, int] | None = None) -> None:
+        """Run ``(sql, params)`` statements in one transaction (all or nothing).
+
+        ``expect_rows``: statement index -> rows it must change, else WriteConflict (rolled
+        back).
+        """
         txn = self.db.transactions()
         with self.db.lock:
             txn.begin()
             try:
-                for text, params in stmts:
-                    self.db._exec(text, params)
+                for i, (text, params) in enumerate(stmts):
+                    cur = self.db._exec(text, params)
+                    if expect_rows and i in expect_rows and cur.rowcount != expect_rows[i]:
+                        raise WriteConflict(f"statement {i} changed {cur.rowcount} rows")
                 txn.commit()
             except Exception:
                 txn.rollback()

@@ -35,11 +35,11 @@ def chart(buckets, marks, limits, t0: float, t1: float, title: str) -> str:
     for i, probe in enumerate(probes):
         parts += _series([b for b in buckets if b.probe == probe], x, y,
                          COLOURS[i % len(COLOURS)], probe, i)
-    for t, label in marks:
-        if t0 <= t <= t1:
-            parts.append(f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{TOP}" y2="{H - BOTTOM}" '
-                         f'stroke="#b00020"/><text x="{x(t) + 3:.1f}" y="{TOP + 10}" '
-                         f'fill="#b00020">▲ {escape(label)}</text>')
+    for k, (t, label) in enumerate(m for m in marks if t0 <= m[0] <= t1):
+        anchor, dx = ("end", -3) if x(t) > W * 0.8 else ("start", 3)
+        parts.append(f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{TOP}" y2="{H - BOTTOM}" '
+                     f'stroke="#b00020"/><text x="{x(t) + dx:.1f}" y="{TOP + 12 + 14 * (k % 4)}" '
+                     f'text-anchor="{anchor}" fill="#b00020">▲ {escape(label)}</text>')
     if not buckets:
         parts.append(f'<text x="{W / 2}" y="{H / 2}" text-anchor="middle" fill="#333">'
                      f'no readings in this range</text>')
@@ -62,7 +62,8 @@ def _axes(x, y, lo: float, hi: float, t0: float, t1: float) -> list[str]:
     for k in range(5):
         t = t0 + (t1 - t0) * k / 4
         label = _dt.datetime.fromtimestamp(t, _dt.timezone.utc).strftime(fmt)
-        out.append(f'<text x="{x(t):.1f}" y="{H - 8}" text-anchor="middle" '
+        anchor = ("start", "middle", "middle", "middle", "end")[k]
+        out.append(f'<text x="{x(t):.1f}" y="{H - 8}" text-anchor="{anchor}" '
                    f'fill="#333">{label}</text>')
     return out
 
