@@ -1,7 +1,8 @@
 # images/lib/cache.sh: the bootstrap cache, written only when complete, verified on reuse.
 # Source it (bash) after images/lib/chroot-guard.sh.
 #
-#   cache_write ROOT TARBALL     tar ROOT (nothing may be mounted below it) into TARBALL.part.PID,
+#   cache_write ROOT TARBALL     tar ROOT (numeric owners, xattrs such as file capabilities;
+#                                nothing may be mounted below it) into TARBALL.part.PID,
 #                                check tar's exit status, fsync, then rename it and its
 #                                TARBALL.sha256 into place; on any failure no cache file is left
 #   cache_verify TARBALL         0 when TARBALL and TARBALL.sha256 exist and agree; otherwise
@@ -21,7 +22,7 @@ cache_write() {
     part=$tarball.part.$$
     rm -f -- "$part" "$tarball.sha256.part.$$"
     rc=0
-    tar -C "$root" --numeric-owner -cf "$part" . || rc=$?
+    tar -C "$root" --numeric-owner --xattrs --xattrs-include='*' -cf "$part" . || rc=$?
     if [ "$rc" -ne 0 ]; then
         cache_drop_parts "$tarball" "$$"
         cache_say "tar exited with status $rc while archiving $root: no cache written"
@@ -65,7 +66,7 @@ cache_restore() {
     local tarball=$1 root=$2
     cache_verify "$tarball" || return 1
     mkdir -p -- "$root"
-    if ! tar -C "$root" --numeric-owner -xf "$tarball"; then
+    if ! tar -C "$root" --numeric-owner --xattrs --xattrs-include='*' -xf "$tarball"; then
         cache_say "extracting $(basename -- "$tarball") failed: discarded, rebuilding"
         rm -f -- "$tarball" "$tarball.sha256"
         return 1

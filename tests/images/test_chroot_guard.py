@@ -10,6 +10,7 @@ Needs root and mount(2) (CI runs as root); skipped with the reason otherwise.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import tarfile
@@ -263,3 +264,25 @@ def test_build_uses_the_guard_and_never_unmounts_lazily():
         text.index('du -sm "$ROOT"')
     syntax = subprocess.run(["bash", "-n", str(BUILD)], capture_output=True, text=True)
     assert syntax.returncode == 0, syntax.stderr
+
+
+def test_cache_keeps_numeric_owners_and_file_capabilities(tmp_path):
+    """Debian's ping carries cap_net_raw as an xattr: the cache must keep it (and owners
+    by number, not by the build host's user names)."""
+    if os.geteuid() != 0 or shutil.which("setcap") is None:
+        pytest.skip("needs root and setcap (libcap2-bin) to set a file capability")
+    root = _small_root(tmp_path)
+    tool = root / "bin/tool"
+    os.chown(tool, 4242, 4343)
+    subprocess.run(["setcap", "cap_net_raw+ep", str(tool)], check=True, timeout=30)
+    tarball = tmp_path / "cache/bootstrap.tar"
+    tarball.parent.mkdir()
+    assert sh('cache_write "$1" "$2"', str(root), str(tarball)).returncode == 0
+    restored = tmp_path / "restored"
+    done = sh('cache_restore "$1" "$2"', str(tarball), str(restored))
+    assert done.returncode == 0, done.stderr
+    st = (restored / "bin/tool").stat()
+    assert (st.st_uid, st.st_gid) == (4242, 4343)
+    caps = subprocess.run(["getcap", str(restored / "bin/tool")], capture_output=True,
+                          text=True, timeout=30).stdout
+    assert "cap_net_raw" in caps
