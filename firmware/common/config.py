@@ -9,12 +9,23 @@ and builds the tree, refusing unknown keys, wrong types and out-of-range values 
 
 A section may define ``check(self)`` for cross-field rules; it raises ``ConfigError(key, reason)``
 with a key relative to the section, which the loader turns into the full key and line.
+
+Hostile input is refused before it costs anything: YAML anchors and aliases (``&a``/``*a``:
+an alias bomb, a recursive alias), nesting deeper than :data:`MAX_DEPTH` and non-finite
+numbers (``.nan``, ``.inf``) are errors naming the key and line.
+
+Secrets (link password, key file paths, ...) may live in a separate YAML file readable only by
+its owner: ``secrets_file: PATH`` at the top of the config, or the sidecar
+``<config stem>.secrets.yaml`` next to it.  It may hold only settings declared ``secret=True``;
+a group/world-readable secrets file is refused.
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import os
+import stat
 import re
 import types
 import typing
@@ -27,6 +38,8 @@ from storeedge.firmware.common.atomic import write_atomic
 from storeedge.firmware.common.exc import ConfigError
 
 _META = "storeedge_setting"
+MAX_DEPTH = 32            # mapping/list nesting accepted in a config file
+SECRETS_KEY = "secrets_file"
 
 
 @dataclass(frozen=True)
@@ -89,30 +102,182 @@ def load_config(path: str | os.PathLike, cls: type) -> Any:
         ConfigError: naming the file, the dotted key and the line of the first problem.
     """
     path = os.fspath(path)
+    text = _read(path)
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise ConfigError("", f"cannot read config file: {exc.strerror}", path=path) from exc
+        data, lines = yaml_mapping(text)
+    except ConfigError as exc:
+        raise exc.located(exc.key, exc.line, path) from None
+    _merge_secrets(path, data, cls)
     try:
-        return config_from_yaml(text, cls)
+        return config_from_dict(data, cls, lines)
     except ConfigError as exc:
         raise exc.located(exc.key, exc.line, path) from None
 
 
-def config_from_yaml(text: str, cls: type) -> Any:
-    """Validate YAML ``text`` as a ``cls`` config (see :func:`load_config`)."""
+def _read(path: str) -> str:
     try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise ConfigError("", f"cannot read config file: {exc.strerror}", path=path) from exc
+    except UnicodeDecodeError:
+        raise ConfigError("", "not UTF-8 text", path=path) from None
+
+
+def secrets_path(config_path: str, data: dict) -> str | None:
+    """The secrets file of a config: ``secrets_file`` (relative to the config) or the sidecar
+    ``<stem>.secrets.yaml`` when it exists; None when there is none."""
+    folder = os.path.dirname(os.path.abspath(config_path))
+    given = data.get(SECRETS_KEY)
+    if given is not None:
+        if not isinstance(given, str) or not given:
+            raise ConfigError(SECRETS_KEY, "must be a file path", path=config_path)
+        return os.path.join(folder, given)
+    stem = os.path.splitext(os.path.basename(config_path))[0]
+    sidecar = os.path.join(folder, f"{stem}.secrets.yaml")
+    return sidecar if os.path.exists(sidecar) else None
+
+
+def _merge_secrets(config_path: str, data: dict, cls: type) -> None:
+    """Read the secrets file (0600) into ``data``; only ``secret=True`` settings allowed."""
+    path = secrets_path(config_path, data)
+    data.pop(SECRETS_KEY, None)
+    if path is None:
+        return
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise ConfigError(SECRETS_KEY, f"cannot read secrets file {path}: {exc.strerror}",
+                          path=config_path) from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError("", f"secrets file is readable by group/others (mode "
+                              f"{stat.S_IMODE(mode):o}); chmod 600 it", path=path)
+    try:
+        secrets, lines = yaml_mapping(_read(path))
+        allowed = secret_keys(cls)
+        for key, value in _leaves(secrets):
+            if key not in allowed:
+                raise ConfigError(key, "not a secret setting (allowed here: "
+                                       f"{', '.join(sorted(allowed)) or 'none'})", lines.get(key))
+            _put(data, key, value, lines.get(key))
+    except ConfigError as exc:
+        raise exc.located(exc.key, exc.line, path) from None
+
+
+def _leaves(tree: dict, prefix: str = ""):
+    for k, v in tree.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, dict) and v:
+            yield from _leaves(v, key)
+        else:
+            yield key, v
+
+
+def _put(data: dict, key: str, value: Any, line: int | None) -> None:
+    *parents, leaf = key.split(".")
+    node = data
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(key, "clashes with a non-mapping in the config", line)
+    if leaf in node:
+        raise ConfigError(key, "given both in the config and in the secrets file", line)
+    node[leaf] = value
+
+
+def config_from_yaml(text: str, cls: type) -> Any:
+    """Validate YAML ``text`` as a ``cls`` config (see :func:`load_config`; no secrets file)."""
+    data, lines = yaml_mapping(text)
+    data.pop(SECRETS_KEY, None)
+    return config_from_dict(data, cls, lines)
+
+
+def yaml_mapping(text: str) -> tuple[dict, dict[str, int]]:
+    """``(data, lines)`` of YAML ``text``: plain data and the line of every dotted key.
+
+    Refuses anchors/aliases, nesting deeper than :data:`MAX_DEPTH`, non-finite numbers and
+    a top level that is not a mapping, with a :class:`ConfigError` naming the key and line.
+    """
+    try:
+        _refuse_structure(text)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         raise ConfigError("", f"not valid YAML: {getattr(exc, 'problem', exc)}", line) from None
     if node is None:
-        return config_from_dict({}, cls)
+        return {}, {}
     lines: dict[str, int] = {}
     data = _node_to_python(node, "", lines)
-    return config_from_dict(data, cls, lines)
+    if not isinstance(data, dict):
+        raise ConfigError("", f"must be a mapping of sections, got {_tname(data)}", 1)
+    return data, lines
+
+
+def yaml_value(text: str) -> Any:
+    """One YAML value typed by a person (console ``set``): same refusals as a config file."""
+    data, _lines = yaml_mapping(f"v: {text}" if "\n" not in text else text)
+    if "\n" in text:
+        raise ConfigError("", "one line please")
+    return data.get("v")
+
+
+class _Frame:
+    """One open mapping/sequence while scanning YAML events."""
+
+    def __init__(self, is_map: bool, path: str):
+        self.is_map, self.path = is_map, path
+        self.key: str | None = None     # mapping: the key whose value comes next
+        self.index = 0                  # sequence: the next item's index
+
+    def child(self) -> str:
+        if self.is_map:
+            return _join(self.path, str(self.key))
+        return f"{self.path}[{self.index}]"
+
+    def consumed(self) -> None:
+        if self.is_map:
+            self.key = None
+        else:
+            self.index += 1
+
+
+def _refuse_structure(text: str) -> None:
+    """Scan YAML events (no construction): refuse anchors, aliases and deep nesting."""
+    stack: list[_Frame] = []
+    for ev in yaml.parse(text, Loader=yaml.SafeLoader):
+        top = stack[-1] if stack else None
+        is_key = top is not None and top.is_map and top.key is None
+        where = top.child() if top is not None and not is_key else (top.path if top else "")
+        line = ev.start_mark.line + 1
+        if isinstance(ev, yaml.AliasEvent):
+            raise ConfigError(where, f"YAML alias *{ev.anchor} is not allowed in a config "
+                                     f"(write the value out)", line)
+        if getattr(ev, "anchor", None):
+            raise ConfigError(where, f"YAML anchor &{ev.anchor} is not allowed in a config "
+                                     f"(write the value out)", line)
+        if isinstance(ev, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            if len(stack) >= MAX_DEPTH:
+                raise ConfigError(where, f"nested deeper than {MAX_DEPTH} levels", line)
+            stack.append(_Frame(isinstance(ev, yaml.MappingStartEvent),
+                                where if not is_key else "?"))
+        elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            stack.pop()
+            _consume(stack)
+        elif isinstance(ev, yaml.ScalarEvent):
+            if is_key:
+                top.key = ev.value
+            else:
+                _consume(stack)
+
+
+def _consume(stack: list[_Frame]) -> None:
+    if stack:
+        top = stack[-1]
+        if top.is_map and top.key is None:
+            top.key = "?"               # a complex (collection) key: its value comes next
+        else:
+            top.consumed()
 
 
 def config_from_dict(data: Any, cls: type, lines: dict[str, int] | None = None) -> Any:
@@ -134,7 +299,10 @@ def _node_to_python(node: yaml.Node, key: str, lines: dict[str, int]) -> Any:
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_node_to_python(v, f"{key}[{i}]", lines) for i, v in enumerate(node.value)]
-    return _scalar(node)
+    value = _scalar(node)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(key, f"{node.value} is not a finite number", node.start_mark.line + 1)
+    return value
 
 
 def _scalar(node: yaml.Node) -> Any:
@@ -234,6 +402,8 @@ class _Builder:
                 return value
         elif tp is float:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
+                if not math.isfinite(value):
+                    raise self.error(key, f"{value} is not a finite number")
                 return float(value)
         elif tp is str:
             if isinstance(value, str):
@@ -314,5 +484,12 @@ def write_config_atomic(path: str | os.PathLike, mapping: dict) -> None:
 
     A power cut at any point leaves either the old file or the new one, never a mix.
     """
-    text = yaml.safe_dump(mapping, sort_keys=False, default_flow_style=False)
+    text = yaml.dump(mapping, Dumper=NoAliasDumper, sort_keys=False, default_flow_style=False)
     write_atomic(path, text.encode("utf-8"))
+
+
+class NoAliasDumper(yaml.SafeDumper):
+    """Writes a value shared by two keys out twice (the loader refuses anchors/aliases)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True

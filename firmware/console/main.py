@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import yaml
 
 from storeedge.firmware.common.app import setup_logging, stop_event_on_signals
-from storeedge.firmware.common.config import load_config
+from storeedge.firmware.common.config import load_config, yaml_mapping
 from storeedge.firmware.common.exc import ConfigError, StoreedgeError
 from storeedge.firmware.console.auth import LockoutPolicy
 from storeedge.firmware.common.settings import DeviceConfig, OutboxSection
@@ -92,7 +92,7 @@ def set_secret(path: str) -> int:
 def device_kind(config_path: str) -> str:
     """``device.kind`` from the config file (before choosing the config class)."""
     with open(config_path, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh) or {}
+        data = yaml_mapping(fh.read())[0]      # refuses aliases, NaN, deep nesting
     kind = (data.get("device") or {}).get("kind") if isinstance(data, dict) else None
     return kind or "sim"
 

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import yaml
 
 from storeedge.firmware.common.config import (ConfigError, SettingSpec, config_from_dict,
-                                              config_to_dict, spec_of)
+                                              config_to_dict, spec_of, yaml_value)
 from storeedge.firmware.console.exc import ConfigValueError
 
 MASK = "********"
@@ -107,9 +107,9 @@ class Schema:
             except ValueError:
                 pass
         try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError:
-            raise ConfigValueError(info.key, f"cannot read {text!r} as a value",
+            return yaml_value(text)         # no aliases/anchors, no .nan/.inf
+        except ConfigError as exc:
+            raise ConfigValueError(info.key, f"cannot read {text!r} as a value: {exc.reason}",
                                    allowed_text(info)) from None
 
     def validate(self, mapping: dict, key_hint: str = "") -> Any:

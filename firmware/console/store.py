@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import yaml
 
 from storeedge.firmware.common.atomic import fsync_dir, remove_stale_temps, write_atomic
+from storeedge.firmware.common.config import NoAliasDumper
 from storeedge.firmware.console.exc import StoreError
 
 KEEP_VERSIONS = 50
@@ -89,7 +90,8 @@ def dump_yaml(mapping: dict) -> str:
     """The YAML text the store writes for ``mapping`` (block style, keys in given order)."""
     if not mapping:
         return "{}\n"
-    return yaml.safe_dump(mapping, sort_keys=False, default_flow_style=False, allow_unicode=False)
+    return yaml.dump(mapping, Dumper=NoAliasDumper, sort_keys=False, default_flow_style=False,
+                     allow_unicode=False)     # never &anchors: the config loader refuses them
 
 
 class ConfigStore:

@@ -1,11 +1,13 @@
 """A store command key pair for tests, and a signer that counts like the store server."""
 from __future__ import annotations
 
+import base64
 import itertools
+import json
 import time
 from pathlib import Path
 
-from storeedge.signing import Target, load_signing_key, write_key_pair
+from storeedge.signing import DOMAIN, Target, load_signing_key, write_key_pair
 
 
 class CommandKit:
@@ -45,3 +47,14 @@ def start_plain_broker(folder: Path):
     broker = Mosquitto(folder, **kwargs)
     broker.start()
     return broker
+
+
+def sign_unchecked(kit: CommandKit, target: Target, name: str, role: str) -> bytes:
+    """Sign bypassing the signer's own role check (what a tampered server could do)."""
+    body = {"id": "c-1", "store": target.store, "kind": target.kind, "dev": target.dev,
+            "name": name, "args": {}, "ctr": 9, "exp": int(time.time() + 60), "by": "eve",
+            "role": role}
+    raw = json.dumps(body, separators=(",", ":")).encode()
+    sig = kit.signer.key.sign(DOMAIN + raw)
+    b64 = lambda b: base64.urlsafe_b64encode(b).decode().rstrip("=")   # noqa: E731
+    return json.dumps({"v": 1, "cmd": b64(raw), "sig": b64(sig)}).encode()

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from cmdkit import CommandKit, start_plain_broker  # noqa: E402
+from cmdkit import CommandKit, sign_unchecked, start_plain_broker  # noqa: E402
 from helpers.stack import device_config, wait_for  # noqa: E402
 from storeedge.firmware.common.brokerproc import subscribe_acked  # noqa: E402
 from storeedge.firmware.common.exc import CommandRefused, SigningKeyError  # noqa: E402
@@ -94,26 +94,14 @@ def test_role_table_refuses_an_associate_reset_and_unknown_commands(kit):
     with pytest.raises(ValueError):       # the server side will not even sign it
         kit.sign("dock_door", "door-1", "reset_lockout", {}, role="associate")
     # a key holder who builds the body by hand is still refused by the device
-    raw_sign = _sign_unchecked(kit, target, "reset_lockout", "associate")
+    raw_sign = sign_unchecked(kit, target, "reset_lockout", "associate")
     assert refusal(lambda: v.verify("reset_lockout", raw_sign, now=time.time(),
                                     last_ctr=0)) == "role_not_allowed"
-    unknown = _sign_unchecked(kit, target, "test_relay", "manager")
+    unknown = sign_unchecked(kit, target, "test_relay", "manager")
     assert refusal(lambda: v.verify("test_relay", unknown, now=time.time(),
                                     last_ctr=0)) == "unknown_command"
     assert COMMAND_ROLES["reset_lockout"] == {Role.MANAGER}
     assert Role.ASSOCIATE in COMMAND_ROLES["ack"] and "test_relay" not in COMMAND_ROLES
-
-
-def _sign_unchecked(kit, target: Target, name: str, role: str) -> bytes:
-    """Sign bypassing the signer's own role check (what a tampered server could do)."""
-    from storeedge import signing
-    body = {"id": "c-1", "store": target.store, "kind": target.kind, "dev": target.dev,
-            "name": name, "args": {}, "ctr": 9, "exp": int(time.time() + 60), "by": "eve",
-            "role": role}
-    raw = json.dumps(body, separators=(",", ":")).encode()
-    sig = kit.signer.key.sign(signing.DOMAIN + raw)
-    b64 = lambda b: base64.urlsafe_b64encode(b).decode().rstrip("=")   # noqa: E731
-    return json.dumps({"v": 1, "cmd": b64(raw), "sig": b64(sig)}).encode()
 
 
 def test_signing_key_must_be_private(kit):
@@ -352,3 +340,58 @@ def test_gateway_relays_store_commands_down_never_retained_and_not_replay(kit, t
         relay.close()
         down.stop()
         up.stop()
+
+
+# ----------------------------------------------------------------------------- freezer ack
+
+
+def test_forged_freezer_ack_is_refused_and_haccp_records_carry_the_signed_name(kit, broker,
+                                                                               tmp_path):
+    """A forged ``cmd/ack`` (unsigned, claiming a manager) silences nothing and writes no
+    corrective action; the genuine signed ack records the signer as ``by``/initials."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "freezer"))
+    from freezer_helpers import ROMS, freezer_config_dict
+
+    from storeedge.drivers.clock import SimulatedClock
+    from storeedge.firmware.common.config import config_from_dict
+    from storeedge.firmware.freezer.app import FreezerApp
+    from storeedge.firmware.freezer.config import FreezerConfig, build_rules, storage_of
+    from storeedge.firmware.freezer.wiring import make_bus
+
+    data = freezer_config_dict(tmp_path)
+    data["link"] = {"url": str(broker.url), "backoff_min_s": 0.1, "backoff_max_s": 1.0}
+    data["security"] = {"command_pub": str(kit.pub_path)}
+    cfg = config_from_dict(data, FreezerConfig)
+    rules, clock = build_rules(cfg.freezer), SimulatedClock(start=1_795_000_000.0 + 5 * 3600)
+    bus = make_bus(cfg.freezer, rules, clock)
+    svc = DeviceService(cfg, app="freezer")
+    app = FreezerApp(rules, bus, svc, clock, storage_of(cfg.freezer))
+    app.register_commands(svc)
+    svc.start()
+    peer = DevicePeer(broker)
+    try:
+        assert svc.link.wait_connected(10)
+        bus.probe(ROMS["top"]).model.compressor_failed = True
+        end = clock.monotonic() + 3 * 3600                 # across the 18:00 HACCP check
+        while clock.monotonic() < end:
+            app.step()
+            clock.advance(10.0)
+        alarm = app.alarms()[0]
+        failed = [r for r in app.haccp_records() if r.needs_action]
+        assert failed, "the scenario must produce a failed HACCP check"
+        peer.send("ack", json.dumps({"args": {"alarm": alarm.id, "note": "all fine"},
+                                     "by": "store-manager", "id": "f"}).encode())
+        assert wait_for(lambda: svc.gate.refusals.total["unsigned"] == 1, 10)
+        assert not app.engine.get(alarm.id).acked
+        assert all(r.action is None for r in app.haccp_records() if r.result != "pass")
+        peer.send("ack", kit.sign("freezer", "fz-1", "ack",
+                                  {"alarm": alarm.id, "note": "moved stock to ice2"},
+                                  by="CR", role="associate"))
+        assert wait_for(lambda: app.engine.get(alarm.id).acked, 10)
+        assert app.engine.get(alarm.id).acked_by == "CR"
+        acted = [r for r in app.haccp_records() if r.action is not None]
+        assert acted and {r.initials for r in acted} == {"CR"}
+    finally:
+        svc.close()
+        bus.close()
+        peer.close()

@@ -1,0 +1,228 @@
+"""Dock door attacks of issue 13, reproduced and refused: forged network commands (relay
+test, lockout reset), role and replay checks over real Mosquitto; the local relay test still
+judged by the contact; key ids never redefined; bounded revocation serials; a wall clock set
+back (or booted ahead) never lets a used code open the door again; NaN timings refused."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import pytest
+import yaml
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "door"))
+
+from cmdkit import CommandKit, sign_unchecked, start_plain_broker  # noqa: E402
+from door_rig import T0, make_rig  # noqa: E402
+from helpers.stack import wait_for  # noqa: E402
+from storeedge.drivers.clock import SystemClock  # noqa: E402
+from storeedge.drivers.gpio import new_mock_factory  # noqa: E402
+from storeedge.firmware.common.config import load_config  # noqa: E402
+from storeedge.firmware.dock_door.config import DoorConfig  # noqa: E402
+from storeedge.firmware.dock_door.credential import generate_signing_key  # noqa: E402
+from storeedge.firmware.dock_door.credential import parse  # noqa: E402
+from storeedge.firmware.dock_door.exc import KeyFileError, RevocationListError  # noqa: E402
+from storeedge.firmware.dock_door.keys import (KeyAnnouncement, RevocationList,  # noqa: E402
+                                               public_key_line, sign_keyset, sign_revocations)
+from storeedge.firmware.dock_door.main import main as door_main  # noqa: E402
+from storeedge.firmware.dock_door.store import MAX_SERIAL_STEP  # noqa: E402
+from storeedge.firmware.dock_door.verify import Reason  # noqa: E402
+from storeedge.signing import Target  # noqa: E402
+
+RELAY, CONTACT, TAMPER = 17, 27, 23
+BASE = "se/v1/s0042/dock_door/door-1/cmd"
+
+
+def door_yaml(tmp_path, broker_url: str, command_pub: str, **door) -> str:
+    key = generate_signing_key(1)
+    doc = {"device": {"id": "door-1", "kind": "dock_door", "store": "s0042"},
+           "link": {"url": broker_url, "backoff_min_s": 0.1, "backoff_max_s": 1},
+           "outbox": {"path": str(tmp_path / "outbox.db")},
+           "security": {"command_pub": command_pub},
+           "door": {"state_path": str(tmp_path / "door.db"), "gpio_backend": "mock",
+                    "rex": {"pin": 22}, "tamper": {"pin": TAMPER},
+                    "trusted_keys": [public_key_line(key.kid, key.public)], **door}}
+    path = tmp_path / "door.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
+
+
+@pytest.fixture
+def door(tmp_path):
+    """A running DoorApp on a real broker, with the store's command key trusted."""
+    from storeedge.firmware.dock_door.app import DoorApp
+    import paho.mqtt.client as mqtt
+
+    broker = start_plain_broker(tmp_path / "broker")
+    kit = CommandKit(tmp_path / "pki")
+    cfg = load_config(door_yaml(tmp_path, str(broker.url), str(kit.pub_path)), DoorConfig)
+    factory = new_mock_factory()
+    app = DoorApp(cfg, clock=SystemClock(), pin_factory=factory)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    app.start()
+    factory.pin(CONTACT).drive_low()                  # door closed
+    assert app.svc.link.wait_connected(10)
+
+    def send(name: str, payload: bytes) -> None:
+        client.publish(f"{BASE}/{name}", payload, qos=1).wait_for_publish(5)
+
+    try:
+        yield app, factory, kit, send
+    finally:
+        client.loop_stop()
+        client.disconnect()
+        app.stop()
+        factory.close()
+        broker.stop()
+
+
+def refused(app) -> dict:
+    return dict(app.svc.gate.refusals.total)
+
+
+def test_forged_relay_test_does_nothing_and_a_later_opening_is_forced(door):
+    app, factory, kit, send = door
+    send("test_relay", json.dumps({"args": {"pulse_s": 5}, "by": "store-manager"}).encode())
+    forged = sign_unchecked(kit, Target("s0042", "dock_door", "door-1"), "test_relay",
+                             "manager")                  # even with the store's key
+    send("test_relay", forged)
+    assert wait_for(lambda: refused(app).get("unknown_command") == 2, 10)
+    assert factory.pin(RELAY).state is False             # never released
+    factory.pin(CONTACT).drive_high()                    # someone pulls the door
+    assert wait_for(lambda: app.ctl.status().lockout == "forced_open", 10)
+    assert "forced_open" in app.ctl.status().alarms
+    assert factory.pin(RELAY).state is False
+
+
+def test_lockout_reset_needs_a_fresh_manager_signature_for_this_door(door):
+    app, factory, kit, send = door
+    factory.pin(TAMPER).drive_low()                      # tamper -> lockout
+    factory.pin(TAMPER).drive_high()
+    assert wait_for(lambda: app.ctl.status().lockout == "tamper", 10)
+    target = Target("s0042", "dock_door", "door-1")
+    send("reset_lockout", json.dumps({"args": {"note": "x"}, "by": "store-manager",
+                                      "id": "f1"}).encode())                      # unsigned
+    send("reset_lockout", sign_unchecked(kit, target, "reset_lockout", "associate"))
+    send("reset_lockout", kit.sign("dock_door", "door-1", "reset_lockout", {},
+                                   exp=int(time.time()) - 5))                     # expired
+    send("reset_lockout", kit.sign("dock_door", "door-2", "reset_lockout", {}))   # other door
+    assert wait_for(lambda: sum(refused(app).values()) == 4, 10)
+    assert refused(app) == {"unsigned": 1, "role_not_allowed": 1, "expired": 1,
+                            "wrong_device": 1}
+    assert app.ctl.status().lockout == "tamper"          # still locked out
+    genuine = kit.sign("dock_door", "door-1", "reset_lockout", {"note": "cover refitted"},
+                       by="maria", role="manager")
+    send("reset_lockout", genuine)
+    assert wait_for(lambda: app.ctl.status().lockout is None, 10)
+    reset = [e for e in app.svc.recent_events(50, "door.lockout_reset")][-1]
+    assert reset.body["by"] == "maria"                   # the signed identity
+    factory.pin(TAMPER).drive_low()                      # locked out again ...
+    factory.pin(TAMPER).drive_high()
+    assert wait_for(lambda: app.ctl.status().lockout == "tamper", 10)
+    send("reset_lockout", genuine)                       # ... and the captured reset replayed
+    assert wait_for(lambda: refused(app).get("replayed") == 1, 10)
+    assert app.ctl.status().lockout == "tamper"
+
+
+# ----------------------------------------------------------------------------- local rig
+
+
+def test_an_opening_during_the_local_relay_test_raises_forced_open(tmp_path):
+    rig = make_rig(tmp_path)
+    res = rig.ctl.self_test_relay(by="console", pulse_s=2.0)
+    assert res.ok and rig.unlocked
+    rig.open_door()
+    assert "door.forced_open" in rig.types() and "door.lockout" in rig.types()
+    assert not rig.unlocked
+
+
+def test_a_key_announcement_never_redefines_an_existing_key_id(tmp_path):
+    rig = make_rig(tmp_path)
+    st, k1, attacker = rig.ctl.p.state, rig.key, generate_signing_key(1)
+    k2 = generate_signing_key(2)
+
+    def announce(serial, keys):
+        return sign_keyset(k1, KeyAnnouncement("s0042", serial, keys))
+
+    with pytest.raises(KeyFileError, match="redefines existing key id 1"):
+        st.apply_keyset(announce(1, {1: attacker.public}), store="s0042")
+    assert st.apply_keyset(announce(2, {2: k2.public}), store="s0042").serial == 2
+    with pytest.raises(KeyFileError, match="redefines existing key id 2"):
+        st.apply_keyset(announce(3, {2: attacker.public}), store="s0042")
+    st.apply_keyset(announce(4, {1: k1.public, 2: k2.public}), store="s0042")  # same keys: ok
+    assert rig.ctl.present(rig.issue(key=attacker)).reason == Reason.BAD_SIGNATURE
+    assert rig.ctl.present(rig.issue(key=k2)).granted
+
+
+def test_revocation_serial_grows_only_by_a_bounded_step(tmp_path):
+    rig = make_rig(tmp_path)
+    st, key = rig.ctl.p.state, rig.key
+
+    def rl(serial, creds=()):
+        return sign_revocations(key, RevocationList("s0042", serial, int(T0), frozenset(creds)))
+
+    with pytest.raises(RevocationListError, match="jumps more than"):
+        st.apply_revocations(rl(2**62), store="s0042")
+    with pytest.raises(RevocationListError, match="jumps more than"):
+        st.apply_revocations(rl(MAX_SERIAL_STEP + 1), store="s0042")
+    text = rig.issue()
+    assert st.apply_revocations(rl(5, [parse(text).cred_id]), store="s0042").serial == 5
+    assert st.revocation_serial() == 5                   # the genuine list still applies
+    assert rig.ctl.present(text).reason == Reason.REVOKED
+
+
+def test_clock_set_back_never_opens_the_door_a_second_time(tmp_path):
+    rig = make_rig(tmp_path)
+    text = rig.issue(not_before=int(T0 - 600), not_after=int(T0 + 4 * 86400))
+    assert rig.ctl.present(text).granted
+    rig.open_door()
+    rig.close_door()
+    rig.advance(120)
+    rig.clock.set_time(T0 + 86400)                      # the door lives a day on
+    rig.ctl.advance_clock_hwm()
+    rig.clock.set_time(T0 - 300)                        # then the clock is set back
+    rig.advance(5)
+    d = rig.ctl.present(text)
+    assert not d.granted and d.reason == Reason.CLOCK_BEHIND
+    fresh = rig.issue(not_before=int(T0 - 600), not_after=int(T0 + 3600), po="PO-2")
+    assert rig.ctl.present(fresh).reason == Reason.CLOCK_BEHIND   # no grants at all
+    assert not rig.unlocked
+    assert rig.last("door.denied").body["reason"] == "clock_behind"
+
+
+def test_booting_days_ahead_prunes_nothing_and_the_code_stays_used(tmp_path):
+    from storeedge.drivers.clock import SimulatedClock
+
+    rig = make_rig(tmp_path)
+    text = rig.issue(not_before=int(T0 - 600), not_after=int(T0 + 3600))
+    assert rig.ctl.present(text).granted
+    cid = parse(text).cred_id
+    rig.ctl.close(); rig.ctl.p.relay.close(); rig.ctl.p.state.close()
+    ahead = make_rig(tmp_path, key=rig.key, clock=SimulatedClock(start=T0 + 8 * 86400))
+    assert ahead.ctl.p.state.uses(cid) == 1              # not pruned by the jump
+    ahead.ctl.close(); ahead.ctl.p.relay.close(); ahead.ctl.p.state.close()
+    back = make_rig(tmp_path, key=rig.key, clock=SimulatedClock(start=T0 + 60))
+    d = back.ctl.present(text)
+    assert not d.granted and d.reason == Reason.CLOCK_BEHIND
+    assert back.ctl.p.state.uses(cid) == 1 and not back.unlocked
+    back.ctl.close(); back.ctl.p.relay.close(); back.ctl.p.state.close()
+
+
+# ----------------------------------------------------------------------------- NaN timings
+
+
+@pytest.mark.parametrize("key,value", [("skew_s", ".nan"), ("unlock_s", ".nan"),
+                                       ("skew_s", ".inf"), ("held_open_s", "-.inf")])
+def test_non_finite_door_timings_are_refused_with_key_and_line(tmp_path, capsys, key, value):
+    path = door_yaml(tmp_path, "mqtt://127.0.0.1:1", str(tmp_path / "command.pub"))
+    text = open(path).read().replace("door:\n", f"door:\n  {key}: {value}\n", 1)
+    open(path, "w").write(text)
+    rc = door_main(["--config", path, "--validate-config"])
+    err = capsys.readouterr().err
+    assert rc == 1 and f"door.{key} (line" in err and "not a finite number" in err, err
+    assert "Traceback" not in err
