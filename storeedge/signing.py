@@ -45,7 +45,7 @@ MAX_TTL_S = 24 * 3600
 DEFAULT_TTL_S = 300
 _ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 _NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
-_BY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._@:/+-]{0,63}")
+_BY_RE = re.compile(r"\w[\w .'@:/+-]{0,63}")      # a person's name or initials
 _CMD_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _BODY_KEYS = frozenset({"id", "store", "kind", "dev", "name", "args", "ctr", "exp", "by",
                         "role"})
