@@ -19,6 +19,7 @@ from typing import Iterable, NamedTuple
 
 import numpy as np
 import zxingcpp
+from PIL import Image
 
 from storeedge.native import gs1
 from storeedge.native.exc import NativeInputError
@@ -30,7 +31,11 @@ _AXIS_TOLERANCE = math.radians(8)     # closer than this to 0/90 degrees: plain 
 MAX_STRIP_PX = 64                     # a 1-D crop keeps at most this many px of bar height
 TALL_STRIP_PX = 256                   # ... on the retry of a tall (stacked) or joined 1-D box
 _JOIN_ANGLE = math.radians(6)         # pieces of one 1-D code: angles closer than this
-MAX_RETRIES = 4                       # retry crops decoded per frame
+RETRY_EXTEND = 0.25                   # a retried 1-D box grows by this x its length each end
+MAX_RETRIES = 4                       # retry crops decoded per frame and level
+LEVEL_FACTORS = (4, 16)               # pyramid reductions searched after the frame itself
+MIN_LEVEL_PX = 48                     # a reduction keeps at least this short side (px)
+SMALL_FRAME_PX = 48                   # a smaller frame (short side, px) is decoded whole
 
 
 class Point(NamedTuple):
@@ -179,11 +184,16 @@ def _to_barcode(r, to_frame: np.ndarray, full_frame: bool) -> Barcode:
 
 
 def _decode_candidate(gray: np.ndarray, cand: Candidate, fs: FormatSet,
-                      max_height: float = MAX_STRIP_PX) -> list[Barcode]:
+                      max_height: float = MAX_STRIP_PX, factor: int = 1) -> list[Barcode]:
+    """zxing-cpp on the crop of ``cand`` (``gray`` is a level reduced by ``factor``);
+    positions in frame px."""
     fmts = fs.linear if cand.kind == "linear" else fs.matrix
     crop = crop_candidate(gray, cand, max_height) if fmts is not None else None
     if crop is None:
         return []
+    if factor != 1:
+        crop = crop._replace(to_frame=crop.to_frame * factor
+                             + np.array([[0, 0, (factor - 1) / 2.0]] * 2))
     matrix = cand.kind == "matrix"
     found = zxingcpp.read_barcodes(crop.image, formats=fmts, try_rotate=matrix,
                                    try_downscale=False, try_invert=False)
@@ -202,13 +212,14 @@ def _mostly_dark(img: np.ndarray) -> bool:
     return float(np.median(sample)) < (lo + hi) / 2.0
 
 
-def join_linear(cands: list[Candidate], max_angle: float = _JOIN_ANGLE) -> list[Candidate]:
+def join_linear(cands: list[Candidate], max_angle: float = _JOIN_ANGLE,
+                min_pieces: int = 2) -> list[Candidate]:
     """Boxes joining 1-D candidates that lie end to end on one axis: a code with wide
     modules, finder patterns or glare is often located as several pieces, none of which
     decodes alone.  Two pieces join when their angles differ by less than ``max_angle`` (rad),
     their centres lie within half a box height of each other's axis and the gap between them
-    is below the longer piece's length.  Returns only the joined boxes (2+ pieces), in the
-    axis and score of their best piece."""
+    is below the longer piece's length.  Returns the boxes of groups of at least
+    ``min_pieces`` pieces, in the axis of their best piece, scored by their sum."""
     lin = [c for c in cands if c.kind == "linear"]
     parent = list(range(len(lin)))
     for i, a in enumerate(lin):
@@ -218,7 +229,7 @@ def join_linear(cands: list[Candidate], max_angle: float = _JOIN_ANGLE) -> list[
     groups: dict[int, list[Candidate]] = {}
     for i, c in enumerate(lin):
         groups.setdefault(_root(parent, i), []).append(c)
-    return [_union_box(g) for g in groups.values() if len(g) > 1]
+    return [_union_box(g) for g in groups.values() if len(g) >= min_pieces]
 
 
 def _root(parent: list[int], i: int) -> int:
@@ -281,51 +292,102 @@ def _same_symbol(a: Barcode, b: Barcode) -> bool:
     return math.dist(a.center, b.center) < 0.5 * max(a.size, b.size, 1.0)
 
 
+class Level(NamedTuple):
+    """One scale of the frame: ``image`` is the frame box-averaged over ``factor`` x
+    ``factor`` px blocks (factor 1: the frame itself)."""
+
+    image: np.ndarray
+    factor: int
+
+
+def pyramid(gray: np.ndarray, factors: tuple[int, ...] = LEVEL_FACTORS) -> list[Level]:
+    """The frame and its box-averaged reductions by each factor (cumulative, Pillow's
+    ``reduce``) while the reduction keeps at least ``MIN_LEVEL_PX`` px on its short side:
+    a code whose modules are wider than a localiser cell, or that fills the frame, is a
+    normal-sized code at some level."""
+    levels = [Level(gray, 1)]
+    img, done = None, 1
+    for f in factors:
+        if min(gray.shape) // f < MIN_LEVEL_PX:
+            break
+        src = Image.fromarray(gray) if img is None else img
+        img = src.reduce(f // done)
+        done = f
+        levels.append(Level(np.asarray(img), f))
+    return levels
+
+
 def read_barcodes(gray: np.ndarray, formats=None, *, max_candidates: int = 8,
                   full_frame: bool = False,
                   params: LocateParams = LocateParams()) -> list[Barcode]:
     """Decode the codes in ``gray`` ((H, W) uint8, any layout or read-only).
 
-    Decodes the best ``max_candidates`` localiser boxes, then retries (at most
-    ``MAX_RETRIES``) the 1-D boxes that failed: pieces lying end to end joined into one box,
-    and tall boxes (stacked codes) with up to ``TALL_STRIP_PX`` of their height.
-    ``full_frame=True`` adds a zxing-cpp pass over the whole frame.  Raises
-    ``NativeInputError`` for a frame that is not a non-empty 2-D uint8 array or for unknown
-    formats.
+    At each level of :func:`pyramid` (the frame, then reductions by 4 and 16 for wide
+    modules and codes filling the frame), decodes the best localiser boxes not inside a box
+    that already decoded (``max_candidates`` at full size, half as many on reductions), then
+    retries at most ``MAX_RETRIES`` 1-D boxes that failed, joined, longer and taller (see
+    :func:`_read_level`).  A frame smaller than ``SMALL_FRAME_PX`` on a side (no room for localiser cells)
+    is decoded whole.  ``full_frame=True`` adds a zxing-cpp pass over the whole frame.
+    Raises ``NativeInputError`` for a frame that is not a non-empty 2-D uint8 array or for
+    unknown formats.
     """
     fs = parse_formats(formats)
     gray = check_gray(gray)
+    if min(gray.shape) < SMALL_FRAME_PX:
+        return merge(full_frame_pass(gray, fs))
     kinds = tuple(k for k, fm in (("linear", fs.linear), ("matrix", fs.matrix)) if fm)
-    cands = sorted(locate(gray, max_candidates, params, kinds),
-                   key=lambda c: c.kind != "linear")
-    reads, done, failed = _decode_all(gray, cands, fs, MAX_STRIP_PX)
-    retry = join_linear(failed) + [c for c in failed
-                                   if c.kind == "linear" and c.height > MAX_STRIP_PX]
-    retry.sort(key=lambda c: -c.score)
-    more, _, _ = _decode_all(gray, retry[:MAX_RETRIES], fs, TALL_STRIP_PX, done)
-    reads.extend(more)
+    reads: list[Barcode] = []
+    done: list[Candidate] = []                 # frame px boxes that decoded
+    for level in pyramid(gray):
+        budget = max_candidates if level.factor == 1 else (max_candidates + 1) // 2
+        cands = sorted(locate(level.image, budget, params, kinds),
+                       key=lambda c: c.kind != "linear")
+        reads.extend(_read_level(level, cands, fs, done))
     if full_frame:
         reads.extend(full_frame_pass(gray, fs))
     return merge(reads)
 
 
-def _decode_all(gray: np.ndarray, cands: list[Candidate], fs: FormatSet, max_height: float,
-                done: list[Candidate] | None = None):
-    """Decode each box not inside one that already decoded (``done`` is extended).
-    Returns (reads, boxes that decoded, boxes that did not)."""
-    done = [] if done is None else done
+def _read_level(level: Level, cands: list[Candidate], fs: FormatSet,
+                done: list[Candidate]) -> list[Barcode]:
+    """Decode a level's boxes, then retry its failed 1-D boxes: pieces lying end to end
+    joined, each box longer by ``RETRY_EXTEND`` of its length at both ends (the refit can
+    stop at a wide element or a finder pattern) and up to ``TALL_STRIP_PX`` tall (stacked
+    codes)."""
+    reads, failed = _decode_all(level, cands, fs, MAX_STRIP_PX, done)
+    retry = [c._replace(length=c.length * (1.0 + 2.0 * RETRY_EXTEND))
+             for c in join_linear(failed, min_pieces=1)]
+    retry.sort(key=lambda c: -c.score)
+    more, _ = _decode_all(level, retry[:MAX_RETRIES], fs, TALL_STRIP_PX, done)
+    return reads + more
+
+
+def _scaled(c: Candidate, f: int) -> Candidate:
+    """A level's box in frame px."""
+    if f == 1:
+        return c
+    off = (f - 1) / 2.0
+    return c._replace(cx=c.cx * f + off, cy=c.cy * f + off, length=c.length * f,
+                      height=c.height * f)
+
+
+def _decode_all(level: Level, cands: list[Candidate], fs: FormatSet, max_height: float,
+                done: list[Candidate]):
+    """Decode each box not inside one that already decoded (``done``, frame px, is
+    extended).  Returns (reads, boxes that did not decode)."""
     reads: list[Barcode] = []
     failed: list[Candidate] = []
     for cand in cands:
-        if any(_inside_box(cand.center, box) for box in done):   # e.g. texture at bar ends
+        framed = _scaled(cand, level.factor)
+        if any(_inside_box(framed.center, box) for box in done):   # e.g. texture at bar ends
             continue
-        found = _decode_candidate(gray, cand, fs, max_height)
+        found = _decode_candidate(level.image, cand, fs, max_height, level.factor)
         if found:
-            done.append(cand)
+            done.append(framed)
             reads.extend(found)
         else:
             failed.append(cand)
-    return reads, done, failed
+    return reads, failed
 
 
 class ReaderStats(NamedTuple):
