@@ -17,6 +17,9 @@ def main(argv: list[str]) -> int:
         return _counts(argv[1:])
     if argv and argv[0] == "verify-chain":
         return _verify_chain(argv[1:])
+    if argv and argv[0] == "user":
+        from storeedge.server.web.cli import user_main
+        return user_main(argv[1:])
     if argv and argv[0] == "command":
         from storeedge.server.commands import cli_main
         return cli_main(argv[1:])
@@ -33,10 +36,14 @@ def main(argv: list[str]) -> int:
 
     server = StoreServer(cfg)
     server.start()
+    from storeedge.server.web.cli import start_web
+    web = start_web(cfg, server.link)
     stop = stop_event_on_signals()
     log.info("store server %s consuming from %s into %s", cfg.server.id, cfg.link.url,
              _safe_url(cfg.server.db))
     stop.wait()
+    if web is not None:
+        web.close()
     server.close()
     return 0
 
