@@ -143,10 +143,15 @@ class Demo:
         ctx = DemoContext(self.down.url, STORE, str(self.workdir))
         self.devices = [CounterDevice(ctx)] + _load_app_devices(ctx)
         st_link, st_security = link_and_security(self.up.url, "store-1", "store_server")
+        from storeedge.server.web.cli import demo_web
+        web, self.page_text = demo_web(self.workdir, f"sqlite:///{self.store_db}",
+                                       str(self.workdir / "door-1-store-key.pem"))
         self._spawn("store-server", {"server": {"id": "store-1",
                                                 "db": f"sqlite:///{self.store_db}",
                                                 "replay_after_s": 3.0},
-                                     "link": {**st_link, **LINK}, "security": st_security})
+                                     "link": {**st_link, **LINK}, "security": st_security,
+                                     "web": web})
+        print(self.page_text)
         down_link, gw_security = link_and_security(self.down.url, "gw-1", "gateway")
         up_link, _same = link_and_security(self.up.url, "gw-1", "gateway")
         self._spawn("gateway", {"device": {"id": "gw-1", "kind": "gateway", "store": STORE},

@@ -87,3 +87,28 @@ def start_web(cfg, link):
               f"  storeedge store-server user add NAME --role manager "
               f"--db {_safe_url(cfg.server.db)}", flush=True)
     return server
+
+
+def demo_web(workdir, db_url: str, door_key: str | None = None) -> tuple[dict, str]:
+    """The ``web`` section for the demo's store server and the lines to print: a free port,
+    a demo manager with a fresh random password (in the demo's database)."""
+    import secrets
+
+    from storeedge.firmware.common.brokerproc import free_port
+    from storeedge.server.db import open_store_db
+    from storeedge.server.web.auth import Auth
+    from storeedge.server.web.store import WebStore
+
+    port, password = free_port(), secrets.token_urlsafe(9)
+    db = open_store_db(db_url)
+    try:
+        auth = Auth(WebStore(db))
+        for name, role in (("demo", "manager"), ("demo-associate", "associate")):
+            if auth.store.user(name) is None:
+                auth.add_user(name, role, password, by="demo")
+    finally:
+        db.close()
+    section = {"enabled": True, "host": "127.0.0.1", "port": port, "door_key": door_key}
+    text = (f"demo: store page http://127.0.0.1:{port}/  login demo / {password} (manager), "
+            f"demo-associate / {password} (associate)")
+    return section, text
