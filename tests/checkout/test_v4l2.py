@@ -241,8 +241,9 @@ class UvcDriverSim:
 
     SIZES = ((640, 480), (320, 240))
 
-    def __init__(self, formats=("MJPG", "YUYV"), frame_source=None, busy=False):
+    def __init__(self, formats=("MJPG", "YUYV"), frame_source=None, busy=False, fps=None):
         self.formats, self.source, self.busy = formats, frame_source, busy
+        self.fps = fps or {"YUYV": 15, "MJPG": 15}      # the rate each format reaches
         self.fd = os.memfd_create("uvc-sim")
         self.size = self.SIZES[0]
         self.code = formats[0]
@@ -285,7 +286,7 @@ class UvcDriverSim:
 
     def _s_parm(self, parm):
         parm.parm.capture.timeperframe.numerator = 1
-        parm.parm.capture.timeperframe.denominator = 15
+        parm.parm.capture.timeperframe.denominator = self.fps[self.code]
 
     def _reqbufs(self, req):
         self.lengths = [self.size[0] * self.size[1] * 2] * req.count
@@ -365,6 +366,22 @@ def test_capture_loop_streams_frames_with_driver_timestamps(monkeypatch, code):
     assert not sim.streaming and v4l2.VIDIOC_STREAMOFF in sim.calls
     with pytest.raises(CameraIOError, match="closed"):
         cam.capture()
+
+
+@pytest.mark.parametrize("rates, expect", [({"YUYV": 30, "MJPG": 30}, ("YUYV", 30.0)),
+                                           ({"YUYV": 10, "MJPG": 30}, ("MJPG", 30.0)),
+                                           ({"YUYV": 10, "MJPG": 5}, ("YUYV", 10.0))])
+def test_auto_format_takes_mjpeg_only_when_yuyv_cannot_keep_the_rate(monkeypatch, rates,
+                                                                      expect):
+    sim = UvcDriverSim(formats=("MJPG", "YUYV"), frame_source=None, fps=rates)
+    sim.install(monkeypatch)
+    with open_camera("v4l2", device="/dev/video-sim", main_size=(640, 480), fps=30) as cam:
+        assert (cam.mode.fourcc, cam.info.fps) == expect
+        assert sim.code == expect[0], "the driver was left in the format the backend uses"
+    explicit = UvcDriverSim(formats=("MJPG", "YUYV"), fps={"YUYV": 10, "MJPG": 30})
+    explicit.install(monkeypatch)
+    with open_camera("v4l2", device="/dev/video-sim", fps=30, pixel_format="YUYV") as cam:
+        assert cam.mode.fourcc == "YUYV" and cam.info.fps == 10.0
 
 
 def test_stalled_camera_returns_none(monkeypatch):
