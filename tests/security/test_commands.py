@@ -395,3 +395,76 @@ def test_forged_freezer_ack_is_refused_and_haccp_records_carry_the_signed_name(k
         svc.close()
         bus.close()
         peer.close()
+
+
+def test_store_server_to_device_through_the_gateway(kit, tmp_path):
+    """The store page's path: CommandSender on the store broker -> gateway -> device."""
+    from helpers.stack import gateway_config
+    from storeedge.firmware.gateway.relay import Relay
+
+    down, up = start_plain_broker(tmp_path / "down"), start_plain_broker(tmp_path / "up")
+    relay = Relay(gateway_config(str(down.url), str(up.url), tmp_path))
+    svc = _service(kit, down, tmp_path)
+    runs = []
+    svc.on_command("ack", lambda cmd: runs.append(cmd) or {"ok": True})
+    link = _server_link(up)
+    db = open_store_db(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        relay.start()
+        svc.start()
+        assert svc.link.wait_connected(10) and relay.up.wait_connected(10)
+        assert relay.down.wait_connected(10)
+        sender = CommandSender(link, kit.signer, db)
+        first = sender.send(STORE, "freezer", "fz-1", "ack", {"alarm": "a1"}, "Zoë", "associate")
+        assert wait_for(lambda: len(runs) == 1, 15)
+        second = sender.send(STORE, "freezer", "fz-1", "ack", {"alarm": "a2"}, "bob", "manager")
+        assert wait_for(lambda: len(runs) == 2, 15)
+        assert [(c.id, c.by, c.role, c.args) for c in runs] == [
+            (first, "Zoë", "associate", {"alarm": "a1"}), (second, "bob", "manager",
+                                                           {"alarm": "a2"})]
+        assert svc.gate.counter.value == sender.sent("fz-1")[0].ctr
+    finally:
+        link.stop()
+        svc.close()
+        relay.close()
+        db.close()
+        down.stop()
+        up.stop()
+
+
+def test_store_server_command_cli(kit, broker, tmp_path, capsys):
+    from helpers.stack import store_dict, write_yaml
+    from storeedge.cli import main as storeedge
+
+    def store_main(argv):
+        return storeedge(["store-server", *argv])
+
+    doc = store_dict(str(broker.url), f"sqlite:///{tmp_path / 'store.db'}")
+    master = tmp_path / "e2e.master"
+    master.write_bytes(os.urandom(32))
+    os.chmod(master, 0o600)
+    doc["security"] = {"command_key": str(kit.key_path), "e2e_master": str(master)}
+    cfg = write_yaml(tmp_path / "st.yaml", doc)
+    catcher = Catcher(broker.port)
+    try:
+        rc = store_main(["command", "door-1", "reset_lockout", "--args", '{"note": "ok"}',
+                         "--by", "maria", "--role", "manager", "--config", str(cfg),
+                         "--kind", "dock_door", "--store", STORE])
+        out, err = capsys.readouterr()
+        assert rc == 0, err
+        assert wait_for(lambda: len(catcher.msgs) == 1, 10)
+        cmd = CommandVerifier(kit.signer.public_key, Target(STORE, "dock_door", "door-1")).verify(
+            "reset_lockout", catcher.msgs[0].payload, now=time.time(), last_ctr=0)
+        assert (cmd.id, cmd.by, cmd.role, cmd.args) == (out.strip(), "maria", Role.MANAGER,
+                                                        {"note": "ok"})
+        rc = store_main(["command", "door-1", "reset_lockout", "--by", "al", "--role",
+                         "associate", "--config", str(cfg), "--kind", "dock_door",
+                         "--store", STORE])
+        err = capsys.readouterr().err
+        assert rc == 1 and "associate may not send 'reset_lockout'" in err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+        rc = store_main(["command", "nodev", "door_status", "--by", "al", "--role",
+                         "associate", "--config", str(cfg)])
+        assert rc == 1 and "not in the store database" in capsys.readouterr().err
+    finally:
+        catcher.close()
