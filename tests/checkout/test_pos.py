@@ -126,11 +126,13 @@ def test_replay_feed_releases_lines_by_time():
     assert feed.finished and feed.poll(9.0) == []
 
 
-def test_mqtt_feed_with_real_broker(broker):
+def test_mqtt_feed_with_real_broker(broker_factory):
+    """The POS vendor's broker, not ours: plain MQTT, explicitly insecure here."""
     import paho.mqtt.client as mqtt
 
     from storeedge.drivers.pos import MqttPosFeed
 
+    broker = broker_factory("pos", insecure=True)
     pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     pub.connect("127.0.0.1", broker.port)
     pub.loop_start()

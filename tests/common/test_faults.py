@@ -41,8 +41,8 @@ class Rig:
 
     def __init__(self, broker_factory, tmp, rate: float, count: int):
         self.tmp = tmp
-        self.down = down = broker_factory("down")
-        self.up = up = broker_factory("up")
+        self.down = down = broker_factory("down", role="in_store")
+        self.up = up = broker_factory("up", role="store")
         self.store_db = tmp / "store.db"
         gw = write_yaml(tmp / "gw.yaml", gateway_dict(down.url, up.url, tmp))
         st = write_yaml(tmp / "st.yaml", store_dict(up.url, f"sqlite:///{self.store_db}"))

@@ -8,7 +8,6 @@ import threading
 import time
 
 import numpy as np
-import paho.mqtt.client as mqtt
 import pytest
 import yaml
 import zxingcpp
@@ -21,6 +20,7 @@ from storeedge.firmware.common.config import load_config
 from storeedge.firmware.dock_door.config import DoorConfig
 from storeedge.firmware.dock_door.main import main, parse_when
 from storeedge.firmware.dock_door.store import DoorStateStore
+from helpers.stack import link_for
 from security.cmdkit import CommandKit
 
 
@@ -32,7 +32,8 @@ def run(argv, capsys):
 
 def write_config(tmp_path, pub_line, extra=None, broker_url="mqtt://127.0.0.1:1"):
     doc = {"device": {"id": "door-1", "kind": "dock_door", "store": "s0042"},
-           "link": {"url": broker_url, "backoff_min_s": 0.1, "backoff_max_s": 1},
+           "link": {**link_for(broker_url, "door-1", "dock_door"), "backoff_min_s": 0.1,
+                    "backoff_max_s": 1},
            "outbox": {"path": str(tmp_path / "outbox.db")},
            "door": {"state_path": str(tmp_path / "door.db"), "gpio_backend": "mock",
                     "rex": {"pin": 22}, "tamper": {"pin": 23}, "trusted_keys": [pub_line]}}
@@ -106,13 +107,13 @@ def test_validate_config(tmp_path, capsys):
 class Watcher:
     """Subscribes to the door's event topics on the broker."""
 
-    def __init__(self, url_port: int, kit=None):
+    def __init__(self, broker, kit=None):
         self.kit = kit                 # tests/security/cmdkit.CommandKit: signs commands
         self.events: list[dict] = []
         self.cond = threading.Condition()
-        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.c = broker.client("gw-1", "gateway")   # reads device events, relays commands
         self.c.on_message = self._on_msg
-        self.c.connect("127.0.0.1", url_port)
+        self.c.connect("127.0.0.1", broker.port)
         self.c.loop_start()
         subscribe_acked(self.c, "se/v1/s0042/dock_door/door-1/evt/#")
 
@@ -147,7 +148,7 @@ def test_door_app_end_to_end(tmp_path, broker, capsys):
     kit = CommandKit(tmp_path / "pki")
     cfg.security.command_pub = str(kit.pub_path)
     factory = new_mock_factory()
-    watcher = Watcher(broker.port, kit)
+    watcher = Watcher(broker, kit)
     app = DoorApp(cfg, clock=SystemClock(), pin_factory=factory)
     try:
         assert factory.pin(17).state is False
@@ -246,7 +247,7 @@ def test_storeedge_door_cli_runs_and_stops_on_sigterm(tmp_path, broker, capsys):
     from storeedge.firmware.common.settings import OutboxSection
     _, pub, _ = run(["keygen", "--kid", "1", "--out", str(tmp_path / "k.pem")], capsys)
     cfg = write_config(tmp_path, pub.strip(), broker_url=broker.url)
-    watcher = Watcher(broker.port)
+    watcher = Watcher(broker)
     log = tmp_path / "door.log"                  # a file, not a pipe nobody reads: never fills
     with open(log, "wb") as err:
         proc = subprocess.Popen([sys.executable, "-m", "storeedge", "door", "--config", str(cfg)],

@@ -9,7 +9,7 @@ import pytest
 
 from freezer_helpers import ROMS, freezer_config_dict
 from security.cmdkit import CommandKit
-from helpers.stack import FAST_LINK, event_path, wait_for
+from helpers.stack import device_security, event_path, link_for, wait_for
 from storeedge.drivers.clock import SimulatedClock
 from storeedge.firmware.common.config import config_from_dict
 from storeedge.firmware.common.events import format_ts
@@ -42,9 +42,10 @@ class Freezer:
 
     def __init__(self, tmp_path, url, command_pub=None):
         data = freezer_config_dict(tmp_path)
-        data["link"] = {"url": url, **FAST_LINK}
+        data["link"] = link_for(url, "fz-1", "freezer")
+        data["security"] = device_security(url, "fz-1")       # its bundle's keys
         if command_pub:
-            data["security"] = {"command_pub": command_pub}
+            data["security"]["command_pub"] = command_pub
         self.cfg = config_from_dict(data, FreezerConfig)
         self.rules = build_rules(self.cfg.freezer)
         self.clock = SimulatedClock()
@@ -112,12 +113,11 @@ def test_warm_up_during_an_outage_is_alarmed_and_delivered_with_true_times(stack
 
 
 def test_ack_over_mqtt_command_reaches_the_store_with_who_and_note(stack):
-    import paho.mqtt.client as mqtt
     down, _relay, _store, tmp = stack
     db = tmp / "store.db"
     kit = CommandKit(tmp / "pki")
     fz = Freezer(tmp, down.url, command_pub=str(kit.pub_path))
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client = down.client("gw-1", "gateway")          # the gateway relays commands down
     try:
         fz.bus.probe(ROMS["top"]).model.compressor_failed = True
         fz.run(2 * 3600)

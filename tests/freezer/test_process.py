@@ -7,7 +7,7 @@ import subprocess
 import time
 
 from freezer_helpers import freezer_config_dict
-from helpers.stack import FAST_LINK, Proc, wait_for, write_yaml
+from helpers.stack import Proc, link_for, wait_for, write_yaml
 
 
 def outbox_types(path):
@@ -25,7 +25,7 @@ def outbox_types(path):
 
 def test_runs_as_a_process_and_stops_cleanly(tmp_path, broker):
     data = freezer_config_dict(tmp_path)
-    data["link"] = {"url": broker.url, **FAST_LINK}
+    data["link"] = link_for(broker.url, "fz-1", "freezer")
     data["freezer"]["units"]["ice1"]["door"] = {"pin": None}
     data["freezer"]["console_port"] = str(tmp_path / "no-such-tty")   # no secret: logged
     cfg = write_yaml(tmp_path / "freezer.yaml", data)
