@@ -1,7 +1,7 @@
 """Config of ``storeedge store-server``."""
 from __future__ import annotations
 
-from storeedge.firmware.common.config import section, setting
+from storeedge.firmware.common.config import ConfigError, section, setting
 from storeedge.firmware.common.settings import ID_PATTERN, LinkSection, LogSection
 
 
@@ -70,3 +70,10 @@ class StoreServerConfig:
     security: StoreSecuritySection = setting(StoreSecuritySection)
     web: WebSection = setting(WebSection, doc="the store page")
     log: LogSection = setting(LogSection)
+
+    def check(self) -> None:
+        sec = self.security
+        if not sec.e2e_master and not sec.insecure:
+            raise ConfigError("security.e2e_master", "required: the end-to-end master secret "
+                              "file from `storeedge pki init` (or security.insecure: true to "
+                              "store unsealed events)")

@@ -34,6 +34,7 @@ from storeedge.seal import KeyRing, load_master
 from storeedge.server.config import StoreServerConfig
 from storeedge.server.db import (MAX_INTEGRITY_ROWS, Integrity, Row, StoreDB,
                                  open_store_db)
+from storeedge.server.exc import SecurityConfigError
 
 log = logging.getLogger(__name__)
 
@@ -250,18 +251,20 @@ class StoreServer:
 
 
 def _keyring(cfg: StoreServerConfig) -> KeyRing | None:
-    """The device keys from ``security.e2e_master`` (None: seals are not checked).
+    """The device keys from ``security.e2e_master`` (None: insecure, seals not checked).
 
     Raises:
         SealKeyError: the master file is missing, unreadable, not 0600 or too short.
+        SecurityConfigError: no master and not ``security.insecure``.
     """
     sec = cfg.security
     if sec.insecure:
         log.warning("security.insecure: unsealed events are stored%s",
                     "" if sec.e2e_master else " and seals are not checked (no e2e_master)")
     if not sec.e2e_master:
-        if not sec.insecure:
-            log.warning("no security.e2e_master: end-to-end seals are NOT checked")
+        if not sec.insecure:        # the config check refuses this; a hand-built config too
+            raise SecurityConfigError("security.e2e_master is required unless "
+                                      "security.insecure is true")
         return None
     return KeyRing(load_master(sec.e2e_master))
 

@@ -8,3 +8,7 @@ class StoreServerError(StoreedgeError, RuntimeError):
 
 class StoreDatabaseError(StoreServerError):
     """The store database cannot be opened or written."""
+
+
+class SecurityConfigError(StoreServerError, ValueError):
+    """The store server's security settings are missing (no seal key and not insecure)."""

@@ -34,7 +34,14 @@ def main(argv: list[str]) -> int:
         cfg.server.db = args.db
     from storeedge.server.consumer import StoreServer
 
-    server = StoreServer(cfg)
+    from storeedge.exc import SealKeyError
+    from storeedge.server.exc import StoreServerError
+
+    try:
+        server = StoreServer(cfg)
+    except (StoreServerError, SealKeyError) as exc:
+        print(f"store-server: {exc}", file=sys.stderr)
+        return 2
     server.start()
     from storeedge.server.web.cli import start_web
     web = start_web(cfg, server.link)
@@ -93,6 +100,8 @@ def _print_counts(db) -> None:
     for dev, first, last, reason, resolved in gaps:
         state = "resolved" if resolved else "open"
         print(f"gap {dev} {first}..{last} {reason} {state}")
+    for item in db.integrity(limit=50):
+        print(f"integrity {item.dev} seq {item.seq} {item.reason} x{item.count}: {item.detail}")
 
 
 def _verify_chain(argv: list[str]) -> int:

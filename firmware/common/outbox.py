@@ -44,7 +44,7 @@ from storeedge.firmware.common.exc import (EventTooLarge, OutboxError, OutboxFul
                                            TelemetryDropped)
 from storeedge.firmware.common.ingest import MAX_DECLARED_SPAN
 from storeedge.firmware.common.settings import OutboxSection
-from storeedge.seal import SUFFIX_BYTES, load_key, seal
+from storeedge.seal import SUFFIX_BYTES, load_key, seal, split
 
 log = logging.getLogger(__name__)
 
@@ -342,7 +342,7 @@ class Outbox:
         rows = durable.read_all(self.conn, self._committer.lock,
                                 "SELECT seq, prio, type, payload FROM events WHERE acked=0 "
                                 "AND seq > ? ORDER BY seq LIMIT ?", (after_seq, limit))
-        return [StoredEvent(*r) for r in rows]
+        return [self._sendable(r) for r in rows]
 
     def pending_control(self, after_seq: int) -> list[StoredEvent]:
         """Pending events that account for seqs receivers will never get (salvage, coalescing).
@@ -356,7 +356,15 @@ class Outbox:
                                 "AND seq > ? AND type IN ('outbox.salvaged', 'telemetry.coalesced') "
                                 "ORDER BY seq",
                                 (after_seq,))
-        return [StoredEvent(*r) for r in rows]
+        return [self._sendable(r) for r in rows]
+
+    def _sendable(self, row: tuple) -> StoredEvent:
+        """A row as sent: sealed now if it was stored unsealed (written before this device
+        had its key, e.g. by an older firmware) -- the device vouches for its own outbox."""
+        seq, prio, etype, payload = row
+        if self.seal_key is not None and split(payload) is None:
+            payload = seal(self.seal_key, bytes(payload))
+        return StoredEvent(seq, prio, etype, payload)
 
     def mark_acked(self, watermark: int) -> int:
         """Record that every event with ``seq <= watermark`` is held durably downstream.
