@@ -205,31 +205,31 @@ def _refresh_has(chrome, path: str, text: str) -> bool:
 def test_a_code_issued_in_the_page_opens_the_simulated_door_once(stack, chrome):
     from door_cfg import door_rig
 
-    start_device(stack, "door-1", "dock_door")
-    assert stack.ctx.store.query("SELECT 1 FROM devices WHERE dev='door-1'") or \
-        _wait_device(stack, "door-1")
-    chrome.login("mara", PASSWORD)
-    chrome.open("/door")
-    now = _dt.datetime.now(_dt.timezone.utc)
-    fields = {"vendor": "Northwind Dairy", "driver": "R. Okafor", "po": "PO-48151"}
-    for name, value in fields.items():
-        chrome.find(f"#{name}").send_keys(value)
-    _set_datetime(chrome, "#valid_from", now - _dt.timedelta(minutes=10))
-    _set_datetime(chrome, "#valid_until", now + _dt.timedelta(hours=2))
-    chrome.find("#issue button").click()
-    assert chrome.wait_for(lambda: chrome.find("#qr img").get_attribute("naturalWidth") != "0",
-                           10)
-    chrome.screenshots("door")
-    png = _fetch(chrome, chrome.find("#qr img").get_attribute("src"))
-    found = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
-    assert len(found) == 1 and found[0].text.startswith("SED1.")
+    from storeedge.firmware.dock_door.app import apply_revocations
+
     rig = door_rig(stack.tmp, stack.door_key)
-    first = rig.ctl.present(found[0].text)
+    door = start_device(stack, "door-1", "dock_door")
+    door.on_command("revocations", lambda cmd: apply_revocations(
+        rig.ctl, str(cmd.args["list"]).encode(), "s0042"))    # what DoorApp registers
+    assert _wait_device(stack, "door-1")
+    chrome.login("mara", PASSWORD)
+    text = _issue_in_page(chrome, "PO-48151")
+    chrome.screenshots("door")
+    first = rig.ctl.present(text)
     assert first is not None and first.granted and rig.unlocked
     rig.advance(15)                                       # relocks; past the repeat window
-    second = rig.ctl.present(found[0].text)
+    second = rig.ctl.present(text)
     assert second is not None and not second.granted and second.reason.value == "used"
-    assert ("mara", "door.issue") in [(n, a) for _t, n, a, _g, _d in stack.ctx.store.audit_log()]
+    # a second code, revoked in the page: the signed list reaches the door, the code is refused
+    other = _issue_in_page(chrome, "PO-48152")
+    chrome.find("#codes tr:last-child form.inline button").click()
+    assert chrome.wait_for(lambda: "Code revoked" in chrome.driver.page_source, 10)
+    assert chrome.wait_for(lambda: rig.ctl.status().revocation_serial > 0, 20), \
+        "the signed revocation list never reached the door"
+    refused = rig.ctl.present(other)
+    assert refused is not None and not refused.granted and refused.reason.value == "revoked"
+    audit = [(n, a) for _t, n, a, _g, _d in stack.ctx.store.audit_log()]
+    assert ("mara", "door.issue") in audit and ("mara", "door.revoke") in audit
     chrome.open("/figures")
     chrome.screenshots("figures")
     chrome.open("/audit")
@@ -239,6 +239,23 @@ def test_a_code_issued_in_the_page_opens_the_simulated_door_once(stack, chrome):
     chrome.driver.delete_all_cookies()
     chrome.open("/login")
     chrome.screenshots("login")
+
+
+def _issue_in_page(chrome, po: str) -> str:
+    """Fill the issue form, submit, read the QR the page shows; returns the code text."""
+    chrome.open("/door")
+    now = _dt.datetime.now(_dt.timezone.utc)
+    for name, value in {"vendor": "Northwind Dairy", "driver": "R. Okafor", "po": po}.items():
+        chrome.find(f"#{name}").send_keys(value)
+    _set_datetime(chrome, "#valid_from", now - _dt.timedelta(minutes=10))
+    _set_datetime(chrome, "#valid_until", now + _dt.timedelta(hours=2))
+    chrome.find("#issue button").click()
+    assert chrome.wait_for(lambda: chrome.find("#qr img").get_attribute("naturalWidth") != "0",
+                           10)
+    png = _fetch(chrome, chrome.find("#qr img").get_attribute("src"))
+    found = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
+    assert len(found) == 1 and found[0].text.startswith("SED1.")
+    return found[0].text
 
 
 def _wait_device(stack, dev: str) -> bool:
