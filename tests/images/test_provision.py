@@ -11,6 +11,8 @@ from __future__ import annotations
 import configparser
 import importlib.util
 import io
+import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -75,10 +77,11 @@ class Device:
         shutil.copytree(pki.bundle_dir(dev), self.identity)
         return self.identity
 
-    def provision(self) -> subprocess.CompletedProcess:
+    def provision(self, owner: str | None = None) -> subprocess.CompletedProcess:
+        owner = owner or pwd.getpwuid(os.geteuid()).pw_name     # the app user on a device
         return subprocess.run([sys.executable, str(SCRIPT), "--data", str(self.data),
-                               "--boot", str(self.boot), "--image-env", str(self.env)],
-                              capture_output=True, text=True, timeout=60)
+                               "--boot", str(self.boot), "--image-env", str(self.env),
+                               "--owner", owner], capture_output=True, text=True, timeout=60)
 
 
 @pytest.fixture
@@ -107,6 +110,21 @@ def test_complete_bundle_is_accepted_and_names_the_device(device, pkis):
     assert text.replace("door-1", "dockdoor-unset").replace("s0042", "s0000") == CONFIG
     again = device.provision()                   # idempotent: nothing to change the second time
     assert again.returncode == 0 and "set device.id" not in again.stdout
+
+
+def test_identity_is_handed_to_the_app_user(device, pkis):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to chown to another user")
+    folder = device.copy_bundle(pkis[0], "door-1")
+    nobody = pwd.getpwnam("nobody")
+    proc = device.provision(owner="nobody")
+    assert proc.returncode == 0, proc.stdout
+    for path in (folder, *folder.iterdir()):
+        assert (path.stat().st_uid, path.stat().st_gid) == (nobody.pw_uid, nobody.pw_gid)
+    assert (folder / "door-1.key").stat().st_mode & 0o777 == 0o600
+    assert folder.stat().st_mode & 0o777 == 0o700
+    missing = device.provision(owner="no-such-user-xyz")
+    assert missing.returncode == 0 and "no user 'no-such-user-xyz'" in missing.stdout
 
 
 def test_missing_identity_refuses(device):
