@@ -10,6 +10,12 @@ drained through real processes -- Mosquitto, ``storeedge gateway``, Mosquitto,
 ``storeedge store-server`` -- while a live device sends events through the same gateway;
 reports the drain rate and the live events' latency (event time to store commit), p50/p99.
 
+Parts 2 and 3 run twice in one process run: TLS off (plain listeners, ``security.insecure``)
+and TLS on (the store PKI, client certificates, per-identity ACLs, sealed events checked by
+the store server), keys ``*_tls``.  Part 3 (``durable_eps_broker``/``durable_eps_tls``):
+several device clients publish as fast as QoS 1 allows into the in-store broker and the
+``storeedge gateway`` process commits every event (timed until its watermarks cover all).
+
     python bench/gateway.py [--quick] [--backlog N]
 
 The last line printed is one JSON object.
@@ -37,6 +43,8 @@ from storeedge.firmware.common.ingest import Screen
 from storeedge.firmware.common.service import DeviceService
 from storeedge.firmware.common.settings import DeviceConfig
 from storeedge.firmware.gateway.store import GatewayStore, Incoming
+from storeedge.pki import StorePKI, derive_e2e_key
+from storeedge.seal import seal
 
 STORE = "s0001"
 RELAY = json.loads(os.environ.get("BENCH_RELAY", "{}"))  # relay settings to try
@@ -104,8 +112,9 @@ def bench_ingest(workdir: Path, rounds: int, n_ours: int, n_base: int) -> dict:
 # ----------------------------------------------------------------------------- drain
 
 
-def prefill(db_path: Path, n: int) -> None:
-    """A gateway store holding ``n`` events of ``dev-backlog``, none confirmed by the store."""
+def prefill(db_path: Path, n: int, key: bytes | None = None) -> None:
+    """A gateway store holding ``n`` events of ``dev-backlog``, none confirmed by the store
+    (sealed with ``key``, the device's end-to-end key, when given)."""
     store = GatewayStore(str(db_path))
     store.close()
     conn = sqlite3.connect(db_path)
@@ -118,7 +127,8 @@ def prefill(db_path: Path, n: int) -> None:
         for seq in range(lo, min(n, lo + chunk - 1) + 1):
             env = Envelope("dev-backlog", "sim", STORE, boot, seq, format_ts(now), "sim.counter",
                            2, {"n": seq, "pad": "x" * 64})
-            rows.append(("dev-backlog", seq, 2, "sim.counter", env.ts, now, env.to_json()))
+            raw = env.to_json() if key is None else seal(key, env.to_json())
+            rows.append(("dev-backlog", seq, 2, "sim.counter", env.ts, now, raw))
         conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?)", rows)
         print(f"prefill: {min(n, lo + chunk - 1):,}/{n:,} queued events", flush=True)
     conn.execute("INSERT INTO devices (dev, kind, store, wm, store_wm) VALUES "
@@ -150,91 +160,235 @@ def _live_latencies(db: Path) -> list[float]:
     return [(received - parse_ts(ts)) * 1000.0 for ts, received in rows]
 
 
-def _wait_online(port: int, gateway_id: str, timeout: float = 30.0) -> None:
-    """Wait for the gateway's retained ``online`` state (its session now exists)."""
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
+class Stack:
+    """Both brokers, TLS + ACL from a fresh store PKI (``tls``) or plain and insecure."""
 
-    online = threading.Event()
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    client.on_message = lambda _c, _u, m: b"online" in m.payload and online.set()
+    def __init__(self, workdir: Path, tls: bool):
+        self.workdir, self.tls = workdir, tls
+        self.pki = StorePKI.init(workdir / "pki", STORE) if tls else None
+        kw = {"pki": self.pki} if tls else {"insecure": True}
+        self.down = Mosquitto(workdir / "down", role="in_store", **kw)
+        self.up = Mosquitto(workdir / "up", role="store", **kw)
+        self.down.start()
+        self.up.start()
+
+    def link(self, broker: Mosquitto, ident: str, kind: str) -> dict:
+        """Link settings of ``ident`` on ``broker`` (enrolled on demand when TLS is on)."""
+        base = broker.link(ident, kind) if self.tls else {"url": str(broker.url)}
+        return {**base, "backoff_min_s": 0.1, "backoff_max_s": 2.0}
+
+    def security(self, ident: str, store_server: bool = False) -> dict:
+        """``security`` section: the bundle's keys (device/gateway) or the master (store)."""
+        if not self.tls:
+            return {"insecure": True}
+        if store_server:
+            return {"e2e_master": str(self.pki.e2e_master),
+                    "command_key": str(self.pki.command_key)}
+        bundle = self.pki.bundle_dir(ident)
+        return {"e2e_key": str(bundle / "e2e.key"), "command_pub": str(bundle / "command.pub")}
+
+    def key(self, dev: str) -> bytes | None:
+        """``dev``'s end-to-end key (None without TLS: events go unsealed)."""
+        if not self.tls:
+            return None
+        return derive_e2e_key(self.pki.e2e_master.read_bytes(), STORE, dev)
+
+    def client(self, ident: str):
+        """A raw paho client publishing as device ``ident`` on the in-store broker."""
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        if self.tls:
+            return self.down.client(ident, "sim")
+        return mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+
+    def gateway(self, db: Path) -> subprocess.Popen:
+        write_config_atomic(self.workdir / "gw.yaml", {
+            "device": {"id": "gw-1", "kind": "gateway", "store": STORE},
+            "link": self.link(self.down, "gw-1", "gateway"),
+            "upstream": self.link(self.up, "gw-1", "gateway"),
+            "relay": {"db_path": str(db), **RELAY}, "security": self.security("gw-1"),
+            "log": {"level": "warning"}})
+        return _proc(["gateway", "--config", str(self.workdir / "gw.yaml")],
+                     self.workdir / "gw.log")
+
+    def store_server(self, i: int, db: Path) -> subprocess.Popen:
+        sid = f"store-{i}"
+        write_config_atomic(self.workdir / f"st{i}.yaml", {
+            "server": {"id": sid, "db": f"sqlite:///{db}"},
+            "link": self.link(self.up, sid, "store_server"),
+            "security": self.security(sid, store_server=True), "log": {"level": "warning"}})
+        return _proc(["store-server", "--config", str(self.workdir / f"st{i}.yaml")],
+                     self.workdir / f"st{i}.log")
+
+    def live_device(self) -> DeviceService:
+        return DeviceService(config_from_dict({
+            "device": {"id": "dev-live", "kind": "sim", "store": STORE},
+            "link": self.link(self.down, "dev-live", "sim"),
+            "outbox": {"path": str(self.workdir / "live.db")},
+            "security": self.security("dev-live"), "log": {"level": "warning"}}, DeviceConfig))
+
+    def stop(self) -> None:
+        self.down.stop()
+        self.up.stop()
+
+
+def _stop_all(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+
+
+def _wait_drain(st_db: Path, backlog: int, t0: float) -> float:
+    """Seconds from ``t0`` until the store holds the whole backlog (progress every 5 s)."""
+    last_report = 0.0
+    while True:
+        wm = _store_wm(st_db, "dev-backlog")
+        now = time.monotonic()
+        if now - last_report > 5:
+            print(f"drain: {wm:,}/{backlog:,} stored, {wm / (now - t0):,.0f} ev/s", flush=True)
+            last_report = now
+        if wm >= backlog:
+            return time.monotonic() - t0
+        if now - t0 > 1800:
+            raise RuntimeError(f"drain did not finish in 30 min ({wm} of {backlog})")
+        time.sleep(0.2)
+
+
+def bench_drain(workdir: Path, backlog: int, live_rate: float, instances: int = 1,
+                tls: bool = False) -> dict:
+    """Drain a prefilled gateway store through real processes with live traffic alongside."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    stack = Stack(workdir, tls)
+    gw_db, st_db = workdir / "gateway.db", workdir / "store.db"
+    prefill(gw_db, backlog, stack.key("dev-backlog"))
+    procs = [stack.store_server(i, st_db) for i in range(instances)]
+    time.sleep(1.0)
+    t0 = time.monotonic()
+    procs.append(stack.gateway(gw_db))
+    live = stack.live_device()
+    try:
+        while _store_wm(st_db, "dev-backlog") == 0:      # the gateway is up on both sides
+            if time.monotonic() - t0 > 60:
+                raise RuntimeError("the gateway forwarded nothing in 60 s (see gw.log)")
+            time.sleep(0.05)
+        live.start()
+        stop = threading.Event()
+        producer = threading.Thread(target=_produce, args=(live, live_rate, stop), daemon=True)
+        producer.start()
+        try:
+            drain_s = _wait_drain(st_db, backlog, t0)
+        finally:
+            stop.set()
+            producer.join(5)
+            time.sleep(2.0)
+    finally:
+        live.close()
+        _stop_all(procs)
+        stack.stop()
+    lat = sorted(_live_latencies(st_db))
+    sfx = "_tls" if tls else ""
+    return {f"drain_eps{sfx}": round(backlog / drain_s), f"drain_s{sfx}": round(drain_s, 1),
+            f"live_events{sfx}": len(lat), f"live_p50_ms{sfx}": round(_pct(lat, 50), 1),
+            f"live_p99_ms{sfx}": round(_pct(lat, 99), 1)}
+
+
+def _produce(live: DeviceService, rate: float, stop: threading.Event) -> None:
+    n = 0
+    while not stop.is_set():
+        live.emit(SimCounter(n=n))
+        n += 1
+        stop.wait(1.0 / rate)
+
+
+# ----------------------------------------------------------------------------- broker ingest
+
+
+def _gateway_wms(db: Path) -> dict[str, int]:
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        rows = dict(conn.execute("SELECT dev, wm FROM devices").fetchall())
+        conn.close()
+        return rows
+    except sqlite3.Error:
+        return {}
+
+
+def _publish_all(client, port: int, messages: list[tuple[str, bytes]]) -> None:
+    """Connect and publish ``messages`` at QoS 1 (up to 1,000 in flight), waiting for all."""
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port)
     client.loop_start()
-    subscribe_acked(client, f"se/v1/{STORE}/gateway/{gateway_id}/state")
+    infos = [client.publish(topic, payload, qos=1) for topic, payload in messages]
+    for info in infos:
+        info.wait_for_publish(120)
+    client.loop_stop()
+    client.disconnect()
+
+
+def bench_broker_ingest(workdir: Path, n: int, devices: int, tls: bool) -> dict:
+    """Events/s from device clients through the in-store broker into the gateway's store."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    stack = Stack(workdir, tls)
+    gw_db = workdir / "gateway.db"
+    per_dev = n // devices
+    msgs = {f"dev-{d}": [] for d in range(devices)}
+    for topic, payload in make_messages(per_dev * devices, devices):
+        dev = topic.split("/")[4]
+        key = stack.key(dev)
+        msgs[dev].append((topic, payload if key is None else seal(key, payload)))
+    clients = {dev: stack.client(dev) for dev in msgs}
+    gateway = stack.gateway(gw_db)
     try:
-        if not online.wait(timeout):
-            raise RuntimeError("the gateway did not come online")
+        _wait_subscribed(stack, gw_db)
+        t0 = time.monotonic()
+        threads = [threading.Thread(target=_publish_all, args=(clients[d], stack.down.port, m))
+                   for d, m in msgs.items()]
+        for t in threads:
+            t.start()
+        while True:
+            wms = _gateway_wms(gw_db)
+            if all(wms.get(dev, 0) >= per_dev for dev in msgs):
+                break
+            if time.monotonic() - t0 > 600:
+                raise RuntimeError(f"broker ingest did not finish in 10 min: {wms}")
+            time.sleep(0.02)
+        elapsed = time.monotonic() - t0
+        for t in threads:
+            t.join(30)
+    finally:
+        _stop_all([gateway])
+        stack.stop()
+    eps = per_dev * devices / elapsed
+    print(f"broker ingest ({'TLS' if tls else 'plain'}): {eps:,.0f} ev/s", flush=True)
+    return {f"durable_eps_{'tls' if tls else 'broker'}": round(eps)}
+
+
+def _wait_subscribed(stack: Stack, gw_db: Path, timeout: float = 60.0) -> None:
+    """Publish a warm-up event until the gateway has stored it (so it is subscribed)."""
+    client = stack.client("dev-warm")
+    client.connect("127.0.0.1", stack.down.port)
+    client.loop_start()
+    (topic, payload), = make_messages(1, 1)
+    topic, key = topic.replace("dev-0", "dev-warm"), stack.key("dev-warm")
+    payload = payload.replace(b'"dev-0"', b'"dev-warm"')
+    payload = payload if key is None else seal(key, payload)
+    deadline = time.monotonic() + timeout
+    try:
+        while "dev-warm" not in _gateway_wms(gw_db):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the gateway stored nothing in 60 s (see gw.log)")
+            client.publish(topic, payload, qos=1)
+            time.sleep(0.2)
     finally:
         client.loop_stop()
         client.disconnect()
-
-
-def bench_drain(workdir: Path, backlog: int, live_rate: float, instances: int = 1) -> dict:
-    down, up = Mosquitto(workdir / "down"), Mosquitto(workdir / "up")
-    down.start()
-    up.start()
-    gw_db, st_db = workdir / "gateway.db", workdir / "store.db"
-    prefill(gw_db, backlog)
-    link = {"backoff_min_s": 0.1, "backoff_max_s": 2.0}
-    write_config_atomic(workdir / "gw.yaml", {
-        "device": {"id": "gw-1", "kind": "gateway", "store": STORE},
-        "link": {"url": down.url, **link}, "upstream": {"url": up.url, **link},
-        "relay": {"db_path": str(gw_db), **RELAY}, "log": {"level": "warning"}})
-    stores = []
-    for i in range(instances):
-        write_config_atomic(workdir / f"st{i}.yaml", {
-            "server": {"id": f"store-{i}", "db": f"sqlite:///{st_db}"},
-            "link": {"url": up.url, **link}, "log": {"level": "warning"}})
-        stores.append(_proc(["store-server", "--config", str(workdir / f"st{i}.yaml")],
-                            workdir / f"st{i}.log"))
-    time.sleep(1.0)
-    t0 = time.monotonic()
-    gateway = _proc(["gateway", "--config", str(workdir / "gw.yaml")], workdir / "gw.log")
-    _wait_online(down.port, "gw-1")
-    live = DeviceService(config_from_dict({
-        "device": {"id": "dev-live", "kind": "sim", "store": STORE},
-        "link": {"url": down.url, **link},
-        "outbox": {"path": str(workdir / "live.db")}}, DeviceConfig))
-    live.start()
-    stop = threading.Event()
-    sent = [0]
-
-    def produce():
-        while not stop.is_set():
-            live.emit(SimCounter(n=sent[0]))
-            sent[0] += 1
-            stop.wait(1.0 / live_rate)
-
-    producer = threading.Thread(target=produce, daemon=True)
-    producer.start()
-    last_report = 0.0
-    try:
-        while True:
-            wm = _store_wm(st_db, "dev-backlog")
-            now = time.monotonic()
-            if now - last_report > 5:
-                print(f"drain: {wm:,}/{backlog:,} stored, {wm / (now - t0):,.0f} ev/s", flush=True)
-                last_report = now
-            if wm >= backlog:
-                break
-            if now - t0 > 1800:
-                raise RuntimeError(f"drain did not finish in 30 min ({wm} of {backlog})")
-            time.sleep(0.2)
-        drain_s = time.monotonic() - t0
-    finally:
-        stop.set()
-        producer.join(5)
-        time.sleep(2.0)
-        live.close()
-        for p in [gateway, *stores]:
-            p.terminate()
-            p.wait(20)
-        down.stop()
-        up.stop()
-    lat = sorted(_live_latencies(st_db))
-    return {"drain_eps": round(backlog / drain_s), "drain_s": round(drain_s, 1),
-            "backlog_events": backlog, "store_instances": instances, "live_events": len(lat),
-            "live_p50_ms": round(_pct(lat, 50), 1), "live_p99_ms": round(_pct(lat, 99), 1)}
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -254,10 +408,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     backlog = args.backlog or (50_000 if args.quick else 1_000_000)
     rounds, n_ours, n_base = (3, 5000, 300) if args.quick else (5, 40_000, 1500)
+    n_broker = 20_000 if args.quick else 200_000
     with tempfile.TemporaryDirectory(prefix="se-bench-gw-", dir=os.environ.get("TMPDIR")) as d:
         workdir = Path(d)
         result = bench_ingest(workdir, rounds, n_ours, n_base)
-        result.update(bench_drain(workdir, backlog, args.live_rate, args.store_instances))
+        for tls in (False, True):
+            tag = "tls" if tls else "plain"
+            result.update(bench_broker_ingest(workdir / f"ingest-{tag}", n_broker, 8, tls))
+            result.update(bench_drain(workdir / f"drain-{tag}", backlog, args.live_rate,
+                                      args.store_instances, tls))
+        result["store_instances"] = args.store_instances
+        result["backlog_events"] = backlog
+        result["tls_vs_plain_drain"] = round(result["drain_eps_tls"] / result["drain_eps"], 2)
     result["quick"] = args.quick
     print(json.dumps(result))
     return 0
