@@ -121,12 +121,12 @@ def chart_marks(ws, cab: Cabinet, seconds: int, now: float) -> tuple[list, list]
     return marks, sorted(limits)
 
 
-def _chart_svg(ws, dev: str, unit: str, rng: str) -> str:
+def _chart_svg(ws, dev: str, unit: str, rng: str, width: int = 720) -> str:
     now, seconds = time.time(), RANGES[rng]
     cab = Cabinet(dev, unit)
     buckets = chart_buckets(ws, cab, seconds, now)
     marks, limits = chart_marks(ws, cab, seconds, now)
-    return svg.chart(buckets, marks, limits, now - seconds, now, f"{dev} {unit} ({rng})")
+    return svg.chart(buckets, marks, limits, now - seconds, now, f"{dev} {unit} ({rng})", width)
 
 
 def _range(request: Request) -> str:
@@ -151,8 +151,12 @@ async def chart(request: Request, sess: Session) -> Response:
     dev, unit = request.path_params["dev"], request.path_params["unit"]
     if not (ID_RE.fullmatch(dev) and ID_RE.fullmatch(unit)):
         raise FormError("cabinet: unknown")
+    try:
+        width = int(request.query_params.get("w", "720"))
+    except ValueError:
+        raise FormError("w: a width in px") from None
     body = await run_in_threadpool(_chart_svg, request.app.state.ctx.store, dev, unit,
-                                   _range(request))
+                                   _range(request), width)
     return Response(body, media_type="image/svg+xml", headers={"cache-control": "no-store"})
 
 
