@@ -32,10 +32,11 @@ MAX_STRIP_PX = 64                     # a 1-D crop keeps at most this many px of
 TALL_STRIP_PX = 256                   # ... on the retry of a tall (stacked) or joined 1-D box
 _JOIN_ANGLE = math.radians(6)         # pieces of one 1-D code: angles closer than this
 RETRY_EXTEND = 0.25                   # a retried 1-D box grows by this x its length each end
+MAX_FINER = 2                         # failed boxes of a reduced level tried finer
 MAX_RETRIES = 4                       # retry crops decoded per frame and level
 LEVEL_FACTORS = (4, 16)               # pyramid reductions searched after the frame itself
 MIN_LEVEL_PX = 48                     # a reduction keeps at least this short side (px)
-SMALL_FRAME_PX = 48                   # a smaller frame (short side, px) is decoded whole
+SMALL_FRAME_PX = 96                   # a smaller frame (short side, px) is decoded whole
 
 
 class Point(NamedTuple):
@@ -183,17 +184,17 @@ def _to_barcode(r, to_frame: np.ndarray, full_frame: bool) -> Barcode:
                    r.symbology_identifier, full_frame)
 
 
-def _decode_candidate(gray: np.ndarray, cand: Candidate, fs: FormatSet,
-                      max_height: float = MAX_STRIP_PX, factor: int = 1) -> list[Barcode]:
-    """zxing-cpp on the crop of ``cand`` (``gray`` is a level reduced by ``factor``);
-    positions in frame px."""
+def _decode_candidate(level: "Level", cand: Candidate, fs: FormatSet,
+                      max_height: float = MAX_STRIP_PX) -> list[Barcode]:
+    """zxing-cpp on the crop of ``cand`` (in ``level.image`` px); positions in frame px."""
     fmts = fs.linear if cand.kind == "linear" else fs.matrix
-    crop = crop_candidate(gray, cand, max_height) if fmts is not None else None
+    crop = crop_candidate(level.image, cand, max_height) if fmts is not None else None
     if crop is None:
         return []
-    if factor != 1:
-        crop = crop._replace(to_frame=crop.to_frame * factor
-                             + np.array([[0, 0, (factor - 1) / 2.0]] * 2))
+    f = level.factor
+    if (f, level.x0, level.y0) != (1, 0, 0):
+        crop = crop._replace(to_frame=crop.to_frame * f + np.array(
+            [[0, 0, level.x0 + (f - 1) / 2.0], [0, 0, level.y0 + (f - 1) / 2.0]]))
     matrix = cand.kind == "matrix"
     found = zxingcpp.read_barcodes(crop.image, formats=fmts, try_rotate=matrix,
                                    try_downscale=False, try_invert=False)
@@ -293,11 +294,13 @@ def _same_symbol(a: Barcode, b: Barcode) -> bool:
 
 
 class Level(NamedTuple):
-    """One scale of the frame: ``image`` is the frame box-averaged over ``factor`` x
-    ``factor`` px blocks (factor 1: the frame itself)."""
+    """One scale of the frame: ``image`` is the frame (or its part from ``x0``, ``y0`` px)
+    box-averaged over ``factor`` x ``factor`` px blocks (factor 1: the frame itself)."""
 
     image: np.ndarray
     factor: int
+    x0: int = 0
+    y0: int = 0
 
 
 def pyramid(gray: np.ndarray, factors: tuple[int, ...] = LEVEL_FACTORS) -> list[Level]:
@@ -342,32 +345,57 @@ def read_barcodes(gray: np.ndarray, formats=None, *, max_candidates: int = 8,
         budget = max_candidates if level.factor == 1 else (max_candidates + 1) // 2
         cands = sorted(locate(level.image, budget, params, kinds),
                        key=lambda c: c.kind != "linear")
-        reads.extend(_read_level(level, cands, fs, done))
+        reads.extend(_read_level(gray, level, cands, fs, done))
     if full_frame:
         reads.extend(full_frame_pass(gray, fs))
     return merge(reads)
 
 
-def _read_level(level: Level, cands: list[Candidate], fs: FormatSet,
+def _read_level(frame: np.ndarray, level: Level, cands: list[Candidate], fs: FormatSet,
                 done: list[Candidate]) -> list[Barcode]:
     """Decode a level's boxes, then retry its failed 1-D boxes: pieces lying end to end
     joined, each box longer by ``RETRY_EXTEND`` of its length at both ends (the refit can
     stop at a wide element or a finder pattern) and up to ``TALL_STRIP_PX`` tall (stacked
-    codes)."""
+    codes).  On a reduced level, the best ``MAX_FINER`` failed boxes are also tried at half
+    the reduction (modules too fine at this level)."""
     reads, failed = _decode_all(level, cands, fs, MAX_STRIP_PX, done)
     retry = [c._replace(length=c.length * (1.0 + 2.0 * RETRY_EXTEND))
              for c in join_linear(failed, min_pieces=1)]
     retry.sort(key=lambda c: -c.score)
     more, _ = _decode_all(level, retry[:MAX_RETRIES], fs, TALL_STRIP_PX, done)
-    return reads + more
+    reads += more
+    if level.factor >= 4:
+        for cand in sorted(failed, key=lambda c: -c.score)[:MAX_FINER]:
+            reads += _decode_finer(frame, _scaled(cand, level.factor), level.factor // 2,
+                                   fs, done)
+    return reads
 
 
-def _scaled(c: Candidate, f: int) -> Candidate:
+def _decode_finer(frame: np.ndarray, box: Candidate, factor: int, fs: FormatSet,
+                  done: list[Candidate]) -> list[Barcode]:
+    """Decode ``box`` (frame px) from the frame reduced by ``factor`` around it only."""
+    xs, ys = zip(*box.corners())
+    h, w = frame.shape
+    x0, x1 = max(int(min(xs)), 0), min(int(math.ceil(max(xs))), w)
+    y0, y1 = max(int(min(ys)), 0), min(int(math.ceil(max(ys))), h)
+    if x1 - x0 < 8 * factor or y1 - y0 < 8 * factor:
+        return []
+    sub = frame[y0:y1, x0:x1]
+    img = np.asarray(Image.fromarray(np.ascontiguousarray(sub)).reduce(factor)) \
+        if factor > 1 else sub
+    off = (factor - 1) / 2.0
+    local = box._replace(cx=(box.cx - x0 - off) / factor, cy=(box.cy - y0 - off) / factor,
+                         length=box.length / factor, height=box.height / factor)
+    found, _ = _decode_all(Level(img, factor, x0, y0), [local], fs, TALL_STRIP_PX, done)
+    return found
+
+
+def _scaled(c: Candidate, f: int, x0: int = 0, y0: int = 0) -> Candidate:
     """A level's box in frame px."""
-    if f == 1:
+    if (f, x0, y0) == (1, 0, 0):
         return c
     off = (f - 1) / 2.0
-    return c._replace(cx=c.cx * f + off, cy=c.cy * f + off, length=c.length * f,
+    return c._replace(cx=c.cx * f + off + x0, cy=c.cy * f + off + y0, length=c.length * f,
                       height=c.height * f)
 
 
@@ -378,10 +406,10 @@ def _decode_all(level: Level, cands: list[Candidate], fs: FormatSet, max_height:
     reads: list[Barcode] = []
     failed: list[Candidate] = []
     for cand in cands:
-        framed = _scaled(cand, level.factor)
+        framed = _scaled(cand, level.factor, level.x0, level.y0)
         if any(_inside_box(framed.center, box) for box in done):   # e.g. texture at bar ends
             continue
-        found = _decode_candidate(level.image, cand, fs, max_height, level.factor)
+        found = _decode_candidate(level, cand, fs, max_height)
         if found:
             done.append(framed)
             reads.extend(found)

@@ -73,6 +73,8 @@ class LocateParams:
     cell: int = 8                  # px
     min_energy: float = 60.0       # grey^2 per px, floor; ~ mean edge contrast 8 levels
     noise_factor: float = 3.0      # x the 20th-percentile cell energy (noise), when higher
+    max_noise: float = 600.0       # grey^2 per px, cap of that noise estimate (sigma ~12): a
+    #                                2-D code filling the frame leaves no flat cell to measure
     linear_coherence: float = 0.55
     matrix_coherence: float = 0.5  # a 2-D blob's summed coherence must be below this
     max_angle_diff: int = 2        # bins (10 degrees) between joined linear cells
@@ -145,7 +147,8 @@ def _features(stats: np.ndarray, energy: np.ndarray, cell: int, min_energy: floa
 def energy_threshold(energy: np.ndarray, p: LocateParams,
                      isotropic: np.ndarray | None = None) -> float:
     """Energy (grey^2/px) a cell needs to count: ``p.min_energy``, raised to
-    ``p.noise_factor`` x the 20th percentile of the frame's cell energies.  Flat cells carry
+    ``p.noise_factor`` x the 20th percentile of the frame's cell energies (at most
+    ``p.max_noise``).  Flat cells carry
     only sensor noise (4 sigma^2 for central differences); the low percentile measures it
     even when codes or clutter fill most of the frame.  With ``isotropic`` (per cell, twice
     the smaller tensor eigenvalue per px, grey^2) the lower of the two percentiles is used
@@ -157,7 +160,7 @@ def energy_threshold(energy: np.ndarray, p: LocateParams,
     noise = float(np.percentile(energy, 20))
     if isotropic is not None:
         noise = min(noise, _ISO_NOISE_GAIN * float(np.percentile(isotropic, 20)))
-    return max(p.min_energy, p.noise_factor * noise)
+    return max(p.min_energy, p.noise_factor * min(noise, p.max_noise))
 
 
 def isotropic_energy(stats: np.ndarray, cell: int) -> np.ndarray:
