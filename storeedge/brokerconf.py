@@ -159,7 +159,8 @@ def write_broker_config(pki: StorePKI | None, spec: BrokerSpec, outdir: Path,
     outdir.mkdir(parents=True, exist_ok=True)
     conf = outdir / f"{stem}.conf"
     if spec.insecure:
-        lines = [f"listener {spec.port} {spec.bind}", "allow_anonymous true"]
+        lines = ["# INSECURE (explicit insecure flag): anonymous, no TLS, no ACL",
+                 f"listener {spec.port} {spec.bind}", "allow_anonymous true"]
         acl, ids = None, frozenset()
     else:
         acl = outdir / f"{stem}.acl"

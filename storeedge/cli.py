@@ -22,6 +22,7 @@ APPS: dict[str, tuple[str, str]] = {
     "store-server": ("storeedge.server.main", "store-side reference consumer"),
     "console": ("storeedge.firmware.console.main", "technician serial console"),
     "demo": ("storeedge.firmware.demo", "run brokers, gateway, store server and devices"),
+    "pki": ("storeedge.pkitool", "store PKI: pki init|enrol|revoke|list|broker-conf"),
 }
 
 
