@@ -25,6 +25,17 @@ class CommandKit:
         self.store, self.ttl_s = store, ttl_s
         self._ctr = itertools.count(1)
 
+    @classmethod
+    def from_pki(cls, pki, ttl_s: int = 300) -> "CommandKit":
+        """The kit of a ``storeedge.pki.StorePKI`` (its ``command.key``; devices enrolled in
+        it get ``command.pub`` in their bundle)."""
+        kit = cls.__new__(cls)
+        kit.key_path, kit.pub_path = pki.command_key, pki.command_pub
+        kit.signer = load_signing_key(kit.key_path)
+        kit.store, kit.ttl_s = pki.store, ttl_s
+        kit._ctr = itertools.count(1)
+        return kit
+
     def sign(self, kind: str, dev: str, name: str, args: dict | None = None, *,
              by: str = "alice", role: str = "manager", ctr: int | None = None,
              exp: int | None = None, store: str | None = None, cmd_id: str | None = None) -> bytes:
@@ -35,18 +46,27 @@ class CommandKit:
 
 
 def start_plain_broker(folder: Path):
-    """A Mosquitto for the command tests: the package's broker runner, plain listener.
-
-    TODO(issue 13): switch to the TLS + ACL fixture once tests/conftest.py provides it.
-    """
-    import inspect
-
+    """An explicitly INSECURE Mosquitto (plain, anonymous, no ACL): for the tests that show
+    what the device or gateway refuses *by itself* when a broker lets anything through."""
     from storeedge.firmware.common.brokerproc import Mosquitto
 
-    kwargs = {"insecure": True} if "insecure" in inspect.signature(Mosquitto).parameters else {}
-    broker = Mosquitto(folder, **kwargs)
+    broker = Mosquitto(folder, insecure=True)
     broker.start()
     return broker
+
+
+def connect_as(broker, dev: str, kind: str):
+    """A started raw paho client on ``broker`` as identity ``dev`` (TLS) or anonymous
+    (an insecure broker)."""
+    import paho.mqtt.client as mqtt
+
+    if broker.insecure:
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    else:
+        client = broker.client(dev, kind)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    return client
 
 
 def sign_unchecked(kit: CommandKit, target: Target, name: str, role: str) -> bytes:

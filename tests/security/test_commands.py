@@ -1,5 +1,10 @@
 """Signed commands: the format, every refusal reason, the store server's sender (durable
-counters in SQLite and PostgreSQL) and the device's gate against real Mosquitto."""
+counters in SQLite and PostgreSQL) and the device's gate against real Mosquitto (TLS + ACL
+brokers from the session's store PKI; the command key is the PKI's ``command.key``).
+
+The "attacker" publishing forged commands uses the gateway identity, the one the in-store
+broker's ACL lets write device commands: what a compromised gateway could do.  The device
+must refuse on its own."""
 from __future__ import annotations
 
 import base64
@@ -15,8 +20,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from cmdkit import CommandKit, sign_unchecked, start_plain_broker  # noqa: E402
-from helpers.stack import device_config, wait_for  # noqa: E402
+from cmdkit import CommandKit, connect_as, sign_unchecked, start_plain_broker  # noqa: E402
+from helpers.stack import (GATEWAY_ID, device_config, device_security, link_for,  # noqa: E402
+                           wait_for)
 from storeedge.firmware.common.brokerproc import subscribe_acked  # noqa: E402
 from storeedge.firmware.common.exc import CommandRefused, SigningKeyError  # noqa: E402
 from storeedge.firmware.common.link import MqttLink  # noqa: E402
@@ -32,15 +38,8 @@ FZ = Target(STORE, "freezer", "fz-1")
 
 
 @pytest.fixture
-def broker(tmp_path):
-    b = start_plain_broker(tmp_path / "broker")
-    yield b
-    b.stop()
-
-
-@pytest.fixture
-def kit(tmp_path):
-    return CommandKit(tmp_path / "pki", STORE)
+def kit(store_pki):
+    return CommandKit.from_pki(store_pki)
 
 
 def verifier(kit) -> CommandVerifier:
@@ -104,7 +103,8 @@ def test_role_table_refuses_an_associate_reset_and_unknown_commands(kit):
     assert Role.ASSOCIATE in COMMAND_ROLES["ack"] and "test_relay" not in COMMAND_ROLES
 
 
-def test_signing_key_must_be_private(kit):
+def test_signing_key_must_be_private(tmp_path):
+    kit = CommandKit(tmp_path / "pki", STORE)
     os.chmod(kit.key_path, 0o644)
     with pytest.raises(SigningKeyError, match="chmod 600"):
         load_signing_key(kit.key_path)
@@ -116,12 +116,10 @@ def test_signing_key_must_be_private(kit):
 class Catcher:
     """Records commands published on the store broker."""
 
-    def __init__(self, port: int):
+    def __init__(self, broker):
         self.msgs: list[mqtt.MQTTMessage] = []
-        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.c = connect_as(broker, GATEWAY_ID, "gateway")      # reads store-side commands
         self.c.on_message = lambda _c, _u, m: self.msgs.append(m)
-        self.c.connect("127.0.0.1", port)
-        self.c.loop_start()
         subscribe_acked(self.c, "se/v1/+/+/+/cmd/#")
 
     def close(self) -> None:
@@ -130,14 +128,15 @@ class Catcher:
 
 
 def _server_link(broker) -> MqttLink:
-    link = MqttLink("se-store-test", LinkSection(url=broker.url))
+    settings = link_for(broker.url, "store-1", "store_server")
+    link = MqttLink("se-store-test", LinkSection(**settings))
     link.start()
     assert link.wait_connected(10)
     return link
 
 
 def _sender_counters(kit, broker, db_url: str) -> list[int]:
-    catcher, link = Catcher(broker.port), _server_link(broker)
+    catcher, link = Catcher(broker), _server_link(broker)
     ctrs = []
     try:
         for _round in range(2):                     # a restarted sender on the same DB
@@ -187,11 +186,13 @@ def test_sender_refuses_a_role_that_may_not_send(kit, broker, tmp_path):
 # ----------------------------------------------------------------------------- device gate
 
 
-def _service(kit, broker, tmp_path, *, dev="fz-1", insecure=False, **outbox) -> DeviceService:
-    cfg = device_config(dev, broker.url, tmp_path, **outbox)
-    cfg.device.kind = "freezer"
-    cfg.security.command_pub = str(kit.pub_path)
-    cfg.security.insecure = insecure
+def _service(kit, broker, tmp_path, *, dev="fz-1", **outbox) -> DeviceService:
+    """A freezer-kind DeviceService; its bundle's ``command.pub`` is ``kit``'s (an insecure
+    broker gives ``security.insecure``)."""
+    cfg = device_config(dev, broker.url, tmp_path, kind="freezer", **outbox)
+    if not broker.insecure:
+        assert cfg.security.command_pub and not cfg.security.insecure
+        assert open(cfg.security.command_pub, "rb").read() == open(kit.pub_path, "rb").read()
     return DeviceService(cfg)
 
 
@@ -201,10 +202,8 @@ class DevicePeer:
     def __init__(self, broker, dev="fz-1"):
         self.base = f"se/v1/{STORE}/freezer/{dev}"
         self.events: list[dict] = []
-        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.c = connect_as(broker, GATEWAY_ID, "gateway")
         self.c.on_message = lambda _c, _u, m: self.events.append(json.loads(m.payload))
-        self.c.connect("127.0.0.1", broker.port)
-        self.c.loop_start()
         subscribe_acked(self.c, f"{self.base}/evt/#")
 
     def send(self, name: str, payload: bytes, wait: bool = True) -> None:
@@ -253,9 +252,11 @@ def test_device_acts_once_with_the_signed_identity_and_keeps_the_counter(kit, br
         peer.close()
 
 
-def test_insecure_mode_accepts_unsigned_but_marks_by_unverified(kit, broker, tmp_path):
+def test_insecure_mode_accepts_unsigned_but_marks_by_unverified(kit, tmp_path):
+    broker = start_plain_broker(tmp_path / "plain")          # explicit insecure everywhere
     runs = []
-    svc = _service(kit, broker, tmp_path, insecure=True)
+    svc = _service(kit, broker, tmp_path)
+    assert svc.gate.insecure
     svc.on_command("ack", lambda cmd: runs.append(cmd) or {})
     svc.start()
     peer = DevicePeer(broker)
@@ -267,6 +268,7 @@ def test_insecure_mode_accepts_unsigned_but_marks_by_unverified(kit, broker, tmp
     finally:
         svc.close()
         peer.close()
+        broker.stop()
 
 
 def test_a_flood_of_unknown_commands_neither_fills_the_outbox_nor_kills_the_worker(
@@ -306,13 +308,16 @@ def test_a_flood_of_unknown_commands_neither_fills_the_outbox_nor_kills_the_work
 
 def test_gateway_relays_store_commands_down_never_retained_and_not_replay(kit, tmp_path):
     """store broker -> gateway -> in-store broker: a signed command arrives (not retained);
-    a retained one, another store's and the gateway's own ``replay`` are not relayed."""
+    a retained one, another store's and the gateway's own ``replay`` are not relayed.
+
+    Insecure brokers on purpose: this is the gateway's own filter (with ACLs the broker
+    already refuses some of these publishes)."""
     from helpers.stack import gateway_config
     from storeedge.firmware.gateway.relay import Relay
 
     down, up = start_plain_broker(tmp_path / "down"), start_plain_broker(tmp_path / "up")
     relay = Relay(gateway_config(down.url, up.url, tmp_path))
-    below = Catcher(down.port)
+    below = Catcher(down)
     store_side = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     try:
         relay.start()
@@ -359,8 +364,8 @@ def test_forged_freezer_ack_is_refused_and_haccp_records_carry_the_signed_name(k
     from storeedge.firmware.freezer.wiring import make_bus
 
     data = freezer_config_dict(tmp_path)
-    data["link"] = {"url": str(broker.url), "backoff_min_s": 0.1, "backoff_max_s": 1.0}
-    data["security"] = {"command_pub": str(kit.pub_path)}
+    data["link"] = link_for(broker.url, "fz-1", "freezer")
+    data["security"] = device_security(broker.url, "fz-1")
     cfg = config_from_dict(data, FreezerConfig)
     rules, clock = build_rules(cfg.freezer), SimulatedClock(start=1_795_000_000.0 + 5 * 3600)
     bus = make_bus(cfg.freezer, rules, clock)
@@ -397,13 +402,14 @@ def test_forged_freezer_ack_is_refused_and_haccp_records_carry_the_signed_name(k
         peer.close()
 
 
-def test_store_server_to_device_through_the_gateway(kit, tmp_path):
-    """The store page's path: CommandSender on the store broker -> gateway -> device."""
+def test_store_server_to_device_through_the_gateway(kit, broker_factory, tmp_path):
+    """The store page's path: CommandSender on the store broker -> gateway -> device, each
+    with its own identity on TLS + ACL brokers."""
     from helpers.stack import gateway_config
     from storeedge.firmware.gateway.relay import Relay
 
-    down, up = start_plain_broker(tmp_path / "down"), start_plain_broker(tmp_path / "up")
-    relay = Relay(gateway_config(str(down.url), str(up.url), tmp_path))
+    down, up = broker_factory("down", role="in_store"), broker_factory("up", role="store")
+    relay = Relay(gateway_config(down.url, up.url, tmp_path))
     svc = _service(kit, down, tmp_path)
     runs = []
     svc.on_command("ack", lambda cmd: runs.append(cmd) or {"ok": True})
@@ -428,8 +434,6 @@ def test_store_server_to_device_through_the_gateway(kit, tmp_path):
         svc.close()
         relay.close()
         db.close()
-        down.stop()
-        up.stop()
 
 
 def test_store_server_command_cli(kit, broker, tmp_path, capsys):
@@ -439,13 +443,10 @@ def test_store_server_command_cli(kit, broker, tmp_path, capsys):
     def store_main(argv):
         return storeedge(["store-server", *argv])
 
-    doc = store_dict(str(broker.url), f"sqlite:///{tmp_path / 'store.db'}")
-    master = tmp_path / "e2e.master"
-    master.write_bytes(os.urandom(32))
-    os.chmod(master, 0o600)
-    doc["security"] = {"command_key": str(kit.key_path), "e2e_master": str(master)}
+    doc = store_dict(broker.url, f"sqlite:///{tmp_path / 'store.db'}")
+    assert doc["security"]["command_key"] == str(kit.key_path)
     cfg = write_yaml(tmp_path / "st.yaml", doc)
-    catcher = Catcher(broker.port)
+    catcher = Catcher(broker)
     try:
         rc = store_main(["command", "door-1", "reset_lockout", "--args", '{"note": "ok"}',
                          "--by", "maria", "--role", "manager", "--config", str(cfg),

@@ -15,9 +15,9 @@ import yaml
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "door"))
 
-from cmdkit import CommandKit, sign_unchecked, start_plain_broker  # noqa: E402
+from cmdkit import CommandKit, connect_as, sign_unchecked  # noqa: E402
 from door_rig import T0, make_rig  # noqa: E402
-from helpers.stack import wait_for  # noqa: E402
+from helpers.stack import GATEWAY_ID, device_security, link_for, wait_for  # noqa: E402
 from storeedge.drivers.clock import SystemClock  # noqa: E402
 from storeedge.drivers.gpio import new_mock_factory  # noqa: E402
 from storeedge.firmware.common.config import load_config  # noqa: E402
@@ -36,12 +36,13 @@ RELAY, CONTACT, TAMPER = 17, 27, 23
 BASE = "se/v1/s0042/dock_door/door-1/cmd"
 
 
-def door_yaml(tmp_path, broker_url: str, command_pub: str, **door) -> str:
+def door_yaml(tmp_path, broker_url, **door) -> str:
+    """A door config; its link and ``security`` (``command.pub``) from the broker's PKI."""
     key = generate_signing_key(1)
     doc = {"device": {"id": "door-1", "kind": "dock_door", "store": "s0042"},
-           "link": {"url": broker_url, "backoff_min_s": 0.1, "backoff_max_s": 1},
+           "link": link_for(broker_url, "door-1", "dock_door"),
            "outbox": {"path": str(tmp_path / "outbox.db")},
-           "security": {"command_pub": command_pub},
+           "security": device_security(broker_url, "door-1"),
            "door": {"state_path": str(tmp_path / "door.db"), "gpio_backend": "mock",
                     "rex": {"pin": 22}, "tamper": {"pin": TAMPER},
                     "trusted_keys": [public_key_line(key.kid, key.public)], **door}}
@@ -51,19 +52,18 @@ def door_yaml(tmp_path, broker_url: str, command_pub: str, **door) -> str:
 
 
 @pytest.fixture
-def door(tmp_path):
-    """A running DoorApp on a real broker, with the store's command key trusted."""
-    from storeedge.firmware.dock_door.app import DoorApp
-    import paho.mqtt.client as mqtt
+def door(tmp_path, broker, store_pki):
+    """A running DoorApp on a TLS + ACL broker, trusting the store PKI's command key.
 
-    broker = start_plain_broker(tmp_path / "broker")
-    kit = CommandKit(tmp_path / "pki")
-    cfg = load_config(door_yaml(tmp_path, str(broker.url), str(kit.pub_path)), DoorConfig)
+    Forged commands come from the gateway identity (the one allowed to write device
+    commands in the store): what a compromised gateway could send."""
+    from storeedge.firmware.dock_door.app import DoorApp
+
+    kit = CommandKit.from_pki(store_pki)
+    cfg = load_config(door_yaml(tmp_path, broker.url), DoorConfig)
     factory = new_mock_factory()
     app = DoorApp(cfg, clock=SystemClock(), pin_factory=factory)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    client.connect("127.0.0.1", broker.port)
-    client.loop_start()
+    client = connect_as(broker, GATEWAY_ID, "gateway")
     app.start()
     factory.pin(CONTACT).drive_low()                  # door closed
     assert app.svc.link.wait_connected(10)
@@ -78,7 +78,6 @@ def door(tmp_path):
         client.disconnect()
         app.stop()
         factory.close()
-        broker.stop()
 
 
 def refused(app) -> dict:
@@ -219,7 +218,7 @@ def test_booting_days_ahead_prunes_nothing_and_the_code_stays_used(tmp_path):
 @pytest.mark.parametrize("key,value", [("skew_s", ".nan"), ("unlock_s", ".nan"),
                                        ("skew_s", ".inf"), ("held_open_s", "-.inf")])
 def test_non_finite_door_timings_are_refused_with_key_and_line(tmp_path, capsys, key, value):
-    path = door_yaml(tmp_path, "mqtt://127.0.0.1:1", str(tmp_path / "command.pub"))
+    path = door_yaml(tmp_path, "mqtt://127.0.0.1:1")
     text = open(path).read().replace("door:\n", f"door:\n  {key}: {value}\n", 1)
     open(path, "w").write(text)
     rc = door_main(["--config", path, "--validate-config"])
