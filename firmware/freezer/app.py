@@ -15,8 +15,9 @@ Console API (thread-safe; the technician console of issue 9 calls these)::
     app.haccp_action(record_id, initials, action) -> HaccpRecord
     app.enrol(measure=True)             -> list[EnrolResult]   ROM ids, conversion times
 
-Over MQTT the same ack is the command ``.../cmd/ack`` with ``{"alarm": ID, "note": TEXT}``
-(``by`` comes from the command envelope).
+Over MQTT the same ack is the signed command ``.../cmd/ack`` with ``{"alarm": ID, "note":
+TEXT}`` (``storeedge.signing``): ``by`` -- the alarm's ``acked_by`` and the HACCP initials --
+is the signer's identity, checked by the DeviceService before this app sees the command.
 """
 from __future__ import annotations
 
