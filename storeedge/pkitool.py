@@ -53,9 +53,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def format_table(pki: StorePKI) -> str:
     """The enrolment list as an 80-column table."""
-    lines = [f"store {pki.store}  ({pki.root})",
+    enrolments = pki.list()
+    active = sum(not e.revoked for e in enrolments)
+    lines = [f"store {pki.store}: {len(enrolments)} enrolments, {active} active",
              f"{'device':<32} {'kind':<12} {'state':<8} serial (hex)"]
-    for e in pki.list():
+    for e in enrolments:
         state = "revoked" if e.revoked else "active"
         lines.append(f"{e.id:<32} {e.kind:<12} {state:<8} {e.serial:x}"[:80])
     return "\n".join(lines)
