@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 
 from storeedge.firmware.common.atomic import write_atomic
-from storeedge.firmware.common.exc import CommandRefused
+from storeedge.firmware.common.exc import CommandRefused, SigningKeyError
 from storeedge.firmware.common.settings import DeviceConfig
 from storeedge.signing import CommandVerifier, Reason, Target, load_public_key, strict_json
 
@@ -114,8 +114,7 @@ class CommandGate:
         self.target = Target(dev.store, dev.kind, dev.id)
         self.now = now
         self.insecure = sec.insecure
-        self.verifier = (CommandVerifier(load_public_key(sec.command_pub), self.target)
-                         if sec.command_pub else None)
+        self.verifier = _verifier(sec.command_pub, self.target)
         self.counter = DurableCounter(counter_path(cfg))
         self.bucket = TokenBucket(RATE_PER_S, RATE_BURST)
         self.refusals = RefusalCounts()
@@ -164,6 +163,18 @@ class CommandGate:
                                 self.refusals.last_detail)
             self.refusals.pending = collections.Counter()
             return out
+
+
+def _verifier(pub_path: str | None, target: Target) -> CommandVerifier | None:
+    """The verifier for ``pub_path``; None (every signed command refused, logged) when there
+    is no key or it cannot be read: a bad command key must not stop the device itself."""
+    if not pub_path:
+        return None
+    try:
+        return CommandVerifier(load_public_key(pub_path), target)
+    except SigningKeyError as exc:
+        log.error("security.command_pub: %s; every command is refused", exc)
+        return None
 
 
 def _looks_signed(payload: bytes) -> bool:

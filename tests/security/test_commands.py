@@ -469,3 +469,15 @@ def test_store_server_command_cli(kit, broker, tmp_path, capsys):
         assert rc == 1 and "not in the store database" in capsys.readouterr().err
     finally:
         catcher.close()
+
+
+def test_a_missing_command_key_refuses_commands_but_the_device_runs(kit, tmp_path):
+    from storeedge.firmware.common.cmdgate import CommandGate
+
+    cfg = device_config("fz-9", "mqtt://127.0.0.1:1", tmp_path, kind="freezer")
+    cfg.security.insecure, cfg.security.command_pub = False, str(tmp_path / "missing.pub")
+    gate = CommandGate(cfg, time.time)
+    payload = kit.sign("freezer", "fz-9", "ack", {}, role="associate")
+    with pytest.raises(CommandRefused) as info:
+        gate.admit("ack", payload, known=True)
+    assert info.value.reason == "unsigned"
