@@ -51,9 +51,24 @@ class WebServer:
         self.server = uvicorn.Server(config)
         self.scheme = "https" if tls_cert else "http"
         self._thread = threading.Thread(target=self.server.run, name="store-page", daemon=True)
+        self._rollups = threading.Thread(target=self._roll_up, name="store-page-rollup",
+                                         daemon=True)
+
+    def _roll_up(self, period_s: float = 60.0) -> None:
+        """Keep every freezer's 10-minute rollup current, so a long chart never waits for it."""
+        from storeedge.server.web import rollup
+
+        while not self.ctx.stopping.is_set():
+            try:
+                for dev, in self.ctx.store.query("SELECT dev FROM devices WHERE kind='freezer'"):
+                    rollup.refresh(self.ctx.store, dev)
+            except Exception:
+                log.exception("store page: readings rollup failed (charts read raw readings)")
+            self.ctx.stopping.wait(period_s)
 
     def start(self, timeout: float = 10.0) -> None:
         self._thread.start()
+        self._rollups.start()
         deadline = time.monotonic() + timeout
         while not self.server.started:
             if time.monotonic() > deadline or not self._thread.is_alive():
@@ -74,4 +89,5 @@ class WebServer:
         time.sleep(self.ctx.poll_s * 2)
         self.server.should_exit = True
         self._thread.join(5)
+        self._rollups.join(5)
         self.ctx.store.db.close()

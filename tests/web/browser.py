@@ -102,6 +102,11 @@ class Browser:
         self.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
         return out
 
+    def contrast_failures(self) -> list[str]:
+        """WCAG AA text contrast of every visible text element of the current page:
+        ``"text (ratio < needed)"`` for each failure (4.5:1, or 3:1 for large text)."""
+        return self.driver.execute_script(_CONTRAST_JS)
+
     def cookie(self, name: str) -> str | None:
         c = self.driver.get_cookie(name)
         return c["value"] if c else None
@@ -111,3 +116,35 @@ class Browser:
             self.driver.quit()
         finally:
             shutil.rmtree(self.profile, ignore_errors=True)
+
+
+_CONTRAST_JS = r"""
+function rgb(c) { var m = c.match(/[\d.]+/g); return m ? m.map(Number) : [0, 0, 0, 0]; }
+function lum(c) {
+  var a = c.slice(0, 3).map(function (v) { v /= 255;
+    return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+  return 0.2126 * a[0] + 0.7152 * a[1] + 0.0722 * a[2];
+}
+function background(el) {
+  for (; el; el = el.parentElement) {
+    var c = rgb(getComputedStyle(el).backgroundColor);
+    if (c.length < 4 || c[3] > 0.5) { return c; }
+  }
+  return [255, 255, 255];
+}
+var out = [];
+document.querySelectorAll("body *").forEach(function (el) {
+  var own = Array.prototype.some.call(el.childNodes, function (n) {
+    return n.nodeType === 3 && n.textContent.trim(); });
+  if (!own || !el.offsetParent && el.tagName !== "BODY") { return; }
+  var st = getComputedStyle(el);
+  if (st.visibility === "hidden" || parseFloat(st.left) < -1000) { return; }
+  var l1 = lum(rgb(st.color)), l2 = lum(background(el));
+  var ratio = (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
+  var size = parseFloat(st.fontSize), bold = parseInt(st.fontWeight, 10) >= 700;
+  var need = (size >= 24 || (size >= 18.66 && bold)) ? 3 : 4.5;
+  if (ratio < need) { out.push(el.textContent.trim().slice(0, 40) + " (" +
+                               ratio.toFixed(2) + " < " + need + ")"); }
+});
+return out;
+"""

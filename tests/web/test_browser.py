@@ -106,6 +106,7 @@ def test_alert_appears_without_reload_and_its_resolution_is_stored_with_the_name
     assert "Escalation: missed scan" in text and "4006381333931" in text
     assert chrome.find(f"{card} img").get_attribute("naturalWidth") == "120"   # the keyframe
     chrome.screenshots("alerts-live")
+    assert chrome.contrast_failures() == []
     chrome.find(f"{card} input[name=note]").send_keys("customer had it in the bag")
     chrome.find(f"{card} button[value=scanned]").click()
     assert chrome.wait_for(lambda: "Saved." in chrome.driver.page_source, 10)
@@ -182,12 +183,14 @@ def test_freezer_alarm_acknowledged_in_the_page_reaches_the_device_haccp_record(
     assert chrome.wait_for(lambda: _refresh_has(chrome, "/freezers?range=24h", "M.R."), 20)
     assert chrome.find("figure.chart img").get_attribute("naturalWidth") != "0"
     chrome.screenshots("freezers")
+    assert chrome.contrast_failures() == []
     audit = [(n, a) for _t, n, a, _tg, _d in stack.ctx.store.audit_log()]
     assert ("mara", "freezer.ack") in audit
     chrome.login("tess", PASSWORD)
     chrome.open("/devices")
     assert "fz-1" in chrome.find("#devices").text
     chrome.screenshots("devices")
+    assert chrome.contrast_failures() == []
 
 
 def _action_of(fz, record_id: str):
@@ -230,6 +233,7 @@ def test_a_code_issued_in_the_page_opens_the_simulated_door_once(stack, chrome):
     assert refused is not None and not refused.granted and refused.reason.value == "revoked"
     audit = [(n, a) for _t, n, a, _g, _d in stack.ctx.store.audit_log()]
     assert ("mara", "door.issue") in audit and ("mara", "door.revoke") in audit
+    assert chrome.contrast_failures() == []
     chrome.open("/figures")
     chrome.screenshots("figures")
     chrome.open("/audit")
@@ -239,6 +243,10 @@ def test_a_code_issued_in_the_page_opens_the_simulated_door_once(stack, chrome):
     chrome.driver.delete_all_cookies()
     chrome.open("/login")
     chrome.screenshots("login")
+    assert chrome.contrast_failures() == []
+    chrome.driver.execute_script("var p = document.createElement('p'); p.textContent = 'grey';"
+                                 "p.style.color = '#999'; document.body.appendChild(p);")
+    assert chrome.contrast_failures() == ["grey (2.61 < 4.5)"]    # #999 on #f4f5f7: the check works
 
 
 def _issue_in_page(chrome, po: str) -> str:
