@@ -56,9 +56,9 @@ class Browser:
     def login(self, name: str, password: str) -> None:
         self.driver.delete_all_cookies()
         self.open("/login")
-        self.find("#name").send_keys(name)
-        self.find("#password").send_keys(password)
-        self.find("#login").click()
+        from selenium.webdriver.common.keys import Keys
+        self.find("#name").send_keys(name + Keys.TAB)        # keyboard only: tab, type, enter
+        self.driver.switch_to.active_element.send_keys(password + Keys.ENTER)
         self.wait_for(lambda: "/login" not in self.driver.current_url, 10)
 
     def find(self, css: str):

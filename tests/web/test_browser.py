@@ -107,8 +107,11 @@ def test_alert_appears_without_reload_and_its_resolution_is_stored_with_the_name
     assert chrome.find(f"{card} img").get_attribute("naturalWidth") == "120"   # the keyframe
     chrome.screenshots("alerts-live")
     assert chrome.contrast_failures() == []
-    chrome.find(f"{card} input[name=note]").send_keys("customer had it in the bag")
-    chrome.find(f"{card} button[value=scanned]").click()
+    from selenium.webdriver.common.keys import Keys
+    chrome.find(f"{card} input[name=note]").send_keys("customer had it in the bag" + Keys.TAB)
+    focused = chrome.driver.switch_to.active_element             # keyboard: tab to the button
+    assert focused.get_attribute("value") == "scanned"
+    focused.send_keys(Keys.ENTER)
     assert chrome.wait_for(lambda: "Saved." in chrome.driver.page_source, 10)
     rows = stack.ctx.store.query("SELECT outcome, note, by_name FROM web_alert_actions "
                                  "WHERE dev='lane-1' AND seq=?", (env.seq,))
