@@ -12,7 +12,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from storeedge.server.web import door, figures, forms, freezers, queries
-from storeedge.server.web.app import page, render, templates
+from storeedge.server.web.app import COOKIE, page, render, templates
 from storeedge.server.web.auth import ROLES
 from storeedge.server.web.exc import FormError
 from storeedge.server.web.store import Session
@@ -51,12 +51,18 @@ async def alerts_stream(request: Request, sess: Session) -> Response:
         cursor = 0.0
     template = templates.get_template("alert_card.html")
 
+    token = request.cookies.get(COOKIE)
+
     async def events():
         nonlocal cursor
         yield "retry: 1000\n\n"
-        last_ping = time.monotonic()
+        last_ping = last_check = time.monotonic()
         while (time.time() < sess.expires and not ctx.stopping.is_set()
                and not await request.is_disconnected()):
+            if time.monotonic() - last_check > 10:          # logged out elsewhere: stop
+                last_check = time.monotonic()
+                if await run_in_threadpool(ctx.auth.session, token) is None:
+                    return
             rows = await run_in_threadpool(queries.alert_rows, ctx.store, 50, cursor)
             for alert in reversed(rows):
                 cursor = max(cursor, alert.received)
