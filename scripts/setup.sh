@@ -22,7 +22,8 @@ command -v gcc >/dev/null 2>&1 || { APT_PACKAGES="$APT_PACKAGES build-essential"
 # The network fault rig (tests/helpers/netrig.py): namespaces, tc, iptables.
 # The store page's browser tests (tests/web): chromium and its driver.
 for tool in systemd-analyze:systemd rauc:rauc mksquashfs:squashfs-tools openssl:openssl \
-    ip:iproute2 tc:iproute2 iptables:iptables chromium:chromium chromedriver:chromium-driver; do
+    ip:iproute2 tc:iproute2 iptables:iptables faketime:faketime chromium:chromium \
+    chromedriver:chromium-driver; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || { APT_PACKAGES="$APT_PACKAGES ${tool#*:}"; need_apt=1; }
 done
 if [ -n "$need_apt" ]; then

@@ -32,9 +32,9 @@ def unavailable() -> str | None:
     """Why the rig cannot run here (None when it can)."""
     if os.geteuid() != 0:
         return "the network fault rig needs root (network namespaces, iptables, tc)"
-    for tool in ("ip", "tc", "iptables"):
+    for tool in ("ip", "tc", "iptables", "faketime"):
         if shutil.which(tool) is None:
-            return f"{tool} not found (apt-get install iproute2 iptables)"
+            return f"{tool} not found (apt-get install iproute2 iptables faketime)"
     probe = f"se-probe-{os.getpid()}"
     made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
     if made.returncode != 0:

@@ -124,7 +124,10 @@ class NetStore:
         dev = self.devices[name]
         argv = ["-m", "storeedge.firmware.common.simdevice", "--config", str(dev.config),
                 "--rate", str(rate), "--count", str(count), "--linger", "3600"]
-        prefix = ["faketime", "-f", faketime] if faketime else []
+        # libfaketime shifts the wall clock only: with a faked CLOCK_MONOTONIC, Python's timed
+        # waits (pthread_cond_timedwait) never return
+        prefix = ["env", "FAKETIME_DONT_FAKE_MONOTONIC=1", "faketime", "-f", faketime] \
+            if faketime else []
         dev.proc = self._python(dev.host, name, argv, prefix=prefix)
 
     # ------------------------------------------------------------------ faults
