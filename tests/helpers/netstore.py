@@ -176,7 +176,13 @@ class NetStore:
     def wait_devices_except(self, skip: str | None, timeout: float) -> bool:
         """Like :meth:`wait_devices_done`, ignoring device ``skip`` (a live device)."""
         devices = [d for n, d in self.devices.items() if n != skip]
-        return _poll(lambda: all(self._device_finished(d) for d in devices), timeout, 0.2)
+
+        def finished() -> bool:
+            dead = [d.name for d in devices if d.proc is not None and d.proc.poll() is not None]
+            if dead:
+                raise RuntimeError(f"device process exited early: {dead}\n{self.logs()}")
+            return all(self._device_finished(d) for d in devices)
+        return _poll(finished, timeout, 0.2)
 
     def wait_delivered(self, timeout: float) -> bool:
         return _poll(self.delivered, timeout, 0.25)
