@@ -8,11 +8,20 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from typing import NamedTuple
 
 from storeedge.firmware.common import topics
 from storeedge.server.web.exc import CommandError
 
 log = logging.getLogger(__name__)
+
+
+class DeviceRef(NamedTuple):
+    """The device a command is for."""
+
+    store: str
+    kind: str
+    dev: str
 
 
 class PageCommands:
@@ -39,9 +48,10 @@ class PageCommands:
     def enabled(self) -> bool:
         return self.link is not None and (self.sender is not None or self.insecure)
 
-    def send(self, store: str, kind: str, dev: str, name: str, args: dict, by: str,
-             role: str) -> str:
-        """Sign and publish ``name`` to ``dev``; returns the command id (CommandError if not)."""
+    def send(self, to: DeviceRef, name: str, args: dict, by: str, role: str) -> str:
+        """Sign and publish ``name`` to device ``to``; returns the command id (CommandError
+        if it cannot be sent)."""
+        store, kind, dev = to
         if self.link is None:
             raise CommandError("commands are disabled: the page has no link to the store broker")
         if not self.link.connected.is_set():

@@ -25,6 +25,7 @@ from storeedge.firmware.dock_door.keys import (RevocationList, load_signing_key,
                                                sign_revocations)
 from storeedge.firmware.dock_door.qrimage import qr_gray
 from storeedge.server.web import forms
+from storeedge.server.web.commands import DeviceRef
 from storeedge.server.web.app import page, render
 from storeedge.server.web.exc import FormError, WebError
 from storeedge.server.web.store import Session
@@ -124,8 +125,8 @@ def _revoke(ctx, sess: Session, cred: str) -> None:
         rl = RevocationList(store, serial, int(time.time()),
                             frozenset(bytes.fromhex(c) for c in revoked))
         doc = sign_revocations(load_signing_key(ctx.door_key), rl).decode()
-        ctx.commands.send(store, "dock_door", door, "revocations", {"list": doc}, sess.name,
-                          sess.role)
+        ctx.commands.send(DeviceRef(store, "dock_door", door), "revocations", {"list": doc},
+                          sess.name, sess.role)
     ctx.store.write([("UPDATE web_codes SET revoked=?, revoked_by=? WHERE cred_id=?",
                       (time.time(), sess.name, cred)),
                      ("DELETE FROM web_kv WHERE k='revocation_serial'", ()),

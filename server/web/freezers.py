@@ -126,7 +126,8 @@ def _chart_svg(ws, dev: str, unit: str, rng: str, width: int = 720) -> str:
     cab = Cabinet(dev, unit)
     buckets = chart_buckets(ws, cab, seconds, now)
     marks, limits = chart_marks(ws, cab, seconds, now)
-    return svg.chart(buckets, marks, limits, now - seconds, now, f"{dev} {unit} ({rng})", width)
+    return svg.chart(buckets, marks, limits, (now - seconds, now), f"{dev} {unit} ({rng})",
+                     width)
 
 
 def _range(request: Request) -> str:

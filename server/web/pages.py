@@ -14,6 +14,7 @@ from starlette.routing import Route
 from storeedge.server.web import door, figures, forms, freezers, queries
 from storeedge.server.web.app import COOKIE, page, render, templates
 from storeedge.server.web.auth import ROLES
+from storeedge.server.web.commands import DeviceRef
 from storeedge.server.web.exc import FormError
 from storeedge.server.web.store import Session
 
@@ -114,8 +115,8 @@ def _ack(ctx, sess: Session, key: str, action: str, initials: str) -> None:
     if etype != "freezer.alarm":
         raise FormError("alert: not a freezer alarm")
     note = f"{action} (entered by {sess.name})"
-    cmd_id = ctx.commands.send(store, kind, dev, "ack", {"alarm": body["alarm_id"],
-                                                         "note": note}, initials, sess.role)
+    cmd_id = ctx.commands.send(DeviceRef(store, kind, dev), "ack",
+                               {"alarm": body["alarm_id"], "note": note}, initials, sess.role)
     ctx.store.write([("INSERT INTO web_alert_actions (dev, seq, outcome, note, by_name, ts) "
                       "VALUES (?,?,?,?,?,?) ON CONFLICT (dev, seq) DO UPDATE SET "
                       "note=excluded.note, by_name=excluded.by_name, ts=excluded.ts",

@@ -28,10 +28,13 @@ class Frame(NamedTuple):
         return H - BOTTOM - (v - self.lo) * (H - BOTTOM - TOP) / ((self.hi - self.lo) or 1.0)
 
 
-def chart(buckets, marks, limits, t0: float, t1: float, title: str, width: int = 720) -> str:
+def chart(buckets, marks, limits, span: tuple[float, float], title: str,
+          width: int = 720) -> str:
     """An SVG document for ``buckets`` (Bucket rows), alarm ``marks`` [(t, label)], ``limits``
-    (degC), ``width`` px wide (clamped to WIDTHS; text keeps its size)."""
+    (degC) over ``span`` (t0, t1 epoch s), ``width`` px wide (clamped to WIDTHS; text keeps
+    its size)."""
     w = min(max(int(width), WIDTHS[0]), WIDTHS[1])
+    t0, t1 = span
     temps = [v for b in buckets for v in (b.lo, b.hi) if v is not None] + list(limits)
     lo, hi = (min(temps) - 1.0, max(temps) + 1.0) if temps else (-25.0, 10.0)
     f = Frame(w, t0, t1, lo, hi)
