@@ -225,3 +225,64 @@ def test_non_finite_door_timings_are_refused_with_key_and_line(tmp_path, capsys,
     err = capsys.readouterr().err
     assert rc == 1 and f"door.{key} (line" in err and "not a finite number" in err, err
     assert "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+def test_door_attacks_end_to_end_and_every_genuine_event_stored_once(broker_factory, store_pki,
+                                                                    tmp_path):
+    """Door, gateway and store server on TLS + ACL brokers: forged commands (as a compromised
+    gateway would send them) do nothing, a forced opening is alarmed, the store page's signed
+    reset works, and the store holds every door event exactly once with an intact chain."""
+    from helpers.checker import check_delivery
+    from helpers.stack import STORE, event_path
+    from storeedge.firmware.common.link import MqttLink
+    from storeedge.firmware.common.settings import LinkSection
+    from storeedge.firmware.dock_door.app import DoorApp
+    from storeedge.firmware.dock_door.audit import verify_chain
+    from storeedge.server.commands import CommandSender
+
+    kit = CommandKit.from_pki(store_pki)
+    with event_path(broker_factory, tmp_path) as (down, up, _relay, store):
+        app = DoorApp(load_config(door_yaml(tmp_path, down.url), DoorConfig),
+                      clock=SystemClock(), pin_factory=(factory := new_mock_factory()))
+        attacker = connect_as(down, GATEWAY_ID, "gateway")
+        page = MqttLink("se-store-page", LinkSection(**link_for(up.url, "store-1",
+                                                                "store_server")))
+        page.start()
+        try:
+            app.start()
+            factory.pin(CONTACT).drive_low()
+            assert app.svc.link.wait_connected(10) and page.wait_connected(10)
+            for name, doc in (("test_relay", {"args": {"pulse_s": 5}, "by": "store-manager"}),
+                              ("reset_lockout", {"args": {}, "by": "store-manager"})):
+                attacker.publish(f"{BASE}/{name}", json.dumps(doc), qos=1).wait_for_publish(5)
+            assert wait_for(lambda: sum(refused(app).values()) == 2, 10)
+            assert refused(app) == {"unknown_command": 1, "unsigned": 1}
+            assert factory.pin(RELAY).state is False
+            factory.pin(CONTACT).drive_high()                       # forced
+            assert wait_for(lambda: app.ctl.status().lockout == "forced_open", 10)
+            factory.pin(CONTACT).drive_low()
+            sender = CommandSender(page, kit.signer, store.db)
+            sender.send(STORE, "dock_door", "door-1", "reset_lockout", {"note": "checked"},
+                        "maria", "manager")
+            assert wait_for(lambda: app.ctl.status().lockout is None, 15)
+            last = app.svc.outbox.last_seq
+            report = lambda: check_delivery(tmp_path / "store.db",          # noqa: E731
+                                            {"door-1": range(1, last + 1)})
+            assert wait_for(lambda: report().ok, 30), str(report())
+        finally:
+            attacker.loop_stop()
+            attacker.disconnect()
+            page.stop()
+            app.stop()
+            factory.close()
+        rows = store.db.events_of("door-1")
+        types = [t for _s, t, _b in rows]
+        assert "door.forced_open" in types and "device.commands_refused" in types
+        [reset] = [b for _s, t, b in rows if t == "door.lockout_reset"]
+        assert reset["by"] == "maria"
+        door = [{"dev": "door-1", "seq": s, "type": t, "body": b} for s, t, b in rows
+                if t.startswith("door.")]
+        assert verify_chain(door).ok
