@@ -5,7 +5,8 @@
     storeedge pki revoke DEV --dir D
     storeedge pki list --dir D
     storeedge pki broker-conf --dir D --out OUT [--role in_store|store|both] [--port P]
-                              [--bind ADDR] [--host NAME ...] [--insecure]
+                              [--bind ADDR] [--host NAME ...] [--install-dir /data/broker]
+                              [--persistence-dir /var/lib/mosquitto] [--insecure]
 
 Errors are one line on stderr (exit 1); usage errors exit 2.
 """
@@ -16,7 +17,7 @@ import logging
 import sys
 from pathlib import Path
 
-from storeedge.brokerconf import ROLES, BrokerSpec, write_broker_config
+from storeedge.brokerconf import ROLES, BrokerSpec, write_broker_bundle, write_broker_config
 from storeedge.exc import StoreedgeToolError
 from storeedge.pki import KINDS, StorePKI
 
@@ -44,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     conf.add_argument("--host", action="append", default=None,
                       help="host name / IP clients use (server cert SAN); repeatable")
     conf.add_argument("--persistence-dir", type=Path, default=None)
+    conf.add_argument("--max-queued", type=int, default=100_000,
+                      help="max_queued_messages per client (default 100000)")
+    conf.add_argument("--install-dir", default=None,
+                      help="write a self-contained bundle (conf, acl, ca, crl, server cert/key) "
+                           "whose paths point to this folder on the device, e.g. /data/broker")
     conf.add_argument("--insecure", action="store_true",
                       help="plain anonymous listener, no TLS, no ACL (not for a store LAN)")
     for sp in (init, enrol, revoke, sub.choices["list"], conf):
@@ -70,7 +76,11 @@ def _broker_conf(args) -> str:
     name = args.name or f"{args.role.replace('_', '-')}-broker"
     spec = BrokerSpec(role=args.role, port=args.port, bind=args.bind, name=name,
                       hosts=tuple(args.host or ("127.0.0.1", "localhost")),
-                      persistence_dir=args.persistence_dir, insecure=args.insecure)
+                      persistence_dir=args.persistence_dir, max_queued=args.max_queued,
+                      insecure=args.insecure)
+    if args.install_dir:
+        files = write_broker_bundle(pki, spec, args.out, args.install_dir)
+        return f"wrote the broker bundle {args.out} (for {args.install_dir} on the device)"
     files = write_broker_config(pki, spec, args.out, stem=name)
     return f"wrote {files.conf}" + (f" and {files.acl}" if files.acl else "")
 
