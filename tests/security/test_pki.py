@@ -199,3 +199,53 @@ def test_cli_init_enrol_list_revoke(tmp_path, capsys):
     assert storeedge(["pki", "broker-conf", "--dir", d, "--out", str(out), "--role", "store",
                       "--host", "10.0.0.2"]) == 0
     assert "require_certificate true" in (out / "store-broker.conf").read_text()
+
+
+def test_broker_bundle_for_a_device_runs_in_real_mosquitto(pki, tmp_path):
+    """``broker-conf --install-dir``: the folder alone (its own paths) makes a working
+    TLS + ACL broker: the enrolled device connects, a foreign-CA one does not."""
+    import socket
+    import subprocess
+    import time
+
+    from storeedge.brokerconf import write_broker_bundle
+    from storeedge.firmware.common.brokerproc import free_port, mosquitto_binary
+    from security.conftest import Peer
+    pki.enrol("gw-1", "gateway")
+    pki.enrol("fz-1", "freezer")
+    out = tmp_path / "bundle"
+    port = free_port()
+    files = write_broker_bundle(pki, BrokerSpec(role="in_store", port=port, name="gw-broker"),
+                                out, install_dir=str(out))
+    assert mode(out / "server.key") == 0o600
+    assert str(pki.root) not in files.conf.read_text()          # only the bundle's own files
+    if os.geteuid() == 0:          # the image's unit chowns /data/broker to mosquitto instead
+        files.conf.write_text(files.conf.read_text() + "user root\n")
+    proc = subprocess.Popen([mosquitto_binary(), "-c", str(files.conf)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        fz = pki.tls_files("fz-1")
+        peer = Peer(port, ca=str(fz.ca), cert=str(fz.cert), key=str(fz.key))
+        try:
+            assert peer.connect() == "Success"
+            assert peer.publish("se/v1/s0042/freezer/fz-1/evt/x", {"n": 1}) == "Success"
+            assert peer.publish("se/v1/s0042/freezer/fz-2/evt/x", {"n": 1}) == "Not authorized"
+        finally:
+            peer.close()
+        foreign = StorePKI.init(tmp_path / "foreign", "s0042")
+        foreign.enrol("fz-1", "freezer")
+        ff = foreign.tls_files("fz-1")
+        intruder = Peer(port, ca=str(fz.ca), cert=str(ff.cert), key=str(ff.key))
+        try:
+            assert intruder.connect().startswith("refused")
+        finally:
+            intruder.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
