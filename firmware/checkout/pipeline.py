@@ -84,6 +84,8 @@ class PipelineParams:
     read_every: int = 2
     blind_after_s: float = 0.5
     quality_every: int = 5
+    denoise_sigma: float = 3.0     # main-stream noise (levels) from which the detector's
+    dark_luma: float = 80.0        # input is box-filtered 3x3 / brightened (mean luma below)
     formats: str = "EAN-13, EAN-8, UPC-A, UPC-E, DataBar, DataBarExpanded, Code128, QRCode"
 
 
@@ -106,6 +108,8 @@ class LanePipeline:
         self.frames = 0
         self.detector_runs = 0
         self.barcode_runs = 0
+        self.quality: ImageQuality | None = None
+        self._det_frame: tuple[int, np.ndarray] | None = None
 
     def process(self, frame: Frame) -> FrameResult:
         """Run one frame (frames must come in time order)."""
@@ -124,7 +128,7 @@ class LanePipeline:
             self._read_codes(tr, frame)
         quality = None
         if self.frames % self.p.quality_every == 1 or self.p.quality_every == 1:
-            quality = measure(frame.t, frame.main)
+            quality = self.quality = measure(frame.t, frame.main)
         pending = tuple(tr.t_scan_in for tr in self.tracker.tracks
                         if not tr.reported and tr.t_scan_in is not None and tr.t_bag is None)
         return FrameResult(passes, blind, quality, pending)
@@ -142,8 +146,21 @@ class LanePipeline:
         x0 = int(min(max(0, (b.x0 + b.x1 - side) // 2), w - side))
         y0 = int(min(max(0, (b.y0 + b.y1 - side) // 2), h - side))
         self.detector_runs += 1
-        hands = self.detector.detect(frame.lores, (x0, y0, side, side))
+        hands = self.detector.detect(self._detector_input(frame), (x0, y0, side, side))
         self.tracker.note_item_evidence(tr, hands, self.fg.last_mask)
+
+    def _detector_input(self, frame: Frame) -> np.ndarray:
+        """The lores frame the hand detector sees: as captured, or (noisy / dark image, by
+        the last quality measurement) denoised and brightened, once per frame."""
+        q = self.quality
+        if q is None or (q.noise_sigma < self.p.denoise_sigma and q.luma >= self.p.dark_luma):
+            return frame.lores
+        if self._det_frame is None or self._det_frame[0] != self.frames:
+            gain = min(3.0, 110.0 / max(q.luma - 16.0, 10.0)) if q.luma < self.p.dark_luma \
+                else 1.0
+            blur = q.noise_sigma >= self.p.denoise_sigma
+            self._det_frame = (self.frames, enhance_lores(frame.lores, gain, blur))
+        return self._det_frame[1]
 
     def _read_codes(self, tr: Track, frame: Frame) -> None:
         if (self.frames + tr.id) % self.p.read_every:
@@ -169,3 +186,22 @@ class LanePipeline:
                 tr.codes[key] = CodeSeen(key, bc.text, bc.format)
             else:
                 seen.reads += 1
+
+
+def enhance_lores(lores: np.ndarray, gain: float = 1.0, blur: bool = True) -> np.ndarray:
+    """An I420 frame for the detector: luma box-filtered 3x3 (``blur``: sensor noise down
+    by 3x) and the signal above black (16) and the chroma scaled by ``gain``."""
+    h = lores.shape[0] * 2 // 3
+    y = lores[:h].astype(np.float32)
+    if blur:
+        p = np.pad(y, 1, mode="edge")
+        y = (p[:-2] + p[1:-1] + p[2:]) / 3.0
+        y = (y[:, :-2] + y[:, 1:-1] + y[:, 2:]) / 3.0
+    out = np.empty_like(lores)
+    out[:h] = np.clip(16.0 + (y - 16.0) * gain + 0.5, 0, 255)
+    if gain != 1.0:
+        c = lores[h:].astype(np.float32)
+        out[h:] = np.clip(128.0 + (c - 128.0) * gain + 0.5, 0, 255)
+    else:
+        out[h:] = lores[h:]
+    return out

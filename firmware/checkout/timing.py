@@ -12,8 +12,8 @@ stuck line does not move it):
   kept out;
 * it closes at ``t_scan_out + close_s`` with ``close_s = max(shift_s + post_s, hi)``, ``hi``
   the high end of ``lag_out`` plus ``margin_s`` (its 95th percentile over the kept samples:
-  the largest 5 %, two of 40, are ignored; the largest sample while fewer than
-  ``min_samples`` were seen; the configured window before the first sample), and opens as
+  the largest 5 %, two of 40, are ignored; the largest sample plus ``unsure_s`` per
+  missing sample while fewer than ``min_samples`` were seen; the configured window before the first sample), and opens as
   far before the core as it closes after it (at least ``pre_s``).
 
 The published delay (:meth:`PosTiming.status`) is the median of the scan's arrival minus the
@@ -45,6 +45,7 @@ class TimingParams:
     min_samples: int = 8
     quantile: float = 0.95
     margin_s: float = 0.25
+    unsure_s: float = 0.06
     max_lag_s: float = 4.5
     max_close_s: float = 5.0
 
@@ -110,7 +111,7 @@ class PosTiming:
         lout = np.array([s.lag_out for s in self.samples])
         shift = max(0.0, float(np.median(lout)))
         if n < p.min_samples:
-            hi = float(lout.max()) + 2 * p.margin_s
+            hi = float(lout.max()) + p.margin_s + p.unsure_s * (p.min_samples - n)
         else:
             k = int(round(n * (1.0 - p.quantile)))       # the k largest are ignored
             hi = float(np.sort(lout)[n - 1 - k]) + p.margin_s
