@@ -15,6 +15,8 @@ from storeedge.firmware.dock_door.config import DoorConfig
 
 BOMB_ROWS = "abcdefghijklmnopqrstuvwxyz"
 DOOR_DEV = {"id": "door-1", "kind": "dock_door"}
+PLAIN = {"insecure": True}          # these configs use a plain test link on purpose
+PLAIN_YAML = "security:\n  insecure: true\n"
 
 
 def alias_bomb(levels: int = 9) -> str:
@@ -76,8 +78,10 @@ def test_console_set_refuses_nan_the_same_way(tmp_path):
     for text in ("nan", "NaN", "inf", "-inf", ".nan", "-.inf"):
         with pytest.raises(ConfigValueError, match="door.skew_s: .*not a finite number"):
             value = schema.parse_value(info, text)            # what `set door.skew_s X` does
-            schema.validate({"device": DOOR_DEV, "door": {"skew_s": value}}, "door.skew_s")
-    ok = schema.validate({"device": DOOR_DEV, "door": {"skew_s": schema.parse_value(info, "30")}})
+            schema.validate({"device": DOOR_DEV, "security": PLAIN, "door": {"skew_s": value}},
+                            "door.skew_s")
+    ok = schema.validate({"device": DOOR_DEV, "security": PLAIN,
+                          "door": {"skew_s": schema.parse_value(info, "30")}})
     assert ok.door.skew_s == 30
     with pytest.raises(ConfigError, match="alias"):
         yaml_value("[*a]")
@@ -93,14 +97,16 @@ def _write(path, text: str, mode: int = 0o644):
 
 
 def test_secrets_come_from_a_private_sidecar_file(tmp_path):
-    cfg = _write(tmp_path / "dev.yaml", "device:\n  id: dev-1\nlink:\n  username: dev-1\n")
+    cfg = _write(tmp_path / "dev.yaml", "device:\n  id: dev-1\nlink:\n  username: dev-1\n"
+                 + PLAIN_YAML)
     _write(tmp_path / "dev.secrets.yaml", "link:\n  password: s3cret\n", 0o600)
     loaded = load_config(cfg, DeviceConfig)
     assert loaded.link.password == "s3cret" and loaded.link.username == "dev-1"
 
 
 def test_secrets_file_key_and_refusals(tmp_path):
-    cfg = _write(tmp_path / "dev.yaml", "secrets_file: private/keys.yaml\ndevice:\n  id: dev-1\n")
+    cfg = _write(tmp_path / "dev.yaml", "secrets_file: private/keys.yaml\ndevice:\n  id: dev-1\n"
+                 + PLAIN_YAML)
     (tmp_path / "private").mkdir()
     secrets = _write(tmp_path / "private" / "keys.yaml", "link:\n  password: pw\n", 0o600)
     assert load_config(cfg, DeviceConfig).link.password == "pw"
@@ -115,10 +121,10 @@ def test_secrets_file_key_and_refusals(tmp_path):
     _write(secrets, "link:\n  password: &p pw\n", 0o600)     # same strictness
     with pytest.raises(ConfigError, match="anchor"):
         load_config(cfg, DeviceConfig)
-    _write(cfg, "secrets_file: private/keys.yaml\nlink:\n  password: inline\n")
+    _write(cfg, "secrets_file: private/keys.yaml\nlink:\n  password: inline\n" + PLAIN_YAML)
     _write(secrets, "link:\n  password: pw\n", 0o600)
     with pytest.raises(ConfigError, match="given both"):
         load_config(cfg, DeviceConfig)
-    _write(cfg, "secrets_file: private/missing.yaml\n")
+    _write(cfg, "secrets_file: private/missing.yaml\n" + PLAIN_YAML)
     with pytest.raises(ConfigError, match="cannot read secrets file"):
         load_config(cfg, DeviceConfig)
