@@ -5,6 +5,7 @@ nowhere else (app logic receives objects).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 from storeedge.drivers.camera import Camera, open_camera
@@ -40,6 +41,16 @@ def make_camera(c: CheckoutSection, clock) -> Camera:
                            clock=clock, loop=True)
     return open_camera("synthetic", seed=cam.seed, level=cam.level, fps=cam.fps,
                        realtime=True, clock=clock, t0=clock.monotonic())
+
+
+def timing_path(cfg: CheckoutConfig) -> str | None:
+    """Where the lane keeps its learned POS timing: ``match.timing_file`` next to the outbox
+    (the device's data directory), or None when it is not kept."""
+    name = cfg.checkout.match.timing_file
+    if not name:
+        return None
+    return name if os.path.isabs(name) else os.path.join(
+        os.path.dirname(os.path.abspath(cfg.outbox.path)), name)
 
 
 class ScannerSimulator:
@@ -103,13 +114,17 @@ class CheckoutApp:
                                 c.detector.detect_every, c.lane.read_every, c.lane.blind_after_s)
         self.pipeline = LanePipeline(info.lores_size, info.main_size, self.detector, params)
         self.queue = FrameQueue(c.camera.queue_frames)
-        self.lane = CheckoutLane(emit, clock, windows=MatchWindows(c.match.pre_s, c.match.post_s,
-                                                                   c.match.double_s),
+        windows = MatchWindows(c.match.pre_s, c.match.post_s, c.match.double_s,
+                               min_reads=c.match.min_reads)
+        options = LaneOptions(c.pos.idle_end_s, lane_id=cfg.device.id,
+                              stall_passes=c.pos.stall_passes, stall_after_s=c.pos.stall_after_s,
+                              timing_path=timing_path(cfg))
+        self.lane = CheckoutLane(emit, clock, windows=windows,
                                  policy=AlertPolicyParams(c.alerts.escalate_after,
                                                           c.alerts.switch_escalates,
                                                           c.alerts.keyframe_px,
                                                           c.alerts.jpeg_quality),
-                                 options=LaneOptions(c.pos.idle_end_s, lane_id=cfg.device.id))
+                                 options=options)
         self.lane.frames_dropped = lambda: self.queue.dropped
         self._stop = threading.Event()
 

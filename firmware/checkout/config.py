@@ -59,6 +59,11 @@ class PosSection:
     topic: str = setting("pos/lane/scans", doc="mqtt: topic the POS publishes on")
     idle_end_s: float = setting(90.0, unit="s", min=10, max=3600,
                                 doc="a transaction ends after this long without activity")
+    stall_passes: int = setting(3, unit="passes", min=2, max=50,
+                                doc="passes in a row without a scan (and no POS line) before "
+                                    "the POS is reported stalled")
+    stall_after_s: float = setting(8.0, unit="s", min=1, max=600,
+                                   doc="and no POS line for at least this long")
 
 
 @section
@@ -105,6 +110,12 @@ class MatchSection:
                             doc="scanner + POS latency allowed after the item left the scanner")
     double_s: float = setting(2.0, unit="s", min=0, max=10,
                               doc="same code again within this time is a double scan")
+    min_reads: int = setting(2, unit="reads", min=1, max=10,
+                             doc="frames a code must be read on before it can create or change "
+                                 "a slot (fewer: a possible misread, counted, never alerted)")
+    timing_file: str = setting("pos-timing.json",
+                               doc="learned POS timing, kept next to the outbox (relative) or "
+                                   "at this absolute path; empty: not kept across restarts")
 
 
 @section

@@ -66,6 +66,7 @@ def test_config_is_strict():
 def test_cli_validate_config(tmp_path, capsys):
     good = tmp_path / "lane.yaml"
     good.write_text("device: {id: lane-1, kind: checkout, store: s0042}\n"
+                    "security: {insecure: true}\n"         # the default plain test link
                     "checkout:\n  camera: {type: synthetic}\n  pos: {type: synthetic}\n")
     assert main(["--config", str(good), "--validate-config"]) == 0
     assert "OK" in capsys.readouterr().out
@@ -76,10 +77,13 @@ def test_cli_validate_config(tmp_path, capsys):
     assert "escalate_after (line 3)" in out.out + out.err
 
 
-def test_realtime_app_over_serial_loop(palm_model):
-    """Capture thread, bounded queue, scanner lines through pyserial loop://, real detector."""
+def test_realtime_app_over_serial_loop(palm_model, tmp_path):
+    """Capture thread, bounded queue, scanner lines through pyserial loop://, real detector;
+    the learned POS timing is kept next to the outbox."""
     clock = SystemClock()
-    cfg = config_from_dict({"checkout": {"camera": {"type": "synthetic", "fps": 12},
+    cfg = config_from_dict({"security": {"insecure": True},
+                            "outbox": {"path": str(tmp_path / "outbox.db")},
+                            "checkout": {"camera": {"type": "synthetic", "fps": 12},
                                          "pos": {"type": "synthetic"},
                                          "detector": {"model_path": palm_model}}},
                            CheckoutConfig)
@@ -100,3 +104,4 @@ def test_realtime_app_over_serial_loop(palm_model):
     assert ("checkout.nudge", "missed_scan") in kinds
     assert ("checkout.pass", "ok") in kinds
     assert app.lane.stats.scans == 1
+    assert app.lane.timing.path == str(tmp_path / "pos-timing.json")
