@@ -11,7 +11,6 @@ writes its script's truth; real footage gets an empty ``truth.jsonl`` for a pers
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 import sys
@@ -102,11 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     from storeedge.drivers.exc import DriverError
     from storeedge.firmware.checkout.app import make_camera, make_pos
     from storeedge.firmware.checkout.config import CheckoutConfig
-    from storeedge.firmware.common.app import load_app_config, validation_exit_code
+    from storeedge.firmware.common.app import app_parser, load_app_config, validation_exit_code
 
-    ap = argparse.ArgumentParser(prog="storeedge-record-lane", description=__doc__.split("\n")[0])
-    ap.add_argument("--config", required=True, metavar="FILE")
-    ap.add_argument("--validate-config", action="store_true")
+    ap = app_parser("checkout-record", "record a lane to a labelled recording")
     ap.add_argument("--out", required=True, help="recording directory to write")
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--lossless", action="store_true", help="x264 qp=0 (large files)")
@@ -115,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     if cfg is None:
         return validation_exit_code(args)
     c, clock = cfg.checkout, SystemClock()
+    camera = pos = scanner = None
     try:
         camera = make_camera(c, clock)
         pos, scanner = make_pos(c, clock, camera)
@@ -125,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     except (DriverError, OSError) as exc:
         print(f"record: {exc}", file=sys.stderr)
         return 1
+    finally:
+        for part in (scanner, pos, camera):
+            if part is not None:
+                part.stop() if part is scanner else part.close()
     print(f"recorded {res.frames} frames, {res.pos_lines} POS lines, {res.truth} truth passes "
           f"({res.seconds:.1f} s) to {args.out}")
     return 0

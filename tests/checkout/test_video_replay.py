@@ -110,3 +110,21 @@ def test_malformed_recording_names_file_and_line(tmp_path):
     with pytest.raises(ReplayError, match=r"truth.jsonl:1: expect"):
         open_recording(str(out))
     assert pos_from_script(cam.script)[0].kind == "txn_start"
+
+
+def test_record_tool_cli_records_a_synthetic_lane(tmp_path, capsys):
+    from storeedge.firmware.checkout.record import main
+
+    cfg = tmp_path / "lane.yaml"
+    cfg.write_text("device: {id: lane-1, kind: checkout, store: s0042}\n"
+                   "security: {insecure: true}\n"
+                   "checkout:\n  camera: {type: synthetic, fps: 10, seed: 3}\n"
+                   "  pos: {type: synthetic}\n")
+    out = tmp_path / "cli.lane"
+    assert main(["--config", str(cfg), "--out", str(out), "--seconds", "2"]) == 0
+    assert "recorded" in capsys.readouterr().out
+    rec = open_recording(str(out))
+    frames = list(rec.camera().frames())
+    assert 15 <= len(frames) <= 25 and rec.meta["lane"]["device"] == "lane-1"
+    assert rec.truth and all(t.expect in ("none", "missed", "switch") for t in rec.truth)
+    assert main(["--config", str(tmp_path / "missing.yaml"), "--out", str(out)]) == 1
