@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -258,10 +259,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     days, reps, alerts_n = (7, 15, 10) if args.quick else (30, 60, 40)
     work = Path(tempfile.mkdtemp(prefix="se-bench-page-"))
-    built = build_store(work / "store.db", days)
-    print(f"built {days} days of a 50-device store in {built:.1f} s", flush=True)
-    t = page_times(work / "store.db", reps)
-    latencies = alert_to_browser(work, alerts_n)
+    try:
+        built = build_store(work / "store.db", days)
+        print(f"built {days} days of a 50-device store in {built:.1f} s", flush=True)
+        t = page_times(work / "store.db", reps)
+        latencies = alert_to_browser(work, alerts_n)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     result = {"days": days, "quick": args.quick,
               "alerts_p50_ms": round(statistics.median(t["alerts"]), 1),
               "alerts_p95_ms": round(p95(t["alerts"]), 1),

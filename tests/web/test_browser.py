@@ -237,7 +237,9 @@ def test_a_code_issued_in_the_page_opens_the_simulated_door_once(stack, chrome):
     audit = [(n, a) for _t, n, a, _g, _d in stack.ctx.store.audit_log()]
     assert ("mara", "door.issue") in audit and ("mara", "door.revoke") in audit
     assert chrome.contrast_failures() == []
+    _lane_day(stack)
     chrome.open("/figures")
+    assert "12.50" in chrome.find("#figures").text          # 1 alert in 8 transactions
     chrome.screenshots("figures")
     chrome.open("/audit")
     chrome.screenshots("audit")
@@ -250,6 +252,26 @@ def test_a_code_issued_in_the_page_opens_the_simulated_door_once(stack, chrome):
     chrome.driver.execute_script("var p = document.createElement('p'); p.textContent = 'grey';"
                                  "p.style.color = '#999'; document.body.appendChild(p);")
     assert chrome.contrast_failures() == ["grey (2.61 < 4.5)"]    # #999 on #f4f5f7: the check works
+
+
+def _lane_day(stack) -> None:
+    """A lane's 8 transactions and one escalation, stored through the event path."""
+    from storeedge.firmware.checkout.events import Transaction
+    lane = start_device(stack, "lane-2", "checkout")
+    for k in range(8):
+        env = lane.emit(Transaction(f"t-{k}", 4, 4, 0, 0, 0, 0, 0.0, 0))
+    env = lane.emit(escalate_body("5012345678900"))
+    assert _wait_for_db(stack, "SELECT 1 FROM devices WHERE dev='lane-2' AND wm >= ?",
+                        (env.seq,))
+
+
+def _wait_for_db(stack, sql: str, params=()) -> bool:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if stack.ctx.store.query(sql, params):
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def _issue_in_page(chrome, po: str) -> str:
@@ -270,12 +292,7 @@ def _issue_in_page(chrome, po: str) -> str:
 
 
 def _wait_device(stack, dev: str) -> bool:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if stack.ctx.store.query("SELECT 1 FROM devices WHERE dev=?", (dev,)):
-            return True
-        time.sleep(0.1)
-    return False
+    return _wait_for_db(stack, "SELECT 1 FROM devices WHERE dev=?", (dev,))
 
 
 def _set_datetime(chrome, css: str, moment: _dt.datetime) -> None:
