@@ -13,8 +13,9 @@ stuck line does not move it):
 * it closes at ``t_scan_out + close_s`` with ``close_s = max(shift_s + post_s, hi)``, ``hi``
   the high end of ``lag_out`` plus ``margin_s`` (its 95th percentile over the kept samples:
   the largest 5 %, two of 40, are ignored; the largest sample plus ``unsure_s`` per
-  missing sample while fewer than ``min_samples`` were seen; the configured window before the first sample), and opens as
-  far before the core as it closes after it (at least ``pre_s``).
+  missing sample while fewer than ``min_samples`` were seen; ``cold_post_s`` before the
+  first sample, so a lane on a slow POS does not cry wolf while it has learned nothing),
+  and opens as far before the core as it closes after it (at least ``pre_s``).
 
 The published delay (:meth:`PosTiming.status`) is the median of the scan's arrival minus the
 middle of the item's time over the scanner (s). The state survives restarts: :meth:`save`
@@ -46,6 +47,7 @@ class TimingParams:
     quantile: float = 0.95
     margin_s: float = 0.25
     unsure_s: float = 0.06
+    cold_post_s: float = 2.5
     max_lag_s: float = 4.5
     max_close_s: float = 5.0
 
@@ -106,8 +108,8 @@ class PosTiming:
     def window(self, pre_s: float, post_s: float) -> Window:
         """The window for a slot, given the configured minimum ``pre_s``/``post_s`` (s)."""
         p, n = self.p, len(self.samples)
-        if n == 0:
-            return Window(0.0, pre_s, post_s)
+        if n == 0:                       # nothing known yet: allow a slow POS
+            return Window(0.0, pre_s, max(post_s, p.cold_post_s))
         lout = np.array([s.lag_out for s in self.samples])
         shift = max(0.0, float(np.median(lout)))
         if n < p.min_samples:

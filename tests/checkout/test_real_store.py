@@ -11,7 +11,7 @@ from storeedge.drivers.camera.lane import LEVELS, scripted
 from storeedge.drivers.camera.synthetic import SyntheticLaneCamera
 from storeedge.firmware.checkout.matcher import MatchWindows, PosScan, TransactionMatcher
 from storeedge.firmware.checkout.sim import LaneSession, pos_records, run_lane
-from storeedge.firmware.checkout.timing import PosTiming
+from storeedge.firmware.checkout.timing import PosTiming, TimingParams
 from storeedge.firmware.checkout.tracker import CodeSeen, ItemPass
 
 LATE = dataclasses.replace(LEVELS["easy"], name="late", pos_delay=(1.5, 1.5))
@@ -50,10 +50,18 @@ def test_same_late_pos_without_learning_cries_wolf(detector):
     """The control: the configured 0.8 s window on the same late POS alerts on honest items
     (what the learned timing fixes), so the test above can fail."""
     cam = SyntheticLaneCamera(scripted(42, ["scanned", "scanned", "scanned"], LATE), fps=15.0)
-    frozen = PosTiming()
-    frozen.add = lambda *a: False                       # never learns
+    frozen = PosTiming(TimingParams(cold_post_s=0.0))   # the configured window, always
+    frozen.add = lambda *a: False                        # never learns
     run = run_lane(cam, detector, timing=frozen)
     assert len(_alerts(run)) >= 2
+
+
+def test_new_lane_on_a_late_pos_does_not_cry_wolf_while_learning(detector):
+    cam = SyntheticLaneCamera(scripted(48, ["scanned", "scanned", "skipped", "scanned"], LATE),
+                              fps=15.0)
+    run = run_lane(cam, detector)                        # nothing learned before
+    assert [a.reason for a in _alerts(run)] == ["missed_scan"]
+    assert _statuses(run)[-1].timing_samples >= 2
 
 
 def test_stalled_pos_is_reported_not_alerted(detector):
