@@ -104,7 +104,8 @@ def _buckets(acc: dict, width: int) -> list[Bucket]:
 
 
 def chart_marks(ws, cab: Cabinet, seconds: int, now: float) -> tuple[list, list]:
-    """Alarm marks ``(t, label)`` and limit lines (degC) of ``cab`` over the range."""
+    """Alarm and door-open marks ``(t, label)`` and limit lines (degC) of ``cab`` over the
+    range (defrosts are not marked: their schedule is device config, not an event)."""
     marks, limits = [], set()
     for ts, body in ws.query("SELECT ts, body FROM events WHERE dev=? AND type='freezer.alarm' "
                              "AND ts >= ? ORDER BY ts", (cab.dev, since_ts(seconds, now))):
@@ -115,6 +116,11 @@ def chart_marks(ws, cab: Cabinet, seconds: int, now: float) -> tuple[list, list]
             limits.add(float(doc["limit_c"]))
         if doc.get("action") == "raised":
             marks.append((parse_ts(ts), f"{doc.get('condition')} {doc.get('probe')}"))
+    for ts, body in ws.query("SELECT ts, body FROM events WHERE dev=? AND type='freezer.door' "
+                             "AND ts >= ? ORDER BY ts", (cab.dev, since_ts(seconds, now))):
+        doc = json.loads(body)
+        if doc.get("unit") == cab.unit and doc.get("open"):
+            marks.append((parse_ts(ts), "door open"))
     for body, in ws.query("SELECT body FROM events WHERE dev=? AND type='freezer.haccp' "
                           "ORDER BY ts DESC LIMIT 1", (cab.dev,)):
         limits.add(float(json.loads(body)["limit_c"]))

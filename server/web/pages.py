@@ -19,6 +19,7 @@ from storeedge.server.web.exc import FormError
 from storeedge.server.web.store import Session
 
 INITIALS_RE = re.compile(r"[A-Za-z][A-Za-z.]{0,7}")
+DERIVED_EVERY_S = 5.0
 KEY_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}:[0-9]{1,18}")
 
 
@@ -58,6 +59,7 @@ async def alerts_stream(request: Request, sess: Session) -> Response:
         nonlocal cursor
         yield "retry: 1000\n\n"
         last_ping = last_check = time.monotonic()
+        last_derived, shown = 0.0, set()          # gaps / offline devices already sent
         while (time.time() < sess.expires and not ctx.stopping.is_set()
                and not await request.is_disconnected()):
             if time.monotonic() - last_check > 10:          # logged out elsewhere: stop
@@ -65,8 +67,14 @@ async def alerts_stream(request: Request, sess: Session) -> Response:
                 if await run_in_threadpool(ctx.auth.session, token) is None:
                     return
             rows = await run_in_threadpool(queries.alert_rows, ctx.store, 50, cursor)
+            if time.monotonic() - last_derived > DERIVED_EVERY_S:
+                last_derived = time.monotonic()
+                derived = await run_in_threadpool(queries.derived_alerts, ctx.store)
+                rows += [a for a in derived if a.key not in shown]
+                shown.update(a.key for a in derived)
             for alert in reversed(rows):
-                cursor = max(cursor, alert.received)
+                if alert.type not in ("gap", "offline"):
+                    cursor = max(cursor, alert.received)
                 html = template.render(a=alert, sess=sess).replace("\n", " ")
                 yield f"event: alert\nid: {cursor}\ndata: {html}\n\n"
             if time.monotonic() - last_ping > 15:

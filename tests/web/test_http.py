@@ -181,3 +181,31 @@ def test_huge_upload_is_refused_before_it_is_read(page):
                        data={"csrf": token})
     assert resp.status_code == 413
     assert ctx.store.user("eve") is None
+
+
+def test_live_stream_sends_new_alerts_and_device_problems_as_cards(page):
+    ctx, client = page
+    login(client, "ali")
+    (seq,) = put_events(ctx.store.db, "lane-1", "checkout", [("checkout.escalate",
+                                                              escalation())])
+    with ctx.store.db.lock:
+        txn = ctx.store.db.transactions()
+        txn.begin()
+        ctx.store.db.record_gap("lane-1", 7, 9, "hole", time.time())
+        txn.commit()
+    got = []
+    with client.stream("GET", "/alerts/stream?after=0") as resp:
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        for line in resp.iter_lines():
+            if line.startswith("data: "):
+                got.append(line)
+            if len(got) == 2:
+                ctx.stopping.set()               # ends the stream at its next poll
+    assert any(f'id="alert-lane-1-{seq}"' in d and "Escalation: missed scan" in d for d in got)
+    assert any('id="alert-gap-lane-1-7"' in d and "Events 7..9 missing" in d for d in got)
+
+
+def test_live_stream_needs_a_session(page):
+    _ctx, client = page
+    resp = client.get("/alerts/stream")
+    assert resp.status_code == 401 and refusal(resp.text) == "log in first"
