@@ -29,11 +29,12 @@ DEFAULT_FORMATS = ("EAN-13, EAN-8, UPC-A, UPC-E, DataBar, DataBarExpanded, DataB
                    "Code128, DataMatrix, QRCode")
 _AXIS_TOLERANCE = math.radians(8)     # closer than this to 0/90 degrees: plain slice, no warp
 MAX_STRIP_PX = 64                     # a 1-D crop keeps at most this many px of bar height
+STRIP_ROWS = 64                       # ... in at most this many rows
 TALL_STRIP_PX = 256                   # ... on the retry of a tall (stacked) or joined 1-D box
 _JOIN_ANGLE = math.radians(6)         # pieces of one 1-D code: angles closer than this
 RETRY_EXTEND = 0.25                   # a retried 1-D box grows by this x its length each end
-MAX_FINER = 2                         # failed boxes of a reduced level tried finer
-MAX_RETRIES = 4                       # retry crops decoded per frame and level
+MAX_FINER = 1                         # failed boxes of a reduced level tried finer
+MAX_RETRIES = 2                       # retry crops decoded per frame and level
 LEVEL_FACTORS = (4, 16)               # pyramid reductions searched after the frame itself
 MIN_LEVEL_PX = 48                     # a reduction keeps at least this short side (px)
 SMALL_FRAME_PX = 96                   # a smaller frame (short side, px) is decoded whole
@@ -137,7 +138,7 @@ def crop_candidate(gray: np.ndarray, cand: Candidate,
                    max_height: float = MAX_STRIP_PX) -> Crop | None:
     """Crop ``cand`` out of ``gray``.  A 2-D box is an axis-aligned slice; a 1-D box becomes
     an upright strip (bars vertical) covering at most ``max_height`` px of bar height in at
-    most ``MAX_STRIP_PX`` rows (rows are skipped on a taller strip: bars do not change along
+    most ``STRIP_ROWS`` rows (rows are skipped on a taller strip: bars do not change along
     their length): a slice or transposed slice near 0/90 degrees, else a bilinear resampling.
     None if the box is mostly off-frame."""
     if cand.kind == "matrix":
@@ -147,9 +148,9 @@ def crop_candidate(gray: np.ndarray, cand: Candidate,
     off = abs(cand.angle) % (math.pi / 2)
     if min(off, math.pi / 2 - off) < _AXIS_TOLERANCE:
         strip = cand._replace(height=height)
-        step = max(1, math.ceil(height / MAX_STRIP_PX))
+        step = max(1, math.ceil(height / STRIP_ROWS))
         return _slice(gray, strip.corners(), transpose=abs(s) > abs(c), step=step)
-    out_w, out_h = int(cand.length + 0.5), max(1, min(int(height + 0.5), MAX_STRIP_PX))
+    out_w, out_h = int(cand.length + 0.5), max(1, min(int(height + 0.5), STRIP_ROWS))
     step = height / out_h
     x0 = cand.cx - c * out_w / 2 + s * height / 2
     y0 = cand.cy - s * out_w / 2 - c * height / 2
@@ -325,8 +326,8 @@ def read_barcodes(gray: np.ndarray, formats=None, *, max_candidates: int = 8,
                   params: LocateParams = LocateParams()) -> list[Barcode]:
     """Decode the codes in ``gray`` ((H, W) uint8, any layout or read-only).
 
-    At each level of :func:`pyramid` (the frame, then reductions by 4 and 16 for wide
-    modules and codes filling the frame), decodes the best localiser boxes not inside a box
+    At each level of :func:`pyramid` (the frame, then, while nothing was read, reductions
+    by 4 and 16 for wide modules and codes filling the frame), decodes the best localiser boxes not inside a box
     that already decoded (``max_candidates`` at full size, half as many on reductions), then
     retries at most ``MAX_RETRIES`` 1-D boxes that failed, joined, longer and taller (see
     :func:`_read_level`).  A frame smaller than ``SMALL_FRAME_PX`` on a side (no room for localiser cells)
@@ -342,6 +343,8 @@ def read_barcodes(gray: np.ndarray, formats=None, *, max_candidates: int = 8,
     reads: list[Barcode] = []
     done: list[Candidate] = []                 # frame px boxes that decoded
     for level in pyramid(gray):
+        if reads and level.factor > 1:
+            break                      # the frame's own scale read something: enough
         budget = max_candidates if level.factor == 1 else (max_candidates + 1) // 2
         cands = sorted(locate(level.image, budget, params, kinds),
                        key=lambda c: c.kind != "linear")
