@@ -125,11 +125,12 @@ def _ack(ctx, sess: Session, key: str, action: str, initials: str) -> None:
     note = f"{action} (entered by {sess.name})"
     cmd_id = ctx.commands.send(DeviceRef(store, kind, dev), "ack",
                                {"alarm": body["alarm_id"], "note": note}, initials, sess.role)
-    ctx.store.write([("INSERT INTO web_alert_actions (dev, seq, outcome, note, by_name, ts) "
-                      "VALUES (?,?,?,?,?,?) ON CONFLICT (dev, seq) DO UPDATE SET "
-                      "note=excluded.note, by_name=excluded.by_name, ts=excluded.ts",
+    ctx.store.write([("INSERT INTO web_alert_actions (dev, seq, outcome, note, by_name, ts, "
+                      "cmd_id) VALUES (?,?,?,?,?,?,?) ON CONFLICT (dev, seq) DO UPDATE SET "
+                      "note=excluded.note, by_name=excluded.by_name, ts=excluded.ts, "
+                      "cmd_id=excluded.cmd_id",
                       (dev, int(seq), "ack_sent", f"{action} ({initials})", sess.name,
-                       time.time())),
+                       time.time(), cmd_id)),
                      ctx.store.audit_stmt(sess.name, "freezer.ack", key,
                                           f"{initials}: {action} (command {cmd_id})")])
 

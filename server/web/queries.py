@@ -69,8 +69,8 @@ def _attach_state(ws: WebStore, alerts: list[Alert]) -> None:
     if not alerts:
         return
     oldest = min(a.received for a in alerts)
-    done = {(d, s): (o, n, b) for d, s, o, n, b in ws.query(
-        "SELECT dev, seq, outcome, note, by_name FROM web_alert_actions WHERE ts >= ?",
+    done = {(d, s): (o, n, b, c) for d, s, o, n, b, c in ws.query(
+        "SELECT dev, seq, outcome, note, by_name, cmd_id FROM web_alert_actions WHERE ts >= ?",
         (oldest - 1,))}
     acked = {}
     for body, in ws.query("SELECT body FROM events WHERE type='freezer.alarm' AND "
@@ -84,10 +84,25 @@ def _attach_state(ws: WebStore, alerts: list[Alert]) -> None:
             a.state, a.resolution = "acked", f"acknowledged by {ack.get('acked_by')}: " \
                                              f"{ack.get('ack_note')}"
         elif (a.dev, a.seq) in done:
-            outcome, note, by = done[(a.dev, a.seq)]
+            outcome, note, by, cmd_id = done[(a.dev, a.seq)]
             a.state = "ack_sent" if outcome == "ack_sent" else "resolved"
             text = CHECKOUT_OUTCOMES.get(outcome, outcome.replace("_", " "))
             a.resolution = f"{text} by {by}" + (f": {note}" if note else "")
+            refused = _refusal(ws, a.dev, cmd_id) if cmd_id else None
+            if refused is not None:
+                a.state, a.resolution = "open", f"the device refused the acknowledgement " \
+                                                f"sent by {by}: {refused}"
+
+
+def _refusal(ws: WebStore, dev: str, cmd_id: str) -> str | None:
+    """The error of command ``cmd_id`` from the device's ``device.command`` event, if it
+    failed (None: succeeded or no answer yet)."""
+    for body, in ws.query("SELECT body FROM events WHERE dev=? AND type='device.command' "
+                          "AND placeholder=0 ORDER BY ts DESC LIMIT 50", (dev,)):
+        doc = json.loads(body)
+        if doc.get("id") == cmd_id:
+            return None if doc.get("ok") else str(doc.get("error") or "refused")
+    return None
 
 
 def derived_alerts(ws: WebStore, now: float | None = None) -> list[Alert]:

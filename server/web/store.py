@@ -40,7 +40,9 @@ WEB_SCHEMA = [
     "CREATE INDEX IF NOT EXISTS web_audit_ts ON web_audit (ts)",
     """CREATE TABLE IF NOT EXISTS web_alert_actions (
         dev TEXT NOT NULL, seq BIGINT NOT NULL, outcome TEXT NOT NULL, note TEXT NOT NULL,
-        by_name TEXT NOT NULL, ts DOUBLE PRECISION NOT NULL, PRIMARY KEY (dev, seq))""",
+        by_name TEXT NOT NULL, ts DOUBLE PRECISION NOT NULL,
+        cmd_id TEXT,                                -- the signed command sent (freezer ack)
+        PRIMARY KEY (dev, seq))""",
     """CREATE TABLE IF NOT EXISTS web_codes (
         cred_id TEXT PRIMARY KEY, door TEXT NOT NULL, vendor TEXT NOT NULL,
         driver TEXT NOT NULL, po TEXT NOT NULL, not_before BIGINT NOT NULL,

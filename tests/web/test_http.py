@@ -209,3 +209,41 @@ def test_live_stream_needs_a_session(page):
     _ctx, client = page
     resp = client.get("/alerts/stream")
     assert resp.status_code == 401 and refusal(resp.text) == "log in first"
+
+
+FREEZER_ALARM = {"alarm_id": "top-h-1", "action": "raised", "kind": "temperature",
+                 "probe": "top", "unit": "ice1", "condition": "H", "severity": "warning",
+                 "escalation": 0, "notify": "store", "raised_at": "x", "detail": "warm",
+                 "value_c": -14.0, "limit_c": -15.0}
+
+
+def test_an_ack_that_cannot_be_sent_is_refused_and_nothing_is_stored(page):
+    ctx, client = page                       # this page has no broker link
+    login(client, "ali")
+    (seq,) = put_events(ctx.store.db, "fz-1", "freezer", [("freezer.alarm", FREEZER_ALARM)])
+    html = client.get("/alerts").text
+    resp = client.post("/alerts/ack", data={"csrf": csrf_of(html), "alert": f"fz-1:{seq}",
+                                            "action": "moved stock", "initials": "AL"})
+    assert resp.status_code == 400
+    assert refusal(resp.text) == "commands are disabled: the page has no link to the store broker"
+    assert ctx.store.query("SELECT COUNT(*) FROM web_alert_actions")[0][0] == 0
+    assert ("ali", "freezer.ack") not in audit_actions(ctx)
+    bad = client.post("/alerts/ack", data={"csrf": csrf_of(html), "alert": f"fz-1:{seq}",
+                                           "action": "moved stock", "initials": "A1; DROP"})
+    assert bad.status_code == 400 and refusal(bad.text).startswith("initials: 1-8 letters")
+
+
+def test_a_refused_ack_reopens_the_alarm_with_the_device_reason(page):
+    ctx, client = page
+    login(client, "ali")
+    (seq,) = put_events(ctx.store.db, "fz-1", "freezer", [("freezer.alarm", FREEZER_ALARM)])
+    ctx.store.write([("INSERT INTO web_alert_actions (dev, seq, outcome, note, by_name, ts, "
+                      "cmd_id) VALUES (?,?,?,?,?,?,?)",
+                      ("fz-1", seq, "ack_sent", "moved stock (AL)", "ali", time.time(), "c-1"))])
+    assert "Sent to the device, waiting" in client.get("/alerts").text
+    put_events(ctx.store.db, "fz-1", "freezer", [("device.command", {
+        "name": "ack", "id": "c-1", "by": "AL", "ok": False, "error": "alarm already acked",
+        "role": "associate"})])
+    html = client.get("/alerts").text
+    assert "the device refused the acknowledgement sent by ali: alarm already acked" in html
+    assert 'action="/alerts/ack"' in html                     # can be acknowledged again
