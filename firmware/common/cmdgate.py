@@ -48,25 +48,34 @@ class Admitted:
 
 
 class DurableCounter:
-    """The highest command counter acted on, in a small file replaced atomically."""
+    """The highest command counter acted on, in a small file replaced atomically.
 
-    def __init__(self, path: str):
+    Args:
+        path: the counter file.
+        fresh: this is the device's first start (empty outbox): a missing file means 0.
+            Otherwise a missing or unreadable file means it was lost, and the counter
+            starts at "now in ms" (the sender's counters are at least its clock in ms), so
+            no command sent before is accepted again.
+    """
+
+    def __init__(self, path: str, fresh: bool = True):
         self.path = path
-        self.value = self._load()
+        self.value = self._load(fresh)
 
-    def _load(self) -> int:
+    def _load(self, fresh: bool) -> int:
         try:
             with open(self.path, encoding="ascii") as fh:
                 return int(fh.read().strip() or 0)
-        except FileNotFoundError:
-            return 0
+        except FileNotFoundError as exc:
+            if fresh:
+                return 0
+            problem: Exception = exc
         except (OSError, ValueError) as exc:
-            # Unreadable: refuse nothing we cannot prove is new -> start from "now in ms"
-            # (the sender's counters are at least its clock in ms).
-            floor = int(time.time() * 1000)
-            log.error("command counter %s unreadable (%s); continuing above %d", self.path,
-                      exc, floor)
-            return floor
+            problem = exc
+        floor = int(time.time() * 1000)
+        log.error("command counter %s lost (%s); continuing above %d", self.path, problem,
+                  floor)
+        return floor
 
     def advance(self, ctr: int) -> None:
         """Make ``ctr`` the highest seen (durable before it returns)."""
@@ -107,15 +116,16 @@ class CommandGate:
     Args:
         cfg: the device config (``device``, ``outbox.path``, ``security`` used).
         now: wall clock, epoch seconds (the device's clock: expiry is judged by it).
+        fresh: first start of this device (see :class:`DurableCounter`).
     """
 
-    def __init__(self, cfg: DeviceConfig, now):
+    def __init__(self, cfg: DeviceConfig, now, *, fresh: bool = True):
         dev, sec = cfg.device, cfg.security
         self.target = Target(dev.store, dev.kind, dev.id)
         self.now = now
         self.insecure = sec.insecure
         self.verifier = _verifier(sec.command_pub, self.target)
-        self.counter = DurableCounter(counter_path(cfg))
+        self.counter = DurableCounter(counter_path(cfg), fresh)
         self.bucket = TokenBucket(RATE_PER_S, RATE_BURST)
         self.refusals = RefusalCounts()
         self._lock = threading.Lock()

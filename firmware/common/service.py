@@ -93,7 +93,7 @@ class DeviceService:
         self._reconnected = False
         self._stop = threading.Event()
         self._commands: queue.Queue = queue.Queue(maxsize=QUEUE_MAX)
-        self.gate = CommandGate(cfg, self.clock.time)
+        self.gate = CommandGate(cfg, self.clock.time, fresh=self.outbox.last_seq == 0)
         self.command_errors = 0
         self._last_summary = float("-inf")
         self.sent = self.resends = 0

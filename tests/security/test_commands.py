@@ -481,3 +481,28 @@ def test_a_missing_command_key_refuses_commands_but_the_device_runs(kit, tmp_pat
     with pytest.raises(CommandRefused) as info:
         gate.admit("ack", payload, known=True)
     assert info.value.reason == "unsigned"
+
+
+def test_a_lost_counter_file_never_reopens_old_commands(kit, broker, tmp_path):
+    """The counter file deleted (outbox kept): old captured commands stay refused."""
+    from storeedge.firmware.common.cmdgate import counter_path
+
+    runs = []
+    old = kit.sign("freezer", "fz-1", "ack", {"alarm": "a0"}, by="carol", role="associate",
+                   ctr=int(time.time() * 1000) - 60_000)           # sent a minute ago
+    svc = _service(kit, broker, tmp_path)
+    svc.on_command("ack", lambda cmd: runs.append(cmd) or {})
+    svc.start()
+    svc.close()                                  # the outbox now holds device.started
+    assert not os.path.exists(counter_path(svc.cfg))   # as if lost (never written here)
+    svc = _service(kit, broker, tmp_path)
+    svc.on_command("ack", lambda cmd: runs.append(cmd) or {})
+    try:
+        with pytest.raises(CommandRefused) as info:
+            svc.gate.admit("ack", old, known=True)
+        assert info.value.reason == "replayed" and runs == []
+        fresh = kit.sign("freezer", "fz-1", "ack", {"alarm": "a1"}, by="carol",
+                         role="associate", ctr=int(time.time() * 1000) + 1000)
+        assert svc.gate.admit("ack", fresh, known=True).by == "carol"
+    finally:
+        svc.outbox.close()
