@@ -137,3 +137,25 @@ def test_devices_show_backlog_gaps_open_alarms_and_offline(ctx):
     assert (dev.version, dev.open_gaps, dev.online) == ("0.3.1", 1, False)
     derived = {a.type for a in queries.derived_alerts(ctx.store, now=time.time() + 3600)}
     assert derived == {"gap", "offline"}
+
+
+def test_login_resolve_and_audit_through_the_page_on_both_databases(ctx):
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from starlette.testclient import TestClient
+    from storeedge.server.web.app import create_app
+    from webkit import PASSWORD, csrf_of, login
+
+    (seq,) = put_events(ctx.store.db, "lane-1", "checkout", [("checkout.escalate",
+                                                              escalation())])
+    with TestClient(create_app(ctx), follow_redirects=True) as client:
+        assert login(client, "ali", "wrong").status_code == 401
+        login(client, "ali", PASSWORD)
+        html = client.get("/alerts").text
+        resp = client.post("/alerts/resolve", data={"csrf": csrf_of(html), "alert":
+                                                    f"lane-1:{seq}", "outcome": "false_alarm",
+                                                    "note": "it's a bag o' chips"})
+        assert "false alarm by ali: it&#39;s a bag o&#39; chips" in resp.text
+    assert [a for _t, _n, a, _g, _d in ctx.store.audit_log()][:3] == \
+        ["alert.resolve", "login", "login.failed"]
