@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 import time
 from pathlib import Path
@@ -13,8 +12,9 @@ from storeedge.signing import DOMAIN, Target, load_signing_key, write_key_pair
 class CommandKit:
     """``command.key`` / ``command.pub`` in ``folder`` and signed payloads for one store.
 
-    ``sign(kind, dev, name, args, by=..., role=...)`` uses counters 1, 2, 3... (override with
-    ``ctr=``) and a not-after of now + ``ttl_s`` (override with ``exp=``).
+    ``sign(kind, dev, name, args, by=..., role=...)`` counts like the store server's sender
+    (``max(last + 1, now in ms)``; override with ``ctr=``) and uses a not-after of
+    now + ``ttl_s`` (override with ``exp=``).
     """
 
     def __init__(self, folder: Path, store: str = "s0042", ttl_s: int = 300):
@@ -23,7 +23,7 @@ class CommandKit:
         write_key_pair(self.key_path, self.pub_path)
         self.signer = load_signing_key(self.key_path)
         self.store, self.ttl_s = store, ttl_s
-        self._ctr = itertools.count(1)
+        self._last = 0
 
     @classmethod
     def from_pki(cls, pki, ttl_s: int = 300) -> "CommandKit":
@@ -33,14 +33,18 @@ class CommandKit:
         kit.key_path, kit.pub_path = pki.command_key, pki.command_pub
         kit.signer = load_signing_key(kit.key_path)
         kit.store, kit.ttl_s = pki.store, ttl_s
-        kit._ctr = itertools.count(1)
+        kit._last = 0
         return kit
+
+    def _next(self) -> int:
+        self._last = max(self._last + 1, int(time.time() * 1000))
+        return self._last
 
     def sign(self, kind: str, dev: str, name: str, args: dict | None = None, *,
              by: str = "alice", role: str = "manager", ctr: int | None = None,
              exp: int | None = None, store: str | None = None, cmd_id: str | None = None) -> bytes:
         target = Target(store or self.store, kind, dev)
-        return self.signer.sign(target, name, args or {}, next(self._ctr) if ctr is None else ctr,
+        return self.signer.sign(target, name, args or {}, self._next() if ctr is None else ctr,
                                 exp=int(time.time() + self.ttl_s) if exp is None else exp,
                                 by=by, role=role, cmd_id=cmd_id)
 
