@@ -69,6 +69,7 @@ setup(
         "pyserial>=3.5,<4",
         "gpiozero>=2.0,<3",
         "cryptography>=42",
+        "msgspec>=0.18,<1",   # compiled envelope decode + check on the event path (pure fallback)
         "zxing-cpp>=2.2,<4",
         "ai-edge-litert>=1.2,<3",
         "Pillow>=10",

@@ -20,7 +20,6 @@ import stat
 from enum import Enum
 
 from storeedge.exc import SealKeyError
-from storeedge.pki import derive_e2e_key
 
 KEY_BYTES = 32
 _PREFIX = b',"seal":"'
@@ -62,11 +61,12 @@ def verify(key: bytes, payload: bytes) -> Verdict:
     A seal that is not the last member in the exact form above is :attr:`Verdict.BAD`.
     Constant-time compare.
     """
-    parts = split(payload)
-    if parts is None:
+    cut = len(payload) - SUFFIX_BYTES
+    if (cut <= 0 or payload[cut:cut + len(_PREFIX)] != _PREFIX
+            or payload[-2:] != b'"}'):
         return Verdict.BAD
-    body, mac = parts
-    expect = hmac.digest(key, body, "sha256").hex().encode("ascii")
+    expect = hmac.digest(key, payload[:cut] + b"}", "sha256").hex().encode("ascii")
+    mac = payload[cut + len(_PREFIX):-2]          # non-hex bytes simply do not compare equal
     return Verdict.OK if hmac.compare_digest(expect, mac) else Verdict.BAD
 
 
@@ -98,6 +98,9 @@ class KeyRing:
     """
 
     def __init__(self, master: bytes):
+        from storeedge.pki import derive_e2e_key   # (cryptography: not on a device's path)
+
+        self._derive = derive_e2e_key
         self._master = master
         self._keys: dict[tuple[str, str], bytes] = {}
 
@@ -107,7 +110,7 @@ class KeyRing:
         if found is None:
             if len(self._keys) > 100_000:      # bounded: ids come from the network
                 self._keys.clear()
-            found = self._keys[(store, dev)] = derive_e2e_key(self._master, store, dev)
+            found = self._keys[(store, dev)] = self._derive(self._master, store, dev)
         return found
 
     def verify(self, store: str, dev: str, payload: bytes) -> Verdict:

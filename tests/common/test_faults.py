@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import random
 import sqlite3
+import threading
 import time
 
 import pytest
 
-from helpers.stack import (Proc, device_dict, gateway_dict, store_dict, wait_for, write_yaml)
+from helpers.stack import (GATEWAY_ID, STORE, Proc, device_dict, gateway_dict, store_dict,
+                           wait_for, write_yaml)
+from storeedge.firmware.common import topics
+from storeedge.firmware.common.brokerproc import subscribe_acked
+from storeedge.server.db import open_store_db
 
 TARGETS = ("gateway", "store", "device")
 
@@ -22,7 +27,10 @@ TARGETS = ("gateway", "store", "device")
 def _outbox_last_seq(path) -> int:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        return conn.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()[0]
+        row = conn.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()
+        return row[0] if row else 0
+    except sqlite3.OperationalError:        # a device killed before it made its schema
+        return 0
     finally:
         conn.close()
 
@@ -57,8 +65,33 @@ class Rig:
         }
 
     def start(self):
-        for proc in self.procs.values():
-            proc.start()
+        """Store server first, and only once its subscriptions are acknowledged the gateway
+        and the device (a batch published before that would find no subscriber)."""
+        self.procs["store"].start()
+        self._wait_store_subscribed()
+        self.procs["gateway"].start()
+        self.procs["device"].start()
+
+    def _wait_store_subscribed(self) -> None:
+        # The store server republishes every known watermark only after all its SUBACKs:
+        # a device row seeded beforehand makes that moment visible.
+        db = open_store_db(f"sqlite:///{self.store_db}")
+        try:
+            db.ensure_device("dev-ready", "sim", STORE)
+            db.conn.commit()
+        finally:
+            db.close()
+        seen = threading.Event()
+        watcher = self.up.client(GATEWAY_ID, "gateway")
+        watcher.on_message = lambda *_a: seen.set()
+        watcher.connect("127.0.0.1", self.up.port)
+        watcher.loop_start()
+        try:
+            subscribe_acked(watcher, topics.ack(STORE, "sim", "dev-ready"))
+            assert seen.wait(30), "the store server never subscribed"
+        finally:
+            watcher.loop_stop()
+            watcher.disconnect()
 
     def stop(self):
         for proc in self.procs.values():
@@ -69,7 +102,13 @@ class Rig:
 
 
 def _run_cycles(rig: Rig, target: str, cycles: int, rng: random.Random) -> None:
-    for _ in range(cycles):
+    for cycle in range(cycles):
+        if target == "device" and cycle % 2:
+            # every other kill lands while it produces (its start-up, ~0.5 s with TLS and
+            # keys, is longer than most random delays); the others may hit the start-up
+            before = _outbox_last_seq(rig.outbox) if rig.outbox.exists() else 0
+            wait_for(lambda: rig.outbox.exists() and _outbox_last_seq(rig.outbox) > before,
+                     10, 0.02)
         time.sleep(rng.uniform(0.1, 0.7))
         rig.procs[target].kill()
         rig.procs[target].start()

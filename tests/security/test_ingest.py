@@ -197,3 +197,45 @@ def _insecure_store(url, db: str) -> StoreServerConfig:
     return config_from_dict({**store_dict(url, db), "security": {"insecure": True}},
                             StoreServerConfig)
 
+
+
+def _variants() -> list[bytes]:
+    good = envelope(DEV, 5, 5).to_json()
+    sealed = good[:-1] + b',"seal":"' + b"ab" * 32 + b'"}'
+    out = [good, sealed, sealed.replace(b'"seal":"', b'"seal":"Z'), good[:-1] + b',"seal":null}',
+           good.replace(b'"seq":5', b'"seq":true'), good.replace(b'"seq":5', b'"seq":5.0'),
+           good.replace(b'"seq":5', b'"seq":0'),
+           good.replace(b'"seq":5', b'"seq":9223372036854775808'),
+           good.replace(b'"v":1', b'"v":2'), good.replace(b'"prio":2', b'"prio":4'),
+           good.replace(b'"dev":"dev-h"', b'"dev":"dev-h\\n"'),
+           good.replace(b'"dev-h"', b'"Dev"'),
+           good.replace(b'"type":"sim.counter"', b'"type":"sim"'), good[:-1] + b',"x":1}',
+           envelope(DEV, 5, 5, ts="2026-13-01T00:00:00Z").to_json(),
+           envelope(DEV, 5, 5, ts="2026-02-30T00:00:00.5Z").to_json(),
+           envelope(DEV, 5, 5, ts="2026-02-03t00:00:00Z").to_json(),
+           good.replace(b'"boot":"', b'"boot":"' + b"b" * 70), b"[1]", b"\xff", b'{"v":1}',
+           good.replace(b'"body":{', b'"body":{"deep":' + b"[" * 3000 + b"]" * 3000 + b","),
+           good.replace(b'"n":5', b'"n":NaN'), good.replace(b'"n":5', b'"n":1e999')]
+    out.append(good[:-1] + b',"seq":6}')                        # duplicate key: last wins
+    return out
+
+
+def test_compiled_and_pure_envelope_decoding_agree():
+    """The msgspec fast path accepts exactly what the pure path accepts, with equal results
+    (run in both modes: the fast decoder is built here even under STOREEDGE_PURE=1)."""
+    import msgspec
+
+    from storeedge.firmware.common import events
+
+    fast = events._FastEnvelope(msgspec)
+    accepted = 0
+    for raw in _variants():
+        try:
+            pure = events.Envelope.from_dict(json.loads(raw))
+        except (ValueError, RecursionError):
+            pure = None
+        got = fast.decode(raw)       # None: from_json falls back to the pure path
+        if got is not None:
+            accepted += 1
+            assert got == pure, (raw[:120], got, pure)
+    assert accepted == 3, "valid envelopes (plain, sealed, duplicate key) take the compiled path"
