@@ -23,6 +23,7 @@ APPS: dict[str, tuple[str, str]] = {
     "console": ("storeedge.firmware.console.main", "technician serial console"),
     "demo": ("storeedge.firmware.demo", "run brokers, gateway, store server and devices"),
     "pki": ("storeedge.pkitool", "store PKI: pki init|enrol|revoke|list|broker-conf"),
+    "store": ("storeedge.plan", "store manifest: store plan store.yaml OUTDIR"),
 }
 
 

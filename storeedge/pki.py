@@ -75,14 +75,16 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` with mode 0600 from the first byte (atomic rename)."""
+def _write_private(path: Path, data: bytes, sync: bool = True) -> None:
+    """Write ``data`` to ``path`` with mode 0600 from the first byte (atomic rename);
+    ``sync=False``: the caller syncs once for a batch (:meth:`StorePKI.enrol_many`)."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
         f.flush()
-        os.fsync(f.fileno())
+        if sync:
+            os.fsync(f.fileno())
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
 
@@ -305,8 +307,34 @@ class StorePKI:
             self._save(state)
         return entry
 
-    def _issue_client(self, dev: str, kind: str, public) -> x509.Certificate:
-        ca_key, ca = self._ca()
+    def enrol_many(self, items: Iterable[tuple[str, str]]) -> list[Enrolment]:
+        """Enrol several ``(dev, kind)`` at once (keys generated here): one lock, one read
+        of the CA and of the enrolment list, one sync at the end (``storeedge store plan``).
+        Refuses the whole batch, before issuing anything, if one id is already enrolled."""
+        items = [(check_id(dev), check_kind(kind)) for dev, kind in items]
+        if not items:
+            return []
+        with self._locked() as state:
+            active = {e["id"]: e for e in state["enrolments"] if not e["revoked"]}
+            for dev, _kind in items:
+                if dev in active:
+                    raise PKIError(f"{dev} is already enrolled (kind {active[dev]['kind']}); "
+                                   "revoke it first")
+            ca_pair, done = self._ca(), []
+            for dev, kind in items:
+                key = ec.generate_private_key(ec.SECP256R1())
+                cert = self._issue_client(dev, kind, key.public_key(), ca_pair)
+                self._write_bundle(dev, cert, key, sync=False)
+                done.append(Enrolment(dev, kind, cert.serial_number))
+            os.sync()
+            ids = {e.id for e in done}
+            state["enrolments"] = [e for e in state["enrolments"] if e["id"] not in ids]
+            state["enrolments"] += [asdict(e) for e in done]
+            self._save(state)
+        return done
+
+    def _issue_client(self, dev: str, kind: str, public, ca_pair=None) -> x509.Certificate:
+        ca_key, ca = ca_pair or self._ca()
         subject = x509.Name([
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, f"storeedge {self.store}"),
             x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, kind),
@@ -327,19 +355,19 @@ class StorePKI:
             builder = builder.add_extension(ext, critical)
         return builder.sign(ca_key, hashes.SHA256())
 
-    def _write_bundle(self, dev: str, cert: x509.Certificate, key) -> None:
+    def _write_bundle(self, dev: str, cert: x509.Certificate, key, sync: bool = True) -> None:
         d = self.bundle_dir(dev)
         d.mkdir(parents=True, exist_ok=True)
         os.chmod(d, 0o700)
         _write_public(d / "ca.crt", self.ca_crt.read_bytes())
         _write_public(d / f"{dev}.crt", _cert_pem(cert))
         if key is not None:
-            _write_private(d / f"{dev}.key", _key_pem(key))
+            _write_private(d / f"{dev}.key", _key_pem(key), sync)
         else:
             (d / f"{dev}.key").unlink(missing_ok=True)
         _write_public(d / "command.pub", self.command_pub.read_bytes())
         _write_private(d / "e2e.key", derive_e2e_key(self.e2e_master.read_bytes(),
-                                                     self.store, dev))
+                                                     self.store, dev), sync)
 
     def revoke(self, dev: str) -> Enrolment:
         """Revoke ``dev``'s certificate: mark it revoked and re-issue ``crl.pem``."""
