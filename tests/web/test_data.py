@@ -159,3 +159,29 @@ def test_login_resolve_and_audit_through_the_page_on_both_databases(ctx):
         assert "false alarm by ali: it&#39;s a bag o&#39; chips" in resp.text
     assert [a for _t, _n, a, _g, _d in ctx.store.audit_log()][:3] == \
         ["alert.resolve", "login", "login.failed"]
+
+
+def test_door_log_shows_the_audit_chain_status_and_catches_an_altered_event(ctx):
+    from dataclasses import asdict
+
+    from storeedge.firmware.dock_door.audit import genesis, make_link
+    from storeedge.server.web.door import _door_log
+
+    events, prev, t = [], genesis("door-1"), time.time()
+    for i, (etype, body) in enumerate([
+            ("door.boot", {"relay": "locked", "fail_safe": False, "replayed": 0}),
+            ("door.state", {"state": "unlocked", "prev": "locked", "cause": "grant",
+                            "lockout": False}),
+            ("door.state", {"state": "locked", "prev": "unlocked", "cause": "timeout",
+                            "lockout": False})]):
+        link = make_link("door-1", i, prev, etype, t + i, body)
+        events.append((etype, {**body, "chain": asdict(link)}))
+        prev = link.h
+    seqs = put_events(ctx.store.db, "door-1", "dock_door", events)
+    log = _door_log(ctx, "door-1")
+    assert log["ok"] and log["chain"] == "chain ok: 3 events, links 0..2"
+    altered = {**events[1][1], "cause": "forced"}
+    ctx.store.write([("UPDATE events SET body=? WHERE dev='door-1' AND seq=?",
+                      (json.dumps(altered), seqs[1]))])
+    log = _door_log(ctx, "door-1")
+    assert not log["ok"] and log["chain"].startswith("chain NOT ok: altered [1]")
