@@ -36,7 +36,8 @@ from storeedge.firmware.common.cmdgate import CommandGate
 from storeedge.firmware.common.config import config_from_dict
 from storeedge.firmware.common.exc import CommandRefused
 from storeedge.firmware.common.settings import DeviceConfig
-from storeedge.signing import DOMAIN, CommandSigner, Target, write_key_pair, load_signing_key
+from storeedge.signing import (DOMAIN, CommandSigner, Role, SignedCommand, Target,
+                               load_signing_key, write_key_pair)
 
 STORE, KIND, DEV = "s0001", "freezer", "fz-1"
 
@@ -87,15 +88,16 @@ def run(n: int) -> dict:
         pub = signer.public_key
         other = CommandSigner(Ed25519PrivateKey.generate())
         exp = int(time.time()) + 3600
-        used = signer.sign(target, "ack", {"alarm": "a"}, 1, exp=exp, by="x", role="associate")
+        def cmd(name_args: dict, ctr: int, by: str, role: Role) -> SignedCommand:
+            return SignedCommand("", target, "ack", name_args, ctr, exp, by, role)
+
+        used = signer.sign(cmd({"alarm": "a"}, 1, "x", Role.ASSOCIATE))
         gate.admit("ack", used, known=True)
         t = {k: [] for k in ("junk", "forged", "replayed", "genuine", "peer_forged",
                              "peer_genuine")}
         for i in range(n):
-            forged = other.sign(target, "ack", {"alarm": "a"}, 10**6 + i, exp=exp, by="m",
-                                role="manager")
-            fresh = signer.sign(target, "ack", {"alarm": f"a{i}"}, 2 + i, exp=exp, by="carol",
-                                role="associate")
+            forged = other.sign(cmd({"alarm": "a"}, 10**6 + i, "m", Role.MANAGER))
+            fresh = signer.sign(cmd({"alarm": f"a{i}"}, 2 + i, "carol", Role.ASSOCIATE))
             t["junk"].append(_time_gate(gate, f"bogus{i % 50}", b'{"by":"x"}', False))
             t["peer_forged"].append(_time_peer(pub, forged))
             t["forged"].append(_time_gate(gate, "ack", forged, True))

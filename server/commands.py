@@ -27,7 +27,7 @@ from typing import Callable, NamedTuple
 
 from storeedge.firmware.common import topics
 from storeedge.signing import (COMMAND_ROLES, DEFAULT_TTL_S, MAX_TTL_S, CommandSigner, Role,
-                               Target)
+                               SignedCommand, Target)
 
 COMMAND_TABLES = [
     """CREATE TABLE IF NOT EXISTS command_counters (
@@ -107,8 +107,8 @@ class CommandSender:
         target = Target(store, kind, dev)
         with self._lock:       # counter order == publish order for one sender
             ctr = self._next_counter(dev, now)
-            payload = self.signer.sign(target, name, args, ctr, exp=exp, by=by, role=role,
-                                       cmd_id=cmd_id)
+            payload = self.signer.sign(SignedCommand(cmd_id, target, name, dict(args), ctr,
+                                                     exp, by, role))
             self._log(SentCommand(cmd_id, dev, name, ctr, by, role.value, now, exp),
                       target, args)
             self.last_info = self.link.publish(topics.command(store, kind, dev, name), payload,

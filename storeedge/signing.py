@@ -154,30 +154,30 @@ class CommandSigner:
     def public_key(self) -> Ed25519PublicKey:
         return self.key.public_key()
 
-    def sign(self, target: Target, name: str, args: dict, ctr: int, *,
-             exp: int, by: str, role: Role | str, cmd_id: str | None = None) -> bytes:
-        """The wire payload for one command.
+    def sign(self, cmd: SignedCommand) -> bytes:
+        """The wire payload for ``cmd``.
 
-        Args:
-            target: the device.
-            name: command name (must be in :data:`COMMAND_ROLES`).
-            args: JSON-serialisable arguments.
-            ctr: the device's next counter (above every counter sent to it before).
-            exp: not-after, epoch seconds.
-            by: who ordered it (person name or server id); role: their :class:`Role`.
-            cmd_id: the command id (default: a new UUID).
+        ``cmd.ctr`` must be above every counter sent to the device before; ``cmd.exp`` is the
+        not-after (epoch s); ``cmd.by``/``cmd.role`` who ordered it; ``cmd.id`` "" for a new
+        UUID.
         Raises:
-            ValueError: a field the device would refuse (bad name, role, id, counter).
+            ValueError: a command the device would refuse (unknown name, a role that may not
+                send it, a bad field, too large).
         """
-        role = Role(role)
-        if role not in allowed_roles(name):
-            raise ValueError(f"role {role.value!r} may not send {name!r}")
-        body = {"id": cmd_id or str(uuid.uuid4()), "store": target.store, "kind": target.kind,
-                "dev": target.dev, "name": name, "args": dict(args), "ctr": int(ctr),
-                "exp": int(exp), "by": by, "role": role.value}
-        _check_body(body)
-        raw = json.dumps(body, separators=(",", ":"), sort_keys=True,
-                         allow_nan=False).encode("utf-8")
+        role = Role(cmd.role)
+        if role not in COMMAND_ROLES.get(cmd.name, frozenset()):
+            raise ValueError(f"{role.value} may not send {cmd.name!r}" if cmd.name in
+                             COMMAND_ROLES else f"unknown command {cmd.name!r}")
+        t = cmd.target
+        body = {"id": cmd.id or str(uuid.uuid4()), "store": t.store, "kind": t.kind,
+                "dev": t.dev, "name": cmd.name, "args": dict(cmd.args), "ctr": cmd.ctr,
+                "exp": cmd.exp, "by": cmd.by, "role": role.value}
+        try:
+            _check_body(body)
+            raw = json.dumps(body, separators=(",", ":"), sort_keys=True,
+                             allow_nan=False).encode("utf-8")
+        except CommandRefused as exc:
+            raise ValueError(exc.detail) from None
         sig = self.key.sign(DOMAIN + raw)
         payload = json.dumps({"v": WIRE_VERSION, "cmd": _b64(raw), "sig": _b64(sig)},
                              separators=(",", ":")).encode("ascii")

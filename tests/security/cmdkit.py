@@ -6,7 +6,8 @@ import json
 import time
 from pathlib import Path
 
-from storeedge.signing import DOMAIN, Target, load_signing_key, write_key_pair
+from storeedge.signing import (DOMAIN, Role, SignedCommand, Target, load_signing_key,
+                               write_key_pair)
 
 
 class CommandKit:
@@ -40,13 +41,16 @@ class CommandKit:
         self._last = max(self._last + 1, int(time.time() * 1000))
         return self._last
 
-    def sign(self, kind: str, dev: str, name: str, args: dict | None = None, *,
-             by: str = "alice", role: str = "manager", ctr: int | None = None,
-             exp: int | None = None, store: str | None = None, cmd_id: str | None = None) -> bytes:
-        target = Target(store or self.store, kind, dev)
-        return self.signer.sign(target, name, args or {}, self._next() if ctr is None else ctr,
-                                exp=int(time.time() + self.ttl_s) if exp is None else exp,
-                                by=by, role=role, cmd_id=cmd_id)
+    def sign(self, kind: str, dev: str, name: str, args: dict | None = None,
+             **over) -> bytes:
+        """Signed payload; ``over``: by (alice), role (manager), ctr, exp, store, cmd_id."""
+        cmd = SignedCommand(over.get("cmd_id", ""),
+                            Target(over.get("store", self.store), kind, dev), name, args or {},
+                            over["ctr"] if over.get("ctr") is not None else self._next(),
+                            over["exp"] if over.get("exp") is not None
+                            else int(time.time() + self.ttl_s),
+                            over.get("by", "alice"), Role(over.get("role", "manager")))
+        return self.signer.sign(cmd)
 
 
 def start_plain_broker(folder: Path):

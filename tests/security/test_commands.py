@@ -31,7 +31,7 @@ from storeedge.firmware.common.settings import LinkSection  # noqa: E402
 from storeedge.server.commands import CommandSender  # noqa: E402
 from storeedge.server.db import open_store_db  # noqa: E402
 from storeedge.signing import (COMMAND_ROLES, CommandSigner, CommandVerifier, Role,  # noqa: E402
-                               Target, load_signing_key)
+                               SignedCommand, Target, load_signing_key)
 
 STORE = "s0042"
 FZ = Target(STORE, "freezer", "fz-1")
@@ -66,7 +66,8 @@ def test_a_signed_command_verifies_with_the_signed_identity(kit):
 def test_every_refusal_reason(kit):
     v, now = verifier(kit), time.time()
     other = CommandSigner(Ed25519PrivateKey.generate())
-    forged = other.sign(FZ, "ack", {}, 5, exp=int(now + 60), by="mallory", role="manager")
+    forged = other.sign(SignedCommand("f-1", FZ, "ack", {}, 5, int(now + 60), "mallory",
+                                      Role.MANAGER))
     assert refusal(lambda: v.verify("ack", forged, now=now, last_ctr=0)) == "bad_signature"
     good = kit.sign("freezer", "fz-1", "ack", {"alarm": "a1"}, role="associate", ctr=5)
     doc = json.loads(good)
@@ -92,6 +93,8 @@ def test_role_table_refuses_an_associate_reset_and_unknown_commands(kit):
     v = CommandVerifier(kit.signer.public_key, target)
     with pytest.raises(ValueError):       # the server side will not even sign it
         kit.sign("dock_door", "door-1", "reset_lockout", {}, role="associate")
+    with pytest.raises(ValueError, match="by must match"):     # nor a bad field
+        kit.sign("dock_door", "door-1", "door_status", {}, by="<script>")
     # a key holder who builds the body by hand is still refused by the device
     raw_sign = sign_unchecked(kit, target, "reset_lockout", "associate")
     assert refusal(lambda: v.verify("reset_lockout", raw_sign, now=time.time(),
