@@ -251,3 +251,18 @@ def test_energy_threshold_follows_sensor_noise():
     code = np.pad(render_code("4006381333931", "EAN-13", 3), 20, constant_values=255)
     _, energy = L._cell_energy(code, 8)
     assert L.energy_threshold(energy, p) == p.min_energy
+
+
+def test_energy_threshold_for_codes_filling_the_frame():
+    """No flat cell to measure the noise on: a 1-D code filling the frame keeps the floor
+    low through the isotropic energy, a 2-D code through the cap."""
+    from storeedge.native.barcode_synth import render_code
+    p = L.LocateParams()
+    bars = np.repeat(render_code("4006381333931", "EAN-13", 4)[:, 40:-40], 2, axis=0)[:400]
+    stats, energy = L._cell_energy(np.ascontiguousarray(bars), 8)
+    assert L.energy_threshold(energy, p) > 1000                     # raised by the bars
+    assert L.energy_threshold(energy, p, L.isotropic_energy(stats, 8)) <= 2 * p.min_energy
+    qr = np.ascontiguousarray(render_code("x" * 120, "QRCode", 2)[8:-8, 8:-8])
+    stats, energy = L._cell_energy(qr, 8)
+    assert L.energy_threshold(energy, p, L.isotropic_energy(stats, 8)) \
+        == p.noise_factor * p.max_noise

@@ -220,3 +220,64 @@ def test_noisy_sensor_frames_still_read_and_stay_quiet():
     assert read_barcodes(empty) == []
     from storeedge.native.locate import locate
     assert len(locate(empty, 8)) <= 2
+
+
+def _filling(text, fmt, module, size=(720, 1280)):
+    """A rendered code scaled up to fill most of a grey frame (wide modules, no room for
+    flat cells), with mild noise."""
+    img = render_code(text, fmt, module)
+    h, w = img.shape
+    s = min(0.95 * size[0] / h, 0.95 * size[1] / w)
+    from PIL import Image
+    big = np.asarray(Image.fromarray(img).resize((int(w * s), int(h * s)), Image.BILINEAR))
+    frame = np.full(size, 250, np.uint8)
+    y0, x0 = (size[0] - big.shape[0]) // 2, (size[1] - big.shape[1]) // 2
+    frame[y0:y0 + big.shape[0], x0:x0 + big.shape[1]] = big
+    noise = np.random.default_rng(module).normal(0, 2.0, size)
+    return np.clip(frame + noise, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("text,fmt", [("4006381333931", "EAN-13"),
+                                      ("(01)98898765432106(3202)012345(15)991231",
+                                       "DataBarExpanded"),
+                                      ("SED1-door-credential-0042", "QRCode"),
+                                      ("(01)04012345678901(21)ABC", "DataMatrix")],
+                         ids=["ean13", "databar-exp", "qr", "datamatrix"])
+def test_code_filling_the_frame_is_read(text, fmt):
+    """A phone held close to the camera or a label filling the item crop: modules 5-40 px,
+    wider than a localiser cell (the reduced pyramid levels find them)."""
+    frame = _filling(text, fmt, 2)
+    reads = read_barcodes(frame)
+    assert [r.text for r in reads] == [text]
+    assert not reads[0].full_frame
+
+
+def test_small_image_is_decoded_whole():
+    img = np.pad(render_code("SED1", "QRCode", 2), 4, constant_values=255)
+    assert min(img.shape) < bcmod.SMALL_FRAME_PX
+    assert [r.text for r in read_barcodes(img)] == ["SED1"]
+
+
+def test_join_linear_merges_pieces_end_to_end_only():
+    from storeedge.native.locate import Candidate
+    a = Candidate("linear", 100.0, 50.0, 120.0, 40.0, 0.0, 5.0)
+    b = Candidate("linear", 260.0, 52.0, 120.0, 40.0, 0.02, 3.0)        # same axis, gap 40
+    c = Candidate("linear", 180.0, 200.0, 120.0, 40.0, 0.0, 9.0)        # parallel, below
+    d = Candidate("linear", 100.0, 50.0, 120.0, 40.0, math.pi / 2, 9.0)  # crossing
+    (joined,) = bcmod.join_linear([a, b, c, d])
+    assert joined.angle == a.angle and joined.score == a.score + b.score
+    assert 40 - 1 <= joined.cx - 0.5 * joined.length <= 40 + 1          # a's left end
+    assert 320 - 1 <= joined.cx + 0.5 * joined.length <= 320 + 1        # b's right end
+    assert len(bcmod.join_linear([a, b, c, d], min_pieces=1)) == 3
+
+
+def test_tall_strip_keeps_at_most_strip_rows():
+    from storeedge.native.locate import Candidate
+    frame = np.random.default_rng(1).integers(0, 255, (600, 800), dtype=np.uint8)
+    for angle in (0.0, math.pi / 2, 0.5):
+        cand = Candidate("linear", 400.0, 300.0, 300.0, 250.0, angle, 1.0)
+        crop = bcmod.crop_candidate(frame, cand, bcmod.TALL_STRIP_PX)
+        assert crop.image.shape[0] <= bcmod.STRIP_ROWS
+        # the last row maps back to the far side of the box (250 px of bar height)
+        far = crop.to_frame @ (crop.image.shape[1] / 2, crop.image.shape[0] - 1, 1.0)
+        assert math.dist(far, (400, 300)) > 90
