@@ -24,6 +24,7 @@ APPS: dict[str, tuple[str, str]] = {
     "demo": ("storeedge.firmware.demo", "run brokers, gateway, store server and devices"),
     "pki": ("storeedge.pkitool", "store PKI: pki init|enrol|revoke|list|broker-conf"),
     "store": ("storeedge.plan", "store manifest: store plan store.yaml OUTDIR"),
+    "config-doc": ("storeedge.docgen", "print docs/config-reference.md (every config key)"),
 }
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pwd
 import secrets
 import shutil
 from dataclasses import dataclass, field
@@ -74,8 +75,12 @@ class Layout:
                 "/etc/storeedge/identity"}.get(who, "/data/identity")
 
     def data(self, who: str, fallback: str = "/data/storeedge") -> str:
-        """Data folder (outboxes, SQLite files) of ``who``."""
-        return str(self.out / "data" / who) if self.local else fallback
+        """Data folder (outboxes, SQLite files) of ``who`` (made here when local)."""
+        if not self.local:
+            return fallback
+        folder = self.out / "data" / who
+        folder.mkdir(parents=True, exist_ok=True)
+        return str(folder)
 
 
 @dataclass
@@ -244,7 +249,8 @@ def device_section(man: Manifest, dev, data: str, local: bool) -> dict:
 
 def _checkout(hw, local: bool) -> dict:
     if local:
-        return {"camera": {"type": "synthetic"}, "pos": {"type": "synthetic"},
+        return {"camera": {"type": "synthetic", "main_width": 640, "main_height": 480,
+                           "fps": 10.0}, "pos": {"type": "synthetic"},
                 "detector": {"type": "none"}}
     return {"camera": {"type": hw.camera, "device": hw.camera_device},
             "pos": {"type": hw.pos, "url": hw.pos_port, "baudrate": hw.pos_baudrate},
@@ -315,12 +321,15 @@ def _brokers(files: _Files, pki: StorePKI, man: Manifest, layout: Layout, out: P
     """Both broker folders (conf, ACL, CA, CRL, server cert): generated in a scratch folder
     and copied in, so an unchanged broker reports no change."""
     gw, st = man.gateway, man.store_server
+    # one machine: Mosquitto started by this user keeps it (as root it would switch to the
+    # mosquitto user, who cannot read the 0600 server key in OUTDIR)
+    extra = [f"user {pwd.getpwuid(os.geteuid()).pw_name}"] if layout.local else []
     specs = (("in-store", BrokerSpec(role="in_store", port=gw.broker_port, name="in-store-broker",
                                      bind="127.0.0.1" if layout.local else gw.bind,
-                                     hosts=_hosts(gw.host), max_queued=100_000)),
+                                     hosts=_hosts(gw.host), max_queued=100_000, extra=extra)),
              ("store", BrokerSpec(role="store", port=st.broker_port, name="store-broker",
                                   bind="127.0.0.1" if layout.local else st.bind,
-                                  hosts=_hosts(st.host), max_queued=100_000)))
+                                  hosts=_hosts(st.host), max_queued=100_000, extra=extra)))
     scratch = out / ".plan-scratch"
     shutil.rmtree(scratch, ignore_errors=True)
     try:
