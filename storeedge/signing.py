@@ -40,7 +40,7 @@ from storeedge.firmware.common.exc import CommandRefused, SigningKeyError
 
 DOMAIN = b"storeedge-cmd-v1\x00"
 WIRE_VERSION = 1
-MAX_PAYLOAD_BYTES = 16 * 1024
+MAX_PAYLOAD_BYTES = 128 * 1024      # a door revocation list of a few thousand codes fits
 MAX_TTL_S = 24 * 3600
 DEFAULT_TTL_S = 300
 _ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")

@@ -33,7 +33,7 @@ from storeedge.firmware.gateway.store import Confirm, GatewayStore, Incoming
 
 log = logging.getLogger(__name__)
 COMMANDS_ALL = f"{topics.TOPIC_ROOT}/+/+/+/cmd/#"   # store broker -> devices (and our replay)
-MAX_COMMAND_BYTES = 16 * 1024                        # = storeedge.signing.MAX_PAYLOAD_BYTES
+MAX_COMMAND_BYTES = 128 * 1024                       # = storeedge.signing.MAX_PAYLOAD_BYTES
 
 
 @dataclass

@@ -286,3 +286,18 @@ def test_door_attacks_end_to_end_and_every_genuine_event_stored_once(broker_fact
         door = [{"dev": "door-1", "seq": s, "type": t, "body": b} for s, t, b in rows
                 if t.startswith("door.")]
         assert verify_chain(door).ok
+
+
+def test_a_large_signed_revocation_list_arrives_as_a_manager_command(door):
+    """2,000 revoked codes (~90 KiB signed command) fit the command size bound."""
+    app, _factory, kit, send = door
+    key = generate_signing_key(1)
+    app.ctl.p.state.untrust_key(1)
+    app.ctl.p.state.trust_key(1, key.public)
+    creds = frozenset(os.urandom(12) for _ in range(2000))
+    rl = sign_revocations(key, RevocationList("s0042", 3, int(time.time()), creds)).decode()
+    payload = kit.sign("dock_door", "door-1", "revocations", {"list": rl}, by="maria")
+    assert 64 * 1024 < len(payload) < 128 * 1024
+    send("revocations", payload)
+    assert wait_for(lambda: app.ctl.status().revocation_serial == 3, 15)
+    assert app.ctl.p.state.cred_revoked(next(iter(creds)))
