@@ -129,6 +129,27 @@ def cmd_apply(args) -> int:
     return 0
 
 
+def cmd_clock_mark(args) -> int:
+    """Show the door's wall-clock high-water mark; ``--reset`` sets it to this clock."""
+    _cfg, state = _state(args.config)
+    try:
+        mark, now = state.clock_hwm(), time.time()
+        print(f"clock mark {_utc(mark)}; this clock {_utc(now)} "
+              f"({now - mark:+.0f} s)")
+        if args.reset:
+            state.reset_clock_hwm(now)
+            print(f"clock mark reset to {_utc(now)} (restart the door app)")
+    finally:
+        state.close()
+    return 0
+
+
+def _utc(t: float) -> str:
+    if t <= 0:
+        return "none"
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
 def _tools_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="storeedge door", description="door keys, codes, revocations")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -163,12 +184,17 @@ def _tools_parser() -> argparse.ArgumentParser:
     ak = sub.add_parser("apply-keys", help="apply a signed key announcement on a door")
     ak.add_argument("--config", required=True)
     ak.add_argument("keyset")
+    c = sub.add_parser("clock-mark", help="show (or, with the door app stopped and the clock "
+                                          "fixed, --reset) the wall-clock high-water mark")
+    c.add_argument("--config", required=True)
+    c.add_argument("--reset", action="store_true",
+                   help="set the mark to this machine's clock (may lower it)")
     return p
 
 
 TOOLS = {"keygen": cmd_keygen, "issue": cmd_issue, "revoke": cmd_revoke, "trust": cmd_trust,
          "apply-revocations": cmd_apply, "announce-key": cmd_announce,
-         "apply-keys": cmd_apply_keys}
+         "apply-keys": cmd_apply_keys, "clock-mark": cmd_clock_mark}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -262,6 +262,15 @@ class DoorStateStore:
             self._hwm = float(rows[0][0]) if rows else 0.0
         return self._hwm
 
+    def reset_clock_hwm(self, now: float) -> float:
+        """Set the mark to ``now`` even when that lowers it (a technician, on the door, with
+        the app stopped, after fixing a clock that ran ahead); returns the previous mark."""
+        old = self.clock_hwm()
+        self._tx(lambda db: db.execute("INSERT OR REPLACE INTO meta VALUES ('clock_hwm', ?)",
+                                       (repr(float(now)),)))
+        self._hwm = float(now)
+        return old
+
     def advance_clock_hwm(self, now: float) -> float:
         """Raise the durable high-water mark to ``now`` (never lowers it); returns the mark."""
         if now <= self.clock_hwm():

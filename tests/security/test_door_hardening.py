@@ -301,3 +301,22 @@ def test_a_large_signed_revocation_list_arrives_as_a_manager_command(door):
     send("revocations", payload)
     assert wait_for(lambda: app.ctl.status().revocation_serial == 3, 15)
     assert app.ctl.p.state.cred_revoked(next(iter(creds)))
+
+
+def test_a_technician_resets_the_clock_mark_locally(tmp_path, capsys):
+    """After a clock that ran ahead is fixed, only a local tool (door app stopped) lowers
+    the mark; the door then grants again."""
+    from storeedge.firmware.dock_door.store import DoorStateStore
+
+    path = door_yaml(tmp_path, "mqtt://127.0.0.1:1")
+    cfg = load_config(path, DoorConfig)
+    st = DoorStateStore(cfg.door.state_path, dev="door-1")
+    st.advance_clock_hwm(time.time() + 8 * 86400)          # it ran 8 days ahead
+    st.close()
+    assert door_main(["clock-mark", "--config", path]) == 0
+    assert "(-69" in capsys.readouterr().out               # about -691200 s behind
+    assert door_main(["clock-mark", "--config", path, "--reset"]) == 0
+    assert "reset to" in capsys.readouterr().out
+    st = DoorStateStore(cfg.door.state_path, dev="door-1")
+    assert abs(st.clock_hwm() - time.time()) < 60
+    st.close()
