@@ -32,6 +32,7 @@ from storeedge.server.web.store import Session, WebStore
 log = logging.getLogger(__name__)
 HERE = os.path.dirname(os.path.abspath(__file__))
 COOKIE = "se_session"
+NOT_PAGES = ("stream", ".csv", ".pdf", ".png", ".jpg", ".svg")   # 401, not a login redirect
 NAV = [("alerts", "/alerts", "Alerts"), ("freezers", "/freezers", "Freezers"),
        ("door", "/door", "Dock door"), ("devices", "/devices", "Devices"),
        ("figures", "/figures", "Figures"), ("users", "/users", "People"),
@@ -93,7 +94,7 @@ def page(what: str, post: bool = False):
             sess = await run_in_threadpool(ctx.auth.session, token)
             if sess is None:
                 why = "expired" if token else "login"
-                if post or request.url.path.endswith(("stream", ".csv", ".pdf", ".png")):
+                if post or request.url.path.endswith(NOT_PAGES):
                     return message(request, "your session expired; log in again"
                                    if token else "log in first", 401)
                 return RedirectResponse(f"/login?why={why}", 303)

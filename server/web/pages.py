@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import time
@@ -145,6 +146,30 @@ async def alerts_ack(request: Request, sess: Session, form) -> Response:
     return RedirectResponse("/alerts?done=ack_sent", 303)
 
 
+def _keyframe(ctx, dev: str, seq: int) -> bytes:
+    _kind, _store, etype, body = _event_of(ctx, dev, seq)
+    b64 = (body.get("evidence") or {}).get("keyframe_jpeg") if etype.startswith("checkout.") \
+        else None
+    try:
+        jpeg = base64.b64decode(b64 or "", validate=True)
+    except (ValueError, TypeError):
+        jpeg = b""
+    if not jpeg.startswith(b"\xff\xd8"):
+        raise FormError("keyframe: this alert has no keyframe")
+    return jpeg
+
+
+@page("alerts")
+async def keyframe(request: Request, sess: Session) -> Response:
+    """The alert's keyframe as a JPEG (kept out of the page's HTML; cached by the browser)."""
+    dev, seq = request.path_params["dev"], request.path_params["seq"]
+    if not KEY_RE.fullmatch(f"{dev}:{seq}"):
+        raise FormError("keyframe: not an alert id")
+    jpeg = await run_in_threadpool(_keyframe, ctx_of(request), dev, int(seq))
+    return Response(jpeg, media_type="image/jpeg",
+                    headers={"cache-control": "private, max-age=86400"})
+
+
 # ---------------------------------------------------------------------- devices, audit, users
 @page("devices")
 async def devices_page(request: Request, sess: Session) -> Response:
@@ -187,6 +212,7 @@ def routes() -> list[Route]:
             Route("/alerts", alerts_page), Route("/alerts/stream", alerts_stream),
             Route("/alerts/resolve", alerts_resolve, methods=["POST"]),
             Route("/alerts/ack", alerts_ack, methods=["POST"]),
+            Route("/alerts/keyframe/{dev}/{seq}.jpg", keyframe),
             Route("/devices", devices_page), Route("/audit", audit_page),
             Route("/users", users_page, methods=["GET"]),
             Route("/users", users_add, methods=["POST"]),

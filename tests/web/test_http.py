@@ -247,3 +247,27 @@ def test_a_refused_ack_reopens_the_alarm_with_the_device_reason(page):
     html = client.get("/alerts").text
     assert "the device refused the acknowledgement sent by ali: alarm already acked" in html
     assert 'action="/alerts/ack"' in html                     # can be acknowledged again
+
+
+def test_keyframe_is_served_as_a_jpeg_outside_the_page(page):
+    import base64
+    import io
+
+    from PIL import Image
+
+    ctx, client = page
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(buf, format="JPEG")
+    body = escalation()
+    body["evidence"]["keyframe_jpeg"] = base64.b64encode(buf.getvalue()).decode()
+    seq, other = put_events(ctx.store.db, "lane-1", "checkout",
+                            [("checkout.escalate", body), ("checkout.escalate", escalation())])
+    assert client.get(f"/alerts/keyframe/lane-1/{seq}.jpg").status_code == 401   # no session
+    login(client, "ali")
+    html = client.get("/alerts").text
+    assert f'src="/alerts/keyframe/lane-1/{seq}.jpg"' in html and "base64" not in html
+    resp = client.get(f"/alerts/keyframe/lane-1/{seq}.jpg")
+    assert resp.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(resp.content)).size == (40, 30)
+    resp = client.get(f"/alerts/keyframe/lane-1/{other}.jpg")
+    assert resp.status_code == 400 and refusal(resp.text) == "keyframe: this alert has no keyframe"
