@@ -7,7 +7,6 @@ with its signed ``revocations`` command; it is stored only once every door got i
 """
 from __future__ import annotations
 
-import datetime as _dt
 import io
 import json
 import re
@@ -157,10 +156,6 @@ async def door_qr(request: Request, sess: Session) -> Response:
         raise FormError("cred: 24 hex characters")
     png = await run_in_threadpool(_qr_png, request.app.state.ctx, cred)
     return Response(png, media_type="image/png", headers={"cache-control": "no-store"})
-
-
-def local_time(epoch: float) -> str:
-    return _dt.datetime.fromtimestamp(epoch, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def routes() -> list[Route]:

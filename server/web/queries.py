@@ -5,12 +5,11 @@ UTC with microseconds (sorts as text).  Temperatures degC.
 """
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import time
 from dataclasses import dataclass, field
 
-from storeedge.firmware.common.events import format_ts, parse_ts
+from storeedge.firmware.common.events import format_ts
 from storeedge.server.web.store import ALERT_WHERE, WebStore
 
 CHECKOUT_OUTCOMES = {"scanned": "resolved: item scanned", "no_item": "resolved: no item",
@@ -177,18 +176,6 @@ def rejects(ws: WebStore) -> list[tuple[str, int]]:
     return ws.query("SELECT reason, count FROM rejects ORDER BY reason")
 
 
-def day_of(ts: str) -> str:
-    return ts[:10]
-
-
 def since_ts(seconds: float, now: float | None = None) -> str:
     """The RFC 3339 time ``seconds`` ago."""
     return format_ts((time.time() if now is None else now) - seconds)
-
-
-def parse_day(text: str) -> float:
-    return _dt.datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=_dt.timezone.utc).timestamp()
-
-
-__all__ = ["Alert", "Device", "alert_rows", "derived_alerts", "devices", "rejects",
-           "since_ts", "parse_ts", "day_of", "parse_day"]

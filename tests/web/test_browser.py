@@ -20,7 +20,7 @@ import zxingcpp
 from PIL import Image
 
 from browser import Browser, available
-from helpers.stack import FAST_LINK, device_config, device_security, link_for, store_config
+from helpers.stack import device_config, device_security, link_for, store_config
 from webkit import PASSWORD
 
 from storeedge.firmware.checkout.events import Escalate, Evidence
@@ -306,5 +306,3 @@ def _fetch(chrome, url: str) -> bytes:
     with urllib.request.urlopen(req, timeout=10) as resp:
         return resp.read()
 
-
-__all__ = ["FAST_LINK"]
