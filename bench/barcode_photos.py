@@ -192,11 +192,13 @@ READERS = {"ours": ours, "zxing": zxing}
 
 @dataclass
 class Tally:
-    """Per reader: correct reads per family, false positives, CPU seconds per image."""
+    """Per reader: correct reads per family, false positives, CPU seconds per image (and
+    per empty image)."""
 
     correct: dict = field(default_factory=dict)
     false_positives: int = 0
     times: list = field(default_factory=list)
+    empty_times: list = field(default_factory=list)
 
 
 def run_items(items, tallies: dict) -> None:
@@ -211,6 +213,7 @@ def run_items(items, tallies: dict) -> None:
             tally = tallies[name]
             if photo is None:
                 tally.false_positives += len(reads)
+                tally.empty_times.append(tally.times[-1])
             elif any(matches(photo, r) for r in reads):
                 tally.correct[photo.family] = tally.correct.get(photo.family, 0) + 1
 
@@ -237,6 +240,9 @@ def summarise(photos, raw: dict, frames: dict, empty: int) -> dict:
         "frames_median_time_ratio": _ratio(frames["ours"].times, frames["zxing"].times,
                                            statistics.median),
         "frames_zxing_ms": round(1000 * statistics.fmean(frames["zxing"].times), 2),
+        "empty_frames_time_ratio": _ratio(frames["ours"].empty_times,
+                                          frames["zxing"].empty_times, statistics.fmean)
+        if empty else None,
         "false_positives": raw["ours"].false_positives + frames["ours"].false_positives,
         "zxing_false_positives": raw["zxing"].false_positives + frames["zxing"].false_positives,
         "families": per,
