@@ -42,6 +42,7 @@ DISK_SIGNATURE = "5e0de0a1"
 PART_BOOT, PART_ROOT_A, PART_ROOT_B, PART_DATA = 1, 2, 3, 4
 SLOTS = {"A": (PART_ROOT_A, "slot-a/"), "B": (PART_ROOT_B, "slot-b/")}
 DEBIAN_SUITE = "bookworm"
+IDENTITY_DIR = "/data/identity"      # the provisioned device bundle (docs/images.md)
 
 LAYER_KEYS = {"description", "requires", "packages", "build_packages", "python_packages",
               "units", "boot", "scripts"}
@@ -425,9 +426,11 @@ def render_app_config(image: Image) -> str:
     cfg = {
         "device": {"id": f"{image.kind.replace('-', '')}-unset"[:32], "kind": image.device_kind,
                    "store": "s0000"},
-        "link": {"url": "mqtt://gateway.local:1883" if image.app != "gateway"
-                 else "mqtt://127.0.0.1:1883"},
+        "link": {"url": "mqtts://gateway.local:8883" if image.app != "gateway"
+                 else "mqtts://127.0.0.1:8883", "tls_dir": IDENTITY_DIR},
         "outbox": {"path": "/data/storeedge/outbox.db"},
+        "security": {"command_pub": f"{IDENTITY_DIR}/command.pub",
+                     "e2e_key": f"{IDENTITY_DIR}/e2e.key"},
         "log": {"level": "info"},
     }
     for key, value in image.app_config.items():      # a kind may drop a section with null

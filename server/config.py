@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from storeedge.firmware.common.config import ConfigError, section, setting
-from storeedge.firmware.common.settings import ID_PATTERN, LinkSection, LogSection
+from storeedge.firmware.common.settings import (ID_PATTERN, LinkSection, LogSection,
+                                               check_secure_links)
 
 
 @section
@@ -72,6 +73,7 @@ class StoreServerConfig:
     log: LogSection = setting(LogSection)
 
     def check(self) -> None:
+        check_secure_links(self)
         sec = self.security
         if not sec.e2e_master and not sec.insecure:
             raise ConfigError("security.e2e_master", "required: the end-to-end master secret "

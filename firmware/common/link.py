@@ -19,7 +19,8 @@ import socket
 import ssl
 import threading
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
+from typing import Callable, NamedTuple
 from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
@@ -77,6 +78,10 @@ class MqttLink:
                  manual_ack: bool = False, on_connect: Callable[[], None] | None = None):
         self.cfg = cfg
         self.address = BrokerAddress.parse(cfg.url)
+        if not self.address.tls:
+            log.warning("INSECURE link to %s:%d: plain mqtt://, unencrypted, no client "
+                        "certificate (allowed only by security.insecure)", self.address.host,
+                        self.address.port)
         self.connected = threading.Event()
         self.connects = 0
         self._subs: dict[str, tuple[SubscribeOptions, Handler]] = {}
@@ -95,8 +100,9 @@ class MqttLink:
         if self.cfg.username:
             client.username_pw_set(self.cfg.username, self.cfg.password)
         if self.address.tls:
-            client.tls_set(ca_certs=self.cfg.tls_ca, certfile=self.cfg.tls_cert,
-                           keyfile=self.cfg.tls_key, cert_reqs=ssl.CERT_REQUIRED)
+            files = tls_files(self.cfg)
+            client.tls_set(ca_certs=files.ca, certfile=files.cert, keyfile=files.key,
+                           cert_reqs=ssl.CERT_REQUIRED)
         if will is not None:
             client.will_set(will.topic, will.payload, qos=1, retain=will.retain)
         client.on_connect = self._on_connect
@@ -216,6 +222,31 @@ class MqttLink:
         if was and not self._stopping:
             log.warning("disconnected from %s:%d (%s); reconnecting with backoff",
                         self.address.host, self.address.port, reason_code)
+
+
+class TLSPaths(NamedTuple):
+    """The files of a TLS client: CA, certificate, key (None: not used)."""
+
+    ca: str | None
+    cert: str | None
+    key: str | None
+
+
+def tls_files(cfg: LinkSection) -> TLSPaths:
+    """``tls_ca``/``tls_cert``/``tls_key``, each falling back to the bundle in ``tls_dir``
+    (``ca.crt`` and the one ``<id>.crt`` with its ``<id>.key``, as ``storeedge pki enrol``
+    writes it)."""
+    ca, cert, key = cfg.tls_ca, cfg.tls_cert, cfg.tls_key
+    if cfg.tls_dir and not (ca and cert and key):
+        folder = Path(cfg.tls_dir)
+        ids = sorted(p.stem for p in folder.glob("*.crt") if p.name != "ca.crt")
+        if len(ids) != 1:
+            raise LinkError(f"link.tls_dir {folder} must hold ca.crt and exactly one "
+                            f"<id>.crt (found {ids or 'none'})")
+        ca = ca or str(folder / "ca.crt")
+        cert = cert or str(folder / f"{ids[0]}.crt")
+        key = key or str(folder / f"{ids[0]}.key")
+    return TLSPaths(ca, cert, key)
 
 
 def _match_filter(topic_filter: str) -> str:

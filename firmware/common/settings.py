@@ -29,6 +29,9 @@ class LinkSection:
     tls_ca: str | None = setting(None, doc="CA certificate file (mqtts)")
     tls_cert: str | None = setting(None, doc="client certificate file (mqtts)")
     tls_key: str | None = setting(None, doc="client key file (mqtts)", secret=True)
+    tls_dir: str | None = setting(None, doc="device bundle folder (storeedge pki enrol: ca.crt "
+                                            "and the one <id>.crt/<id>.key), for the tls_* "
+                                            "files not set")
     keepalive_s: int = setting(30, unit="s", min=5, max=600, doc="MQTT keep-alive")
     session_expiry_s: int = setting(7 * 86400, unit="s", min=0, max=2**32 - 1,
                                     doc="broker keeps the session this long while offline")
@@ -87,6 +90,23 @@ class SecuritySection:
                                         "plain mqtt:// (tests and bench only; logged as a warning)")
 
 
+def check_secure_links(cfg, names: tuple[str, ...] = ("link",)) -> None:
+    """Secure by default: each link is ``mqtts://`` with a client certificate, unless the
+    config says ``security.insecure: true`` (tests and bench; the link logs a warning)."""
+    if cfg.security.insecure:
+        return
+    for name in names:
+        link = getattr(cfg, name)
+        if not link.url.startswith("mqtts://"):
+            raise ConfigError(f"{name}.url", f"{link.url} is plain MQTT: use mqtts:// with the "
+                              "device's certificate (storeedge pki enrol), or set "
+                              "security.insecure: true (tests only)")
+        for key in ("tls_ca", "tls_cert", "tls_key"):
+            if not getattr(link, key) and not link.tls_dir:
+                raise ConfigError(f"{name}.{key}", "required with mqtts:// (the files of "
+                                  "the device bundle from storeedge pki enrol)")
+
+
 @section
 class LogSection:
     """Logging."""
@@ -103,3 +123,6 @@ class DeviceConfig:
     outbox: OutboxSection = setting(OutboxSection)
     security: SecuritySection = setting(SecuritySection)
     log: LogSection = setting(LogSection)
+
+    def check(self) -> None:
+        check_secure_links(self)

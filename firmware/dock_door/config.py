@@ -142,6 +142,7 @@ class DoorConfig(DeviceConfig):
     door: DoorSection = setting(DoorSection)
 
     def check(self) -> None:
+        DeviceConfig.check(self)
         if self.device.kind != "dock_door":
             raise ConfigError("device.kind", f"must be dock_door for a door, not {self.device.kind!r}")
 

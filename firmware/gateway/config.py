@@ -5,7 +5,7 @@ import re
 
 from storeedge.firmware.common.config import ConfigError, section, setting
 from storeedge.firmware.common.settings import (ID_PATTERN, DeviceSection, LinkSection,
-                                                LogSection, SecuritySection)
+                                                LogSection, SecuritySection, check_secure_links)
 
 
 @section
@@ -49,3 +49,6 @@ class GatewayConfig:
     security: SecuritySection = setting(SecuritySection, doc="e2e_key seals what the gateway "
                                         "itself creates (gateway-attested events)")
     log: LogSection = setting(LogSection)
+
+    def check(self) -> None:
+        check_secure_links(self, ("link", "upstream"))

@@ -464,7 +464,8 @@ def test_lane_config_selects_the_v4l2_camera():
     from storeedge.firmware.common.config import ConfigError, config_from_dict
 
     cfg = config_from_dict({"checkout": {"camera": {"type": "v4l2", "device": "/dev/video97",
-                                                    "pixel_format": "MJPEG"}}}, CheckoutConfig)
+                                                    "pixel_format": "MJPEG"}},
+                            "security": {"insecure": True}}, CheckoutConfig)
     assert cfg.checkout.camera.device == "/dev/video97"
     with pytest.raises(CameraUnavailable, match="no V4L2 device /dev/video97"):
         make_camera(cfg.checkout, clock=None)

@@ -18,8 +18,9 @@ device:
   kind: freezer
   store: s0042
 link:
-  url: mqtt://10.0.0.2:1883
+  url: mqtts://10.0.0.2:8883
   keepalive_s: 20
+  tls_dir: /data/identity
 outbox:
   path: /data/outbox.db
 """
@@ -29,21 +30,27 @@ def test_good_config_and_defaults():
     cfg = config_from_yaml(GOOD, DeviceConfig)
     assert cfg.device.id == "fz-1" and cfg.link.keepalive_s == 20
     assert cfg.link.backoff_max_s == 30.0 and cfg.outbox.max_bytes == 64 * 2**20
-    assert config_from_yaml("", DeviceConfig) == DeviceConfig()
+    insecure = "security:\n  insecure: true\n"
+    assert config_from_yaml(insecure, DeviceConfig) == DeviceConfig(
+        security=config_from_yaml(insecure, DeviceConfig).security)
+    with pytest.raises(ConfigError, match="plain MQTT"):       # secure by default
+        config_from_yaml("", DeviceConfig)
 
 
 @pytest.mark.parametrize("text, key, line, words", [
-    (GOOD + "  colour: blue\n", "outbox.colour", 10, "unknown key"),
+    (GOOD + "  colour: blue\n", "outbox.colour", 11, "unknown key"),
     (GOOD.replace("keepalive_s: 20", "keepalive_s: 2"), "link.keepalive_s", 7,
      "below the minimum 5 s"),
     (GOOD.replace("keepalive_s: 20", "keepalive_s: fast"), "link.keepalive_s", 7,
      "must be an integer"),
     (GOOD.replace("kind: freezer", "kind: toaster"), "device.kind", 3, "not one of"),
     (GOOD.replace("id: fz-1", "id: 'Bad Id'"), "device.id", 2, "does not match"),
-    (GOOD.replace("url: mqtt://10.0.0.2:1883", "url: http://x"), "link.url", 6,
+    (GOOD.replace("url: mqtts://10.0.0.2:8883", "url: http://x"), "link.url", 6,
      "does not match"),
-    (GOOD + "log: [1, 2]\n", "log", 10, "must be a mapping"),
-    (GOOD + "link:\n  keepalive_s: 9\n", "link", 10, "given twice"),
+    (GOOD + "log: [1, 2]\n", "log", 11, "must be a mapping"),
+    (GOOD + "link:\n  keepalive_s: 9\n", "link", 11, "given twice"),
+    (GOOD.replace("mqtts://10.0.0.2:8883", "mqtt://10.0.0.2:1883"), "link.url", 6,
+     "plain MQTT"),
 ])
 def test_errors_name_key_line_and_reason(text, key, line, words):
     with pytest.raises(ConfigError) as info:
@@ -85,7 +92,7 @@ def test_atomic_write_round_trip(tmp_path):
 
 def test_validate_config_cli(tmp_path):
     good = tmp_path / "gw.yaml"
-    good.write_text("relay:\n  db_path: /tmp/gw.db\n")
+    good.write_text("relay:\n  db_path: /tmp/gw.db\nsecurity:\n  insecure: true\n")
     bad = tmp_path / "bad.yaml"
     bad.write_text("relay:\n  quantum: 0\n")
     run = lambda p: subprocess.run([sys.executable, "-m", "storeedge", "gateway", "--config",  # noqa: E731

@@ -44,6 +44,7 @@ class BenchConfig(DeviceConfig):
 def base_mapping(tmp_path) -> dict:
     return {"device": {"id": "fz-1", "kind": "freezer", "store": "s0042"},
             "outbox": {"path": str(tmp_path / "outbox.db")},
+            "security": {"insecure": True},      # the default plain link (no broker here)
             "bench": {"threshold_c": -20.0,
                       "probes": {"p1": {"rom": "28-0316a2797aff", "interval_s": 60}}}}
 

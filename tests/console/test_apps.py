@@ -34,6 +34,7 @@ def console_for(path, target, service, clock, port="loop://"):
 def door_config(tmp_path):
     doc = {"device": {"id": "door-1", "kind": "dock_door", "store": "s0042"},
            "outbox": {"path": str(tmp_path / "outbox.db")},
+           "security": {"insecure": True},                 # the default plain link
            "door": {"state_path": str(tmp_path / "door.db"), "gpio_backend": "mock",
                     "rex": {"pin": 22}, "tamper": {"pin": 23}}}
     path = tmp_path / "door.yaml"
@@ -91,6 +92,7 @@ ROM_TOP, ROM_DAIRY = "28-00000a1b2c01", "28-00000a1b2c03"
 def freezer_dict(tmp_path):
     return {"device": {"id": "fz-1", "kind": "freezer", "store": "s0042"},
             "outbox": {"path": str(tmp_path / "outbox.db")},
+            "security": {"insecure": True},                # the default plain link
             "freezer": {
                 "onewire": {"backend": "sim"},
                 "haccp": {"path": str(tmp_path / "haccp.jsonl"), "checks": ["06:00"]},

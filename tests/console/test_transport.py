@@ -128,7 +128,8 @@ def test_storeedge_console_command_on_a_pty(tmp_path, pty_pair):
     master, slave_path = pty_pair
     cfg = tmp_path / "gw.yaml"
     cfg.write_text(yaml.safe_dump({"device": {"id": "gw-1", "kind": "gateway", "store": "s0042"},
-                                   "relay": {"db_path": str(tmp_path / "gateway.db")}}))
+                                   "relay": {"db_path": str(tmp_path / "gateway.db")},
+                                   "security": {"insecure": True}}))
     write_secret_file(tmp_path / "console.secret", SECRET, **CHEAP)
     proc = subprocess.Popen([sys.executable, "-m", "storeedge.cli", "console", "--port",
                              slave_path, "--config", str(cfg), "--log-level", "warning"],
@@ -157,7 +158,7 @@ def test_storeedge_console_command_on_a_pty(tmp_path, pty_pair):
 
 def test_cli_set_secret_and_errors(tmp_path):
     cfg = tmp_path / "d.yaml"
-    cfg.write_text("device: {id: d-1, kind: gateway}\n")
+    cfg.write_text("device: {id: d-1, kind: gateway}\nsecurity: {insecure: true}\n")
     run = [sys.executable, "-m", "storeedge.cli", "console", "--config", str(cfg)]
     res = subprocess.run(run + ["--set-secret"], input=b"new-secret-1\nnew-secret-1\n",
                          capture_output=True, timeout=60)
@@ -216,6 +217,7 @@ def test_standalone_console_is_a_device_of_its_own(tmp_path):
     from storeedge.firmware.console.main import service_config
 
     app_cfg = config_from_dict({"device": {"id": "d-1", "kind": "sim"},
+                                "security": {"insecure": True},
                                 "outbox": {"path": str(tmp_path / "outbox.db")}}, DeviceConfig)
     con = service_config(app_cfg, str(tmp_path / "d.yaml"))
     assert con.device.id == "d-1-con" and con.device.kind == "sim"

@@ -20,7 +20,7 @@ from storeedge.firmware.common.config import load_config
 from storeedge.firmware.dock_door.config import DoorConfig
 from storeedge.firmware.dock_door.main import main, parse_when
 from storeedge.firmware.dock_door.store import DoorStateStore
-from helpers.stack import link_for
+from helpers.stack import device_security, link_for
 from security.cmdkit import CommandKit
 
 
@@ -35,6 +35,7 @@ def write_config(tmp_path, pub_line, extra=None, broker_url="mqtt://127.0.0.1:1"
            "link": {**link_for(broker_url, "door-1", "dock_door"), "backoff_min_s": 0.1,
                     "backoff_max_s": 1},
            "outbox": {"path": str(tmp_path / "outbox.db")},
+           "security": device_security(broker_url, "door-1"),
            "door": {"state_path": str(tmp_path / "door.db"), "gpio_backend": "mock",
                     "rex": {"pin": 22}, "tamper": {"pin": 23}, "trusted_keys": [pub_line]}}
     doc["door"].update(extra or {})

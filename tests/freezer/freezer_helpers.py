@@ -11,6 +11,7 @@ def freezer_config_dict(tmp_path) -> dict:
     return {
         "device": {"id": "fz-1", "kind": "freezer", "store": "s0042"},
         "outbox": {"path": str(tmp_path / "outbox.db")},
+        "security": {"insecure": True},          # the default plain link (no broker here)
         "freezer": {
             "onewire": {"backend": "sim", "root": str(tmp_path / "w1")},
             "haccp": {"path": str(tmp_path / "haccp.jsonl"), "checks": ["06:00", "18:00"]},
