@@ -218,11 +218,14 @@ def yaml_mapping(text: str) -> tuple[dict, dict[str, int]]:
 
 
 def yaml_value(text: str) -> Any:
-    """One YAML value typed by a person (console ``set``): same refusals as a config file."""
-    data, _lines = yaml_mapping(f"v: {text}" if "\n" not in text else text)
-    if "\n" in text:
-        raise ConfigError("", "one line please")
-    return data.get("v")
+    """One YAML value typed by a person (console ``set``): same refusals as a config file
+    (anchors/aliases, deep nesting, ``.nan``/``.inf``)."""
+    try:
+        _refuse_structure(text)
+        node = yaml.compose(text, Loader=_LOADER)
+    except yaml.YAMLError as exc:
+        raise ConfigError("", f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    return None if node is None else _node_to_python(node, "", {})
 
 
 class _Frame:
