@@ -156,12 +156,14 @@ class CommandGate:
             self.counter.advance(cmd.ctr)      # durable before acting: no replay after a crash
         return cmd
 
-    def refused(self, name: str, exc: CommandRefused) -> None:
-        """Count one refusal (thread-safe: the MQTT thread counts queue overflows)."""
+    def refused(self, name: str, exc: CommandRefused) -> int:
+        """Count one refusal (thread-safe: the MQTT thread counts queue overflows); returns
+        how many of this reason are pending since the last summary (1: the first)."""
         with self._lock:
             self.refusals.total[exc.reason] += 1
             self.refusals.pending[exc.reason] += 1
             self.refusals.last_name, self.refusals.last_detail = name[:64], exc.detail[:200]
+            return self.refusals.pending[exc.reason]
 
     def take_pending(self) -> RefusalCounts | None:
         """The refusals since the last call (None when there were none); resets them."""

@@ -196,12 +196,18 @@ class DeviceService:
     def _on_command(self, msg) -> None:
         name = msg.topic.rsplit("/", 1)[-1]
         if msg.retain:
-            log.warning("ignoring retained command %r (commands are never taken from retained "
-                        "messages)", name)
-            self.gate.refused(name, CommandRefused("retained", "retained message"))
+            self._refused(name, CommandRefused("retained", "commands are never taken from "
+                                                           "retained messages"))
             return
         if not self._put_command((name, msg.payload)):
-            self.gate.refused(name, CommandRefused("queue_full", f"{QUEUE_MAX} waiting"))
+            self._refused(name, CommandRefused("queue_full", f"{QUEUE_MAX} commands waiting"))
+
+    def _refused(self, name: str, exc: CommandRefused) -> None:
+        """Count a refusal; log only the first of each reason per summary period (a flood
+        must not flood the log either)."""
+        if self.gate.refused(name, exc) == 1:
+            log.warning("command %r refused: %s (further %s refusals counted, summarised in "
+                        "device.commands_refused)", name[:64], exc, exc.reason)
 
     def _put_command(self, item) -> bool:
         try:
@@ -245,8 +251,7 @@ class DeviceService:
         try:
             adm = self.gate.admit(name, payload, known=name in self._handlers)
         except CommandRefused as exc:
-            self.gate.refused(name, exc)
-            log.info("command %r refused: %s", name[:64], exc)
+            self._refused(name, exc)
             return
         cmd = Command(adm.name, adm.args, adm.by, adm.id, adm.role)
         try:
