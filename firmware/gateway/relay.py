@@ -198,8 +198,11 @@ class Relay:
               and (self.cfg.relay.devices is None or parts.dev in self.cfg.relay.devices))
         if not ok:
             self.commands_dropped += 1
-            log.warning("not relaying command on %s (%d bytes%s)", msg.topic[:120],
-                        len(msg.payload), ", retained" if msg.retain else "")
+            n = self.commands_dropped
+            if n & (n - 1) == 0:               # 1st, 2nd, 4th, 8th...: a flood stays quiet
+                log.warning("not relaying command on %s (%d bytes%s; %d dropped so far)",
+                            msg.topic[:120], len(msg.payload),
+                            ", retained" if msg.retain else "", n)
             return
         self.down.publish(msg.topic, msg.payload, qos=1, retain=False)
         self.commands_relayed += 1
