@@ -59,10 +59,10 @@ class PosSection:
     topic: str = setting("pos/lane/scans", doc="mqtt: topic the POS publishes on")
     idle_end_s: float = setting(90.0, unit="s", min=10, max=3600,
                                 doc="a transaction ends after this long without activity")
-    stall_passes: int = setting(3, unit="passes", min=2, max=50,
+    stall_passes: int = setting(4, unit="passes", min=2, max=50,
                                 doc="passes in a row without a scan (and no POS line) before "
                                     "the POS is reported stalled")
-    stall_after_s: float = setting(8.0, unit="s", min=1, max=600,
+    stall_after_s: float = setting(10.0, unit="s", min=1, max=600,
                                    doc="and no POS line for at least this long")
 
 

@@ -54,8 +54,8 @@ class LaneOptions:
     idle_end_s: float = 90.0
     rejected_every_s: float = 10.0
     lane_id: str = "lane"
-    stall_passes: int = 3
-    stall_after_s: float = 8.0
+    stall_passes: int = 4
+    stall_after_s: float = 10.0
     timing_path: str | None = None
 
 
