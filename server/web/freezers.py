@@ -65,7 +65,7 @@ def cabinets(ws) -> list[Cabinet]:
 def chart_buckets(ws, cab: Cabinet, seconds: int, now: float) -> list[Bucket]:
     """Per-probe min/max/mean of ``cab`` over the last ``seconds``, in <= BUCKETS buckets.
 
-    Up to a day is grouped straight from the events; longer ranges from the 10-minute rollup
+    Up to a day is grouped straight from the events; longer ranges from the 30-minute rollup
     (refreshed first) plus the raw readings above its cursor.
     """
     db, width = ws.db, max(1, seconds // BUCKETS)

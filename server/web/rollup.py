@@ -1,4 +1,4 @@
-"""Freezer readings rolled up per 10 minutes, so 7- and 30-day charts read a few thousand rows.
+"""Freezer readings rolled up per 30 minutes, so 7- and 30-day charts read a few thousand rows.
 
 Only events at or below the device's watermark are rolled up: those are contiguous and final
 (a replay can only fill seqs above it), so each event is counted exactly once.  The cursor
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from storeedge.server.web.exc import WriteConflict
 
-ROLLUP_S = 600
+ROLLUP_S = 1800
 
 
 def _expr(db, path: str, number: bool = True) -> str:

@@ -55,7 +55,7 @@ class WebServer:
                                          daemon=True)
 
     def _roll_up(self, period_s: float = 60.0) -> None:
-        """Keep every freezer's 10-minute rollup current, so a long chart never waits for it."""
+        """Keep every freezer's 30-minute rollup current, so a long chart never waits for it."""
         from storeedge.server.web import rollup
 
         while not self.ctx.stopping.is_set():

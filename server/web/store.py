@@ -8,7 +8,7 @@ Tables (created by :func:`ensure_web_schema`, idempotent):
 * ``web_alert_actions``: how an alert (an event ``dev, seq``) was resolved, by whom.
 * ``web_codes``: door codes issued from the page (and their revocation).
 * ``web_kv``: small counters (the revocation-list serial).
-* ``web_rollup`` / ``web_rollup_cursor``: freezer readings per 10 minutes (see rollup.py).
+* ``web_rollup`` / ``web_rollup_cursor``: freezer readings per 30 minutes (see rollup.py).
 
 Indexes on ``events`` (partial where possible, so the consumer's other inserts do not pay):
 alert types by arrival, every type by device time, readings per device and time.
