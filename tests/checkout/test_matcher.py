@@ -43,7 +43,10 @@ def test_outcomes_survive_latency_and_scan_timing_jitter(kinds, latency, jitter)
 
 
 def test_slots_wait_for_their_window():
-    m = TransactionMatcher(MatchWindows(post_s=0.8))
+    from storeedge.firmware.checkout.timing import PosTiming, TimingParams
+
+    m = TransactionMatcher(MatchWindows(post_s=0.8),                 # the configured window
+                           timing=PosTiming(TimingParams(cold_post_s=0.0)))
     m.add_pass(_pass(1, 10.0, (5,)))
     assert m.tick(11.0) == ([], [])                 # window closes at 10.5 + 0.8
     m.add_scan(_scan(11.1, 5))
