@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import sys
 
 from storeedge.firmware.common.app import (app_parser, load_app_config, stop_event_on_signals,
@@ -17,6 +19,8 @@ def main(argv: list[str]) -> int:
         return _counts(argv[1:])
     if argv and argv[0] == "verify-chain":
         return _verify_chain(argv[1:])
+    if argv and argv[0] == "events":
+        return _events(argv[1:])
     if argv and argv[0] == "user":
         from storeedge.server.web.cli import user_main
         return user_main(argv[1:])
@@ -65,10 +69,20 @@ def _safe_url(url: str) -> str:
 
 
 def _open_db(url: str):
-    """The store database for a CLI tool, or None after saying on stderr why not."""
+    """The store database for a CLI tool, or None after saying on stderr why not.
+
+    An SQLite file that does not exist is refused (opening it would create an empty store
+    and report nothing, which looks like a store that received nothing)."""
     from storeedge.server.db import open_store_db
     from storeedge.server.exc import StoreDatabaseError
 
+    if not url.startswith(("postgresql:", "postgres:")):
+        path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else url
+        if not os.path.isfile(path):
+            print(f"store-server: no store database at {os.path.abspath(path)} ({url}): check "
+                  "--db (an absolute path needs four slashes: sqlite:////var/lib/storeedge/"
+                  "store.db) or the store server's server.db", file=sys.stderr)
+            return None
     try:
         return open_store_db(url)
     except StoreDatabaseError as exc:
@@ -102,6 +116,64 @@ def _print_counts(db) -> None:
         print(f"gap {dev} {first}..{last} {reason} {state}")
     for item in db.integrity(limit=50):
         print(f"integrity {item.dev} seq {item.seq} {item.reason} x{item.count}: {item.detail}")
+
+
+def _events(argv: list[str]) -> int:
+    """``store-server events``: stored events, newest first, with filters."""
+    parser = argparse.ArgumentParser(prog="storeedge store-server events",
+                                     description="list stored events (newest first)")
+    parser.add_argument("--db", required=True, help="sqlite:///FILE or postgresql://...")
+    parser.add_argument("--dev", action="append", help="only this device (repeatable)")
+    parser.add_argument("--kind", help="only this device kind (freezer, dock_door...)")
+    parser.add_argument("--type", dest="etype", help="only this event type; a trailing * "
+                                                     "matches a prefix (freezer.*)")
+    parser.add_argument("--since", type=float, help="received at or after (epoch seconds)")
+    parser.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    args = parser.parse_args(argv)
+    if args.limit < 1:
+        parser.error("--limit must be at least 1")
+    db = _open_db(args.db)
+    if db is None:
+        return 1
+    try:
+        rows = db.query(*_events_sql(args))
+    finally:
+        db.close()
+    for dev, seq, kind, etype, ts, body in rows:
+        if args.json:
+            print(json.dumps({"dev": dev, "seq": seq, "kind": kind, "type": etype, "ts": ts,
+                              "body": None if body is None else json.loads(body)},
+                             separators=(",", ":")))
+        else:
+            print(f"{ts}  {dev:<16} {seq:>8}  {etype:<24} {(body or '-')[:60]}")
+    if not rows and not args.json:
+        print("(no stored events match)")
+    return 0
+
+
+def _events_sql(args) -> tuple[str, list]:
+    where, params = ["placeholder = 0"], []
+    if args.dev:
+        where.append("dev IN (" + ", ".join("?" for _ in args.dev) + ")")
+        params += args.dev
+    if args.kind:
+        where.append("kind = ?")
+        params.append(args.kind)
+    if args.etype:
+        if args.etype.endswith("*"):
+            prefix = args.etype[:-1]
+            where.append("substr(type, 1, ?) = ?")
+            params += [len(prefix), prefix]
+        else:
+            where.append("type = ?")
+            params.append(args.etype)
+    if args.since is not None:
+        where.append("received >= ?")
+        params.append(args.since)
+    sql = (f"SELECT dev, seq, kind, type, ts, body FROM events WHERE {' AND '.join(where)} "
+           f"ORDER BY received DESC, dev, seq DESC LIMIT {int(args.limit)}")
+    return sql, params
 
 
 def _verify_chain(argv: list[str]) -> int:

@@ -36,6 +36,7 @@ def app_parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default=None,
                         choices=("debug", "info", "warning", "error"),
                         help="override log.level from the config")
+    parser.set_defaults(_app=prog)
     return parser
 
 
@@ -57,7 +58,41 @@ def load_app_config(args: argparse.Namespace, cls: type) -> Any | None:
         _exit_codes[id(args)] = 0
         return None
     setup_logging(args.log_level or cfg.log.level)
+    one_line_errors(getattr(args, "_app", "app"))
     return cfg
+
+
+def one_line_errors(prog: str) -> None:
+    """Expected failures end the app with one line on stderr and exit code 1, no traceback.
+
+    Expected: an error class of storeedge's own packages (busy outbox, refused key, missing
+    model...) or an OSError (a missing serial port, an unreadable file). Anything else (a bug)
+    keeps its traceback, and ``STOREEDGE_TRACEBACK=1`` shows it for every failure.
+    """
+    def hook(exc_type, exc, tb) -> None:
+        if expected_failure(exc) and not os.environ.get("STOREEDGE_TRACEBACK"):
+            sys.stderr.write(f"storeedge {prog}: {failure_line(exc)}\n")
+            sys.stderr.flush()
+            return                          # the interpreter then exits with status 1
+        sys.__excepthook__(exc_type, exc, tb)
+
+    sys.excepthook = hook
+
+
+def expected_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is a failure a person can fix (see :func:`one_line_errors`)."""
+    return (isinstance(exc, OSError)
+            or any(c.__module__.startswith("storeedge.") for c in type(exc).__mro__))
+
+
+def failure_line(exc: BaseException) -> str:
+    """``exc`` on one line, with how to fix a missing or busy device file."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, FileNotFoundError) or "No such file or directory" in text:
+        text += " (check the path or port named in the config, and that the part is plugged in)"
+    elif isinstance(exc, PermissionError) or "Permission denied" in text:
+        text += " (check the owner and mode of that file, or the app user's groups, e.g. dialout)"
+    return text
 
 
 def validation_exit_code(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ import logging
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -33,6 +34,9 @@ from storeedge.firmware.common.exc import LinkError
 from storeedge.firmware.common.settings import LinkSection
 
 log = logging.getLogger(__name__)
+SESSION_TAKEN_OVER = 0x8E     # MQTT 5 DISCONNECT reason: another client took our client id
+TAKEOVER_WINDOW_S = 2.0       # a connection dropped this soon after connecting is suspect...
+TAKEOVER_AFTER = 3            # ...from the third in a row (Mosquitto 2.0.11 sends no 0x8E)
 Handler = Callable[[mqtt.MQTTMessage], None]
 
 
@@ -89,6 +93,11 @@ class MqttLink:
         self._lock = threading.Lock()
         self._stopping = False
         self._pending_subacks: set[int] = set()
+        self.client_id = client_id
+        self._waits = 0                 # reconnect waits since the last CONNACK (paho's backoff)
+        self._ready_at = 0.0            # monotonic time of the last ready connection
+        self._short_drops = 0           # connections in a row dropped soon after connecting
+        self.takeovers = 0              # connections taken over by another client (same id)
         self.client = self._make_client(client_id, will, manual_ack)
 
     def _make_client(self, client_id: str, will: Will | None, manual_ack: bool) -> mqtt.Client:
@@ -108,6 +117,7 @@ class MqttLink:
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
         return client
 
     # ------------------------------------------------------------------ lifecycle
@@ -192,6 +202,7 @@ class MqttLink:
                       self.address.port, reason_code)
             return
         self.connects += 1
+        self._waits = 0
         with self._lock:
             subs = list(self._subs.items())
         self._pending_subacks = {client.subscribe(topic_filter, options=options)[1]
@@ -212,16 +223,54 @@ class MqttLink:
     def _ready(self) -> None:
         """Connected and every subscription acknowledged (paho's network thread)."""
         self.connected.set()
+        self._ready_at = time.monotonic()
         log.info("connected to %s:%d", self.address.host, self.address.port)
         if self._user_on_connect is not None:
             self._user_on_connect()
 
+    def _next_delay(self) -> float:
+        """Seconds until paho's next try: backoff_min_s doubling per wait since the last
+        CONNACK, capped at backoff_max_s (paho's own policy, reconnect_delay_set)."""
+        self._waits += 1
+        return min(self.cfg.backoff_min_s * 2 ** (self._waits - 1), self.cfg.backoff_max_s)
+
+    def _on_connect_fail(self, _client, _userdata) -> None:
+        if self._stopping:
+            return
+        log.warning("cannot reach the broker at %s:%d (link.url); next try in %.1f s: check "
+                    "that it runs, the host and port, and the firewall", self.address.host,
+                    self.address.port, self._next_delay())
+
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _props) -> None:
         was = self.connected.is_set()
         self.connected.clear()
-        if was and not self._stopping:
-            log.warning("disconnected from %s:%d (%s); reconnecting with backoff",
-                        self.address.host, self.address.port, reason_code)
+        if self._stopping:
+            return
+        delay = self._next_delay()
+        if getattr(reason_code, "value", None) == SESSION_TAKEN_OVER or (
+                was and self._short_lived()):
+            self._taken_over(reason_code)
+        elif was:
+            log.warning("disconnected from %s:%d (%s); next try in %.1f s",
+                        self.address.host, self.address.port, reason_code, delay)
+
+    def _short_lived(self) -> bool:
+        """Count connections dropped within TAKEOVER_WINDOW_S of connecting; True from the
+        third in a row (what two clients with one client id do to each other)."""
+        if time.monotonic() - self._ready_at > TAKEOVER_WINDOW_S:
+            self._short_drops = 0
+            return False
+        self._short_drops += 1
+        return self._short_drops >= TAKEOVER_AFTER
+
+    def _taken_over(self, reason_code) -> None:
+        """Another client connected with our client id: two devices share a device id."""
+        self.takeovers += 1
+        if self.takeovers in (1, 10) or self.takeovers % 100 == 0:
+            log.error("session taken over at %s:%d (%s; %d so far): another client uses "
+                      "client id %s; is a second device running with this device.id? Give "
+                      "each device its own id (storeedge store plan)", self.address.host,
+                      self.address.port, reason_code, self.takeovers, self.client_id)
 
 
 class TLSPaths(NamedTuple):

@@ -449,10 +449,29 @@ def _exclusive_lock(path: str) -> int:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        holder = _lock_holder(fd)
         os.close(fd)
-        raise OutboxError(f"the outbox {path[:-5]} is in use by another process; only one "
-                          "process may own a device's outbox") from None
+        raise OutboxError(f"the outbox {path[:-5]} is in use by another process{holder}; "
+                          "only one process may own a device's outbox: stop that one first, "
+                          "or give this one another outbox.path") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)     # who holds it, for the next one's error
     return fd
+
+
+def _lock_holder(fd: int) -> str:
+    """``, PID n (command line)`` of the outbox's owner, from the PID it wrote ("" if
+    unknown)."""
+    try:
+        pid = int(os.pread(fd, 32, 0).decode().strip())
+    except (OSError, ValueError):
+        return ""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            cmd = fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        cmd = ""
+    return f", PID {pid} ({cmd[:120]})" if cmd else f", PID {pid}"
 
 
 def _ranges(seqs: list[int]) -> list[list[int]]:

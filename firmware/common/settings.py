@@ -1,6 +1,8 @@
 """Config sections every device shares: device identity, MQTT link, outbox, logging."""
 from __future__ import annotations
 
+import re
+
 from storeedge.firmware.common.config import ConfigError, section, setting
 
 ID_PATTERN = r"[a-z0-9][a-z0-9_-]{0,31}"
@@ -45,6 +47,10 @@ class LinkSection:
                           doc="events sent beyond the acknowledged watermark")
 
     def check(self) -> None:
+        port = re.search(r":([0-9]+)$", self.url)
+        if port and not 1 <= int(port.group(1)) <= 65535:
+            raise ConfigError("url", f"port {port.group(1)} is outside 1..65535 (the broker's "
+                                     "TLS port is usually 8883)")
         if self.backoff_max_s < self.backoff_min_s:
             raise ConfigError("backoff_max_s", f"{self.backoff_max_s} is below backoff_min_s "
                                                f"({self.backoff_min_s})")

@@ -13,6 +13,7 @@ No network command moves the relay: the relay self-test is a local console actio
 """
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from dataclasses import asdict
@@ -35,8 +36,21 @@ log = logging.getLogger(__name__)
 
 
 def service_sink(svc: DeviceService):
-    """An audit sink that puts each chained record into the service's outbox."""
-    return lambda rec: svc.emit(event_from_body(rec.type, rec.body), ts=rec.t)
+    """An audit sink that puts each chained record into the service's outbox (and logs it at
+    info level: grants, denials, alarms and lockouts reach the journal)."""
+    def sink(rec):
+        log.info("%s", audit_line(rec.type, rec.body))
+        return svc.emit(event_from_body(rec.type, rec.body), ts=rec.t)
+    return sink
+
+
+AUDIT_FIELDS = ("reason", "detail", "vendor", "po", "source", "cred_id", "alarm", "by")
+
+
+def audit_line(etype: str, body: dict) -> str:
+    """One log line for an audit record: its type and the fields a person looks for."""
+    parts = [f"{k}={body[k]}" for k in AUDIT_FIELDS if body.get(k) not in (None, "")]
+    return f"{etype} " + (" ".join(parts) if parts else json.dumps(body, sort_keys=True)[:160])
 
 
 def apply_revocations(ctl: DoorController, data: bytes, store: str) -> dict:

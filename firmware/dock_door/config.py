@@ -16,6 +16,7 @@ Example (``door.yaml``)::
 """
 from __future__ import annotations
 
+from storeedge.drivers.gpio import BACKENDS as GPIO_BACKENDS
 from storeedge.firmware.common.config import ConfigError, section, setting
 from storeedge.firmware.common.settings import DeviceConfig
 from storeedge.firmware.dock_door.hardware import DoorWiring, InputWiring, RelayWiring
@@ -79,6 +80,10 @@ class CameraSection:
                                                         "(0 = full-frame pass only, fastest)")
 
     def check(self) -> None:
+        from storeedge.drivers.camera import BACKENDS
+        if self.backend and self.backend not in BACKENDS:
+            raise ConfigError("backend", f"{self.backend!r} is not one of: "
+                                         f"{', '.join(sorted(BACKENDS))}")
         if self.backend and self.full_frame_every == 0 and self.max_candidates == 0:
             raise ConfigError("full_frame_every", "0 with max_candidates 0 decodes nothing")
 
@@ -98,8 +103,8 @@ class DoorSection:
     """The dock door: wiring, timers, trust and QR sources."""
 
     state_path: str = setting("door.db", doc="SQLite file: used codes, keys, revocations, audit")
-    gpio_backend: str | None = setting(None, doc="gpio pin factory (lgpio, mock...); None = "
-                                                 "$STOREEDGE_GPIO or lgpio")
+    gpio_backend: str | None = setting(None, doc="gpio pin factory; None = $STOREEDGE_GPIO "
+                                                 "or lgpio", choices=GPIO_BACKENDS)
     relay: RelaySection = setting(RelaySection)
     contact: InputSection = setting(InputSection)
     rex: InputSection | None = setting(None, doc="request-to-exit button (None = not wired)")

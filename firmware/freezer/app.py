@@ -153,6 +153,10 @@ class FreezerApp:
     # ------------------------------------------------------------------ events
     def _notify(self, notices: list[AlarmNotice]) -> None:
         for n in notices:
+            a = n.alarm
+            log.info("alarm %s %s: %s %s %s unit %s probe %s (%s)%s", a.id, n.action, a.severity,
+                     a.kind, a.condition, a.unit, a.probe, a.detail,
+                     f" notify {n.notify}" if n.action in ("raised", "escalated") else "")
             self._emit(alarm_event(n), n.ts)
         if notices:
             self._save_alarms()

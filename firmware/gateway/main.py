@@ -54,4 +54,14 @@ def _status(argv: list[str]) -> int:
         print(f"cannot read the gateway store: {exc}", file=sys.stderr)
         return 1
     print(format_status(reports, rejects))
+    for line in duplicate_id_lines(reports):
+        print(line)
     return 0
+
+
+def duplicate_id_lines(reports) -> list[str]:
+    """One warning line per device whose seqs came twice with different content: the sign
+    of two devices running with one id (each takes the other's broker session over)."""
+    return [f"DUPLICATE ID? {r.dev}: {r.conflicts} events reused a seq with other content; "
+            f"two devices may be running as {r.dev} (each knocks the other off the broker): "
+            f"give each device its own id" for r in reports if r.conflicts]
