@@ -45,7 +45,7 @@ def main(argv: list[str]) -> int:
         server = StoreServer(cfg)
     except (StoreServerError, SealKeyError) as exc:
         print(f"store-server: {exc}", file=sys.stderr)
-        return 2
+        return 1
     server.start()
     from storeedge.server.web.cli import start_web
     web = start_web(cfg, server.link)

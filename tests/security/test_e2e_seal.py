@@ -267,3 +267,49 @@ def test_store_server_in_insecure_mode_stores_unsealed_but_still_checks_seals(tm
     finally:
         server.committer.close()
         server.db.close()
+
+
+def _store_cli(tmp_path, security: dict, *extra: str):
+    import subprocess
+    import sys
+
+    from helpers.stack import write_yaml
+    doc = store_dict("mqtts://127.0.0.1:9", f"sqlite:///{tmp_path}/s.db")
+    doc["link"].update({k: str(tmp_path / k) for k in ("tls_ca", "tls_cert", "tls_key")})
+    cfg = write_yaml(tmp_path / "st.yaml", {**doc, "security": security})
+    return subprocess.run([sys.executable, "-m", "storeedge", "store-server", "--config",
+                           str(cfg), *extra], capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_store_server_without_a_master_is_refused_with_the_key_named(tmp_path):
+    """Secure by default: no e2e_master and no explicit insecure flag is a config error."""
+    out = _store_cli(tmp_path, {}, "--validate-config")
+    assert out.returncode == 1
+    assert "security.e2e_master" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_store_server_with_an_unreadable_master_says_so_in_one_line(tmp_path):
+    master = tmp_path / "master.key"
+    master.write_bytes(MASTER)
+    master.chmod(0o644)
+    out = _store_cli(tmp_path, {"e2e_master": str(master)})
+    assert out.returncode == 1, out.stderr
+    assert "chmod 600" in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_counts_lists_integrity_rows(tmp_path, capsys):
+    from storeedge.server.db import Integrity, open_store_db
+    from storeedge.server.main import _print_counts
+
+    db = open_store_db(f"sqlite:///{tmp_path}/s.db")
+    try:
+        with db.lock:
+            db.record_integrity(Integrity("door-1", 42, "bad_seal", "seal does not match",
+                                          "se/v1/s0042/dock_door/door-1/batch", 1, 1.0, 1.0))
+            db.conn.commit()
+        _print_counts(db)
+    finally:
+        db.close()
+    assert "integrity door-1 seq 42 bad_seal x1: seal does not match" in capsys.readouterr().out
