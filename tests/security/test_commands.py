@@ -441,8 +441,14 @@ def test_store_server_to_device_through_the_gateway(kit, broker_factory, tmp_pat
         db.close()
 
 
-def test_store_server_command_cli(kit, broker, tmp_path, capsys):
+def test_store_server_command_cli(kit, broker, tmp_path, capsys, monkeypatch):
+    import logging
+
     from helpers.stack import store_dict, write_yaml
+
+    # a handler an earlier test left on the root logger (bound to its own, now closed,
+    # captured stderr) must not write into this test's stderr
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
     from storeedge.cli import main as storeedge
 
     def store_main(argv):
