@@ -44,6 +44,8 @@ def test_doc_shows_the_commands_this_test_runs():
                 "storeedge door --config OUT/devices/door-1/config.yaml",
                 "storeedge store-server counts --db sqlite:///OUT/data/store-server/store.db",
                 "storeedge gateway status --config OUT/gateway/config.yaml",
+                "storeedge store-server events --db sqlite:///OUT/data/store-server/store.db "
+                "--dev door-1",
                 "config-reference.md"):
         assert cmd in doc, cmd
 
@@ -145,6 +147,11 @@ def test_walkthrough_sees_every_device_kind_stored(tmp_path):
         assert counts.returncode == 0
         for dev in DEVICES:
             assert re.search(rf"^{dev}\s", counts.stdout, re.M), counts.stdout
+        listed = subprocess.run(_storeedge("store-server", "events", "--db", f"sqlite:///{db}",
+                                           "--dev", "door-1", "--json"),
+                                capture_output=True, text=True, timeout=60)
+        assert listed.returncode == 0 and '"type":"device.started"' in listed.stdout
+        assert all('"dev":"door-1"' in ln for ln in listed.stdout.splitlines())
         page = urllib.request.urlopen(f"http://127.0.0.1:{ports['web_port: 8080']}/login",
                                       timeout=10)
         assert page.status == 200
