@@ -280,9 +280,9 @@ def alert_to_browser(work: Path, n: int) -> tuple[list[float], list[float]]:
     finally:
         if peer is not None:
             peer.close()
+        web.close()                 # ends the live stream before the browser goes away
         chrome.close()
         lane.close()
-        web.close()
         server.close()
         broker.stop()
     return live, peers
