@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, NamedTuple
+from typing import Iterable, Iterator, NamedTuple
 
 import numpy as np
 import zxingcpp
@@ -304,21 +304,20 @@ class Level(NamedTuple):
     y0: int = 0
 
 
-def pyramid(gray: np.ndarray, factors: tuple[int, ...] = LEVEL_FACTORS) -> list[Level]:
+def pyramid(gray: np.ndarray, factors: tuple[int, ...] = LEVEL_FACTORS) -> Iterator[Level]:
     """The frame and its box-averaged reductions by each factor (cumulative, Pillow's
     ``reduce``) while the reduction keeps at least ``MIN_LEVEL_PX`` px on its short side:
     a code whose modules are wider than a localiser cell, or that fills the frame, is a
-    normal-sized code at some level."""
-    levels = [Level(gray, 1)]
+    normal-sized code at some level.  Lazy: a reduction is made only when asked for."""
+    yield Level(gray, 1)
     img, done = None, 1
     for f in factors:
         if min(gray.shape) // f < MIN_LEVEL_PX:
-            break
+            return
         src = Image.fromarray(gray) if img is None else img
         img = src.reduce(f // done)
         done = f
-        levels.append(Level(np.asarray(img), f))
-    return levels
+        yield Level(np.asarray(img), f)
 
 
 def read_barcodes(gray: np.ndarray, formats=None, *, max_candidates: int = 8,
