@@ -244,7 +244,7 @@ def test_door_attacks_end_to_end_and_every_genuine_event_stored_once(broker_fact
     from storeedge.server.commands import CommandSender
 
     kit = CommandKit.from_pki(store_pki)
-    with event_path(broker_factory, tmp_path) as (down, up, _relay, store):
+    with event_path(broker_factory, tmp_path) as (down, up, relay, store):
         app = DoorApp(load_config(door_yaml(tmp_path, down.url), DoorConfig),
                       clock=SystemClock(), pin_factory=(factory := new_mock_factory()))
         attacker = connect_as(down, GATEWAY_ID, "gateway")
@@ -255,6 +255,8 @@ def test_door_attacks_end_to_end_and_every_genuine_event_stored_once(broker_fact
             app.start()
             factory.pin(CONTACT).drive_low()
             assert app.svc.link.wait_connected(10) and page.wait_connected(10)
+            # the gateway subscribed on both sides (else the page's command finds no one)
+            assert relay.up.wait_connected(10) and relay.down.wait_connected(10)
             for name, doc in (("test_relay", {"args": {"pulse_s": 5}, "by": "store-manager"}),
                               ("reset_lockout", {"args": {}, "by": "store-manager"})):
                 attacker.publish(f"{BASE}/{name}", json.dumps(doc), qos=1).wait_for_publish(5)
