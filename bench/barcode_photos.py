@@ -22,6 +22,7 @@ thread (``time.thread_time``: the machine is shared), reported as ratios of mean
 headline, it includes every fallback) and of medians.
 
     python bench/barcode_photos.py [--quick] [--empty N] [--seed S] [--sets a,b]
+                                   [--formats QRCode]
 
 The last line printed is one JSON object.
 """
@@ -177,14 +178,19 @@ def add_noise(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(noisy + 0.5, 0, 255).astype(np.uint8)
 
 
+FORMATS = {"ours": ALL, "zxing": None}      # --formats restricts both readers
+
+
 def ours(gray: np.ndarray) -> list:
-    """Our reader, every readable format."""
-    return read_barcodes(gray, ALL)
+    """Our reader, every readable format (or ``--formats``)."""
+    return read_barcodes(gray, FORMATS["ours"])
 
 
 def zxing(gray: np.ndarray) -> list:
-    """zxing-cpp with its defaults."""
-    return zxingcpp.read_barcodes(gray)
+    """zxing-cpp with its defaults (``--formats``: restricted to those formats)."""
+    if FORMATS["zxing"] is None:
+        return zxingcpp.read_barcodes(gray)
+    return zxingcpp.read_barcodes(gray, formats=FORMATS["zxing"])
 
 
 READERS = {"ours": ours, "zxing": zxing}
@@ -268,7 +274,12 @@ def main(argv=None) -> None:
     ap.add_argument("--empty", type=int, default=None, help="empty frames (default 40)")
     ap.add_argument("--seed", type=int, default=20261206)
     ap.add_argument("--sets", default="", help="comma-separated set names (default: all)")
+    ap.add_argument("--formats", default="", help="restrict both readers, e.g. QRCode "
+                    "(default: ours every readable format, zxing-cpp its defaults)")
     args = ap.parse_args(argv)
+    if args.formats:
+        fs = parse_formats(args.formats)
+        FORMATS.update(ours=fs, zxing=fs.all)
     root = photos_dir()
     if not (root / "falsepositives-1").is_dir():
         print(f"skipped: real barcode photos not found at {root} (set {ENV})")
