@@ -205,11 +205,14 @@ class Mosquitto:
         if (dev, kind) not in self.acl_grants:
             self.reload()
 
-    def revoke(self, dev: str) -> None:
+    def revoke(self, dev: str, restart: bool = False) -> None:
         """Revoke ``dev`` in the PKI and reload: new TLS handshakes with its certificate fail
-        and it loses every ACL right (an open connection stays, with no rights)."""
+        and it loses every ACL right. An open connection stays (with no rights) unless
+        ``restart``: then the broker is restarted (SIGTERM) and every client reconnects."""
         self.pki.revoke(dev)
         self.reload()
+        if restart:
+            self.restart(kill=False)
 
     def insecure_link(self) -> dict:
         """Link settings for an explicitly insecure broker (plain ``mqtt://``)."""

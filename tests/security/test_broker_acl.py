@@ -158,3 +158,21 @@ def test_only_store_servers_read_events_and_batches_on_the_store_broker(store_si
     assert store.publish(f"{S}/sim/acl-a/ack", {"seq": 1}) == OK
     assert gw.wait_for(f"{S}/sim/acl-a/ack")
     assert gw.topics() == [f"{S}/sim/acl-a/ack"]
+
+
+def test_revoke_with_restart_also_drops_the_open_connection(in_store, peers):
+    link = in_store.link("acl-revoked-2")
+    old = peers(in_store, "acl-revoked-2")
+    other = peers(in_store, "acl-stays")
+    assert old.connect() == OK and other.connect() == OK
+    in_store.revoke("acl-revoked-2", restart=True)
+    with old.cond:
+        assert old.cond.wait_for(lambda: old.disconnects, 10)      # dropped by the restart
+    again = Peer(in_store.port, ca=link["tls_ca"], cert=link["tls_cert"], key=link["tls_key"])
+    try:
+        assert again.connect().startswith("refused")
+    finally:
+        again.close()
+    back = peers(in_store, "acl-stays", client_id="acl-stays-2")   # everyone else: welcome
+    assert back.connect() == OK
+    assert back.publish(f"{S}/sim/acl-stays/evt/sim.counter", {"n": 1}) == OK
