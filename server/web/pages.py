@@ -61,6 +61,7 @@ async def alerts_stream(request: Request, sess: Session) -> Response:
         yield "retry: 1000\n\n"
         last_ping = last_check = time.monotonic()
         last_derived, shown = 0.0, set()          # gaps / offline devices already sent
+        acted_after = time.time() - 5.0               # actions the page may not show yet
         while (time.time() < sess.expires and not ctx.stopping.is_set()
                and not await request.is_disconnected()):
             if time.monotonic() - last_check > 10:          # logged out elsewhere: stop
@@ -68,13 +69,16 @@ async def alerts_stream(request: Request, sess: Session) -> Response:
                 if await run_in_threadpool(ctx.auth.session, token) is None:
                     return
             rows = await run_in_threadpool(queries.alert_rows, ctx.store, 50, cursor)
+            acted, acted_after = await run_in_threadpool(queries.acted_since, ctx.store,
+                                                         acted_after)
+            rows += acted                     # resolved elsewhere: the card is replaced
             if time.monotonic() - last_derived > DERIVED_EVERY_S:
                 last_derived = time.monotonic()
                 derived = await run_in_threadpool(queries.derived_alerts, ctx.store)
                 rows += [a for a in derived if a.key not in shown]
                 shown.update(a.key for a in derived)
             for alert in reversed(rows):
-                if alert.type not in ("gap", "offline"):
+                if alert.type not in ("gap", "offline") and alert not in acted:
                     cursor = max(cursor, alert.received)
                 html = template.render(a=alert, sess=sess).replace("\n", " ")
                 yield f"event: alert\nid: {cursor}\ndata: {html}\n\n"

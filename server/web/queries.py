@@ -63,6 +63,24 @@ def alert_rows(ws: WebStore, limit: int = 100, after: float | None = None) -> li
     return alerts
 
 
+def acted_since(ws: WebStore, since: float) -> tuple[list[Alert], float]:
+    """Alerts resolved or acknowledged in the page after ``since`` (epoch s), with their new
+    state, and the newest action time (for the next call)."""
+    acts = ws.query("SELECT dev, seq, ts FROM web_alert_actions WHERE ts > ? ORDER BY ts "
+                    "LIMIT 100", (since,))
+    alerts = []
+    for dev, seq, _ts in acts:
+        rows = ws.query("SELECT type, ts, received, body FROM events WHERE dev=? AND seq=?",
+                        (dev, seq))
+        if rows:
+            etype, ts, received, body = rows[0]
+            doc = json.loads(body) if body else {}
+            alerts.append(Alert(f"{dev}:{seq}", dev, seq, etype, ts, received,
+                                _title(etype, doc), doc))
+    _attach_state(ws, alerts)
+    return alerts, max([since] + [t for _d, _s, t in acts])
+
+
 def _attach_state(ws: WebStore, alerts: list[Alert]) -> None:
     """Fill ``state``/``resolution`` from the page's actions and the freezers' acks."""
     if not alerts:

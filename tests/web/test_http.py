@@ -271,3 +271,24 @@ def test_keyframe_is_served_as_a_jpeg_outside_the_page(page):
     assert Image.open(io.BytesIO(resp.content)).size == (40, 30)
     resp = client.get(f"/alerts/keyframe/lane-1/{other}.jpg")
     assert resp.status_code == 400 and refusal(resp.text) == "keyframe: this alert has no keyframe"
+
+
+def test_a_resolution_by_someone_else_updates_the_card_live(page):
+    ctx, client = page
+    login(client, "ali")
+    (seq,) = put_events(ctx.store.db, "lane-1", "checkout", [("checkout.escalate",
+                                                              escalation())])
+    got = []
+    with client.stream("GET", "/alerts/stream?after=0") as resp:
+        for line in resp.iter_lines():
+            if not line.startswith("data: "):
+                continue
+            got.append(line)
+            if len(got) == 1:                    # mara resolves it on her handheld
+                ctx.store.write([("INSERT INTO web_alert_actions (dev, seq, outcome, note, "
+                                  "by_name, ts) VALUES (?,?,?,?,?,?)",
+                                  ("lane-1", seq, "scanned", "", "mara", time.time()))])
+            if "resolved: item scanned by mara" in line:
+                ctx.stopping.set()
+    assert 'action="/alerts/resolve"' in got[0]
+    assert f'id="alert-lane-1-{seq}"' in got[-1] and 'action="/alerts/resolve"' not in got[-1]

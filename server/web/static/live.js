@@ -12,9 +12,13 @@
     var card = holder.firstElementChild;
     if (!card) { return; }
     var old = document.getElementById(card.id);
-    if (old) { old.remove(); }
     var none = document.getElementById("none");
     if (none) { none.remove(); }
+    if (old) {                                // an update (resolved elsewhere): in place
+      if (old.contains(document.activeElement)) { return; }   // never under the user's hands
+      old.replaceWith(card);
+      return;
+    }
     card.classList.add("new");
     list.insertBefore(card, list.firstChild);
     live.textContent = "New alert: " + (card.querySelector("h2") || card).textContent;
