@@ -6,6 +6,8 @@ certificate signed by the store CA), timed on a sample of identities, interleave
 per-identity cost (the plan's time / identities). Medians over rounds; the last line printed
 is one JSON object. ``plan_cpu_s`` is the plan's own CPU time: on a shared machine the wall
 time also holds waiting for the disk (about 6,000 new files and one sync) and for the CPU.
+``fs_floor_s``: the same folders and files created bare (no crypto, no YAML), timed in
+the same round: what the file system alone costs here.
 Consoles (``consoles: true``) are left out: each console secret is an scrypt hash (n=2**14,
 ~0.1 s on a Pi 4), so 3,000 consoles add minutes; that cost is the hash's purpose.
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -68,6 +71,20 @@ def openssl_per_identity(ca_dir: Path, work: Path, count: int) -> float:
     return (time.perf_counter() - t0) / count
 
 
+def fs_floor(root: Path, identities: int) -> float:
+    """Seconds to create what the PKI writes, bare: one folder and 5 small files per identity
+    (no crypto, no YAML): the file system's floor under the plan's time on this machine."""
+    t0 = time.perf_counter()
+    for i in range(identities):
+        sub = root / f"d{i}"
+        sub.mkdir()
+        for name in range(5):
+            fd = os.open(sub / f"f{name}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.write(fd, b"x" * 600)
+            os.close(fd)
+    return time.perf_counter() - t0
+
+
 def one_round(n: int, sample: int, root: Path) -> dict:
     man = root / "store.yaml"
     man.write_text(manifest_text(n))
@@ -82,11 +99,14 @@ def one_round(n: int, sample: int, root: Path) -> dict:
     work.mkdir()
     peer = openssl_per_identity(out / "pki", work, sample)
     identities = n + 2
+    (root / "floor").mkdir()
+    floor = fs_floor(root / "floor", identities)
+    shutil.rmtree(root / "floor")
     shutil.rmtree(out)
     shutil.rmtree(work)
     return {"plan_s": first, "plan_cpu_s": cpu[0], "replan_nochange_s": again, "replan_one_change_s": one,
-            "ours_per_identity_ms": first / identities * 1e3, "openssl_per_identity_ms":
-            peer * 1e3}
+            "fs_floor_s": floor, "ours_per_identity_ms": first / identities * 1e3,
+            "openssl_per_identity_ms": peer * 1e3}
 
 
 def main(argv: list[str] | None = None) -> int:
