@@ -5,7 +5,7 @@ Peer: what a store IT person would otherwise run per identity, the openssl CLI (
 certificate signed by the store CA), timed on a sample of identities, interleaved with our
 per-identity cost (the plan's time / identities). Medians over rounds; the last line printed
 is one JSON object. ``plan_cpu_s`` is the plan's own CPU time: on a shared machine the wall
-time also holds waiting for the disk (about 6,000 new files and one sync) and for the CPU.
+time also holds waiting for the disk (about 18,000 new files: 5 per identity in the PKI, one config per device; one sync) and for the CPU.
 ``fs_floor_s``: the same folders and files created bare (no crypto, no YAML), timed in
 the same round: what the file system alone costs here.
 Consoles (``consoles: true``) are left out: each console secret is an scrypt hash (n=2**14,
