@@ -311,6 +311,10 @@ class Outbox:
             bucket = int(parse_ts(row[2]) // self.cfg.coalesce_interval_s)
             groups.setdefault((row[1], bucket), []).append(row)
         for group in groups.values():
+            # receivers refuse covers further back than MAX_DECLARED_SPAN from the summary's
+            # own seq: older rows stay as they are (still delivered one by one)
+            floor = self.last_seq + 1 - MAX_DECLARED_SPAN
+            group = [r for r in group if r[0] >= floor]
             if len(group) >= 2:
                 self._merge(conn, group)
 

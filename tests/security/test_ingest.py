@@ -239,3 +239,30 @@ def test_compiled_and_pure_envelope_decoding_agree():
             accepted += 1
             assert got == pure, (raw[:120], got, pure)
     assert accepted == 3, "valid envelopes (plain, sealed, duplicate key) take the compiled path"
+
+
+def test_outbox_never_makes_a_summary_receivers_would_refuse(tmp_path, monkeypatch):
+    """Coalescing keeps ``covers`` within the span receivers accept (span shrunk to 50 here)."""
+    from storeedge.firmware.common import outbox as outbox_mod
+    from storeedge.firmware.common.core_events import SimReading
+    from storeedge.firmware.common.outbox import Identity, Outbox
+    from storeedge.firmware.common.settings import OutboxSection
+
+    monkeypatch.setattr(outbox_mod, "MAX_DECLARED_SPAN", 50)
+    cfg = OutboxSection(path=str(tmp_path / "o.db"), max_bytes=64 * 1024, max_event_bytes=4096,
+                        reserve_fraction=0.5)
+    box = Outbox(cfg, Identity(DEV, "sim", "s0042"))
+    try:
+        for i in range(600):
+            try:
+                box.append(SimReading(value=float(i)), ts=1_795_000_000.0)
+            except Exception:
+                break
+        summaries = [r for r in box.pending_after(0, 100_000) if r.type == "telemetry.coalesced"]
+        assert summaries, "pressure made summaries"
+        screen = Screen(max_span=50)
+        for row in summaries:
+            topic = f"se/v1/s0042/sim/{DEV}/evt/telemetry.coalesced"
+            assert not isinstance(screen.check(topic, row.payload), Rejection), row.seq
+    finally:
+        box.close()
