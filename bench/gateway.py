@@ -265,7 +265,14 @@ def bench_drain(workdir: Path, backlog: int, live_rate: float, instances: int = 
     """Drain a prefilled gateway store through real processes with live traffic alongside."""
     workdir.mkdir(parents=True, exist_ok=True)
     stack = Stack(workdir, tls)
-    gw_db, st_db = workdir / "gateway.db", workdir / "store.db"
+    try:
+        return _drain(stack, backlog, live_rate, instances)
+    finally:
+        stack.stop()
+
+
+def _drain(stack: Stack, backlog: int, live_rate: float, instances: int) -> dict:
+    gw_db, st_db = stack.workdir / "gateway.db", stack.workdir / "store.db"
     prefill(gw_db, backlog, stack.key("dev-backlog"))
     procs = [stack.store_server(i, st_db) for i in range(instances)]
     time.sleep(1.0)
@@ -290,9 +297,8 @@ def bench_drain(workdir: Path, backlog: int, live_rate: float, instances: int = 
     finally:
         live.close()
         _stop_all(procs)
-        stack.stop()
     lat = sorted(_live_latencies(st_db))
-    sfx = "_tls" if tls else ""
+    sfx = "_tls" if stack.tls else ""
     return {f"drain_eps{sfx}": round(backlog / drain_s), f"drain_s{sfx}": round(drain_s, 1),
             f"live_events{sfx}": len(lat), f"live_p50_ms{sfx}": round(_pct(lat, 50), 1),
             f"live_p99_ms{sfx}": round(_pct(lat, 99), 1)}
@@ -336,8 +342,13 @@ def bench_broker_ingest(workdir: Path, n: int, devices: int, tls: bool) -> dict:
     """Events/s from device clients through the in-store broker into the gateway's store."""
     workdir.mkdir(parents=True, exist_ok=True)
     stack = Stack(workdir, tls)
-    gw_db = workdir / "gateway.db"
-    per_dev = n // devices
+    try:
+        return _broker_ingest(stack, workdir / "gateway.db", n // devices, devices)
+    finally:
+        stack.stop()
+
+
+def _broker_ingest(stack: Stack, gw_db: Path, per_dev: int, devices: int) -> dict:
     msgs = {f"dev-{d}": [] for d in range(devices)}
     for topic, payload in make_messages(per_dev * devices, devices):
         dev = topic.split("/")[4]
@@ -364,10 +375,9 @@ def bench_broker_ingest(workdir: Path, n: int, devices: int, tls: bool) -> dict:
             t.join(30)
     finally:
         _stop_all([gateway])
-        stack.stop()
     eps = per_dev * devices / elapsed
-    print(f"broker ingest ({'TLS' if tls else 'plain'}): {eps:,.0f} ev/s", flush=True)
-    return {f"durable_eps_{'tls' if tls else 'broker'}": round(eps)}
+    print(f"broker ingest ({'TLS' if stack.tls else 'plain'}): {eps:,.0f} ev/s", flush=True)
+    return {f"durable_eps_{'tls' if stack.tls else 'broker'}": round(eps)}
 
 
 def _wait_subscribed(stack: Stack, gw_db: Path, timeout: float = 60.0) -> None:
