@@ -102,6 +102,31 @@ class Auth:
             raise FormError(f"name: {name!r} already exists")
         self.store.add_user(name, role, hash_password(password), by)
 
+    def set_password(self, name: str, password: str, by: str) -> None:
+        """A new password for ``name`` (unlocks it, ends its sessions); FormError if bad."""
+        if self.store.user(name) is None:
+            raise FormError(f"name: no account {name!r}")
+        if not MIN_PASSWORD <= len(password or "") <= MAX_PASSWORD:
+            raise FormError(f"password: {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+        self.store.write([("UPDATE web_users SET pw=?, failed=0, locked_until=0 WHERE name=?",
+                           (hash_password(password), name)),
+                          ("DELETE FROM web_sessions WHERE name=?", (name,)),
+                          self.store.audit_stmt(by, "user.password", name)])
+
+    def remove_user(self, name: str, by: str) -> None:
+        """Delete an account and its sessions (not oneself, not the last manager)."""
+        user = self.store.user(name)
+        if user is None:
+            raise FormError(f"name: no account {name!r}")
+        if name == by:
+            raise FormError("name: you cannot remove your own account")
+        managers = [u for u in self.store.users() if u.role == "manager"]
+        if user.role == "manager" and len(managers) <= 1:
+            raise FormError("name: the last manager cannot be removed")
+        self.store.write([("DELETE FROM web_sessions WHERE name=?", (name,)),
+                          ("DELETE FROM web_users WHERE name=?", (name,)),
+                          self.store.audit_stmt(by, "user.remove", name, f"role {user.role}")])
+
     def login(self, name: str, password: str) -> LoginResult:
         """Check the password and open a session; raises AuthError / LockedOut."""
         user = self.store.user(name) if NAME_RE.fullmatch(name or "") else None

@@ -207,6 +207,21 @@ async def users_add(request: Request, sess: Session, form) -> Response:
     return RedirectResponse("/users?done=added", 303)
 
 
+@page("users", post=True)
+async def users_password(request: Request, sess: Session, form) -> Response:
+    name = forms.text(form, "name", 32)
+    password = str(form.get("password", ""))
+    await run_in_threadpool(ctx_of(request).auth.set_password, name, password, sess.name)
+    return RedirectResponse("/users?done=password", 303)
+
+
+@page("users", post=True)
+async def users_remove(request: Request, sess: Session, form) -> Response:
+    name = forms.text(form, "name", 32)
+    await run_in_threadpool(ctx_of(request).auth.remove_user, name, sess.name)
+    return RedirectResponse("/users?done=removed", 303)
+
+
 async def root(request: Request) -> Response:
     return RedirectResponse("/alerts", 303)
 
@@ -220,4 +235,6 @@ def routes() -> list[Route]:
             Route("/devices", devices_page), Route("/audit", audit_page),
             Route("/users", users_page, methods=["GET"]),
             Route("/users", users_add, methods=["POST"]),
+            Route("/users/password", users_password, methods=["POST"]),
+            Route("/users/remove", users_remove, methods=["POST"]),
             *door.routes(), *freezers.routes(), *figures.routes()]

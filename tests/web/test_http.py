@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from webkit import PASSWORD, csrf_of, escalation, login, put_events, refusal
 
 from storeedge.server.web.auth import token_hash
+from storeedge.server.web.exc import FormError
 
 
 def audit_actions(ctx) -> list[tuple[str, str]]:
@@ -292,3 +294,30 @@ def test_a_resolution_by_someone_else_updates_the_card_live(page):
                 ctx.stopping.set()
     assert 'action="/alerts/resolve"' in got[0]
     assert f'id="alert-lane-1-{seq}"' in got[-1] and 'action="/alerts/resolve"' not in got[-1]
+
+
+def test_a_manager_resets_a_password_and_removes_an_account_but_not_the_last_manager(page):
+    ctx, client = page
+    for _ in range(5):
+        login(client, "ali", "guess")                           # ali is locked out
+    login(client, "mara")
+    token = csrf_of(client.get("/users").text)
+    resp = client.post("/users/password", data={"csrf": token, "name": "ali",
+                                                "password": "short"})
+    assert resp.status_code == 400 and refusal(resp.text) == "password: 8 to 256 characters"
+    resp = client.post("/users/password", data={"csrf": token, "name": "ali",
+                                                "password": "a new long one"})
+    assert resp.status_code == 200 and "Password set" in resp.text
+    assert ctx.store.user("ali").locked_until == 0
+    resp = client.post("/users/remove", data={"csrf": token, "name": "mara"})
+    assert refusal(resp.text) == "name: you cannot remove your own account"
+    resp = client.post("/users/remove", data={"csrf": token, "name": "tess"})
+    assert resp.status_code == 200 and ctx.store.user("tess") is None
+    ctx.store.write([("UPDATE web_users SET role='manager' WHERE name='ali'", ())])
+    resp = client.post("/users/remove", data={"csrf": token, "name": "ali"})
+    assert resp.status_code == 200 and ctx.store.user("ali") is None
+    assert [a for _t, n, a, _g, _d in ctx.store.audit_log() if n == "mara"][:3] == \
+        ["user.remove", "user.remove", "user.password"]
+    with pytest.raises(FormError, match="^name: the last manager cannot be removed$"):
+        ctx.auth.remove_user("mara", by="someone")
+    assert login(client, "ali", "a new long one").status_code == 401     # removed: gone
