@@ -4,10 +4,17 @@ where the code was visible to the camera, alert latency after the pass ended.
 
 An alert counts as true when its pass overlaps (in time) a ground-truth pass that should have
 raised that alert; each truth pass is credited once. Runs use the real LiteRT palm detector.
+Besides the levels, stress conditions a real store has (each on top of the hard level, see
+CONDITIONS): a POS relayed 1-2 s late, 0.05-1.2 s of per-line jitter, half light with
+sensor noise sigma 8, a cheaper camera at 1.5 px per barcode module. Each lane serves an
+unscored warm-up transaction first (its learned POS timing, as a lane in service has).
+False alerts per 100 passes count missed-scan and switch alerts without a matching truth.
 
-    python bench/checkout_eval.py [--quick]
+    python bench/checkout_eval.py [--quick] [--seeds N] [--only hard,pos_late] [--tune]
+    python bench/checkout_eval.py --recording lane-3.lane [more.lane ...]   # real footage
 
-Last line: one JSON object; the top-level figures are those of the hardest level.
+Last line: one JSON object; the top-level figures are those of the hard level, "levels"
+and "conditions" hold every one.
 """
 from __future__ import annotations
 
