@@ -216,18 +216,25 @@ class Manifest:
                                       f"used by {owner[ident]})")
                 owner[ident] = f"devices[{i}]"
 
+    def relayed(self) -> list[str]:
+        """The ids the gateway accepts events from: every device and its console."""
+        return [ident for ident, kind in self.identities().items()
+                if kind not in ("gateway", "store_server")]
+
     def wants_console(self, dev: DeviceEntry) -> bool:
         """Whether ``dev`` gets a standalone console identity ``<id>-con``."""
         return self.consoles if dev.console is None else dev.console
 
     def identities(self) -> dict[str, str]:
         """Every identity the store needs: id -> PKI kind (gateway, store server, devices,
-        consoles)."""
+        consoles). A standalone console ``<id>-con`` is enrolled with its device's kind: it
+        publishes as a device of that kind (``se/v1/{store}/{kind}/{id}-con/...``, see
+        firmware/console/main.py), which is what the broker ACL then grants it."""
         out = {self.gateway.id: "gateway", self.store_server.id: "store_server"}
         for dev in self.devices:
             out[dev.id] = dev.kind
             if self.wants_console(dev):
-                out[console_id(dev.id)] = "console"
+                out[console_id(dev.id)] = dev.kind
         return out
 
 

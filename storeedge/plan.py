@@ -292,7 +292,7 @@ def _gateway(files: _Files, pki: StorePKI, man: Manifest, layout: Layout, src: s
            "link": _link(f"mqtts://127.0.0.1:{gw.broker_port}", ident, gw.id),
            "upstream": _link(f"mqtts://{up_host}:{st.broker_port}", ident, gw.id),
            "relay": {"db_path": f"{layout.data('gateway', gw.data_dir)}/gateway.db",
-                     "devices": [d.id for d in man.devices]},
+                     "devices": man.relayed()},
            "security": {"command_pub": f"{ident}/command.pub", "e2e_key": f"{ident}/e2e.key"},
            "log": {"level": "info"}}
     files.yaml("gateway/config.yaml", cfg, src)

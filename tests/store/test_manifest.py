@@ -43,7 +43,10 @@ def test_worked_example_is_a_12_lane_store():
     assert (kinds.count("checkout"), kinds.count("freezer"), kinds.count("dock_door")) == (12, 6, 2)
     ids = man.identities()
     assert ids["gw-1"] == "gateway" and ids["store-1"] == "store_server"
-    assert ids["lane-07-con"] == "console" and len(ids) == 2 + 20 + 20
+    assert ids["lane-07-con"] == "checkout" and ids["fz-03-con"] == "freezer"
+    assert len(ids) == 2 + 20 + 20
+    assert man.relayed()[:3] == ["lane-01", "lane-01-con", "lane-02"]
+    assert len(man.relayed()) == 40
     assert man.devices[12].freezer.units["cab1"].probes["top"] == "28-00000a1b0101"
 
 

@@ -63,8 +63,9 @@ def test_example_plan_writes_valid_configs(example_plan):
         assert cfg.link.tls_cert == f"/data/identity/{dev_dir.name}.crt"
     gw = load_config(out / "gateway" / "config.yaml", GatewayConfig)
     assert gw.upstream.url == "mqtts://10.42.0.3:8884"
-    assert gw.relay.devices == [f"lane-{i:02d}" for i in range(1, 13)] + \
+    devices = [f"lane-{i:02d}" for i in range(1, 13)] + \
         [f"fz-{i:02d}" for i in range(1, 7)] + ["door-1", "door-2"]
+    assert gw.relay.devices == [x for d in devices for x in (d, f"{d}-con")]
     st = load_config(out / "store-server" / "config.yaml", StoreServerConfig)
     assert st.server.id == "store-1" and st.web.port == 8080 and st.web.enabled
 
@@ -73,12 +74,13 @@ def test_example_plan_identities_and_brokers(example_plan):
     out, _report = example_plan
     pki = StorePKI(out / "pki")
     active = {e.id: e.kind for e in pki.active()}
-    assert active["lane-03-con"] == "console" and active["door-2"] == "dock_door"
+    assert active["lane-03-con"] == "checkout" and active["door-2"] == "dock_door"
     for ident in ("fz-04", "fz-04-con"):
         assert _mode(pki.bundle_dir(ident) / f"{ident}.key") == 0o600
     in_store = (out / "brokers" / "in-store" / "mosquitto.acl").read_text()
     store = (out / "brokers" / "store" / "mosquitto.acl").read_text()
     assert "user lane-12\n" in in_store and "user fz-06-con\n" in in_store
+    assert "topic write se/v1/s0042/freezer/fz-06-con/evt/#" in in_store
     assert "user gw-1\n" in store and "user store-1\n" in store and "lane-12" not in store
     conf = (out / "brokers" / "in-store" / "mosquitto.conf").read_text()
     assert "listener 8883 0.0.0.0" in conf and "require_certificate true" in conf
