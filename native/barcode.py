@@ -8,8 +8,11 @@
 
 :func:`storeedge.native.locate.locate` proposes oriented boxes; each box is cropped (a rotated
 1-D code is resampled upright) and decoded by zxing-cpp restricted to the configured formats;
-positions are mapped back to frame pixels and duplicates merged.  :class:`BarcodeReader` adds a
-periodic full-frame zxing-cpp pass, so a code the localiser misses is not lost forever.
+positions are mapped back to frame pixels and duplicates merged.  Failed 1-D boxes are retried
+joined, longer and taller; while nothing is read, the search repeats on the frame reduced by 4
+and 16 (codes with wide modules or filling the frame; see docs/barcode.md).
+:class:`BarcodeReader` adds a periodic full-frame zxing-cpp pass, so a code the localiser
+misses is not lost forever.
 """
 from __future__ import annotations
 
@@ -326,22 +329,23 @@ def read_barcodes(gray: np.ndarray, formats=None, *, max_candidates: int = 8,
     """Decode the codes in ``gray`` ((H, W) uint8, any layout or read-only).
 
     At each level of :func:`pyramid` (the frame, then, while nothing was read, reductions
-    by 4 and 16 for wide modules and codes filling the frame), decodes the best localiser boxes not inside a box
-    that already decoded (``max_candidates`` at full size, half as many on reductions), then
-    retries at most ``MAX_RETRIES`` 1-D boxes that failed, joined, longer and taller (see
-    :func:`_read_level`).  A frame smaller than ``SMALL_FRAME_PX`` on a side (no room for localiser cells)
-    is decoded whole.  ``full_frame=True`` adds a zxing-cpp pass over the whole frame.
-    Raises ``NativeInputError`` for a frame that is not a non-empty 2-D uint8 array or for
-    unknown formats.
+    by 4 and 16 for wide modules and codes filling the frame), decodes the best localiser
+    boxes not inside a box that already decoded (``max_candidates`` at full size, half as
+    many on reductions), then retries at most ``MAX_RETRIES`` 1-D boxes that failed, joined,
+    longer and taller (see :func:`_read_level`).  A frame smaller than ``SMALL_FRAME_PX`` on
+    a side (no room for localiser cells) is decoded whole; ``max_candidates=0`` skips all of
+    this.  ``full_frame=True`` adds a zxing-cpp pass over the whole frame.  Raises
+    ``NativeInputError`` for a frame that is not a non-empty 2-D uint8 array or for unknown
+    formats.
     """
     fs = parse_formats(formats)
     gray = check_gray(gray)
-    if min(gray.shape) < SMALL_FRAME_PX:
+    if max_candidates > 0 and min(gray.shape) < SMALL_FRAME_PX:
         return merge(full_frame_pass(gray, fs))
     kinds = tuple(k for k, fm in (("linear", fs.linear), ("matrix", fs.matrix)) if fm)
     reads: list[Barcode] = []
     done: list[Candidate] = []                 # frame px boxes that decoded
-    for level in pyramid(gray):
+    for level in pyramid(gray) if max_candidates > 0 else ():
         if reads and level.factor > 1:
             break                      # the frame's own scale read something: enough
         budget = max_candidates if level.factor == 1 else (max_candidates + 1) // 2
