@@ -83,11 +83,13 @@ class Peer:
             self.cond.wait_for(lambda: info.mid in self.puback, timeout)
             return self.puback.get(info.mid, "no PUBACK")
 
-    def wait_for(self, topic: str, timeout: float = 10.0) -> bool:
-        """Wait until a message on ``topic`` has arrived."""
+    def wait_for(self, topic: str, doc=None, timeout: float = 10.0) -> bool:
+        """Wait until a message on ``topic`` (with JSON payload ``doc``, if given) arrived."""
+        def seen() -> bool:
+            return any(t == topic and (doc is None or json.loads(p) == doc)
+                       for t, p, _r in self.messages)
         with self.cond:
-            return self.cond.wait_for(lambda: any(t == topic for t, _p, _r in self.messages),
-                                      timeout)
+            return self.cond.wait_for(seen, timeout)
 
     def topics(self) -> list[str]:
         with self.cond:
