@@ -36,6 +36,7 @@ class Reply:
 
     lines: list[str] = field(default_factory=list)
     logout: bool = False
+    raw: bool = False       # print lines whole (JSON a terminal can copy), never hard-wrapped
 
 
 @dataclass
@@ -207,7 +208,7 @@ def cmd_events(ctx: ShellContext, args: list[str]) -> Reply:
     for env in events:
         body = json.dumps(env.body, separators=(",", ":"), sort_keys=True)
         lines.append(f"{env.seq:>6} {env.ts[11:19]} {env.type} {body}")
-    return Reply(lines)
+    return Reply(lines, raw=True)
 
 
 def cmd_test(name: str) -> Callable[[ShellContext, list[str]], Reply]:
@@ -251,6 +252,18 @@ def network_lines() -> list[str]:
 
 def cmd_logout(ctx: ShellContext, args: list[str]) -> Reply:
     return Reply(["bye"], logout=True)
+
+
+KIND_ONLY = {("ack",): "freezer", ("reset", "lockout"): "dock_door"}
+
+
+def available(spec: CommandSpec, target: Target) -> bool:
+    """True if this device kind can run ``spec`` (``help``, Tab and ``?`` show only these;
+    the others still answer with a clear 'not available on a <kind>' when typed)."""
+    if spec.words[0] == "test":
+        return spec.words[1] in target.tests
+    kind = KIND_ONLY.get(spec.words)
+    return kind is None or target.kind == kind
 
 
 def build_table(help_handler: Callable[[ShellContext, list[str]], Reply]) -> list[CommandSpec]:

@@ -12,7 +12,11 @@ What a technician at ``screen /dev/ttyUSB0 115200`` (or picocom/minicom) gets:
 * Ctrl-U erases the line, Ctrl-W the last word;
 * Enter is CR, LF or CR LF (one line, not two);
 * Ctrl-C cancels the line (``^C``), Ctrl-D ends the session (``^D``);
-* ANSI escape sequences (arrow keys, F-keys) are swallowed instead of echoed as garbage;
+* ANSI escape sequences (F-keys...) are swallowed instead of echoed as garbage;
+* Up/Down arrows (and Ctrl-P/Ctrl-N) walk the history of entered lines (not passwords);
+* with a ``completer`` and echo on: Tab completes the word being typed (or lists the
+  choices), ``?`` lists what may come next, like a Junos/IOS CLI (with echo off, for a
+  password, ``?`` is an ordinary character);
 * anything else (other control bytes, bytes >= 0x80) is not inserted; a line that contained
   such bytes, or grew past ``max_len`` characters, is discarded on Enter with a reason, so a
   mangled or truncated command is never run.
@@ -28,11 +32,23 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol
 
 BS, DEL, CR, LF, ESC = 0x08, 0x7F, 0x0D, 0x0A, 0x1B
 CTRL_C, CTRL_D, CTRL_U, CTRL_W, BEL = 0x03, 0x04, 0x15, 0x17, 0x07
+TAB, QMARK, CTRL_P, CTRL_N = 0x09, 0x3F, 0x10, 0x0E
 MAX_LINE = 256
+MAX_HISTORY = 50
+
+
+class Completer(Protocol):
+    """What the editor asks for Tab and ``?`` (see :mod:`.complete`)."""
+
+    def complete(self, line: str) -> list[str]:
+        """Full words that may replace the last (partial) word of ``line``."""
+
+    def describe(self, line: str) -> list[str]:
+        """Lines explaining what may follow ``line`` (for ``?``)."""
 
 
 class LineKind(enum.Enum):
@@ -66,9 +82,14 @@ class LineEditor:
         max_len: longest accepted line, in characters.
     """
 
-    def __init__(self, write: Callable[[bytes], object], *, max_len: int = MAX_LINE):
+    def __init__(self, write: Callable[[bytes], object], *, max_len: int = MAX_LINE,
+                 completer: Completer | None = None):
         self._write = write
         self.max_len = max_len
+        self.completer = completer
+        self.prompt = b""          # redrawn after a Tab/? listing
+        self.history: list[str] = []
+        self._hist_pos = 0
         self.echo = True
         self._buf = bytearray()
         self._bad = 0
@@ -103,6 +124,9 @@ class LineEditor:
         if self._esc is not _Esc.NONE:
             self._escape(b)
             return None
+        if b in (TAB, QMARK) and self.echo and self.completer is not None:
+            self._assist(b)
+            return None
         if b == LF and was_cr:
             return None
         if b in (CR, LF):
@@ -117,6 +141,43 @@ class LineEditor:
             self._esc = _Esc.CSI if b in (0x5B, 0x4F) else _Esc.NONE
         elif 0x40 <= b <= 0x7E:
             self._esc = _Esc.NONE
+            if b in (0x41, 0x42):               # ESC [ A = up, ESC [ B = down
+                self._recall(-1 if b == 0x41 else 1)
+
+    def _recall(self, step: int) -> None:
+        """Replace the line with the previous (step -1) or next (+1) history entry."""
+        if not self.echo or not self.history:
+            return
+        pos = max(0, min(len(self.history), self._hist_pos + step))
+        if pos == self._hist_pos:
+            return
+        self._hist_pos = pos
+        text = self.history[pos] if pos < len(self.history) else ""
+        self._erase(len(self._buf))
+        self._buf[:] = text.encode("ascii")
+        self._write(bytes(self._buf))
+
+    def _assist(self, b: int) -> None:
+        """Tab: complete the last word (or list choices); ``?``: list what may follow."""
+        text = self.pending
+        if b == QMARK:
+            self._listing(self.completer.describe(text))
+            return
+        words = self.completer.complete(text)
+        partial = text.rsplit(" ", 1)[-1] if not text.endswith(" ") else ""
+        common = _common_prefix(words)
+        if len(common) > len(partial):
+            add = common[len(partial):] + (" " if len(words) == 1 else "")
+            for ch in add.encode("ascii", "replace"):
+                self._insert(ch)
+        elif len(words) > 1:
+            self._listing(["  " + "  ".join(words)])
+        else:
+            self._write(bytes([BEL]))
+
+    def _listing(self, lines: list[str]) -> None:
+        out = "\r\n" + "".join(line + "\r\n" for line in lines)
+        self._write(out.encode("ascii", "replace") + self.prompt + bytes(self._buf))
 
     def _control(self, b: int) -> LineItem | None:
         if b in (BS, DEL):
@@ -135,6 +196,8 @@ class LineEditor:
             return LineItem(LineKind.EOF)
         elif b == ESC:
             self._esc = _Esc.START
+        elif b in (CTRL_P, CTRL_N):
+            self._recall(-1 if b == CTRL_P else 1)
         else:
             self._bad += 1
         return None
@@ -166,6 +229,10 @@ class LineEditor:
     def _enter(self) -> LineItem:
         self._write(b"\r\n")
         text, bad, overflow = self.pending, self._bad, self._overflow
+        if self.echo and text.strip() and not (bad or overflow):
+            if not self.history or self.history[-1] != text:
+                self.history = (self.history + [text])[-MAX_HISTORY:]
+        self._hist_pos = len(self.history)
         self.reset(echo=self.echo)
         if overflow:
             return LineItem(LineKind.REJECTED,
@@ -174,3 +241,14 @@ class LineEditor:
             return LineItem(LineKind.REJECTED,
                             f"line contained {bad} non-printable or non-ASCII byte(s); discarded")
         return LineItem(LineKind.LINE, text)
+
+
+def _common_prefix(words: list[str]) -> str:
+    """The longest prefix all ``words`` share ("" for none)."""
+    if not words:
+        return ""
+    first, last = min(words), max(words)
+    n = 0
+    while n < min(len(first), len(last)) and first[n] == last[n]:
+        n += 1
+    return first[:n]

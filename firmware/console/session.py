@@ -19,7 +19,8 @@ from typing import Any, Callable
 
 from storeedge.firmware.common.exc import StoreedgeError
 from storeedge.firmware.console.auth import Authenticator, Outcome
-from storeedge.firmware.console.commands import Reply, ShellContext, build_table
+from storeedge.firmware.console.commands import Reply, ShellContext, available, build_table
+from storeedge.firmware.console.complete import Completer
 from storeedge.firmware.console.events import ConsoleLogin, ConsoleLoginFailed, ConsoleLogout
 from storeedge.firmware.console.exc import ConsoleError
 from storeedge.firmware.console.lineedit import LineEditor, LineKind, LineItem
@@ -73,23 +74,33 @@ class Session:
                  settings: SessionSettings = SessionSettings()):
         self.ctx, self.auth, self.settings = ctx, auth, settings
         self._write = write
-        self.editor = LineEditor(write, max_len=settings.max_line)
         self.table = build_table(self._help)
+        self.shown = [s for s in self.table if available(s, ctx.target)]
+        completer = Completer(self.shown, ctx.manager.schema, self._keys)
+        self.editor = LineEditor(write, max_len=settings.max_line, completer=completer)
         self.state = State.LOGIN
         self._last_input = ctx.clock.monotonic()
         self._reported_lock: float | None = None   # lockout already reported as an event
         self._login_prompt()
 
     # -- output
-    def say(self, *lines: str) -> None:
-        """Print ``lines`` (ASCII, wrapped to 80 columns, CR LF)."""
-        out = [w for line in lines for w in wrap(line)]
+    def say(self, *lines: str, raw: bool = False) -> None:
+        """Print ``lines`` (ASCII, CR LF), wrapped to 80 columns unless ``raw`` (JSON)."""
+        out = [w for line in lines for w in ([wrap(line, 10**6)[0]] if raw else wrap(line))]
         self._write("".join(w + "\r\n" for w in out).encode("ascii"))
+
+    def _keys(self) -> list[str]:
+        try:
+            return [k for k, _ in self.ctx.manager.candidate.effective_items("")]
+        except (ConsoleError, StoreedgeError):
+            return []
 
     def _prompt(self) -> None:
         if self.state is State.SHELL:
             dirty = "*" if self.ctx.manager.candidate.dirty else ""
-            self._write(f"{self.settings.prompt_name}{dirty}> ".encode("ascii", "replace"))
+            prompt = f"{self.settings.prompt_name}{dirty}> ".encode("ascii", "replace")
+            self.editor.prompt = prompt
+            self._write(prompt)
 
     def _login_prompt(self) -> None:
         self.state = State.LOGIN
@@ -183,7 +194,7 @@ class Session:
             log.exception("console command %r failed", line)
             self.say(f"error: internal error in this command: {type(exc).__name__}: {exc}")
             return
-        self.say(*reply.lines)
+        self.say(*reply.lines, raw=reply.raw)
         if reply.logout:
             self._logout("logout")
 
@@ -204,7 +215,8 @@ class Session:
         if args:
             spec = match(args, self.table, check_args=False).spec
             return Reply([f"{spec.synopsis}", f"    {spec.help}"])
-        width = max(len(s.synopsis) for s in self.table) + 2
-        lines = [f"{s.synopsis:<{width}}{s.help}" for s in self.table]
+        width = max(len(s.synopsis) for s in self.shown) + 2
+        lines = [f"{s.synopsis:<{width}}{s.help}" for s in self.shown]
         lines.append("Words may be shortened while unambiguous: 'sh co' = 'show config'.")
+        lines.append("Tab completes a word, '?' lists what may come next, Up/Down recall.")
         return Reply(lines)
