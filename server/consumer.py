@@ -10,7 +10,9 @@
   stored) retained on ``.../{dev}/ack``; the gateway keeps everything above it.
 * A hole in seq that persists for ``replay_after_s`` is recorded in ``gaps`` and a replay is
   requested with the command ``.../{dev}/cmd/replay``.  Seqs that a device declares gone for
-  good (``outbox.salvaged``) are recorded as ``lost`` gaps and stop blocking the watermark.
+  good (``outbox.salvaged``) are recorded as ``lost`` gaps and stop blocking the watermark.  Seqs a gateway
+  reports gone for good (``gateway.gap_unrecoverable``, sealed by the gateway: it lost its
+  database after acknowledging them and the device pruned them) become ``unrecoverable`` gaps.
 * End-to-end seals: with ``security.e2e_master`` every envelope's seal is checked against the
   sending device's derived key; an altered, reordered or invented event (``bad_seal``) or an
   unsealed one (``unsealed``, accepted only with ``security.insecure``) is rejected, counted
@@ -61,6 +63,7 @@ class StoreServer:
                                                 lock=self.db.lock,
                                                 after_commit=self._after_commit)
         self._touched: dict[str, tuple[str, str, int]] = {}
+        self._reported: dict[str, tuple[str, str]] = {}   # devices a gateway reported gaps of
         self._known: set[str] = set()
         self._holes: dict[tuple[str, int], float] = {}
         self._stop = threading.Event()
@@ -113,6 +116,11 @@ class StoreServer:
             wm = self.db.advance_watermark(dev)
             self.db.resolve_gaps(dev, wm, now)
             self._touched[dev] = (envs[0].kind, envs[0].store, wm)
+        reported, self._reported = self._reported, {}
+        for dev, (kind, store) in reported.items():
+            wm = self.db.advance_watermark(dev)
+            self.db.resolve_gaps(dev, wm, now)
+            self._touched[dev] = (kind, store, wm)
         return [None] * len(items)
 
     def _store_device(self, dev: str, envs: list[Envelope], now: float) -> None:
@@ -136,6 +144,31 @@ class StoreServer:
         for env in fresh:
             for lo, hi in declared_ranges(env):
                 self._account(env, lo, hi, now)
+            if env.type == "gateway.gap_unrecoverable" and env.kind == "gateway":
+                self._unrecoverable(env, now)
+
+    def _unrecoverable(self, env: Envelope, now: float) -> None:
+        """A gateway's report of seqs of a device of its store that no one holds any more:
+        recorded as an ``unrecoverable`` gap over the seqs we lack, placeholders for them."""
+        body = env.body
+        dev, kind, first, last = (body.get(k) for k in ("dev", "kind", "first", "last"))
+        if not (isinstance(dev, str) and isinstance(kind, str) and isinstance(first, int)
+                and isinstance(last, int) and 1 <= first <= last):
+            log.warning("malformed gap report from gateway %s seq %d", env.dev, env.seq)
+            return
+        if dev not in self._known:
+            self.db.ensure_device(dev, kind, env.store)
+            self._known.add(dev)
+        lo = max(first, self.db.watermark(dev) + 1)
+        have = self.db.existing(dev, lo, last) if lo <= last else {}
+        missing = [s for s in range(lo, last + 1) if s not in have]
+        for a, b in _spans(missing):
+            self.db.record_unrecoverable(dev, a, b, now)
+            log.error("gateway %s reports %s seq %d..%d gone for good (lost gateway "
+                      "database): recorded as unrecoverable", env.dev, dev, a, b)
+        self.db.insert_events([Row(dev, seq, kind, env.store, "placeholder", 3, env.ts, now,
+                                   None) for seq in missing])
+        self._reported[dev] = (kind, env.store)
 
     def _record_integrity(self, item: Rejection, now: float) -> None:
         """A seal failure as an ``integrity`` row (bounded: past the cap only counted)."""

@@ -200,6 +200,16 @@ class StoreDB:
                    "VALUES (?,?,?,?,?) ON CONFLICT (dev, first_seq) DO NOTHING",
                    (dev, first, last, reason, now))
 
+    def record_unrecoverable(self, dev: str, first: int, last: int, now: float) -> None:
+        """Seqs reported gone for good (a gateway lost them): an open ``hole`` inside the
+        range becomes this ``unrecoverable`` gap (never resolved, never replayed)."""
+        self._exec("DELETE FROM gaps WHERE dev=? AND reason='hole' AND resolved IS NULL AND "
+                   "first_seq>=? AND last_seq<=?", (dev, first, last))
+        self._exec("INSERT INTO gaps (dev, first_seq, last_seq, reason, detected) "
+                   "VALUES (?,?,?,'unrecoverable',?) ON CONFLICT (dev, first_seq) DO UPDATE "
+                   "SET reason='unrecoverable', last_seq=excluded.last_seq",
+                   (dev, first, last, now))
+
     def resolve_gaps(self, dev: str, wm: int, now: float) -> None:
         self._exec("UPDATE gaps SET resolved=? WHERE dev=? AND reason='hole' AND "
                    "resolved IS NULL AND last_seq <= ?", (now, dev, wm))

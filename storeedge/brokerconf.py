@@ -79,7 +79,7 @@ def _gateway_lines(store: str, gw: str, role: str) -> list[str]:
     lines = [f"user {gw}", f"topic write {ROOT}/{store}/gateway/{gw}/state"]
     if role in ("in_store", "both"):
         lines += [f"topic read {ROOT}/+/+/+/evt/#", f"topic write {ROOT}/{store}/+/+/ack",
-                  f"topic write {ROOT}/{store}/+/+/cmd/#"]
+                  f"topic write {ROOT}/{store}/+/+/cmd/#", f"topic read {ROOT}/{store}/+/+/state"]
     if role in ("store", "both"):
         lines += [f"topic write {ROOT}/{store}/+/+/evt/#", f"topic write {ROOT}/{store}/+/+/batch",
                   f"topic read {ROOT}/+/+/+/ack", f"topic read {ROOT}/+/+/+/cmd/#"]

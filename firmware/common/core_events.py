@@ -65,6 +65,35 @@ class OutboxSalvaged:
                "them and record them as lost"})
 
 
+@event_type("gateway.gap_unrecoverable", prio=Prio.LOSS)
+@dataclass
+class GapUnrecoverable:
+    """From a gateway: seqs of a device that no one holds any more (a gateway database was
+    lost after acknowledging them and the device has pruned them).  The store records them
+    as an ``unrecoverable`` gap and stops waiting for them."""
+
+    dev: str
+    kind: str
+    first: int = field(metadata={"doc": "first seq gone for good"})
+    last: int = field(metadata={"doc": "last seq gone for good"})
+    held_from: int = field(metadata={"doc": "oldest seq the device still held"})
+
+
+@event_type("gateway.status", prio=Prio.OPERATIONAL)
+@dataclass
+class GatewayStatus:
+    """A gateway's own health, every ``relay.status_every_s`` seconds and on a link change."""
+
+    up: bool = field(metadata={"doc": "connected to the store broker"})
+    down: bool = field(metadata={"doc": "connected to the in-store broker"})
+    rejects: dict[str, int] = field(metadata={
+        "doc": "messages rejected since the gateway database was created, by reason"})
+    backlog: dict[str, int] = field(metadata={
+        "doc": "per device: seqs held but not yet confirmed by the store (events)"})
+    forwarded: int = field(metadata={"doc": "events sent upstream by this process"})
+    commands_dropped: int = 0
+
+
 @dataclass
 class FieldSummary:
     """min / max / last of one numeric field over the coalesced events."""

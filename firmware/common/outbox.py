@@ -348,6 +348,14 @@ class Outbox:
                                 "AND seq > ? ORDER BY seq LIMIT ?", (after_seq, limit))
         return [self._sendable(r) for r in rows]
 
+    def held_after(self, after_seq: int, limit: int) -> list[StoredEvent]:
+        """Every held event (acknowledged history included) with ``seq > after_seq``, oldest
+        first, at most ``limit``: what a receiver that lost its store can still get."""
+        rows = durable.read_all(self.conn, self._committer.lock,
+                                "SELECT seq, prio, type, payload FROM events WHERE seq > ? "
+                                "ORDER BY seq LIMIT ?", (after_seq, limit))
+        return [self._sendable(r) for r in rows]
+
     def pending_control(self, after_seq: int) -> list[StoredEvent]:
         """Pending events that account for seqs receivers will never get (salvage, coalescing).
 

@@ -90,6 +90,7 @@ class DeviceService:
         self._handlers: dict[str, CommandHandler] = {}
         self._wake = threading.Condition()
         self._acked_hint = 0
+        self._lowered: int | None = None     # a receiver's watermark below ours (it lost data)
         self._reconnected = False
         self._stop = threading.Event()
         self._commands: queue.Queue = queue.Queue(maxsize=QUEUE_MAX)
@@ -171,12 +172,22 @@ class DeviceService:
     # ------------------------------------------------------------------ callbacks (paho thread)
 
     def _on_connect(self) -> None:
-        online = {"state": "online", "boot": self.outbox.boot, "floor": self.outbox.acked_seq,
-                  "last_seq": self.outbox.last_seq}
-        self.link.publish(self._state_topic, json_payload(online), retain=True)
+        self._publish_state()
         with self._wake:
             self._reconnected = True
             self._wake.notify_all()
+
+    def held_from(self) -> int:
+        """The oldest seq still in the outbox (``last_seq + 1`` when it holds none)."""
+        rows = self.outbox.held_after(0, 1)
+        return rows[0].seq if rows else self.outbox.last_seq + 1
+
+    def _publish_state(self) -> None:
+        """Retained state: ``floor`` (our acked seq), ``last_seq`` and ``held_from`` (a gateway
+        that lost its database reports the seqs below it as gone for good)."""
+        online = {"state": "online", "boot": self.outbox.boot, "floor": self.outbox.acked_seq,
+                  "last_seq": self.outbox.last_seq, "held_from": self.held_from()}
+        self.link.publish(self._state_topic, json_payload(online), retain=True)
 
     def _on_ack(self, msg) -> None:
         try:
@@ -191,6 +202,9 @@ class DeviceService:
             return
         with self._wake:
             self._acked_hint = max(self._acked_hint, seq)
+            # the receiver's mark went below ours: it lost what we gave it; re-send the
+            # history we keep (``outbox.keep_acked``) from just above its mark
+            self._lowered = seq if seq < self.outbox.acked_seq else None
             self._wake.notify_all()
 
     def _on_command(self, msg) -> None:
@@ -311,6 +325,9 @@ class _Sender:
         self.generation = svc.outbox.generation
         self.last_progress = time.monotonic()
         self.control_sent: set[int] = set()
+        self.history: int | None = None          # re-sending acknowledged rows after this seq
+        self.history_low: int | None = None      # the lowered mark being served
+        self.history_done = 0.0
 
     def step(self) -> None:
         svc, outbox = self.svc, self.svc.outbox
@@ -328,7 +345,37 @@ class _Sender:
         if reconnected or outbox.generation != self.generation or self._stalled():
             self._rewind()
         if svc.link.connected.is_set():
+            self._serve_history()
             self._send_more()
+
+    def _serve_history(self) -> None:
+        """Re-send acknowledged rows above a lowered receiver mark (window-sized steps); start
+        over if the mark has not caught up ``resend_timeout_s`` after the last step."""
+        svc = self.svc
+        with svc._wake:
+            low = svc._lowered
+        if low is None:
+            self.history = self.history_low = None
+            return
+        now = time.monotonic()
+        if self.history is None and (self.history_low is None or low < self.history_low or
+                                     now - self.history_done > svc.cfg.link.resend_timeout_s):
+            self.history = self.history_low = low
+            log.warning("receiver watermark %d is below ours (%d): re-sending held history",
+                        low, svc.outbox.acked_seq)
+            svc._publish_state()
+        if self.history is None:
+            return
+        acked = svc.outbox.acked_seq
+        rows = [e for e in svc.outbox.held_after(self.history, svc.cfg.link.window)
+                if e.seq <= acked]
+        for event in rows:
+            self._publish(event)
+        svc.resends += len(rows)
+        if rows:
+            self.history = rows[-1].seq
+        if not rows or self.history >= acked:
+            self.history, self.history_done = None, now
 
     def _stalled(self) -> bool:
         if not self.inflight:

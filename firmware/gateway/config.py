@@ -29,6 +29,11 @@ class RelaySection:
                                           "without progress")
     keep_confirmed: int = setting(10000, unit="events", min=0, max=10**7,
                                   doc="confirmed events kept per device as history")
+    status_every_s: float = setting(30.0, unit="s", min=0.5, max=3600,
+                                    doc="a gateway.status event this often (and on a link change)")
+    recovery_wait_s: float = setting(2.0, unit="s", min=0, max=60,
+                                     doc="after connecting upstream, wait this long for the store's "
+                                         "retained watermarks before own events and gap reports")
     commit_gather_ms: float = setting(0.0, unit="ms", min=0, max=100,
                                       doc="extra time to gather a group commit")
 

@@ -28,11 +28,15 @@ from storeedge.firmware.common import topics
 from storeedge.firmware.common.batch import encode_batch, pack_batches
 from storeedge.firmware.common.ingest import Screen
 from storeedge.firmware.common.link import MqttLink, Will, json_payload
+from storeedge.firmware.common.core_events import GapUnrecoverable, GatewayStatus
+from storeedge.firmware.common.outbox import seal_key_of
 from storeedge.firmware.gateway.config import GatewayConfig
-from storeedge.firmware.gateway.store import Confirm, GatewayStore, Incoming
+from storeedge.firmware.gateway.own import OwnEvents
+from storeedge.firmware.gateway.store import Confirm, GatewayStore, Incoming, Lost, Seed
 
 log = logging.getLogger(__name__)
 COMMANDS_ALL = f"{topics.TOPIC_ROOT}/+/+/+/cmd/#"   # store broker -> devices (and our replay)
+STATES_ALL = f"{topics.TOPIC_ROOT}/+/+/+/state"     # devices' retained state (floor, held_from)
 MAX_COMMAND_BYTES = 128 * 1024                       # = storeedge.signing.MAX_PAYLOAD_BYTES
 
 
@@ -76,6 +80,15 @@ class Relay:
         self.up = MqttLink(f"se-{ident.store}-{ident.id}-up", cfg.upstream,
                            on_connect=self._on_up_connect)
         self.cursors: dict[str, _Cursor] = {}
+        # disk-loss recovery: devices unknown at start may be seeded from the store's mark
+        self._known_at_start = set(self.store.devices)
+        self._held_from: dict[str, tuple[str, str, int]] = {}
+        self._declared: dict[str, int] = {}
+        self._up_since: float | None = None
+        self._links: tuple[bool, bool] | None = None
+        self._status_at = float("-inf")
+        self.own = OwnEvents(self.store, ident.id, ident.store,
+                             seal_key_of(cfg.security, ident.id))
         self._wake = threading.Condition()
         self._rewind_all = False
         self._stop = threading.Event()
@@ -88,6 +101,7 @@ class Relay:
     def start(self) -> None:
         """Connect both links and start forwarding."""
         self.down.subscribe(topics.EVENTS_ALL, self._on_event)
+        self.down.subscribe(STATES_ALL, self._on_device_state)
         self.up.subscribe(topics.ACKS_ALL, self._on_store_ack)
         self.up.subscribe(COMMANDS_ALL, self._on_store_command, commands=True)
         self._thread.start()
@@ -129,7 +143,7 @@ class Relay:
 
     def _publish_ack(self, dev: str) -> None:
         state = self.store.devices.get(dev)
-        if state is None:
+        if state is None or dev == self.own.dev:
             return
         self.down.publish(topics.ack(state.store, state.kind, dev),
                           json_payload({"seq": state.mark.wm}), retain=True)
@@ -148,9 +162,80 @@ class Relay:
             log.warning("ignoring malformed store watermark on %s", msg.topic)
             return
         state = self.store.devices.get(parts.dev)
-        if state is not None and state.hear_confirmation(seq):
+        if (parts.dev not in self._known_at_start and parts.store == self.cfg.device.store
+                and (state is None or seq > state.mark.wm)):
+            # we never held this device (a lost database, or a new gateway): the store has
+            # everything up to ``seq``, take it as held so forwarding starts above it and
+            # the device, seeing our lower ack, re-sends what it still holds
+            self.store.submit(Seed(parts.dev, parts.kind, parts.store, seq))
+        elif state is not None and state.hear_confirmation(seq):
             self.store.submit(Confirm(parts.dev, seq))
-            self._poke()
+        self._poke()
+
+    def _on_device_state(self, msg) -> None:
+        """A device's retained state: ``held_from`` is the oldest seq it still holds."""
+        parts = topics.parse(msg.topic)
+        if parts is None or parts.kind == "gateway" or parts.store != self.cfg.device.store:
+            return
+        try:
+            held_from = json.loads(msg.payload).get("held_from")
+        except (ValueError, AttributeError):
+            log.warning("ignoring malformed device state on %s", msg.topic[:120])
+            return
+        if isinstance(held_from, int) and not isinstance(held_from, bool) and held_from > 1:
+            with self._wake:
+                self._held_from[parts.dev] = (parts.kind, parts.store, held_from)
+                self._wake.notify_all()
+
+    # ------------------------------------------------------------------ recovery, status
+
+    def _ready(self) -> bool:
+        """Connected upstream for ``recovery_wait_s``: the store's retained marks are in."""
+        if not self.up.connected.is_set():
+            self._up_since = None
+            return False
+        now = time.monotonic()
+        if self._up_since is None:
+            self._up_since = now
+        return now - self._up_since >= self.cfg.relay.recovery_wait_s
+
+    def _housekeep(self) -> None:
+        """Report unrecoverable gaps and the gateway's status (forwarder thread)."""
+        if not self._ready():
+            return
+        with self._wake:
+            pending = list(self._held_from.items())
+        for dev, (kind, store, held_from) in pending:
+            self._declare_lost(dev, kind, store, held_from)
+        links = (self.up.connected.is_set(), self.down.connected.is_set())
+        now = time.monotonic()
+        if links != self._links or now - self._status_at >= self.cfg.relay.status_every_s:
+            self._links, self._status_at = links, now
+            self.own.emit(self.status_body())
+
+    def _declare_lost(self, dev: str, kind: str, store: str, held_from: int) -> None:
+        """Seqs below the device's oldest held one that we neither hold nor had confirmed
+        are gone for good: account for them and report them (once per range)."""
+        state = self.store.devices.get(dev)
+        wm = 0 if state is None else state.mark.wm
+        first = max(wm, self._declared.get(dev, 0)) + 1
+        last = held_from - 1
+        if last < first:
+            return
+        self._declared[dev] = last
+        self.store.submit(Lost(dev, kind, store, first, last))
+        self.own.emit(GapUnrecoverable(dev=dev, kind=kind, first=first, last=last,
+                                       held_from=held_from))
+        log.error("%s: seq %d..%d are held neither here nor on the device (lost gateway "
+                  "database): reported as an unrecoverable gap", dev, first, last)
+
+    def status_body(self) -> GatewayStatus:
+        """The gateway's health: links, rejection counters, backlog per device."""
+        backlog = {dev: max(0, st.mark.wm - st.confirmed)
+                   for dev, st in list(self.store.devices.items()) if dev != self.own.dev}
+        return GatewayStatus(up=self.up.connected.is_set(), down=self.down.connected.is_set(),
+                             rejects=dict(self.store.rejects), backlog=backlog,
+                             forwarded=self.forwarded, commands_dropped=self.commands_dropped)
 
     def _on_replay(self, msg) -> None:
         if msg.retain:
@@ -220,6 +305,7 @@ class Relay:
             try:
                 if rewind:
                     self._rewind(None)
+                self._housekeep()
                 if self.up.connected.is_set():
                     busy = self._forward_round() > 0
             except Exception:

@@ -53,6 +53,27 @@ class Confirm(NamedTuple):
     seq: int
 
 
+class Seed(NamedTuple):
+    """The store server holds every event of ``dev`` up to ``seq`` and we hold less (our
+    database was lost): take ``seq`` as held and confirmed, so forwarding starts above it."""
+
+    dev: str
+    kind: str
+    store: str
+    seq: int
+
+
+class Lost(NamedTuple):
+    """Seqs ``first..last`` of ``dev`` are held neither here nor on the device (acknowledged
+    by a gateway whose database was lost, then pruned by the device): account for them."""
+
+    dev: str
+    kind: str
+    store: str
+    first: int
+    last: int
+
+
 class Outcome(NamedTuple):
     """What happened to an incoming message: stored, duplicate, conflict or rejected:<why>."""
 
@@ -147,6 +168,8 @@ class GatewayStore:
         for item in items:
             if isinstance(item, Confirm):
                 out.append(self._confirm(conn, item))
+            elif isinstance(item, (Seed, Lost)):
+                out.append(self._recover(conn, item, now))
             elif isinstance(item.event, Rejection):
                 self.rejects[item.event.reason] += 1
                 conn.execute("INSERT INTO rejects VALUES (?, 1) ON CONFLICT(reason) DO UPDATE "
@@ -157,7 +180,7 @@ class GatewayStore:
         self._flush_devices(conn, now)
         return out
 
-    def _state(self, conn, env: Envelope) -> DeviceState:
+    def _state(self, conn, env: Envelope | Seed | Lost) -> DeviceState:
         state = self.devices.get(env.dev)
         if state is None:
             state = DeviceState(env.dev, env.kind, env.store, Watermark())
@@ -165,6 +188,32 @@ class GatewayStore:
                          (env.dev, env.kind, env.store))
             self.devices[env.dev] = state
         return state
+
+    def _recover(self, conn, item: Seed | Lost, now: float) -> Outcome:
+        """Disk-loss recovery: raise the mark over what the store holds (``Seed``) or over
+        what is gone for good (``Lost``, with placeholders that are never forwarded)."""
+        state = self._state(conn, item)
+        before = state.mark.wm
+        if isinstance(item, Seed):
+            if item.seq <= before:
+                return Outcome("seed-stale", item.dev)
+            state.mark.add_range(1, item.seq)
+            state.store_wm = max(state.store_wm, min(item.seq, state.mark.wm))
+            state.confirmed = max(state.confirmed, state.store_wm)
+            log.warning("store holds %s up to seq %d, we held %d (lost database?): "
+                        "taking it as held", item.dev, item.seq, before)
+        else:
+            lo = max(item.first, before + 1)
+            if item.last < lo:
+                return Outcome("lost-stale", item.dev)
+            conn.executemany("INSERT INTO events (dev, seq, prio, type, ts, received, payload) "
+                             "VALUES (?,?,3,'placeholder','',?,NULL) ON CONFLICT DO NOTHING",
+                             ((item.dev, s, now) for s in range(lo, item.last + 1)))
+            state.mark.add_range(lo, item.last)
+        state.dirty = True
+        if state.mark.wm != before:
+            self._moved.add(item.dev)
+        return Outcome("recovered", item.dev)
 
     def _ingest(self, conn, env: Envelope, payload: bytes, now: float) -> Outcome:
         state = self._state(conn, env)
