@@ -11,7 +11,7 @@ import enum
 from dataclasses import dataclass
 
 from storeedge.drivers.clock import Clock
-from storeedge.firmware.console.secret import ScryptHash, verify_secret
+from storeedge.firmware.console.secret import Logins, ScryptHash, verify_secret
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,9 @@ class AuthResult:
 class Authenticator:
     """Checks the technician secret, counting failures across sessions of one process."""
 
-    def __init__(self, stored: ScryptHash, clock: Clock, policy: LockoutPolicy = LockoutPolicy()):
-        self._stored = stored
+    def __init__(self, stored: ScryptHash | Logins, clock: Clock,
+                 policy: LockoutPolicy = LockoutPolicy()):
+        self.logins = stored if isinstance(stored, Logins) else Logins(shared=stored)
         self._clock = clock
         self.policy = policy
         self.failures = 0
@@ -76,12 +77,25 @@ class Authenticator:
         """Seconds left in the current lockout (0 when logins are allowed)."""
         return max(0.0, self._locked_until - self._clock.monotonic())
 
-    def attempt(self, secret: str) -> AuthResult:
-        """Check ``secret`` unless locked out; update the failure count and lockout."""
+    @property
+    def named(self) -> bool:
+        """True when technicians log in by name (``Login:`` then ``Password:``)."""
+        return self.logins.named
+
+    def _check(self, user: str, secret: str) -> bool:
+        if not self.logins.named:
+            return verify_secret(secret, self.logins.shared)
+        stored = self.logins.users.get(user)
+        # an unknown name costs the same scrypt work: no oracle for which names exist
+        ok = verify_secret(secret, stored or next(iter(self.logins.users.values())))
+        return ok and stored is not None
+
+    def attempt(self, secret: str, user: str = "") -> AuthResult:
+        """Check ``user``'s ``secret`` unless locked out; update the failure count and lockout."""
         left = self.locked_for()
         if left > 0:
             return AuthResult(Outcome.REFUSED, self.failures, left)
-        if verify_secret(secret, self._stored):
+        if self._check(user, secret):
             self.failures = 0
             return AuthResult(Outcome.OK, 0, 0.0)
         self.failures += 1

@@ -50,6 +50,7 @@ class ShellContext:
     port_name: str
     emit: Callable[[Any], None]
     network: Callable[[], list[str]] | None = None
+    user: str = "console"          # who is logged in: commits are recorded by this name
 
 
 def _changes_lines(changes) -> list[str]:
@@ -149,7 +150,7 @@ def _commit_lines(result: CommitResult) -> list[str]:
 
 
 def cmd_commit(ctx: ShellContext, args: list[str]) -> Reply:
-    return Reply(_commit_lines(ctx.manager.commit()))
+    return Reply(_commit_lines(ctx.manager.commit(by=ctx.user)))
 
 
 def cmd_commit_confirmed(ctx: ShellContext, args: list[str]) -> Reply:
@@ -158,7 +159,7 @@ def cmd_commit_confirmed(ctx: ShellContext, args: list[str]) -> Reply:
     except ValueError:
         raise CommandError(f"commit confirmed: MINUTES must be a whole number "
                            f"1..{MAX_CONFIRM_MINUTES}, got {args[0]!r}") from None
-    return Reply(_commit_lines(ctx.manager.commit(confirm_minutes=minutes)))
+    return Reply(_commit_lines(ctx.manager.commit(confirm_minutes=minutes, by=ctx.user)))
 
 
 def cmd_confirm(ctx: ShellContext, args: list[str]) -> Reply:

@@ -18,7 +18,7 @@ from storeedge.firmware.console.auth import Authenticator, LockoutPolicy
 from storeedge.firmware.console.commands import EventService, ShellContext
 from storeedge.firmware.console.manager import ConfigManager
 from storeedge.firmware.console.schema import Schema
-from storeedge.firmware.console.secret import ScryptHash
+from storeedge.firmware.console.secret import Logins, ScryptHash
 from storeedge.firmware.console.session import Session, SessionSettings
 from storeedge.firmware.console.store import ConfigStore
 from storeedge.firmware.console.targets import Target
@@ -35,7 +35,7 @@ class ConsoleParts:
         target: the device adapter (its ``config_class`` validates edits).
         service: the DeviceService (or anything with emit/status/recent_events).
         clock: time source.
-        secret: the technician secret's scrypt hash.
+        secret: the shared secret's scrypt hash, or the per-technician logins.
         port_name: the port URL, for events and the prompt banner.
     """
 
@@ -43,7 +43,7 @@ class ConsoleParts:
     target: Target
     service: EventService
     clock: Clock
-    secret: ScryptHash
+    secret: ScryptHash | Logins
     port_name: str
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from storeedge.drivers.clock import Clock
 from storeedge.firmware.console.commands import EventService
 from storeedge.firmware.console.console import ConsoleParts, serve_port
-from storeedge.firmware.console.secret import read_secret_file
+from storeedge.firmware.console.secret import read_logins
 from storeedge.firmware.console.session import SessionSettings
 from storeedge.firmware.console.targets import Target
 
@@ -45,7 +45,7 @@ class EmbeddedConsole:
         """
         path = secret_file or os.path.join(os.path.dirname(os.path.abspath(config_path)),
                                            "console.secret")
-        parts = ConsoleParts(config_path, target, service, clock, read_secret_file(path),
+        parts = ConsoleParts(config_path, target, service, clock, read_logins(path),
                              port_url)
         stop = threading.Event()
         name = os.path.basename(port_url) or "console"

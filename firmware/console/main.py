@@ -29,7 +29,7 @@ from storeedge.firmware.console.auth import LockoutPolicy
 from storeedge.firmware.common.settings import DeviceConfig, OutboxSection
 from storeedge.firmware.console.console import ConsoleParts, serve_port
 from storeedge.firmware.console.exc import ConsoleError
-from storeedge.firmware.console.secret import read_secret_file, write_secret_file
+from storeedge.firmware.console.secret import read_logins, write_secret_file, write_user
 from storeedge.firmware.console.session import SessionSettings
 
 log = logging.getLogger("storeedge.console")
@@ -46,6 +46,9 @@ def parser() -> argparse.ArgumentParser:
                    "(default: console.secret next to the config)")
     p.add_argument("--set-secret", action="store_true",
                    help="read a new technician secret (twice) from the terminal/stdin and exit")
+    p.add_argument("--user", metavar="NAME",
+                   help="with --set-secret: add or change technician NAME (per-technician "
+                   "logins; each commit is recorded by name)")
     p.add_argument("--idle-timeout", type=float, default=600.0, metavar="S",
                    help="log out after S seconds without input (default 600)")
     p.add_argument("--lockout-after", type=int, default=3, metavar="N",
@@ -76,14 +79,18 @@ def _options(argv: list[str]) -> Options:
     return Options(args.config, args.port, args.baud, secret, args)
 
 
-def set_secret(path: str) -> int:
-    """Ask for a new secret twice and store its hash; exit status."""
+def set_secret(path: str, user: str | None = None) -> int:
+    """Ask for a new secret twice and store its hash (for technician ``user``); exit status."""
     read = getpass.getpass if sys.stdin.isatty() else (lambda prompt: sys.stdin.readline()
                                                        .rstrip("\n"))
     first = read("new technician secret: ")
     if first != read("again: "):
         print("the two entries differ; nothing changed", file=sys.stderr)
         return 1
+    if user:
+        write_user(path, user, first)
+        print(f"login {user!r} stored (scrypt hash) in {path}")
+        return 0
     write_secret_file(path, first)
     print(f"technician secret stored (scrypt hash) in {path}")
     return 0
@@ -103,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(opts.args.log_level)
     try:
         if opts.args.set_secret:
-            return set_secret(opts.secret_file)
+            return set_secret(opts.secret_file, opts.args.user)
         if not opts.port:
             print("storeedge console: --port URL is required", file=sys.stderr)
             return 2
@@ -137,7 +144,7 @@ def _serve(opts: Options) -> int:
     from storeedge.firmware.common.service import DeviceService
     from storeedge.firmware.console.adapters import make_target
 
-    secret = read_secret_file(opts.secret_file)
+    secret = read_logins(opts.secret_file)
     target = make_target(device_kind(opts.config), simulate=opts.args.simulate)
     try:
         cfg = load_config(opts.config, target.config_class)

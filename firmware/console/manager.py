@@ -67,8 +67,9 @@ class ConfigManager:
         self._resume_pending()
 
     # -- commit
-    def commit(self, *, note: str = "", confirm_minutes: float | None = None) -> CommitResult:
-        """Commit the candidate (see module docstring); raises CommandError if nothing to do."""
+    def commit(self, *, note: str = "", confirm_minutes: float | None = None,
+               by: str = "console") -> CommitResult:
+        """Commit the candidate as ``by`` (the technician); CommandError if nothing to do."""
         pending = self.store.pending()
         if not self.candidate.dirty:
             if pending is not None and confirm_minutes is None:
@@ -84,7 +85,7 @@ class ConfigManager:
             self.store.set_pending(PendingConfirm(previous + 1, rollback_to,
                                                   self.clock.time() + seconds))
             note = note or f"commit confirmed {confirm_minutes:g} min"
-        result = self._write(self.candidate.data, "console", note, confirm_minutes)
+        result = self._write(self.candidate.data, by, note, confirm_minutes)
         if confirm_minutes is None:
             self._clear_pending()
         else:

@@ -4,6 +4,11 @@ Format of the stored hash (one line, ASCII)::
 
     scrypt$<n>$<r>$<p>$<salt, base64>$<key, base64>
 
+Per-technician logins: the file may instead hold one ``<name>:<hash>`` line per technician
+(``storeedge console --set-secret --user NAME``); the console then asks ``Login:`` and
+``Password:`` and records every commit by that name.  A file with one bare hash line (the
+shared secret of older installs) keeps working: ``Password:`` only, commits ``by console``.
+
 ``n``, ``r``, ``p`` are the scrypt cost parameters (defaults n=2**14, r=8, p=1: 16 MiB of
 memory and about 0.1 s per check on a Pi 4), so a file written with stronger settings later
 still verifies.  The secret file holds this line and nothing else; it is written atomically with
@@ -15,6 +20,8 @@ import base64
 import hashlib
 import hmac
 import os
+import re
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from storeedge.firmware.common.atomic import write_atomic
@@ -23,6 +30,7 @@ from storeedge.firmware.console.exc import SecretError
 MIN_SECRET_LEN = 8
 DEFAULT_N, DEFAULT_R, DEFAULT_P = 2 ** 14, 8, 1
 KEY_LEN = 32
+USER_RE = re.compile(r"[a-z][a-z0-9._-]{0,31}")
 
 
 class ScryptHash(NamedTuple):
@@ -95,3 +103,68 @@ def write_secret_file(path: str | os.PathLike, secret: str, **cost: int) -> None
     """Hash ``secret`` and store it in ``path`` atomically, mode 0600."""
     line = hash_secret(secret, **cost) + "\n"
     write_atomic(path, line.encode("ascii"), mode=0o600)
+
+
+@dataclass
+class Logins:
+    """The console's accounts.
+
+    Attributes:
+        users: scrypt hash per technician name (empty for a shared-secret file).
+        shared: the shared secret's hash (older installs), or None.
+    """
+
+    users: dict[str, ScryptHash] = field(default_factory=dict)
+    shared: ScryptHash | None = None
+
+    @property
+    def named(self) -> bool:
+        """True when technicians log in by name."""
+        return bool(self.users)
+
+
+def parse_logins(text: str) -> Logins:
+    """Parse a secret file: one bare hash line, or ``name:hash`` lines (``#`` comments)."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    if len(lines) == 1 and lines[0].startswith("scrypt$"):
+        return Logins(shared=parse_hash(lines[0]))
+    users: dict[str, ScryptHash] = {}
+    for number, line in enumerate(lines, 1):
+        name, sep, stored = line.partition(":")
+        if not sep or not USER_RE.fullmatch(name):
+            raise SecretError(f"secret file line {number}: expected 'name:scrypt$...' with a "
+                              f"name of a-z, 0-9, . _ - (up to 32 characters)")
+        users[name] = parse_hash(stored)
+    if not users:
+        raise SecretError("secret file holds no login: run 'storeedge console --set-secret "
+                          "--user NAME'")
+    return Logins(users=users)
+
+
+def read_logins(path: str | os.PathLike) -> Logins:
+    """Read the secret file (shared or per-technician); SecretError with the reason."""
+    try:
+        with open(path, encoding="ascii") as fh:
+            return parse_logins(fh.read())
+    except OSError as exc:
+        raise SecretError(f"cannot read technician secret file {os.fspath(path)!r}: "
+                          f"{exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise SecretError("secret file is not ASCII") from None
+
+
+def write_user(path: str | os.PathLike, user: str, secret: str, **cost: int) -> None:
+    """Add or replace technician ``user`` in ``path`` (atomic, 0600); other users stay.
+
+    A shared-secret file is replaced by per-technician logins (the shared secret stops working).
+    """
+    if not USER_RE.fullmatch(user):
+        raise SecretError(f"user name {user!r}: use a-z, 0-9, . _ - (up to 32 characters, "
+                          f"starting with a letter)")
+    users: dict[str, ScryptHash] = {}
+    if os.path.exists(path):
+        users = read_logins(path).users
+    encoded = {name: h.encode() for name, h in users.items()}
+    encoded[user] = hash_secret(secret, **cost)
+    text = "".join(f"{name}:{h}\n" for name, h in sorted(encoded.items()))
+    write_atomic(path, text.encode("ascii"), mode=0o600)

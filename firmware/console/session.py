@@ -104,9 +104,14 @@ class Session:
 
     def _login_prompt(self) -> None:
         self.state = State.LOGIN
-        self.editor.reset(echo=False)
-        self._write(b"\r\nstoreedge console - " + self.settings.prompt_name.encode("ascii", "replace")
-                    + b"\r\nPassword: ")
+        self._user: str | None = None
+        banner = b"\r\nstoreedge console - " + self.settings.prompt_name.encode("ascii", "replace")
+        if self.auth.named:
+            self.editor.reset(echo=True)
+            self._write(banner + b"\r\nLogin: ")
+        else:
+            self.editor.reset(echo=False)
+            self._write(banner + b"\r\nPassword: ")
 
     # -- input
     def feed(self, data: bytes) -> None:
@@ -147,13 +152,21 @@ class Session:
         if item.kind is not LineKind.LINE or not item.text:
             self._login_prompt()
             return
-        result = self.auth.attempt(item.text)
+        if self.auth.named and self._user is None:
+            self._user = item.text.strip().lower()
+            self.editor.reset(echo=False)
+            self._write(b"Password: ")
+            return
+        result = self.auth.attempt(item.text, self._user or "")
         port = self.ctx.port_name
         if result.outcome is Outcome.OK:
+            self.ctx.user = self._user or "console"
             self.ctx.emit(ConsoleLogin(port))
             self.state = State.SHELL
             self.editor.reset(echo=True)
-            self.say("logged in. 'help' lists commands; Ctrl-C cancels a line, Ctrl-D logs out.")
+            who = f" as {self.ctx.user}" if self.auth.named else ""
+            self.say(f"logged in{who}. 'help' lists commands; Ctrl-C cancels a line, "
+                     f"Ctrl-D logs out.")
             self._prompt()
             return
         refused = result.outcome is Outcome.REFUSED
@@ -169,7 +182,7 @@ class Session:
             self.say(f"wrong secret. Too many failures: locked out for "
                      f"{result.locked_for_s:.0f} s")
         else:
-            self.say("wrong secret")
+            self.say("wrong login or secret" if self.auth.named else "wrong secret")
         self._login_prompt()
 
     def _shell_item(self, item: LineItem) -> None:
