@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlite3
 
 from helpers.checker import check_delivery
-from storeedge.server.db import SCHEMA
+from storeedge.server.db import SCHEMA, Row, open_store_db
 
 DEVS = {"dev-a": range(1, 201), "dev-b": range(1, 51)}
 
@@ -68,3 +68,32 @@ def test_a_lagging_watermark_or_an_open_gap_fails(tmp_path):
     conn.commit()
     conn.close()
     assert any("open gaps" in p for p in check_delivery(db2, DEVS).problems)
+
+
+def test_unrecoverable_allowance_excuses_only_recorded_placeholders(tmp_path):
+    """A range recorded ``unrecoverable`` is excused (as placeholders) with the allowance,
+    fails without it, and a real row inside it or any other missing seq still fails."""
+    db = tmp_path / "store.db"
+    store = open_store_db(f"sqlite:///{db}")
+    rows = [Row("dev-u", s, "sim", "s0042", "sim.counter", 2, "2026-01-01T00:00:00Z", 0.0,
+                "{}") for s in (1, 2, 3, 7, 8)]
+    rows += [Row("dev-u", s, "sim", "s0042", "placeholder", 3, "2026-01-01T00:00:00Z", 0.0,
+                 None) for s in (4, 5, 6)]
+    store.insert_events(rows)
+    store.ensure_device("dev-u", "sim", "s0042")
+    store.advance_watermark("dev-u")
+    store.record_unrecoverable("dev-u", 4, 6, 0.0)
+    store.conn.commit()
+    store.close()
+    committed = {"dev-u": range(1, 9)}
+    assert not check_delivery(db, committed).ok
+    report = check_delivery(db, committed, unrecoverable=True)
+    assert report.ok, report
+    assert (report.checked, report.excused) == (5, 3)
+    assert not check_delivery(db, {"dev-u": range(1, 10)}, unrecoverable=True).ok
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE gaps SET last_seq=7 WHERE dev='dev-u'")      # a real row inside
+    conn.commit()
+    conn.close()
+    bad = check_delivery(db, committed, unrecoverable=True)
+    assert not bad.ok and any("recorded unrecoverable but stored" in p for p in bad.problems)
