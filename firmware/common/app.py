@@ -109,6 +109,9 @@ def setup_logging(level: str = "info") -> None:
 def stop_event_on_signals() -> threading.Event:
     """An event set by SIGTERM or SIGINT (orderly shutdown from systemd or Ctrl-C).
 
+    A second SIGTERM or SIGINT ends the process at once (exit status 128 + signal number),
+    so a stop that hangs (a blocked port, a stuck thread) can always be forced.
+
     The handler itself only writes the signal number to a pipe: a Python signal handler runs
     in the main thread between two bytecodes, where ``Event.set`` would deadlock if the main
     thread was interrupted holding the event's lock, and a log line can hit a reentrant write
@@ -129,6 +132,11 @@ def stop_event_on_signals() -> threading.Event:
         signum = os.read(read_fd, 1)[0]
         logging.getLogger("storeedge").info("signal %d: stopping", signum)
         stop.set()
+        signum = os.read(read_fd, 1)[0]
+        # a second SIGTERM/SIGINT always exits, even if the orderly stop hangs somewhere (no
+        # logging call: a stuck thread may hold the handler's lock)
+        os.write(2, f"storeedge: signal {signum} again: exiting now\n".encode("ascii"))
+        os._exit(128 + signum)
 
     threading.Thread(target=watch, name="signal-watch", daemon=True).start()
     signal.signal(signal.SIGTERM, handler)

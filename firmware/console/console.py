@@ -15,6 +15,7 @@ from typing import Any, Callable
 from storeedge.drivers.clock import Clock
 from storeedge.firmware.common.exc import StoreedgeError
 from storeedge.firmware.console.auth import Authenticator, LockoutPolicy
+from storeedge.firmware.console.exc import EchoingPort
 from storeedge.firmware.console.commands import EventService, ShellContext
 from storeedge.firmware.console.manager import ConfigManager
 from storeedge.firmware.console.schema import Schema
@@ -24,6 +25,15 @@ from storeedge.firmware.console.store import ConfigStore
 from storeedge.firmware.console.targets import Target
 
 log = logging.getLogger(__name__)
+WRITE_TIMEOUT_S = 5.0          # a port that takes no output (flow control stuck) fails, not hangs
+BANNER = b"storeedge console - "   # the login banner: heard back means the line echoes
+SELF_ECHOING = ("loop://",)
+
+
+def refuse_self_echoing(url: str) -> None:
+    """Raise :class:`EchoingPort` for a URL that echoes everything back (``loop://``)."""
+    if url.strip().lower().startswith(SELF_ECHOING):
+        raise EchoingPort(url)
 
 
 @dataclass(frozen=True)
@@ -91,11 +101,16 @@ class Console:
                 output, so a loop test uses one loop port per direction).
         """
         port.timeout = poll_s
+        (out or port).write_timeout = WRITE_TIMEOUT_S
         session = self.session((out or port).write)
+        heard = b""
         try:
             while not stop.is_set():
                 data = port.read(max(1, port.in_waiting or 1))
                 if data:
+                    heard = (heard + data)[-2 * len(BANNER):]
+                    if BANNER in heard:
+                        raise EchoingPort(self.ctx.port_name)
                     session.feed(data)
                 session.tick()
         finally:
@@ -114,11 +129,16 @@ def serve_port(parts: ConsoleParts, stop: threading.Event, *, baudrate: int = 11
     """
     from storeedge.drivers.serial import open_port
 
+    refuse_self_echoing(parts.port_name)
     console = build_console(parts, settings=settings, policy=policy)
     port = open_port(parts.port_name, baudrate=baudrate)
     while port is not None:
         try:
             console.run(port, stop)
+        except EchoingPort:
+            log.error("console port %s echoes the console's own output: console stopped "
+                      "(use a real serial line or a pty)", parts.port_name)
+            raise
         except OSError as exc:          # pyserial's SerialException is an OSError
             log.error("console port %s failed: %s; reopening", parts.port_name, exc)
         finally:

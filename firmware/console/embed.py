@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from storeedge.drivers.clock import Clock
 from storeedge.firmware.console.commands import EventService
-from storeedge.firmware.console.console import ConsoleParts, serve_port
+from storeedge.firmware.console.console import ConsoleParts, refuse_self_echoing, serve_port
 from storeedge.firmware.console.secret import read_logins
 from storeedge.firmware.console.session import SessionSettings
 from storeedge.firmware.console.targets import Target
@@ -43,6 +43,7 @@ class EmbeddedConsole:
         ``console.secret`` next to the config; it is read now, so a
         missing or malformed file raises here (SecretError), not later in the thread.
         """
+        refuse_self_echoing(port_url)
         path = secret_file or os.path.join(os.path.dirname(os.path.abspath(config_path)),
                                            "console.secret")
         parts = ConsoleParts(config_path, target, service, clock, read_logins(path),

@@ -30,3 +30,14 @@ class SecretError(ConsoleError, ValueError):
 
 class TargetError(ConsoleError, RuntimeError):
     """A device adapter could not perform an action (self-test, ack, reset)."""
+
+
+class EchoingPort(ConsoleError, ValueError):
+    """The console port echoes what the console writes (``loop://``, a line with echo on):
+    the console would read its own prompts as passwords."""
+
+    def __init__(self, url: str):
+        super().__init__(f"console port {url!r} echoes everything written to it (loop:// or a "
+                         f"line with echo on): the console would read its own prompts as "
+                         f"input; use a real serial line (/dev/ttyGS0, /dev/serial0), a pty "
+                         f"or socket://")

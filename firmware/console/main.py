@@ -4,7 +4,7 @@ Examples::
 
     storeedge console --port /dev/ttyGS0 --config /etc/storeedge/freezer.yaml
     storeedge console --config /etc/storeedge/freezer.yaml --set-secret    # reads stdin
-    storeedge console --port loop:// --config door.yaml --simulate          # bench, no hardware
+    storeedge console --port /dev/pts/3 --config door.yaml --simulate       # bench, no hardware
 
 The technician secret lives in ``--secret-file`` (default: ``console.secret`` next to the
 config) as a scrypt hash only.  Console settings (idle timeout, lockout) are options here, not
@@ -40,7 +40,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="storeedge console", description="technician serial console")
     p.add_argument("--config", required=True, metavar="FILE", help="the device's YAML config")
     p.add_argument("--port", metavar="URL", help="serial port or pyserial URL (/dev/ttyGS0, "
-                   "/dev/serial0, loop://, socket://host:port)")
+                   "/dev/serial0, /dev/pts/N, socket://host:port)")
     p.add_argument("--baud", type=int, default=115200, help="bits per second (default 115200)")
     p.add_argument("--secret-file", metavar="FILE", help="scrypt hash of the technician secret "
                    "(default: console.secret next to the config)")
@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         if not opts.port:
             print("storeedge console: --port URL is required", file=sys.stderr)
             return 2
+        from storeedge.firmware.console.console import refuse_self_echoing
+        refuse_self_echoing(opts.port)
         return _serve(opts)
     except (ConsoleError, ConfigError, StoreedgeError, OSError, yaml.YAMLError) as exc:
         print(f"storeedge console: {exc}", file=sys.stderr)

@@ -170,8 +170,12 @@ def test_cli_set_secret_and_errors(tmp_path):
     assert res.returncode == 1 and b"differ" in res.stderr
     res = subprocess.run(run + ["--port", "nosuch://x"], capture_output=True, timeout=60)
     assert res.returncode == 1 and b"not supported by pyserial" in res.stderr
-    (tmp_path / "console.secret").unlink()
     res = subprocess.run(run + ["--port", "loop://"], capture_output=True, timeout=60)
+    assert res.returncode == 1 and b"echoes everything written to it" in res.stderr
+    assert b"Traceback" not in res.stderr
+    (tmp_path / "console.secret").unlink()
+    res = subprocess.run(run + ["--port", "socket://127.0.0.1:9"], capture_output=True,
+                         timeout=60)
     assert res.returncode == 1 and b"cannot read technician secret file" in res.stderr
 
 
