@@ -92,3 +92,45 @@ def test_lost_gateway_database_recovers_and_records_unrecoverable_gap(brokers, t
         svc.close()
         relay.close()
         store.close()
+
+
+def test_gateway_reports_rejections_backlog_and_links(brokers, tmp_path):
+    """``gateway.status`` events reach the store: rejection counters, per-device backlog
+    (events the store has not confirmed) and link state."""
+    down, up = brokers
+    db = f"sqlite:///{tmp_path}/store.db"
+    relay = Relay(gateway_config(down.url, up.url, tmp_path, recovery_wait_s=0.2,
+                                 status_every_s=0.5))
+    svc = DeviceService(device_config("dev-s", down.url, tmp_path))
+    pub = Publisher(down.url)
+    store = None
+    try:
+        relay.start()
+        svc.start()
+        last = [svc.emit(SimCounter(n=i)).seq for i in range(10)][-1]
+        assert svc.wait_acked(last, 20)
+        assert relay.down.wait_connected(10)
+        pub.send(envelope("dev-s", 1, 1).topic, b"{not json")           # counted rejection
+        assert wait_for(lambda: sum(relay.store.rejects.values()) >= 1, 10)
+        # no store server yet: everything is backlog, reported as such once it is back
+        assert wait_for(lambda: relay.status_body().backlog.get("dev-s") == last, 10)
+        store = StoreServer(store_config(up.url, db))
+        store.start()
+        assert wait_for(lambda: _wm(db, "dev-s") == last, 20)
+
+        def seen() -> list[dict]:
+            return _gateway_events(db, "gateway.status")
+        assert wait_for(lambda: any(b["backlog"].get("dev-s") == last for b in seen()), 10)
+        assert wait_for(lambda: any(b["backlog"].get("dev-s") == 0 for b in seen()), 10)
+        statuses = seen()
+        assert all(b["up"] and b["down"] for b in statuses)
+        assert all(sum(b["rejects"].values()) >= 1 for b in statuses[-2:]), statuses[-1]
+        assert "gw-1" not in statuses[-1]["backlog"], "the gateway's own stream is not backlog"
+        own = stored(db, "gw-1")                 # the gateway's own stream: 1.. contiguous
+        assert own == list(range(1, len(own) + 1)) and len(own) >= len(statuses)
+    finally:
+        pub.close()
+        svc.close()
+        relay.close()
+        if store is not None:
+            store.close()
