@@ -58,7 +58,7 @@ class Peer:
             self.puback[mid] = str(reason_code) if reason_code.is_failure else "Success"
             self.cond.notify_all()
 
-    def connect(self, timeout: float = 10.0) -> str:
+    def connect(self, timeout: float = 30.0) -> str:
         """Connect; returns the CONNACK reason, or ``refused: ...`` when the broker ends the
         TLS handshake or the connection before a CONNACK."""
         try:
@@ -76,14 +76,14 @@ class Peer:
     def subscribe(self, topic_filter: str) -> None:
         subscribe_acked(self.client, topic_filter)
 
-    def publish(self, topic: str, doc, retain: bool = False, timeout: float = 10.0) -> str:
+    def publish(self, topic: str, doc, retain: bool = False, timeout: float = 30.0) -> str:
         payload = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
         info = self.client.publish(topic, payload, qos=1, retain=retain)
         with self.cond:
             self.cond.wait_for(lambda: info.mid in self.puback, timeout)
             return self.puback.get(info.mid, "no PUBACK")
 
-    def wait_for(self, topic: str, doc=None, timeout: float = 10.0) -> bool:
+    def wait_for(self, topic: str, doc=None, timeout: float = 30.0) -> bool:
         """Wait until a message on ``topic`` (with JSON payload ``doc``, if given) arrived."""
         def seen() -> bool:
             return any(t == topic and (doc is None or json.loads(p) == doc)
