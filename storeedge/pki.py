@@ -41,6 +41,9 @@ ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 CA_DAYS = 3650          # CA certificate validity, days
 CERT_DAYS = 825         # device / broker certificate validity, days
 CRL_DAYS = 3650         # CRL next-update horizon, days (an expired CRL would refuse everyone)
+# Certificates and CRLs are valid from a day before they are made: a device whose clock is
+# behind (a board without an RTC before NTP, a skewed clock) must still accept them.
+BACKDATE = dt.timedelta(days=1)
 
 
 def derive_e2e_key(master: bytes, store: str, dev: str) -> bytes:
@@ -198,7 +201,7 @@ class StorePKI:
         now = _now()
         ca = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
               .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-              .not_valid_before(now - dt.timedelta(minutes=5))
+              .not_valid_before(now - BACKDATE)
               .not_valid_after(now + dt.timedelta(days=CA_DAYS))
               .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
               .add_extension(x509.KeyUsage(False, False, False, False, False, True, True,
@@ -346,7 +349,7 @@ class StorePKI:
         now = _now()
         builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca.subject)
                    .public_key(public).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - dt.timedelta(minutes=5))
+                   .not_valid_before(now - BACKDATE)
                    .not_valid_after(now + dt.timedelta(days=CERT_DAYS))
                    .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
                    .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
@@ -389,7 +392,7 @@ class StorePKI:
         ca_key, ca = self._ca()
         now = _now()
         builder = (x509.CertificateRevocationListBuilder().issuer_name(ca.subject)
-                   .last_update(now - dt.timedelta(minutes=5))
+                   .last_update(now - BACKDATE)
                    .next_update(now + dt.timedelta(days=CRL_DAYS)))
         for r in revoked:
             builder = builder.add_revoked_certificate(
