@@ -134,7 +134,17 @@ def cmd_unset(ctx: ShellContext, args: list[str]) -> Reply:
 
 
 def cmd_diff(ctx: ShellContext, args: list[str]) -> Reply:
-    return Reply(_changes_lines(ctx.manager.candidate.changes()))
+    changes = ctx.manager.candidate.changes()
+    extra = ctx.target.reload_lines(ctx.manager.candidate.data) if changes else []
+    return Reply(_changes_lines(changes) + extra)
+
+
+def _commit(ctx: ShellContext, minutes: int | None) -> Reply:
+    """Commit; the app applies it live (or restarts), as announced before it is applied."""
+    manager = ctx.manager
+    before = ctx.target.reload_lines(manager.candidate.data) if manager.candidate.dirty else []
+    result = manager.commit(confirm_minutes=minutes, by=ctx.user)
+    return Reply(_commit_lines(result) + before)
 
 
 def _commit_lines(result: CommitResult) -> list[str]:
@@ -150,7 +160,7 @@ def _commit_lines(result: CommitResult) -> list[str]:
 
 
 def cmd_commit(ctx: ShellContext, args: list[str]) -> Reply:
-    return Reply(_commit_lines(ctx.manager.commit(by=ctx.user)))
+    return _commit(ctx, None)
 
 
 def cmd_commit_confirmed(ctx: ShellContext, args: list[str]) -> Reply:
@@ -159,7 +169,7 @@ def cmd_commit_confirmed(ctx: ShellContext, args: list[str]) -> Reply:
     except ValueError:
         raise CommandError(f"commit confirmed: MINUTES must be a whole number "
                            f"1..{MAX_CONFIRM_MINUTES}, got {args[0]!r}") from None
-    return Reply(_commit_lines(ctx.manager.commit(confirm_minutes=minutes, by=ctx.user)))
+    return _commit(ctx, minutes)
 
 
 def cmd_confirm(ctx: ShellContext, args: list[str]) -> Reply:

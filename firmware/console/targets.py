@@ -72,8 +72,19 @@ class Target:
         """Clear the device's lockout (``note``: why, for the audit); returns a line."""
         raise TargetError(self._missing("reset lockout") + " (lockouts are on dock doors)")
 
+    live = None     # a firmware.common.liveconfig.LiveConfig when the app applies configs live
+
     def on_commit(self, mapping: dict) -> None:
-        """Called after every commit with the new live config mapping."""
+        """Called after every commit (and automatic rollback) with the new live mapping:
+        the running app applies it (see :mod:`storeedge.firmware.common.liveconfig`)."""
+        if self.live is not None:
+            self.live.apply(mapping)
+
+    def reload_lines(self, mapping: dict) -> list[str]:
+        """What committing ``mapping`` would do to the running app (said before a commit)."""
+        if self.live is None:
+            return ["(standalone console: the app applies this config when it restarts)"]
+        return self.live.plan(mapping).lines()
 
     def close(self) -> None:
         """Release hardware."""
@@ -291,9 +302,10 @@ class FreezerTarget(Target):
     kind = "freezer"
     tests = ("sensors",)
 
-    def __init__(self, app, config_class: type):
+    def __init__(self, app, config_class: type, live=None):
         super().__init__(config_class)
         self.app = app
+        self.live = live
 
     def status(self) -> list[StatusLine]:
         lines = [StatusLine(f"probe {p.name}", _probe_text(p)) for p in self.app.probes()]

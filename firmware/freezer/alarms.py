@@ -127,6 +127,19 @@ class AlarmEngine:
         self._open: dict[str, Alarm] = {}
         self.history: collections.deque[Alarm] = collections.deque(maxlen=500)
 
+    def retune(self, rules: FreezerRules) -> None:
+        """Adopt ``rules`` with the same units and probes (live config): open alarms and
+        readings stay; a newly configured level starts clean; suppression follows new times."""
+        for name, u in rules.units.items():
+            if u.suppression != self.suppression[name].rules:
+                self.suppression[name] = SuppressionState(u.suppression, rules.tz)
+        self._keep = {p: max([c.window_s for c in pr.conditions] + [0.0])
+                      for p, pr in rules.probes.items()}
+        for p, pr in rules.probes.items():
+            for c in pr.conditions:
+                self._conds.setdefault((p, c.level), _CondState())
+        self.rules = rules
+
     # ------------------------------------------------------------------ inputs
     def observe(self, probe: str, ts: float, temp_c: float | None, fault: str | None = None,
                 detail: str = "") -> list[AlarmNotice]:

@@ -81,6 +81,34 @@ class FreezerApp:
         self.emit_failures = 0
         self.step_errors = 0
 
+    # ------------------------------------------------------------------ live config
+    def apply_rules(self, rules: FreezerRules) -> None:
+        """Run with ``rules`` from now on (limits, delays, intervals, policy, HACCP times,
+        batching), keeping alarms, readings and schedules; called by the live config after a
+        console commit or rollback.  Raises ``NeedsRestart`` when units, probes, their ROM
+        ids, door pins or the time zone change (the app restarts itself for those).
+        """
+        from storeedge.firmware.common.liveconfig import NeedsRestart
+        old = self.rules
+        same = (rules.units.keys() == old.units.keys() and rules.probes.keys() == old.probes.keys()
+                and all(rules.probes[n].rom == p.rom and rules.probes[n].unit == p.unit
+                        for n, p in old.probes.items())
+                and all(rules.units[n].probes == u.probes and rules.units[n].door_pin == u.door_pin
+                        for n, u in old.units.items())
+                and rules.tz == old.tz and rules.stale_after_s == old.stale_after_s)
+        if not same:
+            raise NeedsRestart("units, probes, ROM ids, door pins, time zone or staleness "
+                               "changed")
+        with self._lock:
+            self.rules = self.engine.rules = self.book.rules = rules
+            self.engine.retune(rules)
+            for name, probe in rules.probes.items():
+                if probe.interval_s != old.probes[name].interval_s:
+                    self.sampler.reschedule(name)
+            self.sampler.probes = rules.probes
+            self.batcher.batch_s = rules.batch_s
+        log.info("freezer rules applied live")
+
     # ------------------------------------------------------------------ the loop
     def step(self) -> None:
         """One pass: doors, due reads, alarm timers, HACCP checks, telemetry, retries."""

@@ -16,6 +16,7 @@ from storeedge.drivers.clock import SystemClock
 from storeedge.drivers.onewire import OneWireError
 from storeedge.firmware.common.app import (app_parser, load_app_config, stop_event_on_signals,
                                            validation_exit_code)
+from storeedge.firmware.common.liveconfig import LiveConfig, Restarter, apply_log_level
 from storeedge.firmware.freezer.app import FreezerApp
 from storeedge.firmware.freezer.config import FreezerConfig, build_rules, storage_of
 from storeedge.firmware.freezer.enrol import enrol
@@ -86,7 +87,9 @@ def _run(cfg, rules, config_path: str) -> int:
     app.register_commands(svc)
     stop = stop_event_on_signals()
     svc.start()
-    console = _start_console(cfg.freezer.console_port, config_path, svc, app)
+    restarter = Restarter(stop)
+    live = freezer_live(app, cfg, restarter)
+    console = _start_console(cfg.freezer.console_port, config_path, svc, app, live)
     try:
         app.run(stop)
     finally:
@@ -95,10 +98,24 @@ def _run(cfg, rules, config_path: str) -> int:
         svc.close()
         if hasattr(bus, "close"):       # the simulated bus removes its temp folder
             bus.close()
+    restarter.reexec_if_requested()
     return 0
 
 
-def _start_console(port: str | None, config_path: str, svc, app):
+FREEZER_RESTART_KEYS = ("device", "link", "outbox", "security", "freezer.onewire",
+                        "freezer.haccp.path", "freezer.console_port", "freezer.timezone")
+
+
+def freezer_live(app: FreezerApp, cfg, restart) -> LiveConfig:
+    """Live config of a running freezer monitor: limits, delays, intervals, alarm policy,
+    HACCP check times and batching apply at once; the rest restarts the app (``restart``)."""
+    def apply_freezer(new) -> None:
+        app.apply_rules(build_rules(new.freezer))
+    return LiveConfig(FreezerConfig, cfg, {"freezer.": apply_freezer, "log.": apply_log_level},
+                      restart=restart, fixed=FREEZER_RESTART_KEYS)
+
+
+def _start_console(port: str | None, config_path: str, svc, app, live=None):
     """The technician console inside the app (issue 9's EmbeddedConsole), or None.
 
     A console that cannot start (no ``console.secret`` next to the config, port missing) is
@@ -111,7 +128,8 @@ def _start_console(port: str | None, config_path: str, svc, app):
     from storeedge.firmware.console.targets import FreezerTarget
     try:
         return EmbeddedConsole.start(port_url=port, config_path=config_path, service=svc,
-                                     target=FreezerTarget(app, FreezerConfig), clock=app.clock)
+                                     target=FreezerTarget(app, FreezerConfig, live),
+                                     clock=app.clock)
     except (ConsoleError, OSError) as exc:
         log.error("console on %s not started: %s (the monitor runs without it)", port, exc)
         return None

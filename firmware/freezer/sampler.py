@@ -77,6 +77,10 @@ class Sampler:
                                          sample.detail, ts, good_ts)
         return sample
 
+    def reschedule(self, name: str) -> None:
+        """Read ``name`` on the next pass (its interval changed; the read re-schedules it)."""
+        self._next[name] = float("-inf")
+
     def schedule(self, name: str, mono: float, busy: bool) -> None:
         """Next read of ``name`` one interval after ``mono`` (the fast one when ``busy``)."""
         probe = self.probes[name]
