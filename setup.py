@@ -66,6 +66,7 @@ setup(
         "numpy>=2.0,<3",
         "paho-mqtt>=2.1,<3",
         "PyYAML>=6,<7",
+        "ruamel.yaml>=0.18,<0.20",   # console commits keep the config file's comments and layout
         "pyserial>=3.5,<4",
         "gpiozero>=2.0,<3",
         "cryptography>=42",

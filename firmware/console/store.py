@@ -8,7 +8,10 @@ Layout, for a live config ``/etc/storeedge/freezer.yaml``::
         pending-confirm.json                      a `commit confirmed` awaiting `confirm`
 
 Each version file starts with ``#@ name: value`` header lines (version, time, by, note) and the
-live file is a byte-for-byte copy of the newest version, so YAML loaders ignore the header.
+live file is a copy of the newest version (YAML loaders ignore the header, which is comments).
+Opening the store never writes the live file: a hand-written file is recorded as a version
+as it is.  A commit edits the live YAML with a round trip (:func:`update_yaml`), so comments,
+key order and layout of untouched lines survive.
 
 A commit writes the version file, then the live file, each atomically (temp, fsync, rename,
 fsync dir).  Recovery on open: if the live file equals the newest version all is well; if it
@@ -86,6 +89,50 @@ def _split(data: bytes) -> tuple[dict, str]:
     return head, "".join(lines[i:])
 
 
+def update_yaml(text: str, mapping: dict) -> str:
+    """``text`` (the live YAML) changed to hold ``mapping``, keeping comments, key order, blank
+    lines and flow/block style of everything that did not change (ruamel.yaml round trip).
+
+    The result is checked with the strict config loader; if it does not read back as exactly
+    ``mapping`` (or round-tripping fails), the plain :func:`dump_yaml` text is returned.
+    """
+    import io
+
+    from storeedge.firmware.common.config import ConfigError, yaml_mapping
+    try:
+        from ruamel.yaml import YAML
+        from ruamel.yaml.error import YAMLError as RuamelError
+    except ImportError:
+        return dump_yaml(mapping)
+    rt = YAML(typ="rt")
+    rt.width = 4096
+    try:
+        doc = rt.load(text) if text.strip() else None
+        if not isinstance(doc, dict):
+            return dump_yaml(mapping)
+        _merge(doc, mapping)
+        out = io.StringIO()
+        rt.dump(doc, out)
+        result = out.getvalue()
+        if yaml_mapping(result)[0] == mapping:
+            return result
+    except (RuamelError, ConfigError, ValueError, TypeError):
+        pass
+    return dump_yaml(mapping)
+
+
+def _merge(node: dict, new: dict) -> None:
+    """Make round-trip mapping ``node`` equal to ``new`` in place, touching only changes."""
+    for key in [k for k in node if k not in new]:
+        del node[key]
+    for key, value in new.items():
+        old = node.get(key)
+        if isinstance(value, dict) and isinstance(old, dict) and value:
+            _merge(old, value)
+        elif key not in node or old != value or type(old) is not type(value):
+            node[key] = value
+
+
 def dump_yaml(mapping: dict) -> str:
     """The YAML text the store writes for ``mapping`` (block style, keys in given order)."""
     if not mapping:
@@ -161,7 +208,7 @@ class ConfigStore:
                              f"{numbers[-1]}; nothing written. Restart the console to record "
                              f"that edit as a version, then redo the change.")
         info = VersionInfo((numbers[-1] + 1) if numbers else 1, self._now(), by, note)
-        self._publish(info, dump_yaml(mapping))
+        self._publish(info, update_yaml(self._live_body() or "", mapping))
         return info
 
     def _publish(self, info: VersionInfo, body: str) -> None:
@@ -200,7 +247,13 @@ class ConfigStore:
             fsync_dir(self.dir)
             return f"removed version {numbers[-1]}: its commit was interrupted"
         by = "initial" if not numbers else "external edit"
-        self._publish(VersionInfo(numbers[-1] + 1 if numbers else 1, self._now(), by, ""), live)
+        info = VersionInfo(numbers[-1] + 1 if numbers else 1, self._now(), by, "")
+        try:            # the live file itself is left as it is: starting changes no file
+            write_atomic(self._file(info.number), _render(info, live))
+        except OSError as exc:
+            raise StoreError(f"cannot record {self.path} as version {info.number}: {exc}") \
+                from exc
+        self._prune()
         return f"recorded the live file as a new version ({by})"
 
     def _live_body(self) -> str | None:
