@@ -58,11 +58,29 @@ def cmd_keygen(args) -> int:
     return 0
 
 
+def issue_window(valid_from: str, until: str, now: float) -> tuple[int, int]:
+    """``(not_before, not_after)`` epoch seconds; ValueError when ``--from`` is after
+    ``--until``; warns on stderr when the window already ended (the code can never open)."""
+    start, end = parse_when(valid_from), parse_when(until)
+    if start > end:
+        raise ValueError(f"--from {valid_from} is after --until {until}: nothing written")
+    if end < now:
+        print(f"warning: the window ended {_ago(now - end)} ago (--until {until}): this code "
+              f"will be refused at the door", file=sys.stderr)
+    return start, end
+
+
+def _ago(seconds: float) -> str:
+    days, rest = divmod(int(seconds), 86400)
+    return f"{days} d {rest // 3600} h" if days else f"{rest // 3600} h {rest % 3600 // 60} min"
+
+
 def cmd_issue(args) -> int:
     key = load_signing_key(args.key)
+    start, end = issue_window(args.valid_from, args.until, time.time())
     spec = CredentialSpec(store=args.store, door=args.door, vendor=args.vendor,
-                          driver=args.driver, po=args.po, not_before=parse_when(args.valid_from),
-                          not_after=parse_when(args.until), uses=args.uses)
+                          driver=args.driver, po=args.po, not_before=start,
+                          not_after=end, uses=args.uses)
     text = issue(key, spec)
     if args.png:
         w, h = write_qr_png(args.png, text, scale=args.scale)

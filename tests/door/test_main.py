@@ -67,7 +67,22 @@ def test_issue_writes_png_a_camera_can_read(tmp_path, capsys):
     rc, _, err = run(["issue", "--key", str(tmp_path / "k.pem"), "--store", "s0042",
                       "--door", "door-1", "--vendor", "ACME", "--driver", "Dee", "--po", "PO-9",
                       "--from", "2026-11-24T08:00Z", "--until", "2026-11-24T06:00Z"], capsys)
-    assert rc == 1 and "not_before" in err
+    assert rc == 1 and "--from 2026-11-24T08:00Z is after --until 2026-11-24T06:00Z" in err
+
+
+def test_issue_warns_when_the_window_already_ended(tmp_path, capsys):
+    from storeedge.firmware.dock_door.main import issue_window
+    run(["keygen", "--kid", "3", "--out", str(tmp_path / "k.pem")], capsys)
+    base = ["issue", "--key", str(tmp_path / "k.pem"), "--store", "s0042", "--door", "door-1",
+            "--vendor", "ACME", "--driver", "Dee", "--po", "PO-9"]
+    now = time.time()
+    rc, out, err = run(base + ["--from", str(int(now - 13 * 86400)),
+                               "--until", str(int(now - 12 * 86400))], capsys)
+    assert rc == 0 and out.strip()          # still written (a test code may be wanted)
+    assert "warning: the window ended 12 d 0 h ago" in err and "refused at the door" in err
+    rc, _, err = run(base + ["--from", str(int(now)), "--until", str(int(now + 3600))], capsys)
+    assert rc == 0 and "warning" not in err
+    assert issue_window("100", "200", now=150.0) == (100, 200)
 
 
 def test_revoke_trust_apply_on_a_door_config(tmp_path, capsys):
