@@ -14,11 +14,16 @@
     storeedge door apply-keys --config door.yaml keyset.json       # or the MQTT 'keys' command
     storeedge door trust --config door.yaml sedpub1:2:...          # add a key on the door
     storeedge door apply-revocations --config door.yaml revocations.json
+    storeedge door reset-lockout door-1 --note "forklift hit the contact" --by "J. Doe" \
+        --config st.yaml                         # signed manager command via the store server
+    storeedge door events --config door.yaml [-n 20]            # the door's local audit
+    storeedge door events --server-config st.yaml door-1        # from the store database
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import sys
 import time
 from pathlib import Path
@@ -162,6 +167,66 @@ def cmd_clock_mark(args) -> int:
     return 0
 
 
+def cmd_reset_lockout(args) -> int:
+    """Send the signed manager command ``reset_lockout`` through the store server's
+    CommandSender (exactly what ``storeedge store-server command`` does)."""
+    from storeedge.server.commands import cli_main
+    argv = [args.dev, "reset_lockout", "--args", json.dumps({"note": args.note}),
+            "--by", args.by, "--role", "manager", "--config", args.config,
+            "--kind", "dock_door", "--timeout", str(args.timeout)]
+    if args.store:
+        argv += ["--store", args.store]
+    return cli_main(argv)
+
+
+def cmd_events(args) -> int:
+    """Door events, oldest first, one JSON object per line: from the door's local audit
+    (``--config door.yaml``) or from the store database (``--server-config st.yaml DEV``)."""
+    if bool(args.config) == bool(args.server_config):
+        raise ValueError("give --config DOOR.yaml (the door's own audit) or --server-config "
+                         "ST.yaml with the door id (the store database)")
+    rows = _server_events(args) if args.server_config else _local_events(args)
+    for row in rows[-args.n:]:
+        print(json.dumps(row, sort_keys=True, separators=(",", ":")))
+    if not rows:
+        print("(no door events)", file=sys.stderr)
+    return 0
+
+
+def _local_events(args) -> list[dict]:
+    _cfg, state = _state(args.config)
+    try:
+        return [{"i": r.i, "t": _utc(r.t), "type": r.type, **_plain(r.body)}
+                for r in state.recent_audit(args.n)]
+    finally:
+        state.close()
+
+
+def _plain(body: dict) -> dict:
+    return {k: v for k, v in body.items() if k != "chain"}
+
+
+def _server_events(args) -> list[dict]:
+    from storeedge.server.config import StoreServerConfig
+    from storeedge.server.db import open_store_db
+    if not args.dev:
+        raise ValueError("--server-config needs the door id: storeedge door events "
+                         "--server-config st.yaml DOOR_ID")
+    cfg = load_config(args.server_config, StoreServerConfig)
+    url = cfg.server.db
+    path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else url
+    if "://" not in path and not Path(path).exists():
+        raise ValueError(f"store database {path} does not exist (check server.db in "
+                         f"{args.server_config})")
+    db = open_store_db(url)
+    try:
+        rows = db.events_of(args.dev)
+    finally:
+        db.close()
+    return [{"seq": seq, "type": etype, **(body or {})} for seq, etype, body in rows
+            if etype.startswith("door.")]
+
+
 def _utc(t: float) -> str:
     if t <= 0:
         return "none"
@@ -207,12 +272,30 @@ def _tools_parser() -> argparse.ArgumentParser:
     c.add_argument("--config", required=True)
     c.add_argument("--reset", action="store_true",
                    help="set the mark to this machine's clock (may lower it)")
+    _door_ops(sub)
     return p
+
+
+def _door_ops(sub) -> None:
+    r = sub.add_parser("reset-lockout", help="clear a door's lockout: signed manager command "
+                                             "sent by the store server")
+    r.add_argument("dev", help="door id, e.g. door-1")
+    r.add_argument("--note", required=True, help="why (kept in the door's audit)")
+    r.add_argument("--by", required=True, help="the manager's name or initials")
+    r.add_argument("--config", required=True, help="the store server's config (st.yaml)")
+    r.add_argument("--store", help="store id (default: from the store database)")
+    r.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the broker")
+    e = sub.add_parser("events", help="list door events (local audit or store database)")
+    e.add_argument("dev", nargs="?", help="door id (with --server-config)")
+    e.add_argument("--config", help="the door's config: read its local audit")
+    e.add_argument("--server-config", help="the store server's config: read the store database")
+    e.add_argument("-n", type=int, default=50, help="last N events (default 50)")
 
 
 TOOLS = {"keygen": cmd_keygen, "issue": cmd_issue, "revoke": cmd_revoke, "trust": cmd_trust,
          "apply-revocations": cmd_apply, "announce-key": cmd_announce,
-         "apply-keys": cmd_apply_keys, "clock-mark": cmd_clock_mark}
+         "apply-keys": cmd_apply_keys, "clock-mark": cmd_clock_mark,
+         "reset-lockout": cmd_reset_lockout, "events": cmd_events}
 
 
 def main(argv: list[str] | None = None) -> int:
