@@ -103,6 +103,10 @@ class NetStore:
         self.gw.relay(f"127.0.0.1:{UPLINK_RELAY_PORT}", f"{self.uplink.b_ip}:{STORE_PORT}",
                       self.uplink_delay_ms, 0.0)
         self.start_store_server()
+        # a gateway forwarding before the store server's SUBACK loses those messages at the
+        # broker (no subscriber yet): they come back by replay, after newer ones (out of order)
+        if not _poll(lambda: b"connected to" in (self.tmp / "store.log").read_bytes(), 60, 0.1):
+            raise RuntimeError("the store server did not subscribe\n" + self.logs())
         self.start_gateway()
 
     def start_store_server(self) -> None:
@@ -128,6 +132,9 @@ class NetStore:
         # waits (pthread_cond_timedwait) never return
         prefix = ["env", "FAKETIME_DONT_FAKE_MONOTONIC=1", "faketime", "-f", faketime] \
             if faketime else []
+        if faketime:   # libfaketime 0.9.10 fails time.sleep (EINVAL from an absolute
+            # CLOCK_MONOTONIC clock_nanosleep); select's relative timeout is not faked
+            argv = ["-c", _SLEEP_SHIM, *argv[2:]]
         dev.proc = self._python(dev.host, name, argv, prefix=prefix)
 
     # ------------------------------------------------------------------ faults
@@ -295,6 +302,12 @@ class NetStore:
                 "security": {"command_key": str(self.pki.command_key),
                              "e2e_master": str(self.pki.e2e_master)},
                 "log": {"level": "info"}}
+
+
+_SLEEP_SHIM = ("import runpy, select, time\n"
+               "time.sleep = lambda s: select.select([], [], [], max(0.0, s)) and None\n"
+               "runpy.run_module('storeedge.firmware.common.simdevice', run_name='__main__', "
+               "alter_sys=True)\n")
 
 
 def _poll(predicate, timeout: float, interval: float) -> bool:
