@@ -178,9 +178,10 @@ class DeviceService:
             self._wake.notify_all()
 
     def held_from(self) -> int:
-        """The oldest seq still in the outbox (``last_seq + 1`` when it holds none)."""
+        """The oldest seq still in the outbox (``acked + 1`` when it holds none: rows above
+        the acknowledged mark are never pruned)."""
         rows = self.outbox.held_after(0, 1)
-        return rows[0].seq if rows else self.outbox.last_seq + 1
+        return rows[0].seq if rows else self.outbox.acked_seq + 1
 
     def _publish_state(self) -> None:
         """Retained state: ``floor`` (our acked seq), ``last_seq`` and ``held_from`` (a gateway

@@ -178,13 +178,15 @@ class Relay:
         if parts is None or parts.kind == "gateway" or parts.store != self.cfg.device.store:
             return
         try:
-            held_from = json.loads(msg.payload).get("held_from")
+            doc = json.loads(msg.payload)
+            held_from, floor = doc.get("held_from"), doc.get("floor")
         except (ValueError, AttributeError):
             log.warning("ignoring malformed device state on %s", msg.topic[:120])
             return
-        if isinstance(held_from, int) and not isinstance(held_from, bool) and held_from > 1:
+        if _is_seq(held_from) and _is_seq(floor) and held_from > 1:
+            # only what the device had acknowledged (<= floor) can have been pruned
             with self._wake:
-                self._held_from[parts.dev] = (parts.kind, parts.store, held_from)
+                self._held_from[parts.dev] = (parts.kind, parts.store, min(held_from, floor + 1))
                 self._wake.notify_all()
 
     # ------------------------------------------------------------------ recovery, status
@@ -378,6 +380,10 @@ class Relay:
                      dev, now - cur.progress_at, state.confirmed + 1)
             cur.rewind(state.confirmed)
         return cur
+
+
+def _is_seq(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _seq_of(payload: bytes) -> int | None:
