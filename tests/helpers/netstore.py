@@ -80,7 +80,7 @@ class NetStore:
                    uplink_delay_ms, relay or {})
 
     def add_device(self, name: str, *, delay_ms: float = 0.0, jitter_ms: float = 0.0,
-                   via: str | None = None) -> Device:
+                   via: str | None = None, outbox: dict | None = None) -> Device:
         """A device host linked to the gateway, or to device ``via`` (a mesh hop that
         forwards its packets); enrolled in the PKI if new."""
         if self.pki.get(name) is None:
@@ -91,7 +91,7 @@ class NetStore:
                    delay_ms, jitter_ms, seed=len(self.devices))
         link = self.rig.links[-1]
         cfg = self.tmp / f"{name}.yaml"
-        write_config_atomic(cfg, self._device_dict(name))
+        write_config_atomic(cfg, self._device_dict(name, outbox or {}))
         dev = Device(name, host, link, cfg, self.tmp / f"{name}-outbox.db")
         self.devices[name] = dev
         return dev
@@ -198,8 +198,16 @@ class NetStore:
         """Wait until the store covers everything the named devices committed."""
         return _poll(lambda: self.delivered(names), timeout, 0.1)
 
-    def check(self, *, ordered: bool = True) -> DeliveryReport:
-        return check_delivery(self.store_db(), self.committed(), ordered=ordered)
+    def check(self, *, ordered: bool = True, unrecoverable: bool = False) -> DeliveryReport:
+        return check_delivery(self.store_db(), self.committed(), ordered=ordered,
+                              unrecoverable=unrecoverable)
+
+    def lose_gateway_disk(self) -> None:
+        """The gateway's SD card dies: SIGKILL it, delete ``gateway.db*``, start it empty."""
+        self.kill("gateway")
+        for path in self.tmp.glob("gateway.db*"):
+            path.unlink()
+        self.start_gateway()
 
     def logs(self) -> str:
         """The tail of every process log (for an assertion message)."""
@@ -280,10 +288,10 @@ class NetStore:
         bundle = self.pki.bundle_dir(ident)
         return {"command_pub": str(bundle / "command.pub"), "e2e_key": str(bundle / "e2e.key")}
 
-    def _device_dict(self, name: str) -> dict:
+    def _device_dict(self, name: str, outbox: dict) -> dict:
         return {"device": {"id": name, "kind": "sim", "store": STORE},
                 "link": self._tls(name, f"mqtts://127.0.0.1:{DEVICE_RELAY_PORT}"),
-                "outbox": {"path": str(self.tmp / f"{name}-outbox.db")},
+                "outbox": {"path": str(self.tmp / f"{name}-outbox.db"), **outbox},
                 "security": self._security(name), "log": {"level": "warning"}}
 
     def _gateway_dict(self) -> dict:
