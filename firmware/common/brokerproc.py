@@ -144,7 +144,7 @@ class Mosquitto:
 
     # ------------------------------------------------------------------ identities
 
-    def reload(self, timeout: float = 10.0) -> None:
+    def reload(self, timeout: float = 30.0) -> None:
         """Re-write the ACL from the PKI, SIGHUP the broker and wait until it is effective.
 
         Mosquitto 2.0.11 re-reads the ACL, the certificates and the CRL on SIGHUP (measured:
