@@ -185,7 +185,7 @@ def _verify_root(tmp_path: Path, out: Path, image) -> Path:
             shutil.copytree(overlay, root, dirs_exist_ok=True)
     shutil.copytree(out / "rootfs", root, dirs_exist_ok=True)
     for stub in ("opt/storeedge/venv/bin/storeedge", "usr/bin/rauc", "usr/sbin/mosquitto",
-                 "usr/bin/gpioset"):
+                 "usr/bin/gpioset", "sbin/wpa_supplicant"):
         path = root / stub
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
