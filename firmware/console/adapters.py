@@ -35,15 +35,19 @@ def config_class_for(kind: str) -> type:
     return getattr(module, name, DeviceConfig)
 
 
-def make_target(kind: str, *, simulate: bool = False) -> Target:
+def make_target(kind: str, *, simulate: bool = False, config_path: str | None = None) -> Target:
     """The adapter for a console started on its own (``storeedge console``).
 
-    ``simulate`` gives simulated hardware on a MockFactory.  Otherwise hardware commands are
+    ``simulate`` gives simulated hardware on a MockFactory, on the pins of the config at
+    ``config_path`` (a door's relay and contact pins).  Otherwise hardware commands are
     refused with the reason (the app owns the hardware); an app that embeds the console passes
     its own adapter (DoorTarget, FreezerTarget, CheckoutTarget) to :mod:`.embed` instead.
     """
     cls = config_class_for(kind)
     if simulate:
         from storeedge.drivers.gpio import new_mock_factory
-        return SimulatedTarget(kind, cls, new_mock_factory())
+        from storeedge.firmware.common.config import load_config
+        from storeedge.firmware.console.targets import sim_rig_for
+        rig = sim_rig_for(load_config(config_path, cls)) if config_path else None
+        return SimulatedTarget(kind, cls, new_mock_factory(), rig=rig)
     return StandaloneTarget(kind, cls)

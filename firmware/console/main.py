@@ -147,7 +147,8 @@ def _serve(opts: Options) -> int:
     from storeedge.firmware.console.adapters import make_target
 
     secret = read_logins(opts.secret_file)
-    target = make_target(device_kind(opts.config), simulate=opts.args.simulate)
+    target = make_target(device_kind(opts.config), simulate=opts.args.simulate,
+                         config_path=opts.config)
     try:
         cfg = load_config(opts.config, target.config_class)
         clock = SystemClock()

@@ -116,6 +116,19 @@ class SimRig:
     relay_wired: bool = True
 
 
+def sim_rig_for(cfg) -> SimRig:
+    """A :class:`SimRig` on the pins a door config names (relay, contact; the lock monitor
+    or else the first free pin reads the relay back), so ``--simulate`` matches the wiring."""
+    door = getattr(cfg, "door", None)
+    if door is None:
+        return SimRig()
+    used = {door.relay.pin, door.contact.pin} | {s.pin for s in (door.rex, door.tamper)
+                                                 if s is not None}
+    sense = door.monitor.pin if door.monitor is not None else min(
+        p for p in range(2, 28) if p not in used)
+    return SimRig(relay_pin=door.relay.pin, sense_pin=sense, contact_pin=door.contact.pin)
+
+
 class SimulatedTarget(Target):
     """A device of any ``kind`` on simulated hardware (real gpiozero devices, real loop:// port).
 
@@ -143,6 +156,7 @@ class SimulatedTarget(Target):
         self.sense = gpiozero.DigitalInputDevice(self.rig.sense_pin, pull_up=False,
                                                  pin_factory=factory)
         self.contact = gpiozero.Button(self.rig.contact_pin, pin_factory=factory)
+        factory.pin(self.rig.contact_pin).drive_low()   # the simulated door starts closed
         self.scanner_url = scanner_url
         self._checkout: CheckoutTarget | None = None
         self.alarms: dict[str, str] = {}      # active alarm name -> ack note ("" = unacked)

@@ -87,6 +87,70 @@ class DoorApp:
         self.scanner: SerialScanner | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.console = None
+        self.simulated = pin_factory is None and cfg.door.gpio_backend == "mock"
+        if self.simulated:
+            self._close_contact(factory)
+
+    def _close_contact(self, factory) -> None:
+        """Simulation: the contact reads *closed* from boot (a mock pin floats open)."""
+        c = self.cfg.door.contact
+        closed_low = c.pull_up != c.invert           # level at which the input means closed
+        pin = factory.pin(c.pin)
+        pin.drive_low() if closed_low else pin.drive_high()
+        self.factory = factory
+
+    def simulate_door(self, open_: bool) -> None:
+        """Simulation: the (mock) door contact opens or closes, as a driver walking in does."""
+        c = self.cfg.door.contact
+        low = (c.pull_up != c.invert) != open_
+        pin = self.factory.pin(c.pin)
+        pin.drive_low() if low else pin.drive_high()
+
+    def live_config(self, restart) -> "LiveConfig":
+        """Live config: door timings, repeat window and log level apply at once; wiring,
+        keys, ports and links need a restart (``restart``)."""
+        from storeedge.firmware.common.liveconfig import LiveConfig, NeedsRestart, apply_log_level
+        live_keys = ("unlock_s", "held_open_s", "rex_s", "jam_s", "rex_unlocks", "lockout_on",
+                     "repeat_s")
+
+        def apply_door(new) -> None:
+            old = door_options(self.cfg)
+            opts = door_options(new)
+            if {k: v for k, v in vars(new.door).items() if k not in live_keys} != \
+                    {k: v for k, v in vars(self.cfg.door).items() if k not in live_keys}:
+                raise NeedsRestart("wiring, keys, paths, scanner or camera changed")
+            with self.ctl._lock:
+                self.ctl.p.logic.t = opts.timings
+                self.ctl.repeat_s = opts.repeat_s
+            self.cfg = new
+            log.info("door timings applied live (unlock %.0f s, held open %.0f s; was %.0f/%.0f)",
+                     opts.timings.unlock_s, opts.timings.held_open_s, old.timings.unlock_s,
+                     old.timings.held_open_s)
+        import dataclasses
+        fixed = tuple(f"door.{f.name}" for f in dataclasses.fields(self.cfg.door)
+                      if f.name not in live_keys)
+        return LiveConfig(DoorConfig, self.cfg, {"door.": apply_door, "log.": apply_log_level},
+                          restart=restart, fixed=fixed)
+
+    def start_console(self, config_path: str, restart) -> None:
+        """Serve the technician console on ``door.console_port`` inside this process (the
+        console's ``test relay`` and ``reset lockout`` act on the running controller).  A
+        console that cannot start is logged; the door runs without it."""
+        port = self.cfg.door.console_port
+        if not port:
+            return
+        from storeedge.firmware.console.embed import EmbeddedConsole
+        from storeedge.firmware.console.exc import ConsoleError
+        from storeedge.firmware.console.targets import DoorTarget
+        target = DoorTarget(self.ctl, DoorConfig)
+        target.live = self.live_config(restart)
+        try:
+            self.console = EmbeddedConsole.start(port_url=port, config_path=config_path,
+                                                 service=self.svc, target=target,
+                                                 clock=self.clock)
+        except (ConsoleError, OSError) as exc:
+            log.error("console on %s not started: %s (the door runs without it)", port, exc)
 
     def _probe(self):
         p = self.cfg.door.probe
@@ -169,6 +233,22 @@ class DoorApp:
                                 lambda text: self.ctl.present(text, "camera"))
             self._spawn(lambda: run_camera(self.camera, cam, self._stop), "door-camera")
         self._spawn(self._loop, "door-timers")
+        if self.simulated:
+            self._spawn(self._walk_through, "door-sim")
+
+    SIM_OPEN_AFTER_S, SIM_OPEN_FOR_S = 1.0, 3.0
+
+    def _walk_through(self) -> None:
+        """Simulation: after each release of the lock the simulated driver opens the door
+        (1 s later) and closes it behind them (3 s later): the contact follows that door."""
+        was = False
+        while not self._stop.wait(0.05):
+            now = self.relay.unlocked
+            if now and not was and not self._stop.wait(self.SIM_OPEN_AFTER_S):
+                self.simulate_door(True)
+                self._stop.wait(self.SIM_OPEN_FOR_S)
+                self.simulate_door(False)
+            was = now
 
     def _spawn(self, target, name: str) -> None:
         t = threading.Thread(target=target, name=name, daemon=True)
@@ -190,6 +270,8 @@ class DoorApp:
     def stop(self) -> None:
         """Stop sources and loops, leave the relay locked, close the service."""
         self._stop.set()
+        if self.console is not None:
+            self.console.stop()
         if self.scanner is not None:
             self.scanner.stop()
         for t in self._threads:

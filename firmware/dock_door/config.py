@@ -125,6 +125,8 @@ class DoorSection:
     camera: CameraSection = setting(CameraSection)
     probe: ProbeSection = setting(ProbeSection)
     tick_ms: float = setting(20.0, unit="ms", min=5, max=500, doc="timer resolution")
+    console_port: str | None = setting(None, doc="serial port of the technician console run "
+                                       "inside the door app (None = no console)")
 
     def check(self) -> None:
         for i, name in enumerate(self.lockout_on):

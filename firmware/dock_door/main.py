@@ -314,7 +314,12 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_app_config(args, DoorConfig)
     if cfg is None:
         return validation_exit_code(args)
+    from storeedge.firmware.common.liveconfig import Restarter
     from storeedge.firmware.dock_door.app import DoorApp
     stop = stop_event_on_signals()
-    DoorApp(cfg).run(stop)
+    restarter = Restarter(stop)
+    app = DoorApp(cfg)
+    app.start_console(args.config, restarter)
+    app.run(stop)
+    restarter.reexec_if_requested()
     return 0

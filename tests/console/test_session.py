@@ -290,7 +290,7 @@ def test_events_command(term):
 def test_status_and_network(term):
     screen = term.run("status")
     assert "device: fz-1 (freezer) store s0042" in screen and "config: version 1" in screen
-    assert "service link: disconnected" in screen and "door contact: open" in screen
+    assert "service link: disconnected" in screen and "door contact: closed" in screen
     net = term.run("network")
     assert "127.0.0.1" in net and "broker: mqtt://127.0.0.1:1883" in net
     assert "link: disconnected" in net
