@@ -255,7 +255,7 @@ def _drain(demo: Demo, timeout: float) -> None:
 def _summary(demo: Demo) -> dict:
     rows = {r[0]: r for r in demo.table()}
     sent = _sent(demo)
-    stored = sum(r[2] for r in rows.values())
+    stored = sum(r[2] for dev, r in rows.items() if dev in sent)   # not the gateway's own
     dups = sum(r[4] for r in rows.values())
     gaps = demo.gaps()
     open_gaps = [g for g in gaps if not g[4]]
