@@ -18,6 +18,7 @@ import logging
 import threading
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from storeedge.drivers import gpio
 from storeedge.drivers.clock import Clock, SystemClock
@@ -31,6 +32,9 @@ from storeedge.firmware.dock_door.keys import parse_public_key_line
 from storeedge.firmware.dock_door.runtime import DoorSeams, build_door
 from storeedge.firmware.dock_door.scanner import (CameraScanner, ScanLineParser, SerialScanner,
                                                   door_reader, run_camera)
+
+if TYPE_CHECKING:
+    from storeedge.firmware.common.liveconfig import LiveConfig
 
 log = logging.getLogger(__name__)
 
