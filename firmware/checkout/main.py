@@ -15,6 +15,8 @@ from storeedge.firmware.checkout.config import CheckoutConfig
 from storeedge.firmware.checkout.exc import CheckoutError
 from storeedge.firmware.common.app import (app_parser, load_app_config, stop_event_on_signals,
                                            validation_exit_code)
+from storeedge.firmware.common.liveconfig import (ConfigWatcher, LiveConfig, Restarter,
+                                                  apply_log_level)
 
 log = logging.getLogger("storeedge.checkout")
 
@@ -38,10 +40,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     svc.start()
     stop = stop_event_on_signals()
+    restarter = Restarter(stop)          # live config: log level live, the rest restarts cleanly
+    live = LiveConfig(CheckoutConfig, cfg, {"log.": apply_log_level}, restart=restarter)
+    ConfigWatcher(args.config, live, stop).start()
     try:
         app.run(stop, heartbeat=svc.heartbeat)
     finally:
         svc.close()
+    restarter.reexec_if_requested()
     return 0
 
 

@@ -160,3 +160,55 @@ class Restarter:
         logging.shutdown()
         argv = list(getattr(sys, "orig_argv", [sys.executable] + sys.argv))
         os.execv(sys.executable, [sys.executable] + argv[1:])
+
+
+class ConfigWatcher:
+    """Applies the config file when it changes on disk (a stand-alone console's commit, or
+    its automatic rollback): polls the file's mtime and size every ``poll_s`` seconds.
+
+    A file that does not validate is logged (one line) and not applied; the app keeps
+    running with what it has.  Applying an unchanged config does nothing, so an app that also
+    embeds the console is not disturbed when its own commit shows up here.
+
+    Args:
+        path: the live config file.
+        live: the app's :class:`LiveConfig`.
+        stop: the app's stop event (ends the watcher).
+        poll_s: seconds between checks.
+    """
+
+    def __init__(self, path: str, live: LiveConfig, stop: threading.Event, poll_s: float = 1.0):
+        self.path, self.live, self.stop, self.poll_s = path, live, stop, poll_s
+        self._seen = self._stamp()
+        self.thread = threading.Thread(target=self._run, name="config-watch", daemon=True)
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def start(self) -> "ConfigWatcher":
+        """Start watching (returns self)."""
+        self.thread.start()
+        return self
+
+    def check(self) -> ReloadPlan | None:
+        """Apply the file if it changed since the last check; the plan, or None."""
+        from storeedge.firmware.common.config import ConfigError, yaml_mapping
+        stamp = self._stamp()
+        if stamp is None or stamp == self._seen:
+            return None
+        self._seen = stamp
+        try:
+            with open(self.path, encoding="utf-8") as fh:
+                mapping = yaml_mapping(fh.read())[0]
+            return self.live.apply(mapping)
+        except (ConfigError, OSError, ValueError) as exc:
+            log.error("config file %s changed but was not applied: %s", self.path, exc)
+            return None
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.poll_s):
+            self.check()

@@ -83,7 +83,8 @@ class Target:
     def reload_lines(self, mapping: dict) -> list[str]:
         """What committing ``mapping`` would do to the running app (said before a commit)."""
         if self.live is None:
-            return ["(standalone console: the app applies this config when it restarts)"]
+            return ["(stand-alone console: the running app picks the committed file up within "
+                    "1 s: live where it can, otherwise it restarts itself)"]
         return self.live.plan(mapping).lines()
 
     def close(self) -> None:

@@ -138,9 +138,13 @@ class DoorApp:
                           restart=restart, fixed=fixed)
 
     def start_console(self, config_path: str, restart) -> None:
-        """Serve the technician console on ``door.console_port`` inside this process (the
-        console's ``test relay`` and ``reset lockout`` act on the running controller).  A
-        console that cannot start is logged; the door runs without it."""
+        """Live config (file watcher, see ``liveconfig.ConfigWatcher``) and the technician
+        console on ``door.console_port`` inside this process (``test relay`` and ``reset
+        lockout`` act on the running controller).  A console that cannot start is logged;
+        the door runs without it."""
+        from storeedge.firmware.common.liveconfig import ConfigWatcher
+        live = self.live_config(restart)
+        ConfigWatcher(config_path, live, self._stop).start()   # a stand-alone console's commits
         port = self.cfg.door.console_port
         if not port:
             return
@@ -148,7 +152,7 @@ class DoorApp:
         from storeedge.firmware.console.exc import ConsoleError
         from storeedge.firmware.console.targets import DoorTarget
         target = DoorTarget(self.ctl, DoorConfig)
-        target.live = self.live_config(restart)
+        target.live = live
         try:
             self.console = EmbeddedConsole.start(port_url=port, config_path=config_path,
                                                  service=self.svc, target=target,

@@ -16,7 +16,8 @@ from storeedge.drivers.clock import SystemClock
 from storeedge.drivers.onewire import OneWireError
 from storeedge.firmware.common.app import (app_parser, load_app_config, stop_event_on_signals,
                                            validation_exit_code)
-from storeedge.firmware.common.liveconfig import LiveConfig, Restarter, apply_log_level
+from storeedge.firmware.common.liveconfig import (ConfigWatcher, LiveConfig, Restarter,
+                                                  apply_log_level)
 from storeedge.firmware.freezer.app import FreezerApp
 from storeedge.firmware.freezer.config import FreezerConfig, build_rules, storage_of
 from storeedge.firmware.freezer.enrol import enrol
@@ -90,6 +91,7 @@ def _run(cfg, rules, config_path: str) -> int:
     restarter = Restarter(stop)
     live = freezer_live(app, cfg, restarter)
     console = _start_console(cfg.freezer.console_port, config_path, svc, app, live)
+    ConfigWatcher(config_path, live, stop).start()     # a stand-alone console's commits
     try:
         app.run(stop)
     finally:
