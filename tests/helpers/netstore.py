@@ -22,12 +22,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from helpers.checker import DeliveryReport, check_delivery, outbox_committed
 from helpers.netrig import Host, Link, NetRig
+from helpers.stack import wait_for
 from storeedge.brokerconf import BrokerSpec, write_broker_config
 from storeedge.firmware.common.brokerproc import mosquitto_binary
 from storeedge.firmware.common.config import write_config_atomic
@@ -105,7 +105,7 @@ class NetStore:
         self.start_store_server()
         # a gateway forwarding before the store server's SUBACK loses those messages at the
         # broker (no subscriber yet): they come back by replay, after newer ones (out of order)
-        if not _poll(lambda: b"connected to" in (self.tmp / "store.log").read_bytes(), 60, 0.1):
+        if not wait_for(lambda: b"connected to" in (self.tmp / "store.log").read_bytes(), 60, 0.1):
             raise RuntimeError("the store server did not subscribe\n" + self.logs())
         self.start_gateway()
 
@@ -189,14 +189,14 @@ class NetStore:
             if dead:
                 raise RuntimeError(f"device process exited early: {dead}\n{self.logs()}")
             return all(self._device_finished(d) for d in devices)
-        return _poll(finished, timeout, 0.2)
+        return wait_for(finished, timeout, 0.2)
 
     def wait_delivered(self, timeout: float) -> bool:
-        return _poll(self.delivered, timeout, 0.25)
+        return wait_for(self.delivered, timeout, 0.25)
 
     def wait_marks(self, names: list[str], timeout: float) -> bool:
         """Wait until the store covers everything the named devices committed."""
-        return _poll(lambda: self.delivered(names), timeout, 0.1)
+        return wait_for(lambda: self.delivered(names), timeout, 0.1)
 
     def check(self, *, ordered: bool = True, unrecoverable: bool = False) -> DeliveryReport:
         return check_delivery(self.store_db(), self.committed(), ordered=ordered,
@@ -316,15 +316,6 @@ _SLEEP_SHIM = ("import runpy, select, time\n"
                "time.sleep = lambda s: select.select([], [], [], max(0.0, s)) and None\n"
                "runpy.run_module('storeedge.firmware.common.simdevice', run_name='__main__', "
                "alter_sys=True)\n")
-
-
-def _poll(predicate, timeout: float, interval: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def _wait_listening(host: Host, port: int, timeout: float = 10.0) -> None:
