@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -68,8 +69,13 @@ class Host:
         return _run("ip", "netns", "exec", self.ns, *argv)
 
     def popen(self, argv: list[str], **kwargs) -> subprocess.Popen:
-        """Start a process inside the namespace (stopped by :meth:`NetRig.close`)."""
-        proc = subprocess.Popen(["ip", "netns", "exec", self.ns, *argv], **kwargs)
+        """Start a process inside the namespace (stopped by :meth:`NetRig.close`).
+
+        It leads a process group of its own: a wrapper such as ``faketime`` runs the real
+        program as its child, and the whole group is stopped at the end.
+        """
+        proc = subprocess.Popen(["ip", "netns", "exec", self.ns, *argv],
+                                start_new_session=True, **kwargs)
         self.procs.append(proc)
         return proc
 
@@ -96,16 +102,25 @@ class Host:
         self.sh("ip", "route", "replace", subnet, "via", via)
 
     def stop_procs(self) -> None:
+        """TERM every process group started here, KILL what is left after 10 s."""
         for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
+            _signal_group(proc, signal.SIGTERM)
         for proc in self.procs:
             try:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                pass
+            _signal_group(proc, signal.SIGKILL)     # the leader's children, if it left any
+            if proc.poll() is None:
                 proc.wait(5)
         self.procs.clear()
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 @dataclass
