@@ -87,16 +87,21 @@ def verify_secret(secret: str, stored: ScryptHash) -> bool:
     return hmac.compare_digest(candidate, stored.key)
 
 
-def read_secret_file(path: str | os.PathLike) -> ScryptHash:
-    """Read and parse the secret file; raises :class:`SecretError` with the reason."""
+def _read_secret_text(path: str | os.PathLike) -> str:
+    """The secret file's text; raises :class:`SecretError` with the reason."""
     try:
         with open(path, encoding="ascii") as fh:
-            return parse_hash(fh.read())
+            return fh.read()
     except OSError as exc:
         raise SecretError(f"cannot read technician secret file {os.fspath(path)!r}: "
                           f"{exc.strerror}") from None
     except UnicodeDecodeError:
         raise SecretError("secret file is not ASCII") from None
+
+
+def read_secret_file(path: str | os.PathLike) -> ScryptHash:
+    """Read and parse the secret file; raises :class:`SecretError` with the reason."""
+    return parse_hash(_read_secret_text(path))
 
 
 def write_secret_file(path: str | os.PathLike, secret: str, **cost: int) -> None:
@@ -143,14 +148,7 @@ def parse_logins(text: str) -> Logins:
 
 def read_logins(path: str | os.PathLike) -> Logins:
     """Read the secret file (shared or per-technician); SecretError with the reason."""
-    try:
-        with open(path, encoding="ascii") as fh:
-            return parse_logins(fh.read())
-    except OSError as exc:
-        raise SecretError(f"cannot read technician secret file {os.fspath(path)!r}: "
-                          f"{exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise SecretError("secret file is not ASCII") from None
+    return parse_logins(_read_secret_text(path))
 
 
 def write_user(path: str | os.PathLike, user: str, secret: str, **cost: int) -> None:
