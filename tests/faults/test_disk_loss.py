@@ -18,7 +18,6 @@ import pytest
 
 from helpers.netrig import NetRig, unavailable
 from helpers.netstore import NetStore
-from storeedge.pki import StorePKI
 
 WHY_NOT = unavailable()
 pytestmark = [
@@ -27,11 +26,6 @@ pytestmark = [
                        reason="no native code on the event path: the network scenarios run "
                               "in the native pass only"),
 ]
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return StorePKI.init(tmp_path_factory.mktemp("pki") / "pki", "s0042")
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ import pytest
 
 from helpers.netrig import NetRig, unavailable
 from helpers.netstore import NetStore
-from storeedge.pki import StorePKI
 
 WHY_NOT = unavailable()
 pytestmark = [
@@ -33,11 +32,6 @@ FULL = pytest.mark.slow
 # machine; cause not found yet. Until it is, their short forms run with the slow set
 # (make test-faults) instead of in every CI run.
 STALL = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return StorePKI.init(tmp_path_factory.mktemp("pki") / "pki", "s0042")
 
 
 @pytest.fixture
