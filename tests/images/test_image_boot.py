@@ -15,15 +15,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-from storeedge.exc import PKIError
-from storeedge.pki import StorePKI
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGES = REPO / "images"
@@ -51,20 +47,6 @@ def device_id(kind: str) -> str:
     return f"qemu-{kind}"
 
 
-def _identity(kind: str) -> Path:
-    """A test store PKI with one enrolled device per kind; the kind's bundle folder."""
-    pki_dir = IMAGES / "out/test-store-pki"
-    image = _imagegen().load_kind(kind)
-    try:
-        pki = StorePKI(pki_dir)
-    except (PKIError, OSError, ValueError):   # none yet, or broken by an interrupted run
-        shutil.rmtree(pki_dir, ignore_errors=True)
-        pki = StorePKI.init(pki_dir, TEST_STORE)
-    if pki.get(device_id(kind)) is None:
-        pki.enrol(device_id(kind), image.device_kind)
-    return pki.bundle_dir(device_id(kind))
-
-
 @pytest.fixture(scope="module", params=_kinds())
 def kind(request):
     if request.param not in ALL_KINDS:
@@ -73,41 +55,13 @@ def kind(request):
 
 
 @pytest.fixture(scope="module")
-def built(kind):
-    if os.geteuid() != 0:
-        pytest.fail("the image build needs root (mmdebstrap --mode=root, chroot)")
-    out = IMAGES / "out" / kind
-    summary = out / "build-summary.json"
-    # Reuse a build newer than every image definition (other areas' commits do not force a
-    # 20-40 min rebuild); STOREEDGE_IMAGE_REBUILD=1 forces one.
-    newest = max(p.stat().st_mtime for p in IMAGES.rglob("*")
-                 if p.is_file() and "out" not in p.relative_to(IMAGES).parts)
-    fresh = summary.exists() and summary.stat().st_mtime > newest
-    if not fresh or os.environ.get("STOREEDGE_IMAGE_REBUILD") == "1":
-        # The app starts only on a provisioned device: bake a test identity into the image.
-        env = {**os.environ, "STOREEDGE_IDENTITY_DIR": str(_identity(kind))}
-        log = out / "logs" / "make-test-image.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "w", encoding="utf-8") as fh:
-            proc = subprocess.run(["nice", "-n", "10", str(IMAGES / "build"), kind],
-                                  stdout=fh, stderr=subprocess.STDOUT, text=True,
-                                  timeout=2 * 3600, env=env)
-        tail = log.read_text(errors="replace")[-4000:]
-        print(tail)
-        assert proc.returncode == 0, f"images/build {kind} failed (log {log}):\n{tail}"
-    return json.loads(summary.read_text())
+def built(kind, images_kit):
+    return images_kit.build(kind)
 
 
 @pytest.fixture(scope="module")
-def booted(kind, built):
-    subprocess.run([str(IMAGES / "install-build-deps"), "--qemu"], check=True,
-                   capture_output=True)
-    proc = subprocess.run(["nice", "-n", "10", str(IMAGES / "qemu-boot"), kind,
-                           "--timeout", "2400"],
-                          capture_output=True, text=True, timeout=2700)
-    lines = proc.stdout.strip().splitlines()
-    assert lines, f"qemu-boot printed nothing:\n{proc.stderr[-3000:]}"
-    facts = json.loads(lines[-1])
+def booted(kind, built, images_kit):
+    facts = images_kit.boot(kind)
     (IMAGES / "out" / kind / "selftest.json").write_text(json.dumps(facts, indent=1) + "\n")
     print(json.dumps(facts, indent=1))
     return facts
