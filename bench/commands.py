@@ -33,9 +33,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from storeedge.firmware.common.cmdgate import CommandGate
-from storeedge.firmware.common.config import config_from_dict
-from storeedge.firmware.common.exc import CommandRefused
-from storeedge.firmware.common.settings import DeviceConfig
+from storeedge.config import config_from_dict
+from storeedge.exc import CommandRefused
+from storeedge.settings import DeviceConfig
 from storeedge.signing import (DOMAIN, CommandSigner, Role, SignedCommand, Target,
                                load_signing_key, write_key_pair)
 

@@ -35,13 +35,13 @@ import time
 import uuid
 from pathlib import Path
 
-from storeedge.firmware.common.brokerproc import Mosquitto, subscribe_acked
-from storeedge.firmware.common.config import config_from_dict, write_config_atomic
-from storeedge.firmware.common.core_events import SimCounter
-from storeedge.firmware.common.events import Envelope, format_ts, parse_ts
-from storeedge.firmware.common.ingest import Screen
+from storeedge.brokerproc import Mosquitto, subscribe_acked
+from storeedge.config import config_from_dict, write_config_atomic
+from storeedge.core_events import SimCounter
+from storeedge.events import Envelope, format_ts, parse_ts
+from storeedge.ingest import Screen
 from storeedge.firmware.common.service import DeviceService
-from storeedge.firmware.common.settings import DeviceConfig
+from storeedge.settings import DeviceConfig
 from storeedge.firmware.gateway.store import GatewayStore, Incoming
 from storeedge.pki import StorePKI, derive_e2e_key
 from storeedge.seal import seal

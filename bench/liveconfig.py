@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "console"
 from console_rig import CHEAP, SECRET, Terminal  # noqa: E402
 
 from storeedge.drivers.clock import SystemClock  # noqa: E402
-from storeedge.firmware.common.config import load_config  # noqa: E402
+from storeedge.config import load_config  # noqa: E402
 from storeedge.firmware.common.service import DeviceService  # noqa: E402
 from storeedge.firmware.console.auth import LockoutPolicy  # noqa: E402
 from storeedge.firmware.console.console import ConsoleParts, build_console  # noqa: E402

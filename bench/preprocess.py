@@ -8,7 +8,7 @@ Every contender reads the next frame of the pool, so no one reads a frame anothe
 cached; ``ratio_vs_opencv`` is on these cold frames (``hot_ratio_vs_opencv``: one frame
 reused).  Accuracy: mean/max absolute error against
 the exact float reference (BT.601 limited range, MPEG-2 chroma siting, area/bilinear) of
-tests/native_vision/vision_reference.py, for ours and for both OpenCV paths.
+tests/helpers/vision_reference.py, for ours and for both OpenCV paths.
 
     python bench/preprocess.py [--quick] [--images DIR]
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "web"))
 
-from storeedge.firmware.common.events import format_ts  # noqa: E402
+from storeedge.events import format_ts  # noqa: E402
 from storeedge.server.db import Row, open_store_db  # noqa: E402
 
 STORE = "s0042"
@@ -131,7 +131,7 @@ def _client(db_path: Path):
 
 def _naive_chart(ctx, seconds: int) -> int:
     """The peer: fetch every reading of the range and downsample in Python (240 buckets)."""
-    from storeedge.firmware.common.events import parse_ts
+    from storeedge.events import parse_ts
     from storeedge.server.web.queries import since_ts
     rows = ctx.store.query("SELECT ts, body FROM events WHERE dev='fz-03' AND "
                            "type='freezer.readings' AND ts >= ?", (since_ts(seconds),))
@@ -178,10 +178,10 @@ def page_times(db_path: Path, reps: int) -> dict:
 
 def _live_stack(work: Path):
     """Insecure broker (bench only), store server with the page, a lane device."""
-    from storeedge.firmware.common.brokerproc import Mosquitto
-    from storeedge.firmware.common.config import config_from_dict
+    from storeedge.brokerproc import Mosquitto
+    from storeedge.config import config_from_dict
     from storeedge.firmware.common.service import DeviceService
-    from storeedge.firmware.common.settings import DeviceConfig
+    from storeedge.settings import DeviceConfig
     from storeedge.server.config import StoreServerConfig
     from storeedge.server.consumer import StoreServer
     from storeedge.server.web.serve import WebServer, build_context

@@ -2,7 +2,7 @@
 
 Starts two Mosquitto brokers (in-store and store side), ``storeedge store-server`` and
 ``storeedge gateway`` as real processes, a simulated counter device and every device app
-that provides ``firmware/<app>/demo.py`` (freezers, the dock door, a checkout lane), shows
+whose ``spec.py`` names a demo (freezers, the dock door, a checkout lane), shows
 events arriving at the store, and ends with a summary: events sent, stored, duplicates
 dropped, gaps.
 
@@ -27,16 +27,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from storeedge import apps
 from storeedge.drivers.clock import Clock, SystemClock
-from storeedge.firmware.common.brokerproc import Mosquitto
-from storeedge.firmware.common.config import config_from_dict, write_config_atomic
-from storeedge.firmware.common.core_events import SimCounter
+from storeedge.brokerproc import Mosquitto
+from storeedge.config import config_from_dict, write_config_atomic
+from storeedge.core_events import SimCounter
 from storeedge.firmware.common.service import DeviceService
-from storeedge.firmware.common.settings import DeviceConfig
+from storeedge.settings import DeviceConfig
 from storeedge.pki import StorePKI
 
 log = logging.getLogger("storeedge.demo")
-APPS = ("freezer", "dock_door", "checkout")
 STORE = "s0042"
 LINK = {"backoff_min_s": 0.2, "backoff_max_s": 2.0, "resend_timeout_s": 2.0}
 
@@ -109,13 +109,16 @@ class CounterDevice:
 
 
 def _load_app_devices(ctx: DemoContext) -> list:
+    """The devices of every registered app that declares a demo (``AppSpec.demo``)."""
     devices = []
-    for app in APPS:
+    for spec in apps.all_apps():
+        if spec.demo is None:
+            continue
         try:
-            module = importlib.import_module(f"storeedge.firmware.{app}.demo")
-            devices.extend(module.demo_devices(ctx))
+            devices.extend(importlib.import_module(spec.demo).demo_devices(ctx))
         except Exception as exc:  # say which app is missing from the demo and why
-            print(f"demo: the {app} app could not join the demo: {type(exc).__name__}: {exc}")
+            print(f"demo: the {spec.kind} app could not join the demo: "
+                  f"{type(exc).__name__}: {exc}")
     return devices
 
 

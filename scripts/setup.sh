@@ -20,7 +20,7 @@ fi
 command -v gcc >/dev/null 2>&1 || { APT_PACKAGES="$APT_PACKAGES build-essential"; need_apt=1; }
 # The images' fast check: unit verification, RAUC config loading, bundle signing.
 # The network fault rig (tests/helpers/netrig.py): namespaces, tc, iptables.
-# The store page's browser tests (tests/web): chromium and its driver.
+# The store page's browser tests (tests/server/web): chromium and its driver.
 for tool in systemd-analyze:systemd rauc:rauc mksquashfs:squashfs-tools openssl:openssl \
     ip:iproute2 tc:iproute2 iptables:iptables faketime:faketime chromium:chromium \
     chromedriver:chromium-driver; do

@@ -25,7 +25,7 @@ import time
 import uuid
 from typing import Callable, NamedTuple
 
-from storeedge.firmware.common import topics
+from storeedge import topics
 from storeedge.signing import (COMMAND_ROLES, DEFAULT_TTL_S, MAX_TTL_S, CommandSigner, Role,
                                SignedCommand, Target)
 
@@ -71,7 +71,7 @@ class CommandSender:
     """Signs and publishes commands to devices on the store broker.
 
     Args:
-        link: a connected :class:`~storeedge.firmware.common.link.MqttLink` to the store broker.
+        link: a connected :class:`~storeedge.link.MqttLink` to the store broker.
         signer: the store's :class:`~storeedge.signing.CommandSigner`.
         db: the store database (:class:`~storeedge.server.db.StoreDB`); the counters live there.
         ttl_s: validity of each command, seconds (its not-after is now + ttl_s).
@@ -196,8 +196,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run_cli(args, cmd_args: dict) -> int:
-    from storeedge.firmware.common.config import load_config
-    from storeedge.firmware.common.link import MqttLink
+    from storeedge.config import load_config
+    from storeedge.link import MqttLink
     from storeedge.server.config import StoreServerConfig
     from storeedge.server.db import open_store_db
     from storeedge.signing import load_signing_key

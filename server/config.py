@@ -1,8 +1,8 @@
 """Config of ``storeedge store-server``."""
 from __future__ import annotations
 
-from storeedge.firmware.common.config import ConfigError, section, setting
-from storeedge.firmware.common.settings import (ID_PATTERN, LinkSection, LogSection,
+from storeedge.config import ConfigError, section, setting
+from storeedge.settings import (ID_PATTERN, LinkSection, LogSection,
                                                check_secure_links)
 
 

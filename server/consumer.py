@@ -27,11 +27,11 @@ import time
 import uuid
 from typing import Iterator
 
-from storeedge.firmware.common import durable, topics
-from storeedge.firmware.common.events import Envelope
-from storeedge.firmware.common.ingest import (INTEGRITY_REASONS, Rejection, Screen,
+from storeedge import durable, topics
+from storeedge.events import Envelope
+from storeedge.ingest import (INTEGRITY_REASONS, Rejection, Screen,
                                               declared_ranges)
-from storeedge.firmware.common.link import MqttLink, json_payload
+from storeedge.link import MqttLink, json_payload
 from storeedge.seal import KeyRing, load_master
 from storeedge.server.config import StoreServerConfig
 from storeedge.server.db import (MAX_INTEGRITY_ROWS, Integrity, Row, StoreDB,

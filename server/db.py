@@ -11,7 +11,7 @@ import sqlite3
 import threading
 from typing import Iterable, NamedTuple
 
-from storeedge.firmware.common import durable
+from storeedge import durable
 from storeedge.server.exc import StoreDatabaseError
 
 SCHEMA = [
@@ -115,7 +115,7 @@ class StoreDB:
             self.conn.commit()
 
     def transactions(self):
-        """Transaction control for :class:`~storeedge.firmware.common.durable.GroupCommitter`."""
+        """Transaction control for :class:`~storeedge.durable.GroupCommitter`."""
         if self.is_pg:
             return _PgTransactions(self.conn)
         return durable.SqliteTransactions(self.conn)

@@ -1,5 +1,5 @@
 """Exceptions of storeedge.server."""
-from storeedge.firmware.common.exc import StoreedgeError
+from storeedge.exc import StoreedgeError
 
 
 class StoreServerError(StoreedgeError, RuntimeError):

@@ -185,7 +185,7 @@ def _verify_chain(argv: list[str]) -> int:
     parser.add_argument("--expected-last", type=int, default=None,
                         help="the door's latest chain index, if known (detects a removed tail)")
     args = parser.parse_args(argv)
-    from storeedge.firmware.dock_door.audit import verify_chain
+    from storeedge.audit import verify_chain
 
     db = _open_db(args.db)
     if db is None:

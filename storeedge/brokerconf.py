@@ -23,11 +23,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from storeedge import apps
+from storeedge.config import LiveChoices
 from storeedge.exc import BrokerConfError
 from storeedge.pki import StorePKI
 
 ROLES = ("in_store", "store", "both")
-DEVICE_KINDS = ("checkout", "dock_door", "freezer", "sim", "console")
+DEVICE_KINDS = LiveChoices(lambda: apps.in_store_kinds() + ("sim", "console"))
+"""Kinds that publish on the in-store broker as devices (every app but the gateway)."""
 ROOT = "se/v1"
 
 

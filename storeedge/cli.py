@@ -1,7 +1,8 @@
 """The one command: ``storeedge <app> [options]``.
 
-Each app lives in its own module with ``main(argv: list[str]) -> int``; this file only
-dispatches, so importing the CLI never imports an app's hardware libraries.
+Each device app is declared in its ``spec.py`` (:mod:`storeedge.apps`) with a module whose
+``main(argv: list[str]) -> int`` runs it; the other commands are the :data:`TOOLS`.  This file
+only dispatches, so importing the CLI never imports an app's hardware libraries.
 
 Examples::
 
@@ -14,11 +15,10 @@ from __future__ import annotations
 import importlib
 import sys
 
-APPS: dict[str, tuple[str, str]] = {
-    "checkout": ("storeedge.firmware.checkout.main", "self-checkout lane camera"),
-    "door": ("storeedge.firmware.dock_door.main", "dock door QR controller (also: door issue ...)"),
-    "freezer": ("storeedge.firmware.freezer.main", "freezer temperature monitor"),
-    "gateway": ("storeedge.firmware.gateway.main", "in-store event relay (also: gateway status)"),
+from storeedge import apps
+from storeedge.exc import AppSpecError, exit_code_of
+
+TOOLS: dict[str, tuple[str, str]] = {
     "store-server": ("storeedge.server.main", "store-side reference consumer"),
     "console": ("storeedge.firmware.console.main", "technician serial console"),
     "demo": ("storeedge.firmware.demo", "run brokers, gateway, store server and devices"),
@@ -26,12 +26,24 @@ APPS: dict[str, tuple[str, str]] = {
     "store": ("storeedge.plan", "store manifest: store plan store.yaml OUTDIR"),
     "config-doc": ("storeedge.docgen", "print docs/config-reference.md (every config key)"),
 }
+"""Commands that are not device apps (the device apps come from :mod:`storeedge.apps`)."""
 
 
 def _usage() -> str:
-    lines = ["usage: storeedge <app> [options]   (storeedge <app> --help for more)", "", "apps:"]
-    lines += [f"  {name:<13} {doc}" for name, (_mod, doc) in APPS.items()]
+    lines = ["usage: storeedge <app> [options]   (storeedge <app> --help for more)", "",
+             "device apps:"]
+    for spec in apps.all_apps():
+        also = f" [also named: {', '.join(spec.aliases)}]" if spec.aliases else ""
+        lines.append(f"  {spec.kind:<13} {spec.summary}{also}")
+    lines += ["", "tools:"] + [f"  {name:<13} {doc}" for name, (_mod, doc) in TOOLS.items()]
     return "\n".join(lines)
+
+
+def _entry(name: str):
+    """The ``main(argv)`` for command ``name`` (a tool, an app kind or an alias)."""
+    if name in TOOLS:
+        return importlib.import_module(TOOLS[name][0]).main
+    return apps.app(name).main_function()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,12 +53,15 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage())
         return 0 if args else 2
     name, rest = args[0], args[1:]
-    if name not in APPS:
+    try:
+        entry = _entry(name)
+    except AppSpecError as exc:
+        if name in TOOLS or any(name == s.kind or name in s.aliases for s in apps.all_apps()):
+            print(f"storeedge: {exc}", file=sys.stderr)
+            return exit_code_of(exc)
         print(f"storeedge: unknown app {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(APPS[name][0])
-    return int(module.main(rest) or 0)
-
+    return int(entry(rest) or 0)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -1,6 +1,6 @@
 """The store manifest (``store.yaml``): one file describing a whole store.
 
-It is read with the project's strict config machinery (``firmware/common/config.py``): an
+It is read with the project's strict config machinery (``storeedge/config.py``): an
 unknown key, a wrong type, an out-of-range pin or port, a duplicate id, or a section that does
 not fit the device's kind is refused with the dotted key and the line::
 
@@ -33,9 +33,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from storeedge.firmware.common.config import (ConfigError, config_from_yaml, section,
+from storeedge.config import (ConfigError, config_from_yaml, section,
                                               setting)
-from storeedge.firmware.common.settings import ID_PATTERN
+from storeedge.settings import ID_PATTERN
 
 DEVICE_KINDS = ("checkout", "dock_door", "freezer")
 HW_SECTION = {"checkout": "checkout", "dock_door": "door", "freezer": "freezer"}

@@ -34,9 +34,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from storeedge import apps
+from storeedge.config import LiveChoices
 from storeedge.exc import PKIError, PKINotFound
 
-KINDS = ("checkout", "dock_door", "freezer", "gateway", "store_server", "sim", "console")
+KINDS = LiveChoices(lambda: apps.device_kinds() + apps.IDENTITY_KINDS)
+"""Kinds an identity may have: every registered app, the store server, ``sim`` and ``console``."""
 ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 CA_DAYS = 3650          # CA certificate validity, days
 CERT_DAYS = 825         # device / broker certificate validity, days

@@ -39,7 +39,7 @@ import yaml
 
 from storeedge.brokerconf import BrokerSpec, write_broker_bundle
 from storeedge.exc import PKIError
-from storeedge.firmware.common.config import ConfigError, yaml_mapping
+from storeedge.config import ConfigError, yaml_mapping
 from storeedge.manifest import Manifest, console_id, load_manifest
 from storeedge.pki import StorePKI
 

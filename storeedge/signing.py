@@ -36,7 +36,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from storeedge.firmware.common.exc import CommandRefused, SigningKeyError
+from storeedge.exc import CommandRefused, SigningKeyError
 
 DOMAIN = b"storeedge-cmd-v1\x00"
 WIRE_VERSION = 1
@@ -348,7 +348,7 @@ def write_key_pair(key_path: str | os.PathLike, pub_path: str | os.PathLike) -> 
 
     ``storeedge pki init`` makes the store's pair; this is for tools and tests without one.
     """
-    from storeedge.firmware.common.atomic import write_atomic
+    from storeedge.atomic import write_atomic
 
     key = Ed25519PrivateKey.generate()
     write_atomic(key_path, key.private_bytes(serialization.Encoding.PEM,

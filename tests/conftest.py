@@ -2,17 +2,14 @@
 PostgreSQL servers on free loopback ports."""
 from __future__ import annotations
 
-import os
-import sys
-
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
+from helpers.brokers import Mosquitto, free_port
+from helpers.postgres import PostgresServer, postgres_available
+from helpers.stack import STORE
+from storeedge.pki import StorePKI
 
-from helpers.brokers import Mosquitto, free_port  # noqa: E402
-from helpers.postgres import PostgresServer, postgres_available  # noqa: E402
-from helpers.stack import STORE  # noqa: E402
-from storeedge.pki import StorePKI  # noqa: E402
+pytest_plugins = ["helpers.mqtt_peers"]
 
 
 @pytest.fixture(scope="session")

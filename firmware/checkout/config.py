@@ -12,8 +12,8 @@ Example::
 """
 from __future__ import annotations
 
-from storeedge.firmware.common.config import ConfigError, section, setting
-from storeedge.firmware.common.settings import DeviceConfig
+from storeedge.config import ConfigError, section, setting
+from storeedge.settings import DeviceConfig
 
 
 @section

@@ -16,7 +16,7 @@ class CheckoutDemoDevice:
 
     def __init__(self, ctx, dev_id: str = "lane-1", seed: int = 7):
         from storeedge.firmware.checkout.config import CheckoutConfig, CheckoutSection
-        from storeedge.firmware.common.config import config_from_dict, config_to_dict
+        from storeedge.config import config_from_dict, config_to_dict
 
         base = config_to_dict(ctx.device_config("checkout", dev_id))
         base["checkout"] = config_to_dict(CheckoutSection())

@@ -1,4 +1,4 @@
-"""Event types of the checkout lane app (registered in EVENT_MODULES).
+"""Event types of the checkout lane app (named by its spec.py, see storeedge.apps).
 
 Times in bodies are wall-clock epoch seconds of the device (the envelope ``ts`` is the event's
 own time); durations in seconds. ``keyframe_jpeg`` is a base64 JPEG of the item (<= 160 px on
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from storeedge.firmware.common.events import Prio, event_type
+from storeedge.events import Prio, event_type
 
 
 def _f(doc: str, unit: str | None = None):

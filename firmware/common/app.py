@@ -21,8 +21,8 @@ import sys
 import threading
 from typing import Any
 
-from storeedge.firmware.common.config import load_config
-from storeedge.firmware.common.exc import ConfigError
+from storeedge.config import load_config
+from storeedge.exc import ConfigError
 
 _exit_codes: dict[int, int] = {}
 

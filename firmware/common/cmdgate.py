@@ -22,9 +22,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from storeedge.firmware.common.atomic import write_atomic
-from storeedge.firmware.common.exc import CommandRefused, SigningKeyError
-from storeedge.firmware.common.settings import DeviceConfig
+from storeedge.atomic import write_atomic
+from storeedge.exc import CommandRefused, SigningKeyError
+from storeedge.settings import DeviceConfig
 from storeedge.signing import CommandVerifier, Reason, Target, load_public_key, strict_json
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from storeedge.firmware.common.config import config_from_dict, config_to_dict
+from storeedge.config import config_from_dict, config_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ class ConfigWatcher:
 
     def check(self) -> ReloadPlan | None:
         """Apply the file if it changed since the last check; the plan, or None."""
-        from storeedge.firmware.common.config import ConfigError, yaml_mapping
+        from storeedge.config import ConfigError, yaml_mapping
         stamp = self._stamp()
         if stamp is None or stamp == self._seen:
             return None

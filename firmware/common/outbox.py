@@ -20,7 +20,7 @@
   that lists the replaced seqs in ``covers``; priorities 0-2 are never touched.
 * A corrupt file is moved aside (kept for salvage), readable rows are copied into a fresh
   file, and an ``outbox.salvaged`` event says so, listing seqs that are gone for good (at
-  most :data:`~storeedge.firmware.common.ingest.MAX_DECLARED_SPAN` back: receivers refuse
+  most :data:`~storeedge.ingest.MAX_DECLARED_SPAN` back: receivers refuse
   older claims, and no outbox holds that many events).
 * With an end-to-end key (``security.e2e_key``) every envelope is sealed as it is stored
   (:mod:`storeedge.seal`): the bytes sent are the bytes sealed, summaries included.
@@ -35,15 +35,15 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from storeedge.drivers.clock import Clock, SystemClock
-from storeedge.firmware.common import durable
-from storeedge.firmware.common.atomic import write_atomic
-from storeedge.firmware.common.core_events import (FieldSummary, OutboxSalvaged,
+from storeedge import durable
+from storeedge.atomic import write_atomic
+from storeedge.core_events import (FieldSummary, OutboxSalvaged,
                                                    TelemetryCoalesced)
-from storeedge.firmware.common.events import Envelope, Prio, body_to_dict, format_ts, parse_ts
-from storeedge.firmware.common.exc import (EventTooLarge, OutboxError, OutboxFull,
+from storeedge.events import Envelope, Prio, body_to_dict, format_ts, parse_ts
+from storeedge.exc import (EventTooLarge, OutboxError, OutboxFull,
                                            TelemetryDropped)
-from storeedge.firmware.common.ingest import MAX_DECLARED_SPAN
-from storeedge.firmware.common.settings import OutboxSection
+from storeedge.ingest import MAX_DECLARED_SPAN
+from storeedge.settings import OutboxSection
 from storeedge.seal import SUFFIX_BYTES, load_key, seal, split
 
 log = logging.getLogger(__name__)

@@ -26,15 +26,15 @@ from typing import Any, Callable, NamedTuple
 
 from storeedge import __version__
 from storeedge.drivers.clock import Clock, SystemClock
-from storeedge.firmware.common import topics
+from storeedge import topics
 from storeedge.firmware.common.cmdgate import QUEUE_MAX, SUMMARY_S, CommandGate
-from storeedge.firmware.common.core_events import (CommandsRefused, DeviceCommand,
+from storeedge.core_events import (CommandsRefused, DeviceCommand,
                                                    DeviceStarted)
-from storeedge.firmware.common.events import Envelope
-from storeedge.firmware.common.exc import CommandRefused, EventError, OutboxError
-from storeedge.firmware.common.link import MqttLink, Will, json_payload
+from storeedge.events import Envelope
+from storeedge.exc import CommandRefused, EventError, OutboxError
+from storeedge.link import MqttLink, Will, json_payload
 from storeedge.firmware.common.outbox import Identity, Outbox, OutboxStats, seal_key_of
-from storeedge.firmware.common.settings import DeviceConfig
+from storeedge.settings import DeviceConfig
 from storeedge.firmware.common.watchdog import sd_notify
 
 log = logging.getLogger(__name__)

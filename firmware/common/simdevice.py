@@ -13,9 +13,9 @@ import sys
 import time
 
 from storeedge.firmware.common.app import load_app_config, validation_exit_code
-from storeedge.firmware.common.core_events import SimCounter
+from storeedge.core_events import SimCounter
 from storeedge.firmware.common.service import DeviceService
-from storeedge.firmware.common.settings import DeviceConfig
+from storeedge.settings import DeviceConfig
 
 
 def main(argv: list[str] | None = None) -> int:

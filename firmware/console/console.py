@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from storeedge.drivers.clock import Clock
-from storeedge.firmware.common.exc import StoreedgeError
+from storeedge.exc import StoreedgeError
 from storeedge.firmware.console.auth import Authenticator, LockoutPolicy
 from storeedge.firmware.console.exc import EchoingPort
 from storeedge.firmware.console.commands import EventService, ShellContext

@@ -1,4 +1,4 @@
-"""Event types the technician console emits (registered in common.events.EVENT_MODULES).
+"""Event types the technician console emits (listed in storeedge.events.CORE_EVENT_MODULES).
 
 Secrets never appear in a body: config values of ``secret=True`` settings are masked as
 ``"********"`` before the event is built, and the technician secret is never in any event.
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from storeedge.firmware.common.events import Prio, event_type
+from storeedge.events import Prio, event_type
 
 
 def _doc(text: str, unit: str | None = None) -> dict:

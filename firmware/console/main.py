@@ -23,10 +23,10 @@ from dataclasses import dataclass
 import yaml
 
 from storeedge.firmware.common.app import setup_logging, stop_event_on_signals
-from storeedge.firmware.common.config import load_config, yaml_mapping
-from storeedge.firmware.common.exc import ConfigError, StoreedgeError
+from storeedge.config import load_config, yaml_mapping
+from storeedge.exc import ConfigError, StoreedgeError
 from storeedge.firmware.console.auth import LockoutPolicy
-from storeedge.firmware.common.settings import DeviceConfig, OutboxSection
+from storeedge.settings import DeviceConfig, OutboxSection
 from storeedge.firmware.console.console import ConsoleParts, serve_port
 from storeedge.firmware.console.exc import ConsoleError
 from storeedge.firmware.console.secret import read_logins, write_secret_file, write_user

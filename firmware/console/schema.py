@@ -1,6 +1,6 @@
 """What the console knows about a device's config class: key lookup, value parsing, masking.
 
-Validation is exactly :func:`storeedge.firmware.common.config.config_from_dict`, the same code
+Validation is exactly :func:`storeedge.config.config_from_dict`, the same code
 ``--validate-config`` runs; this module only finds the declared type/range of a dotted key (also
 inside ``dict[str, Section]`` maps, e.g. ``freezer.probes.p1.interval_s``) so that a typed value
 can be parsed and a refusal can state the allowed range.
@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from storeedge.firmware.common.config import (ConfigError, SettingSpec, config_from_dict,
+from storeedge.config import (ConfigError, SettingSpec, config_from_dict,
                                               config_to_dict, spec_of, yaml_value)
 from storeedge.firmware.console.exc import ConfigValueError
 

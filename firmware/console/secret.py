@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from storeedge.firmware.common.atomic import write_atomic
+from storeedge.atomic import write_atomic
 from storeedge.firmware.console.exc import SecretError
 
 MIN_SECRET_LEN = 8

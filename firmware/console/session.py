@@ -17,7 +17,7 @@ import textwrap
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from storeedge.firmware.common.exc import StoreedgeError
+from storeedge.exc import StoreedgeError
 from storeedge.firmware.console.auth import Authenticator, Outcome
 from storeedge.firmware.console.commands import Reply, ShellContext, available, build_table
 from storeedge.firmware.console.complete import Completer

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import yaml
 
-from storeedge.firmware.common.atomic import fsync_dir, remove_stale_temps, write_atomic
-from storeedge.firmware.common.config import NoAliasDumper
+from storeedge.atomic import fsync_dir, remove_stale_temps, write_atomic
+from storeedge.config import NoAliasDumper
 from storeedge.firmware.console.exc import StoreError
 
 KEEP_VERSIONS = 50
@@ -98,7 +98,7 @@ def update_yaml(text: str, mapping: dict) -> str:
     """
     import io
 
-    from storeedge.firmware.common.config import ConfigError, yaml_mapping
+    from storeedge.config import ConfigError, yaml_mapping
     try:
         from ruamel.yaml import YAML
         from ruamel.yaml.error import YAMLError as RuamelError

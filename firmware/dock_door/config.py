@@ -17,8 +17,8 @@ Example (``door.yaml``)::
 from __future__ import annotations
 
 from storeedge.drivers.gpio import BACKENDS as GPIO_BACKENDS
-from storeedge.firmware.common.config import ConfigError, section, setting
-from storeedge.firmware.common.settings import DeviceConfig
+from storeedge.config import ConfigError, section, setting
+from storeedge.settings import DeviceConfig
 from storeedge.firmware.dock_door.hardware import DoorWiring, InputWiring, RelayWiring
 from storeedge.firmware.dock_door.keys import parse_public_key_line
 from storeedge.firmware.dock_door.exc import KeyFileError

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from storeedge.drivers.gpio import new_mock_factory
-from storeedge.firmware.common.config import config_from_dict, config_to_dict
-from storeedge.firmware.dock_door.audit import ChainEvent, verify_chain
+from storeedge.config import config_from_dict, config_to_dict
+from storeedge.audit import ChainEvent, verify_chain
 from storeedge.firmware.dock_door.config import DoorConfig
 from storeedge.firmware.dock_door.credential import CredentialSpec, generate_signing_key, issue
 from storeedge.firmware.dock_door.keys import public_key_line, save_signing_key

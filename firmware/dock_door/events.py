@@ -8,8 +8,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from storeedge.firmware.common.events import event_type
-from storeedge.firmware.dock_door.audit import ChainLink
+from storeedge.events import event_type
+from storeedge.audit import ChainLink
 
 # (type name) -> (dataclass, priority 0..3): the door's own types, also in the common REGISTRY
 EVENT_TYPES: dict[str, tuple[type, int]] = {}

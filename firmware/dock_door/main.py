@@ -30,8 +30,8 @@ from pathlib import Path
 
 from storeedge.firmware.common.app import (app_parser, load_app_config, stop_event_on_signals,
                                            validation_exit_code)
-from storeedge.firmware.common.config import load_config
-from storeedge.firmware.common.exc import ConfigError
+from storeedge.config import load_config
+from storeedge.exc import ConfigError
 from storeedge.firmware.dock_door.credential import CredentialSpec, generate_signing_key, issue, \
     parse
 from storeedge.firmware.dock_door.exc import DoorError

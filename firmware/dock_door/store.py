@@ -22,7 +22,7 @@ from typing import Callable
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from storeedge.firmware.dock_door import audit
+from storeedge import audit
 from storeedge.firmware.dock_door.credential import Credential
 from storeedge.firmware.dock_door.events import normalise
 from storeedge.firmware.dock_door.exc import RevocationListError, StateStoreError, UnknownKeyError

@@ -25,8 +25,8 @@ import logging
 import threading
 from typing import Any, Callable, NamedTuple
 
-from storeedge.firmware.common.events import format_ts
-from storeedge.firmware.common.exc import OutboxFull, StoreedgeError, TelemetryDropped
+from storeedge.events import format_ts
+from storeedge.exc import OutboxFull, StoreedgeError, TelemetryDropped
 from storeedge.firmware.freezer.alarms import Alarm, AlarmEngine, AlarmNotice
 from storeedge.firmware.freezer.enrol import EnrolResult, enrol
 from storeedge.firmware.freezer.events import (FreezerAlarm, FreezerDoor, FreezerHaccp,

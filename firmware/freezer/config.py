@@ -20,8 +20,8 @@ from __future__ import annotations
 import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from storeedge.firmware.common.config import ConfigError, section, setting
-from storeedge.firmware.common.settings import DeviceConfig
+from storeedge.config import ConfigError, section, setting
+from storeedge.settings import DeviceConfig
 from storeedge.firmware.freezer.rules import (LEVELS, MODES, AlarmPolicy, Condition, FreezerRules,
                                               ProbeRules, Suppression, UnitRules, parse_hhmm)
 from storeedge.firmware.freezer.state import Storage

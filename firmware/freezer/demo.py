@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 from storeedge.drivers.onewire import Fault
 from storeedge.drivers.onewire.sim import FreezerPhysics, SimulatedBus, ThermalModel
-from storeedge.firmware.common.config import config_from_dict, config_to_dict
+from storeedge.config import config_from_dict, config_to_dict
 from storeedge.firmware.freezer.app import FreezerApp
 from storeedge.firmware.freezer.config import FreezerConfig, build_rules, storage_of
 

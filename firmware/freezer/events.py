@@ -1,4 +1,4 @@
-"""Event types of the freezer app (listed in ``common.events.EVENT_MODULES``).
+"""Event types of the freezer app (named by its spec.py, see storeedge.apps).
 
 * ``freezer.alarm`` (priority 0): raised / escalated / cleared / acked, for temperature,
   sensor-fault and sensor-silent alarms alike (``kind`` tells them apart).
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from storeedge.firmware.common.events import Prio, event_type
+from storeedge.events import Prio, event_type
 
 
 def _doc(text: str, unit: str | None = None) -> dict:

@@ -1,6 +1,6 @@
 """Exceptions of storeedge.firmware.freezer: one base class, each also a matching built-in.
 
-Config mistakes are :class:`storeedge.firmware.common.exc.ConfigError` (key + line).
+Config mistakes are :class:`storeedge.exc.ConfigError` (key + line).
 """
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import re
 
-from storeedge.firmware.common.config import ConfigError, section, setting
-from storeedge.firmware.common.settings import (ID_PATTERN, DeviceSection, LinkSection,
+from storeedge.config import ConfigError, section, setting
+from storeedge.settings import (ID_PATTERN, DeviceSection, LinkSection,
                                                 LogSection, SecuritySection, check_secure_links)
 
 

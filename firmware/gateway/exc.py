@@ -1,5 +1,5 @@
 """Exceptions of storeedge.firmware.gateway."""
-from storeedge.firmware.common.exc import StoreedgeError
+from storeedge.exc import StoreedgeError
 
 
 class GatewayError(StoreedgeError, RuntimeError):

@@ -40,8 +40,8 @@ def _status(argv: list[str]) -> int:
                                      description="per-device last seq, backlog and oldest age")
     parser.add_argument("--config", required=True, metavar="FILE")
     args = parser.parse_args(argv)
-    from storeedge.firmware.common.config import load_config
-    from storeedge.firmware.common.exc import ConfigError
+    from storeedge.config import load_config
+    from storeedge.exc import ConfigError
     from storeedge.firmware.gateway.store import format_status, status_report
 
     try:

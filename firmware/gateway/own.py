@@ -14,7 +14,7 @@ import time
 import uuid
 from typing import Any
 
-from storeedge.firmware.common.events import Envelope, body_to_dict, format_ts, validate_body
+from storeedge.events import Envelope, body_to_dict, format_ts, validate_body
 from storeedge.firmware.gateway.store import GatewayStore, Incoming
 from storeedge.seal import seal
 

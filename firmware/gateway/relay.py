@@ -24,11 +24,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from storeedge.firmware.common import topics
-from storeedge.firmware.common.batch import encode_batch, pack_batches
-from storeedge.firmware.common.ingest import Screen
-from storeedge.firmware.common.link import MqttLink, Will, json_payload
-from storeedge.firmware.common.core_events import GapUnrecoverable, GatewayStatus
+from storeedge import topics
+from storeedge.batch import encode_batch, pack_batches
+from storeedge.ingest import Screen
+from storeedge.link import MqttLink, Will, json_payload
+from storeedge.core_events import GapUnrecoverable, GatewayStatus
 from storeedge.firmware.common.outbox import seal_key_of
 from storeedge.firmware.gateway.config import GatewayConfig
 from storeedge.firmware.gateway.own import OwnEvents

@@ -14,9 +14,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
-from storeedge.firmware.common import durable
-from storeedge.firmware.common.events import Envelope
-from storeedge.firmware.common.ingest import Rejection, Watermark, declared_ranges
+from storeedge import durable
+from storeedge.events import Envelope
+from storeedge.ingest import Rejection, Watermark, declared_ranges
 
 log = logging.getLogger(__name__)
 

@@ -57,7 +57,7 @@ def _add(args, password: str) -> int:
 
 
 def _db_of(config: str) -> str:
-    from storeedge.firmware.common.config import load_config
+    from storeedge.config import load_config
     from storeedge.server.config import StoreServerConfig
 
     return load_config(config, StoreServerConfig).server.db
@@ -94,7 +94,7 @@ def demo_web(workdir, db_url: str, door_key: str | None = None) -> tuple[dict, s
     a demo manager with a fresh random password (in the demo's database)."""
     import secrets
 
-    from storeedge.firmware.common.brokerproc import free_port
+    from storeedge.brokerproc import free_port
     from storeedge.server.db import open_store_db
     from storeedge.server.web.auth import Auth
     from storeedge.server.web.store import WebStore

@@ -10,7 +10,7 @@ import logging
 import uuid
 from typing import NamedTuple
 
-from storeedge.firmware.common import topics
+from storeedge import topics
 from storeedge.server.web.exc import CommandError
 
 log = logging.getLogger(__name__)

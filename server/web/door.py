@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from storeedge.firmware.dock_door.audit import verify_chain
+from storeedge.audit import verify_chain
 from storeedge.firmware.dock_door.credential import CredentialSpec, issue, parse
 from storeedge.firmware.dock_door.keys import (RevocationList, load_signing_key,
                                                sign_revocations)

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from storeedge.firmware.common.events import parse_ts
+from storeedge.events import parse_ts
 from storeedge.server.web import rollup, svg
 from storeedge.server.web.app import page, render
 from storeedge.server.web.exc import FormError

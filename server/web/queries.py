@@ -9,7 +9,7 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from storeedge.firmware.common.events import format_ts
+from storeedge.events import format_ts
 from storeedge.server.web.store import ALERT_WHERE, WebStore
 
 CHECKOUT_OUTCOMES = {"scanned": "resolved: item scanned", "no_item": "resolved: no item",

@@ -1,3 +1,3 @@
 """Mosquitto for tests: the package's broker runner."""
-from storeedge.firmware.common.brokerproc import (  # noqa: F401
+from storeedge.brokerproc import (  # noqa: F401
     Mosquitto, free_port, mosquitto_binary, subscribe_acked)

@@ -7,8 +7,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from helpers.stack import GATEWAY_ID, STORE
-from storeedge.firmware.common import topics
-from storeedge.firmware.common.events import Envelope, format_ts
+from storeedge import topics
+from storeedge.events import Envelope, format_ts
 from storeedge.server.db import open_store_db
 
 

@@ -29,8 +29,8 @@ from helpers.checker import DeliveryReport, check_delivery, outbox_committed
 from helpers.netrig import Host, Link, NetRig
 from helpers.stack import wait_for
 from storeedge.brokerconf import BrokerSpec, write_broker_config
-from storeedge.firmware.common.brokerproc import mosquitto_binary
-from storeedge.firmware.common.config import write_config_atomic
+from storeedge.brokerproc import mosquitto_binary
+from storeedge.config import write_config_atomic
 from storeedge.pki import StorePKI
 
 STORE = "s0042"

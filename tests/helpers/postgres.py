@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from storeedge.firmware.common.brokerproc import free_port
+from storeedge.brokerproc import free_port
 
 
 def _bindir() -> str | None:

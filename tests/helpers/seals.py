@@ -1,7 +1,7 @@
 """End-to-end seals for hand-made envelopes in broker tests (what a device's outbox does)."""
 from __future__ import annotations
 
-from storeedge.firmware.common.events import Envelope
+from storeedge.events import Envelope
 from storeedge.pki import derive_e2e_key
 from storeedge.seal import seal
 

@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from storeedge.firmware.common.config import config_from_dict, write_config_atomic
-from storeedge.firmware.common.settings import DeviceConfig
+from storeedge.config import config_from_dict, write_config_atomic
+from storeedge.settings import DeviceConfig
 from storeedge.firmware.gateway.config import GatewayConfig
 from storeedge.server.config import StoreServerConfig
 

@@ -1,0 +1,151 @@
+"""Event types of the shared service code (every device may emit these)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from storeedge.events import Prio, event_type
+
+
+@event_type("device.started", prio=Prio.OPERATIONAL)
+@dataclass
+class DeviceStarted:
+    """The app started: which one, which version, and what its outbox held."""
+
+    app: str
+    version: str
+    pending: int = field(metadata={"doc": "events waiting for acknowledgement", "unit": "events"})
+    last_seq: int
+
+
+@event_type("device.command", prio=Prio.OPERATIONAL)
+@dataclass
+class DeviceCommand:
+    """A command received over MQTT and what came of it."""
+
+    name: str
+    id: str
+    by: str
+    ok: bool
+    result: dict | None = None
+    error: str | None = None
+    role: str = field(default="", metadata={
+        "doc": "the signer's role (associate, manager, technician, store_server); empty for an "
+               "unsigned command accepted in insecure mode"})
+
+
+@event_type("device.commands_refused", prio=Prio.OPERATIONAL)
+@dataclass
+class CommandsRefused:
+    """Commands refused before any handler ran, summarised (at most one event a minute).
+
+    Reasons: malformed, unsigned, bad_signature, wrong_device, expired, replayed,
+    role_not_allowed, unknown_command, rate_limited, queue_full, retained.
+    """
+
+    count: int = field(metadata={"doc": "refusals since the previous summary",
+                                 "unit": "commands"})
+    reasons: dict[str, int]
+    total: int = field(metadata={"doc": "refusals since the service started",
+                                 "unit": "commands"})
+    last_name: str = ""
+    last_detail: str = ""
+
+
+@event_type("outbox.salvaged", prio=Prio.LOSS)
+@dataclass
+class OutboxSalvaged:
+    """The outbox file was corrupt: it was moved aside and its intact rows recovered."""
+
+    moved_to: str
+    reason: str
+    recovered: int = field(metadata={"doc": "events copied to the fresh outbox"})
+    unreadable: int = field(metadata={"doc": "rows or pages that could not be read"})
+    lost: list[list[int]] = field(default_factory=list, metadata={
+        "doc": "seq ranges [first, last] that are gone for good; receivers stop waiting for "
+               "them and record them as lost"})
+
+
+@event_type("device.update_failed", prio=Prio.OPERATIONAL)
+@dataclass
+class UpdateFailed:
+    """An A/B update was installed but its trial boot did not commit (the app did not get
+    healthy, or the boot never came up): the device runs its old slot again (images/)."""
+
+    slot: str = field(metadata={"doc": "the root slot the update was written to (A or B)"})
+    running: str = field(metadata={"doc": "the committed slot the device runs again"})
+    version: str
+    reason: str
+    installed_at: str = ""
+
+
+@event_type("gateway.gap_unrecoverable", prio=Prio.LOSS)
+@dataclass
+class GapUnrecoverable:
+    """From a gateway: seqs of a device that no one holds any more (a gateway database was
+    lost after acknowledging them and the device has pruned them).  The store records them
+    as an ``unrecoverable`` gap and stops waiting for them."""
+
+    dev: str
+    kind: str
+    first: int = field(metadata={"doc": "first seq gone for good"})
+    last: int = field(metadata={"doc": "last seq gone for good"})
+    held_from: int = field(metadata={"doc": "oldest seq the device still held"})
+
+
+@event_type("gateway.status", prio=Prio.OPERATIONAL)
+@dataclass
+class GatewayStatus:
+    """A gateway's own health, every ``relay.status_every_s`` seconds and on a link change."""
+
+    up: bool = field(metadata={"doc": "connected to the store broker"})
+    down: bool = field(metadata={"doc": "connected to the in-store broker"})
+    rejects: dict[str, int] = field(metadata={
+        "doc": "messages rejected since the gateway database was created, by reason"})
+    backlog: dict[str, int] = field(metadata={
+        "doc": "per device: seqs held but not yet confirmed by the store (events)"})
+    forwarded: int = field(metadata={"doc": "events sent upstream by this process"})
+    commands_dropped: int = 0
+
+
+@dataclass
+class FieldSummary:
+    """min / max / last of one numeric field over the coalesced events."""
+
+    min: float
+    max: float
+    last: float
+
+
+@event_type("telemetry.coalesced", prio=Prio.TELEMETRY)
+@dataclass
+class TelemetryCoalesced:
+    """Telemetry events merged under storage pressure (priority 3 only, never 0-2).
+
+    ``covers`` lists the seq ranges ``[first, last]`` this summary replaces; a receiver counts
+    them as delivered.
+    """
+
+    of_type: str
+    count: int
+    first_ts: str
+    last_ts: str
+    covers: list[list[int]]
+    fields: dict[str, FieldSummary]
+
+
+@event_type("sim.counter", prio=Prio.OPERATIONAL)
+@dataclass
+class SimCounter:
+    """A numbered event from a simulated device (demo, fault tests)."""
+
+    n: int
+    pad: str = ""
+
+
+@event_type("sim.reading", prio=Prio.TELEMETRY)
+@dataclass
+class SimReading:
+    """A telemetry reading from a simulated device (demo, storage-pressure tests)."""
+
+    value: float
+    n: int = 0
