@@ -1,16 +1,22 @@
-"""Exceptions of storeedge.native: one base class, each also a matching built-in."""
+"""Exceptions of storeedge.native: one base class (a :class:`storeedge.exc.StoreedgeError`),
+each also a matching built-in."""
+from storeedge.exc import EX_DATAERR, EX_UNAVAILABLE, StoreedgeError
 
 
-class NativeError(Exception):
+class NativeError(StoreedgeError):
     """Base class of every storeedge.native error."""
 
 
 class NativeBackendError(NativeError, ImportError):
     """A compiled kernel could not be loaded."""
 
+    exit_code = EX_UNAVAILABLE
+
 
 class NativeInputError(NativeError, ValueError):
     """An input array has the wrong dtype, shape, layout or value range."""
+
+    exit_code = EX_DATAERR
 
 
 class GS1Error(NativeInputError):

@@ -1,5 +1,5 @@
 """Exceptions of storeedge.server."""
-from storeedge.exc import StoreedgeError
+from storeedge.exc import EX_CONFIG, EX_UNAVAILABLE, StoreedgeError
 
 
 class StoreServerError(StoreedgeError, RuntimeError):
@@ -9,6 +9,10 @@ class StoreServerError(StoreedgeError, RuntimeError):
 class StoreDatabaseError(StoreServerError):
     """The store database cannot be opened or written."""
 
+    exit_code = EX_UNAVAILABLE
+
 
 class SecurityConfigError(StoreServerError, ValueError):
     """The store server's security settings are missing (no seal key and not insecure)."""
+
+    exit_code = EX_CONFIG

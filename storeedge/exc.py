@@ -17,6 +17,8 @@ EX_DATAERR = 65
 """Exit status of bad input data (sysexits ``EX_DATAERR``)."""
 EX_NOPERM = 77
 """Exit status of a refused permission (sysexits ``EX_NOPERM``)."""
+EX_IOERR = 74
+"""Exit status of a failed read or write of a file or device (sysexits ``EX_IOERR``)."""
 
 
 class StoreedgeError(Exception):

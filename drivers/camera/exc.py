@@ -1,5 +1,6 @@
 """Exceptions of storeedge.drivers.camera (all are storeedge.drivers.exc.DriverError)."""
 from storeedge.drivers.exc import BackendUnavailable, DeviceIOError, DriverError
+from storeedge.exc import EX_DATAERR
 
 
 class CameraError(DriverError):
@@ -16,3 +17,5 @@ class CameraIOError(CameraError, DeviceIOError):
 
 class ReplayError(CameraError, ValueError):
     """A replay source (image folder or recording) is empty or malformed."""
+
+    exit_code = EX_DATAERR

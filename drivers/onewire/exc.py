@@ -6,6 +6,7 @@ was wrong, because a freezer monitor must keep sampling through it.  Exceptions 
 and for a bus that cannot be used at all.
 """
 from storeedge.drivers.exc import DeviceIOError, DriverError
+from storeedge.exc import EX_DATAERR, EX_UNAVAILABLE
 
 
 class OneWireError(DriverError):
@@ -15,9 +16,13 @@ class OneWireError(DriverError):
 class BusNotFound(OneWireError, FileNotFoundError):
     """The sysfs root has no 1-Wire bus master (is the w1-gpio overlay enabled?)."""
 
+    exit_code = EX_UNAVAILABLE
+
 
 class BadRomId(OneWireError, ValueError):
     """A ROM id that is not ``ff-xxxxxxxxxxxx`` (family code, dash, 12 hex digits)."""
+
+    exit_code = EX_DATAERR
 
 
 class ProbeIOError(OneWireError, DeviceIOError):
@@ -26,3 +31,5 @@ class ProbeIOError(OneWireError, DeviceIOError):
 
 class ConversionTimeUnsupported(OneWireError, NotImplementedError):
     """The kernel has no ``conv_time`` attribute (w1_therm before Linux 5.10)."""
+
+    exit_code = EX_UNAVAILABLE

@@ -1,7 +1,9 @@
-"""Exceptions of storeedge.firmware.console: one base class, each also a matching built-in."""
+"""Exceptions of storeedge.firmware.console: one base class (a
+:class:`storeedge.exc.StoreedgeError`), each also a matching built-in."""
+from storeedge.exc import EX_CONFIG, EX_IOERR, StoreedgeError
 
 
-class ConsoleError(Exception):
+class ConsoleError(StoreedgeError):
     """Base class of every storeedge.firmware.console error."""
 
 
@@ -11,6 +13,8 @@ class CommandError(ConsoleError, ValueError):
 
 class ConfigValueError(ConsoleError, ValueError):
     """A candidate-config edit was refused; carries the key, the reason and the allowed range."""
+
+    exit_code = EX_CONFIG
 
     def __init__(self, key: str, reason: str, allowed: str = ""):
         self.key = key
@@ -23,9 +27,13 @@ class ConfigValueError(ConsoleError, ValueError):
 class StoreError(ConsoleError, OSError):
     """The versioned config store could not read or write a version."""
 
+    exit_code = EX_IOERR
+
 
 class SecretError(ConsoleError, ValueError):
     """The technician secret file is missing, malformed or the new secret is unacceptable."""
+
+    exit_code = EX_CONFIG
 
 
 class TargetError(ConsoleError, RuntimeError):
@@ -35,6 +43,8 @@ class TargetError(ConsoleError, RuntimeError):
 class EchoingPort(ConsoleError, ValueError):
     """The console port echoes what the console writes (``loop://``, a line with echo on):
     the console would read its own prompts as passwords."""
+
+    exit_code = EX_CONFIG
 
     def __init__(self, url: str):
         super().__init__(f"console port {url!r} echoes everything written to it (loop:// or a "

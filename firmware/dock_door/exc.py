@@ -4,14 +4,17 @@ A *denied credential* is not an exception: verification returns a :class:`Decisi
 reason.  These exceptions are for programming and operating errors (bad key file, corrupt
 state database, a relay that does not follow its command).
 """
+from storeedge.exc import EX_CONFIG, EX_DATAERR, EX_IOERR, StoreedgeError
 
 
-class DoorError(Exception):
+class DoorError(StoreedgeError):
     """Base class of every dock door error."""
 
 
 class CredentialFormatError(DoorError, ValueError):
     """A QR text or payload that is not a well-formed credential; ``.reason`` names the denial."""
+
+    exit_code = EX_DATAERR
 
     def __init__(self, message: str, reason: str = "malformed"):
         super().__init__(message)
@@ -21,6 +24,8 @@ class CredentialFormatError(DoorError, ValueError):
 class KeyFileError(DoorError, ValueError):
     """A key file that cannot be read or has the wrong format."""
 
+    exit_code = EX_CONFIG
+
 
 class UnknownKeyError(DoorError, KeyError):
     """A key id that is not in the trust store."""
@@ -29,9 +34,13 @@ class UnknownKeyError(DoorError, KeyError):
 class RevocationListError(DoorError, ValueError):
     """A revocation list that is malformed, badly signed, for another store, or older."""
 
+    exit_code = EX_DATAERR
+
 
 class StateStoreError(DoorError, OSError):
     """The door's state database cannot be opened or written."""
+
+    exit_code = EX_IOERR
 
 
 class RelayFault(DoorError, RuntimeError):

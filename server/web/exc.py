@@ -1,4 +1,5 @@
 """Exceptions of the store page (storeedge.server.web)."""
+from storeedge.exc import EX_DATAERR, EX_NOPERM
 from storeedge.server.exc import StoreServerError
 
 
@@ -9,9 +10,13 @@ class WebError(StoreServerError):
 class FormError(WebError, ValueError):
     """A form field is missing, too long or not allowed; the message names the field."""
 
+    exit_code = EX_DATAERR
+
 
 class AuthError(WebError, PermissionError):
     """Wrong name/password, locked account, expired session or missing permission."""
+
+    exit_code = EX_NOPERM
 
 
 class LockedOut(AuthError):
