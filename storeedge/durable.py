@@ -16,7 +16,7 @@ import queue
 import sqlite3
 import threading
 import time
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 from storeedge.atomic import fsync_dir
 from storeedge.exc import OutboxClosed, OutboxError, StoreedgeError
@@ -309,9 +309,3 @@ def read_all(conn: sqlite3.Connection, lock: threading.RLock, sql: str,
     """Run a read query under the writer's lock (the connection is shared)."""
     with lock:
         return conn.execute(sql, params).fetchall()
-
-
-def chunks(seq: Sequence, size: int) -> Iterator[Sequence]:
-    """``seq`` in slices of at most ``size``."""
-    for i in range(0, len(seq), size):
-        yield seq[i:i + size]

@@ -272,13 +272,3 @@ class Watermark:
         if self._lo[0] == self.wm + 1:
             self.wm = self._hi[0]
             del self._lo[0], self._hi[0]
-
-    def holes(self, limit: int = 10) -> list[tuple[int, int]]:
-        """Missing seq ranges between the watermark and the highest seq held."""
-        out, prev = [], self.wm
-        for lo, hi in zip(self._lo, self._hi):
-            out.append((prev + 1, lo - 1))
-            if len(out) >= limit:
-                break
-            prev = hi
-        return out

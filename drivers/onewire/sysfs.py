@@ -108,14 +108,6 @@ class SysfsBus:
             return parse_temperature(text, rom)
         return parse_w1_slave(text, rom)
 
-    def resolution_bits(self, rom: str) -> int | None:
-        """The probe's resolution from ``resolution`` (9..12), or None if not exposed."""
-        try:
-            text = self._read_attr(self.root / check_rom(rom) / "resolution").strip()
-        except FileNotFoundError:
-            return None
-        return int(text) if text.lstrip("-").isdigit() and int(text) > 0 else None
-
     def measure_conversion_ms(self, rom: str) -> float:
         """Measure the probe's conversion time in milliseconds at its current resolution.
 

@@ -19,7 +19,7 @@ import hashlib
 import logging
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Callable
 
 from storeedge.drivers.clock import Clock
@@ -346,7 +346,3 @@ class DoorController:
         for sw in self._inputs:
             sw.close()
         self._inputs.clear()
-
-
-def status_dict(status: DoorStatus) -> dict:
-    return asdict(status)

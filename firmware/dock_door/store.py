@@ -120,11 +120,6 @@ class DoorStateStore:
         self._tx(lambda db: db.execute(
             "INSERT OR REPLACE INTO trusted_keys VALUES (?, ?, ?)", (kid, raw, now)))
 
-    def untrust_key(self, kid: int) -> bool:
-        """Remove key ``kid``; True when it was trusted."""
-        return bool(self._tx(lambda db: db.execute(
-            "DELETE FROM trusted_keys WHERE kid = ?", (kid,)).rowcount))
-
     def apply_keyset(self, data: bytes, *, store: str, now: float = 0.0) -> KeyAnnouncement:
         """Verify a key announcement signed by a trusted, unrevoked key and add its keys.
 

@@ -110,9 +110,6 @@ class FreezerRules:
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
-    def unit_of(self, probe: str) -> UnitRules:
-        return self.units[self.probes[probe].unit]
-
 
 def parse_hhmm(text: str) -> tuple[int, int]:
     """``"06:30"`` -> ``(6, 30)``; ValueError for anything else."""

@@ -290,8 +290,7 @@ def test_a_large_signed_revocation_list_arrives_as_a_manager_command(door):
     """2,000 revoked codes (~90 KiB signed command) fit the command size bound."""
     app, _factory, kit, send = door
     key = generate_signing_key(1)
-    app.ctl.p.state.untrust_key(1)
-    app.ctl.p.state.trust_key(1, key.public)
+    app.ctl.p.state.trust_key(1, key.public)         # replaces the fixture's key 1
     creds = frozenset(os.urandom(12) for _ in range(2000))
     rl = sign_revocations(key, RevocationList("s0042", 3, int(time.time()), creds)).decode()
     payload = kit.sign("dock_door", "door-1", "revocations", {"list": rl}, by="maria")
