@@ -1,9 +1,9 @@
 """Event types of the shared service code (every device may emit these)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from storeedge.events import Prio, event_type
+from storeedge.events import Prio, doc_field, event_type
 
 
 @event_type("device.started", prio=Prio.OPERATIONAL)
@@ -13,7 +13,7 @@ class DeviceStarted:
 
     app: str
     version: str
-    pending: int = field(metadata={"doc": "events waiting for acknowledgement", "unit": "events"})
+    pending: int = doc_field("events waiting for acknowledgement", "events")
     last_seq: int
 
 
@@ -28,9 +28,8 @@ class DeviceCommand:
     ok: bool
     result: dict | None = None
     error: str | None = None
-    role: str = field(default="", metadata={
-        "doc": "the signer's role (associate, manager, technician, store_server); empty for an "
-               "unsigned command accepted in insecure mode"})
+    role: str = doc_field("the signer's role (associate, manager, technician, store_server); "
+                          "empty for an unsigned command accepted in insecure mode", default="")
 
 
 @event_type("device.commands_refused", prio=Prio.OPERATIONAL)
@@ -42,11 +41,9 @@ class CommandsRefused:
     role_not_allowed, unknown_command, rate_limited, queue_full, retained.
     """
 
-    count: int = field(metadata={"doc": "refusals since the previous summary",
-                                 "unit": "commands"})
+    count: int = doc_field("refusals since the previous summary", "commands")
     reasons: dict[str, int]
-    total: int = field(metadata={"doc": "refusals since the service started",
-                                 "unit": "commands"})
+    total: int = doc_field("refusals since the service started", "commands")
     last_name: str = ""
     last_detail: str = ""
 
@@ -58,11 +55,11 @@ class OutboxSalvaged:
 
     moved_to: str
     reason: str
-    recovered: int = field(metadata={"doc": "events copied to the fresh outbox"})
-    unreadable: int = field(metadata={"doc": "rows or pages that could not be read"})
-    lost: list[list[int]] = field(default_factory=list, metadata={
-        "doc": "seq ranges [first, last] that are gone for good; receivers stop waiting for "
-               "them and record them as lost"})
+    recovered: int = doc_field("events copied to the fresh outbox")
+    unreadable: int = doc_field("rows or pages that could not be read")
+    lost: list[list[int]] = doc_field(
+        "seq ranges [first, last] that are gone for good; receivers stop waiting for them and "
+        "record them as lost", default_factory=list)
 
 
 @event_type("device.update_failed", prio=Prio.OPERATIONAL)
@@ -71,8 +68,8 @@ class UpdateFailed:
     """An A/B update was installed but its trial boot did not commit (the app did not get
     healthy, or the boot never came up): the device runs its old slot again (images/)."""
 
-    slot: str = field(metadata={"doc": "the root slot the update was written to (A or B)"})
-    running: str = field(metadata={"doc": "the committed slot the device runs again"})
+    slot: str = doc_field("the root slot the update was written to (A or B)")
+    running: str = doc_field("the committed slot the device runs again")
     version: str
     reason: str
     installed_at: str = ""
@@ -87,9 +84,9 @@ class GapUnrecoverable:
 
     dev: str
     kind: str
-    first: int = field(metadata={"doc": "first seq gone for good"})
-    last: int = field(metadata={"doc": "last seq gone for good"})
-    held_from: int = field(metadata={"doc": "oldest seq the device still held"})
+    first: int = doc_field("first seq gone for good")
+    last: int = doc_field("last seq gone for good")
+    held_from: int = doc_field("oldest seq the device still held")
 
 
 @event_type("gateway.status", prio=Prio.OPERATIONAL)
@@ -97,13 +94,13 @@ class GapUnrecoverable:
 class GatewayStatus:
     """A gateway's own health, every ``relay.status_every_s`` seconds and on a link change."""
 
-    up: bool = field(metadata={"doc": "connected to the store broker"})
-    down: bool = field(metadata={"doc": "connected to the in-store broker"})
-    rejects: dict[str, int] = field(metadata={
-        "doc": "messages rejected since the gateway database was created, by reason"})
-    backlog: dict[str, int] = field(metadata={
-        "doc": "per device: seqs held but not yet confirmed by the store (events)"})
-    forwarded: int = field(metadata={"doc": "events sent upstream by this process"})
+    up: bool = doc_field("connected to the store broker")
+    down: bool = doc_field("connected to the in-store broker")
+    rejects: dict[str, int] = doc_field(
+        "messages rejected since the gateway database was created, by reason")
+    backlog: dict[str, int] = doc_field(
+        "per device: seqs held but not yet confirmed by the store (events)")
+    forwarded: int = doc_field("events sent upstream by this process")
     commands_dropped: int = 0
 
 

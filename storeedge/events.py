@@ -86,6 +86,17 @@ def event_type(name: str, prio: int):
     return register
 
 
+def doc_field(text: str, unit: str | None = None, **kwargs: Any) -> Any:
+    """A documented event-body field: the one way every events module writes one.
+
+    ``text`` becomes the field's JSON Schema ``description`` and ``unit`` (e.g. ``"degC"``,
+    ``"s"``, ``"count"``) its ``x-unit``; ``kwargs`` (``default=``, ``default_factory=``) go
+    to :func:`dataclasses.field`.
+    """
+    meta = {"doc": text, "unit": unit} if unit else {"doc": text}
+    return dataclasses.field(metadata=meta, **kwargs)
+
+
 def load_all_event_types() -> dict[str, EventType]:
     """Import the core event modules and every registered app's, and return the registry."""
     from storeedge import apps

@@ -6,40 +6,33 @@ its longest side, typically 3-8 kB).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from storeedge.events import Prio, event_type
-
-
-def _f(doc: str, unit: str | None = None):
-    meta = {"doc": doc}
-    if unit:
-        meta["unit"] = unit
-    return field(metadata=meta)
+from storeedge.events import Prio, doc_field, event_type
 
 
 @dataclass
 class Evidence:
     """What an associate needs to judge an alert."""
 
-    keyframe_jpeg: str | None = _f("base64 JPEG of the item at the scanner, or null")
-    code_seen: str | None = _f("code the camera read on the item (decoded text), or null")
-    code_seen_format: str | None = _f("symbology of code_seen, e.g. EAN-13")
-    pos_line: str | None = _f("the POS line matched to the pass (raw, printable), or null")
-    pass_start: float = _f("when the item entered the view", "s since epoch")
-    pass_end: float = _f("when the item reached the bagging area", "s since epoch")
+    keyframe_jpeg: str | None = doc_field("base64 JPEG of the item at the scanner, or null")
+    code_seen: str | None = doc_field("code the camera read on the item (decoded text), or null")
+    code_seen_format: str | None = doc_field("symbology of code_seen, e.g. EAN-13")
+    pos_line: str | None = doc_field("the POS line matched to the pass (raw, printable), or null")
+    pass_start: float = doc_field("when the item entered the view", "s since epoch")
+    pass_end: float = doc_field("when the item reached the bagging area", "s since epoch")
 
 
 @dataclass
 class _Alert:
     """The body both alert levels share."""
 
-    txn: str = _f("transaction id")
-    reason: str = _f("missed_scan or ticket_switch")
-    incident: int = _f("incident number within the transaction", "count")
-    pass_id: int = _f("item pass id")
-    latency_s: float = _f("alert time minus pass end", "s")
-    evidence: Evidence = _f("evidence")
+    txn: str = doc_field("transaction id")
+    reason: str = doc_field("missed_scan or ticket_switch")
+    incident: int = doc_field("incident number within the transaction", "count")
+    pass_id: int = doc_field("item pass id")
+    latency_s: float = doc_field("alert time minus pass end", "s")
+    evidence: Evidence = doc_field("evidence")
 
 
 @event_type("checkout.nudge", prio=Prio.LOSS)
@@ -59,10 +52,10 @@ class Escalate(_Alert):
 class ScanNote:
     """Informational: a scan with no item pass seen, or a double scan of one item."""
 
-    txn: str = _f("transaction id")
-    kind: str = _f("no_pass or double")
-    pos_line: str = _f("the POS line (raw, printable)")
-    scan_time: float = _f("when the line arrived", "s since epoch")
+    txn: str = doc_field("transaction id")
+    kind: str = doc_field("no_pass or double")
+    pos_line: str = doc_field("the POS line (raw, printable)")
+    scan_time: float = doc_field("when the line arrived", "s since epoch")
 
 
 @event_type("checkout.blind", prio=Prio.OPERATIONAL)
@@ -70,9 +63,9 @@ class ScanNote:
 class Blind:
     """The camera delivered no frames: nothing is alerted for this interval."""
 
-    start: float = _f("last frame before the gap", "s since epoch")
-    end: float = _f("first frame after the gap", "s since epoch")
-    duration_s: float = _f("length of the gap", "s")
+    start: float = doc_field("last frame before the gap", "s since epoch")
+    end: float = doc_field("first frame after the gap", "s since epoch")
+    duration_s: float = doc_field("length of the gap", "s")
 
 
 @event_type("checkout.pos_rejected", prio=Prio.OPERATIONAL)
@@ -80,10 +73,10 @@ class Blind:
 class PosRejected:
     """POS lines rejected since the last such event (at most one event per interval)."""
 
-    count: int = _f("lines rejected since the previous event", "lines")
-    total: int = _f("lines rejected since start", "lines")
-    last_reason: str = _f("why the last one was rejected")
-    last_sample: str = _f("the last rejected line, escaped, at most 40 characters")
+    count: int = doc_field("lines rejected since the previous event", "lines")
+    total: int = doc_field("lines rejected since start", "lines")
+    last_reason: str = doc_field("why the last one was rejected")
+    last_sample: str = doc_field("the last rejected line, escaped, at most 40 characters")
 
 
 @event_type("checkout.transaction", prio=Prio.OPERATIONAL)
@@ -91,15 +84,15 @@ class PosRejected:
 class Transaction:
     """Summary of a finished transaction."""
 
-    txn: str = _f("transaction id")
-    passes: int = _f("item passes seen", "count")
-    scans: int = _f("POS scans", "count")
-    missed: int = _f("missed-scan incidents", "count")
-    switches: int = _f("ticket-switch incidents", "count")
-    nudges: int = _f("nudges sent", "count")
-    escalations: int = _f("escalations sent", "count")
-    blind_s: float = _f("time the camera was blind during the transaction", "s")
-    frames_dropped: int = _f("frames dropped by the bounded queue since start", "frames")
+    txn: str = doc_field("transaction id")
+    passes: int = doc_field("item passes seen", "count")
+    scans: int = doc_field("POS scans", "count")
+    missed: int = doc_field("missed-scan incidents", "count")
+    switches: int = doc_field("ticket-switch incidents", "count")
+    nudges: int = doc_field("nudges sent", "count")
+    escalations: int = doc_field("escalations sent", "count")
+    blind_s: float = doc_field("time the camera was blind during the transaction", "s")
+    frames_dropped: int = doc_field("frames dropped by the bounded queue since start", "frames")
 
 
 @event_type("checkout.pass", prio=Prio.TELEMETRY)
@@ -107,12 +100,12 @@ class Transaction:
 class Pass:
     """An item pass and how it matched the POS (telemetry)."""
 
-    txn: str = _f("transaction id")
-    pass_id: int = _f("item pass id")
-    start: float = _f("entered the view", "s since epoch")
-    end: float = _f("reached the bagging area", "s since epoch")
-    codes_seen: list[str] = _f("item keys read on the item")
-    outcome: str = _f("ok, missed or switch (one per code slot, comma separated)")
+    txn: str = doc_field("transaction id")
+    pass_id: int = doc_field("item pass id")
+    start: float = doc_field("entered the view", "s since epoch")
+    end: float = doc_field("reached the bagging area", "s since epoch")
+    codes_seen: list[str] = doc_field("item keys read on the item")
+    outcome: str = doc_field("ok, missed or switch (one per code slot, comma separated)")
 
 
 @event_type("checkout.lane_status", prio=Prio.OPERATIONAL)
@@ -121,18 +114,19 @@ class LaneStatus:
     """The lane's state: sent when it changes (POS stalled or back, image degraded or back)
     and after every transaction (with the learned POS timing)."""
 
-    state: str = _f("ok, pos_stalled or degraded (degraded wins when both)")
-    reason: str = _f("why (empty when ok): e.g. 'no POS line for 31 s while 3 items "
-                     "passed', 'image noise sigma 14.2 at luma 35'")
-    pos_delay_s: float | None = _f("learned POS delay: scan arrival minus the middle of the "
-                                   "item's time over the scanner (median), or null", "s")
-    pos_spread_s: float | None = _f("spread of that delay (scaled MAD), or null", "s")
-    match_window_s: float = _f("a pass waits this long after leaving the scanner for its "
-                               "scan", "s")
-    timing_samples: int = _f("matched passes the timing was learned from", "count")
-    noise_sigma: float = _f("estimated image noise (standard deviation)", "grey levels")
-    luma: float = _f("mean image brightness", "grey levels")
-    phantom_codes: int = _f("codes read only once (possible misreads), not alerted, since "
-                            "start", "count")
-    unverified_passes: int = _f("passes not judged (POS stalled or image degraded) since "
-                                "start", "count")
+    state: str = doc_field("ok, pos_stalled or degraded (degraded wins when both)")
+    reason: str = doc_field("why (empty when ok): e.g. 'no POS line for 31 s while 3 items "
+                            "passed', 'image noise sigma 14.2 at luma 35'")
+    pos_delay_s: float | None = doc_field(
+        "learned POS delay: scan arrival minus the middle of the item's time over the scanner "
+        "(median), or null", "s")
+    pos_spread_s: float | None = doc_field("spread of that delay (scaled MAD), or null", "s")
+    match_window_s: float = doc_field("a pass waits this long after leaving the scanner for "
+                                      "its scan", "s")
+    timing_samples: int = doc_field("matched passes the timing was learned from", "count")
+    noise_sigma: float = doc_field("estimated image noise (standard deviation)", "grey levels")
+    luma: float = doc_field("mean image brightness", "grey levels")
+    phantom_codes: int = doc_field("codes read only once (possible misreads), not alerted, "
+                                   "since start", "count")
+    unverified_passes: int = doc_field("passes not judged (POS stalled or image degraded) "
+                                       "since start", "count")

@@ -5,13 +5,9 @@ Secrets never appear in a body: config values of ``secret=True`` settings are ma
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from storeedge.events import Prio, event_type
-
-
-def _doc(text: str, unit: str | None = None) -> dict:
-    return {"doc": text, "unit": unit} if unit else {"doc": text}
+from storeedge.events import Prio, doc_field, event_type
 
 
 @event_type("console.login", prio=Prio.OPERATIONAL)
@@ -19,7 +15,7 @@ def _doc(text: str, unit: str | None = None) -> dict:
 class ConsoleLogin:
     """A technician logged in on the serial console."""
 
-    port: str = field(metadata=_doc("serial port URL of the console"))
+    port: str = doc_field("serial port URL of the console")
 
 
 @event_type("console.login_failed", prio=Prio.SAFETY)
@@ -27,10 +23,10 @@ class ConsoleLogin:
 class ConsoleLoginFailed:
     """A wrong technician secret was typed (or a login was refused during a lockout)."""
 
-    port: str = field(metadata=_doc("serial port URL of the console"))
-    failures: int = field(metadata=_doc("consecutive failures, including this one"))
-    locked_for_s: float = field(metadata=_doc("lockout now in force (0 = none)", "s"))
-    refused: bool = field(metadata=_doc("true: attempt made during a lockout, not checked"))
+    port: str = doc_field("serial port URL of the console")
+    failures: int = doc_field("consecutive failures, including this one")
+    locked_for_s: float = doc_field("lockout now in force (0 = none)", "s")
+    refused: bool = doc_field("true: attempt made during a lockout, not checked")
 
 
 @event_type("console.logout", prio=Prio.OPERATIONAL)
@@ -38,17 +34,17 @@ class ConsoleLoginFailed:
 class ConsoleLogout:
     """A console session ended."""
 
-    port: str = field(metadata=_doc("serial port URL of the console"))
-    reason: str = field(metadata=_doc("logout, ctrl-d, idle timeout or disconnect"))
+    port: str = doc_field("serial port URL of the console")
+    reason: str = doc_field("logout, ctrl-d, idle timeout or disconnect")
 
 
 @dataclass
 class ConfigChange:
     """One changed setting; values rendered as text, secrets as ********."""
 
-    key: str = field(metadata=_doc("dotted config key"))
-    old: str | None = field(metadata=_doc("value before (null: not set)"))
-    new: str | None = field(metadata=_doc("value after (null: not set)"))
+    key: str = doc_field("dotted config key")
+    old: str | None = doc_field("value before (null: not set)")
+    new: str | None = doc_field("value after (null: not set)")
 
 
 @event_type("console.commit", prio=Prio.OPERATIONAL)
@@ -56,13 +52,13 @@ class ConfigChange:
 class ConfigCommitted:
     """A config version was committed (by a technician or by an automatic rollback)."""
 
-    version: int = field(metadata=_doc("new version number"))
-    previous: int = field(metadata=_doc("version it replaced"))
-    by: str = field(metadata=_doc("console, console:auto-rollback, ..."))
-    note: str = field(metadata=_doc("commit note"))
-    confirm_within_s: float | None = field(
-        metadata=_doc("commit confirmed: rolls back unless confirmed within this", "s"))
-    changes: list[ConfigChange] = field(metadata=_doc("the diff, secrets masked"))
+    version: int = doc_field("new version number")
+    previous: int = doc_field("version it replaced")
+    by: str = doc_field("console, console:auto-rollback, ...")
+    note: str = doc_field("commit note")
+    confirm_within_s: float | None = doc_field(
+        "commit confirmed: rolls back unless confirmed within this", "s")
+    changes: list[ConfigChange] = doc_field("the diff, secrets masked")
 
 
 @event_type("console.confirm", prio=Prio.OPERATIONAL)
@@ -70,7 +66,7 @@ class ConfigCommitted:
 class ConfigConfirmed:
     """A `commit confirmed` was confirmed and is now permanent."""
 
-    version: int = field(metadata=_doc("confirmed version"))
+    version: int = doc_field("confirmed version")
 
 
 @event_type("console.selftest", prio=Prio.OPERATIONAL)
@@ -78,6 +74,6 @@ class ConfigConfirmed:
 class SelfTestRun:
     """A hardware self-test was run from the console."""
 
-    test: str = field(metadata=_doc("relay, sensors, camera or scanner"))
-    passed: bool = field(metadata=_doc("overall result"))
-    detail: str = field(metadata=_doc("one-line summary"))
+    test: str = doc_field("relay, sensors, camera or scanner")
+    passed: bool = doc_field("overall result")
+    detail: str = doc_field("one-line summary")

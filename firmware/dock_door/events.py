@@ -6,31 +6,18 @@ put in events (``text_sha`` is a short hash to correlate repeated bad scans).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from storeedge.events import event_type
 from storeedge.audit import ChainLink
-
-# (type name) -> (dataclass, priority 0..3): the door's own types, also in the common REGISTRY
-EVENT_TYPES: dict[str, tuple[type, int]] = {}
+from storeedge.events import REGISTRY, Prio, doc_field, event_type
 
 
-def _door_event(name: str, prio: int):
-    def wrap(cls):
-        cls = event_type(name, prio)(cls)
-        EVENT_TYPES[name] = (cls, prio)
-        return cls
-    return wrap
+def _chain():
+    """The ``chain`` field every door body ends with (filled in by the audit chain)."""
+    return doc_field("audit chain link", default=None)
 
 
-def _doc(text: str, unit: str | None = None):
-    meta = {"doc": text}
-    if unit:
-        meta["unit"] = unit
-    return field(default=None, metadata=meta)
-
-
-@_door_event("door.granted", 1)
+@event_type("door.granted", prio=Prio.LOSS)
 @dataclass
 class DoorGranted:
     """A credential was verified and its use committed; the relay releases next."""
@@ -45,10 +32,10 @@ class DoorGranted:
     not_before: float
     not_after: float
     use: int = 0
-    chain: ChainLink | None = _doc("audit chain link")
+    chain: ChainLink | None = _chain()
 
 
-@_door_event("door.denied", 1)
+@event_type("door.denied", prio=Prio.LOSS)
 @dataclass
 class DoorDenied:
     """A presented QR code was refused; ``reason`` is one of verify.Reason values."""
@@ -60,10 +47,10 @@ class DoorDenied:
     cred_id: str | None = None
     vendor: str | None = None
     po: str | None = None
-    chain: ChainLink | None = _doc("audit chain link")
+    chain: ChainLink | None = _chain()
 
 
-@_door_event("door.state", 2)
+@event_type("door.state", prio=Prio.OPERATIONAL)
 @dataclass
 class DoorState:
     """Lock state changed: locked, unlocking, unlocked, open, jammed."""
@@ -72,61 +59,61 @@ class DoorState:
     prev: str
     cause: str
     lockout: bool
-    chain: ChainLink | None = _doc("audit chain link")
+    chain: ChainLink | None = _chain()
 
 
-@_door_event("door.rex", 2)
+@event_type("door.rex", prio=Prio.OPERATIONAL)
 @dataclass
 class DoorRex:
     """Request-to-exit pressed."""
 
     unlocked: bool
-    chain: ChainLink | None = _doc("audit chain link")
+    chain: ChainLink | None = _chain()
 
 
 @dataclass
 class _Alarm:
     open_s: float
-    chain: ChainLink | None = _doc("audit chain link")
+    chain: ChainLink | None = _chain()
 
 
-@_door_event("door.forced_open", 0)
+@event_type("door.forced_open", prio=Prio.SAFETY)
 @dataclass
 class DoorForcedOpen(_Alarm):
     """The door opened with no grant and no request-to-exit."""
 
 
-@_door_event("door.held_open", 0)
+@event_type("door.held_open", prio=Prio.SAFETY)
 @dataclass
 class DoorHeldOpen(_Alarm):
     """The door stayed open longer than held_open_s after an authorised opening."""
 
 
-@_door_event("door.tamper", 0)
+@event_type("door.tamper", prio=Prio.SAFETY)
 @dataclass
 class DoorTamper(_Alarm):
     """The tamper switch went active."""
 
 
-@_door_event("door.alarm_cleared", 2)
+@event_type("door.alarm_cleared", prio=Prio.OPERATIONAL)
 @dataclass
 class DoorAlarmCleared:
     """An alarm condition ended (the lockout, if any, stays until reset)."""
 
     alarm: str
-    chain: ChainLink | None = _doc("audit chain link")
+    chain: ChainLink | None = _chain()
 
 
-@_door_event("door.lockout", 0)
+@event_type("door.lockout", prio=Prio.SAFETY)
 @dataclass
 class DoorLockout:
     """Grants are refused until reset from the console or the server."""
 
     cause: str
-    chain: ChainLink | None = _doc("audit chain link")
+    chain: ChainLink | None = _chain()
 
 
-@_door_event("door.lockout_reset", 0)
+@event_type("door.lockout_reset", prio=Prio.SAFETY)
 @dataclass
 class DoorLockoutReset:
     """A lockout (or jam) was cleared by an operator."""
@@ -134,19 +121,19 @@ class DoorLockoutReset:
     cause: str
     by: str
     note: str
-    chain: ChainLink | None = _doc("audit chain link")
+    chain: ChainLink | None = _chain()
 
 
-@_door_event("door.jammed", 0)
+@event_type("door.jammed", prio=Prio.SAFETY)
 @dataclass
 class DoorJammed:
     """The relay or lock monitor did not follow its command."""
 
     detail: str
-    chain: ChainLink | None = _doc("audit chain link")
+    chain: ChainLink | None = _chain()
 
 
-@_door_event("door.checkin", 1)
+@event_type("door.checkin", prio=Prio.LOSS)
 @dataclass
 class DoorCheckin:
     """One delivery: scheduled window vs arrival, door times, cold-goods probe reading."""
@@ -162,11 +149,12 @@ class DoorCheckin:
     on_time: bool
     opened_at: float | None = None
     closed_at: float | None = None
-    probe_c: float | None = _doc("cold-goods probe reading at check-in", "degC")
-    chain: ChainLink | None = _doc("audit chain link")
+    probe_c: float | None = doc_field("cold-goods probe reading at check-in", "degC",
+                                      default=None)
+    chain: ChainLink | None = _chain()
 
 
-@_door_event("door.revocations", 2)
+@event_type("door.revocations", prio=Prio.OPERATIONAL)
 @dataclass
 class DoorRevocations:
     """A new signed revocation list was applied."""
@@ -174,10 +162,10 @@ class DoorRevocations:
     serial: int
     creds: int
     keys: int
-    chain: ChainLink | None = _doc("audit chain link")
+    chain: ChainLink | None = _chain()
 
 
-@_door_event("door.boot", 2)
+@event_type("door.boot", prio=Prio.OPERATIONAL)
 @dataclass
 class DoorBoot:
     """The door app started; the relay was locked before anything else."""
@@ -185,10 +173,10 @@ class DoorBoot:
     relay: str
     fail_safe: bool
     replayed: int
-    chain: ChainLink | None = _doc("audit chain link")
+    chain: ChainLink | None = _chain()
 
 
-@_door_event("door.self_test", 2)
+@event_type("door.self_test", prio=Prio.OPERATIONAL)
 @dataclass
 class DoorSelfTest:
     """Relay self-test (console 'test relay')."""
@@ -196,12 +184,15 @@ class DoorSelfTest:
     ok: bool
     detail: str
     by: str
-    chain: ChainLink | None = _doc("audit chain link")
+    chain: ChainLink | None = _chain()
 
 
 def event_from_body(etype: str, body: dict):
-    """Rebuild the event dataclass for a stored body (raises TypeError on unknown fields)."""
-    cls = EVENT_TYPES[etype][0]
+    """Rebuild the event dataclass for a stored door body (raises KeyError for a type that is
+    not a door event, TypeError on unknown fields)."""
+    if not etype.startswith("door."):
+        raise KeyError(etype)
+    cls = REGISTRY[etype].body
     args = dict(body)
     if isinstance(args.get("chain"), dict):
         args["chain"] = ChainLink(**args["chain"])

@@ -9,13 +9,9 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from storeedge.events import Prio, event_type
-
-
-def _doc(text: str, unit: str | None = None) -> dict:
-    return {"doc": text, "unit": unit} if unit else {"doc": text}
+from storeedge.events import Prio, doc_field, event_type
 
 
 @event_type("freezer.alarm", prio=Prio.SAFETY)
@@ -23,21 +19,21 @@ def _doc(text: str, unit: str | None = None) -> dict:
 class FreezerAlarm:
     """A freezer alarm changed: raised, escalated (repeat, not acknowledged), cleared, acked."""
 
-    alarm_id: str = field(metadata=_doc("stable id, e.g. top-hh-1795000123; ack uses it"))
-    action: str = field(metadata=_doc("raised | escalated | cleared | acked"))
-    kind: str = field(metadata=_doc("temperature | sensor_fault | sensor_silent"))
+    alarm_id: str = doc_field("stable id, e.g. top-hh-1795000123; ack uses it")
+    action: str = doc_field("raised | escalated | cleared | acked")
+    kind: str = doc_field("temperature | sensor_fault | sensor_silent")
     probe: str
     unit: str
-    condition: str = field(metadata=_doc("LL/L/H/HH, the fault name, or silent"))
-    severity: str = field(metadata=_doc("critical | warning"))
-    escalation: int = field(metadata=_doc("0 when raised, +1 per unacknowledged repeat"))
-    notify: str = field(metadata=_doc("who this escalation level addresses"))
-    raised_at: str = field(metadata=_doc("when the alarm condition was met (RFC 3339 UTC)"))
+    condition: str = doc_field("LL/L/H/HH, the fault name, or silent")
+    severity: str = doc_field("critical | warning")
+    escalation: int = doc_field("0 when raised, +1 per unacknowledged repeat")
+    notify: str = doc_field("who this escalation level addresses")
+    raised_at: str = doc_field("when the alarm condition was met (RFC 3339 UTC)")
     detail: str
-    value_c: float | None = field(default=None, metadata=_doc("window value", "degC"))
-    limit_c: float | None = field(default=None, metadata=_doc("the limit breached", "degC"))
+    value_c: float | None = doc_field("window value", "degC", default=None)
+    limit_c: float | None = doc_field("the limit breached", "degC", default=None)
     acked_by: str | None = None
-    ack_note: str | None = field(default=None, metadata=_doc("corrective action taken"))
+    ack_note: str | None = doc_field("corrective action taken", default=None)
 
 
 @event_type("freezer.readings", prio=Prio.TELEMETRY)
@@ -47,18 +43,18 @@ class FreezerReadings:
 
     probe: str
     unit: str
-    n: int = field(metadata=_doc("reads in the batch"))
-    faults: int = field(metadata=_doc("reads rejected as faulty"))
-    first_at: str = field(metadata=_doc("time of the first read (RFC 3339 UTC)"))
-    min_c: float | None = field(default=None, metadata=_doc("lowest trusted", "degC"))
-    max_c: float | None = field(default=None, metadata=_doc("highest trusted", "degC"))
-    mean_c: float | None = field(default=None, metadata=_doc("mean of trusted", "degC"))
-    last_c: float | None = field(default=None, metadata=_doc("last trusted", "degC"))
-    offsets_s: list[float] = field(default_factory=list,
-                                   metadata=_doc("time of each read after first_at", "s"))
-    temps_c: list[float | None] = field(default_factory=list,
-                                        metadata=_doc("each read; null when faulty", "degC"))
-    faults_seen: list[str] = field(default_factory=list, metadata=_doc("distinct fault names"))
+    n: int = doc_field("reads in the batch")
+    faults: int = doc_field("reads rejected as faulty")
+    first_at: str = doc_field("time of the first read (RFC 3339 UTC)")
+    min_c: float | None = doc_field("lowest trusted", "degC", default=None)
+    max_c: float | None = doc_field("highest trusted", "degC", default=None)
+    mean_c: float | None = doc_field("mean of trusted", "degC", default=None)
+    last_c: float | None = doc_field("last trusted", "degC", default=None)
+    offsets_s: list[float] = doc_field("time of each read after first_at", "s",
+                                       default_factory=list)
+    temps_c: list[float | None] = doc_field("each read; null when faulty", "degC",
+                                            default_factory=list)
+    faults_seen: list[str] = doc_field("distinct fault names", default_factory=list)
 
 
 @event_type("freezer.haccp", prio=Prio.OPERATIONAL)
@@ -68,13 +64,13 @@ class FreezerHaccp:
 
     record_id: str
     unit: str
-    kind: str = field(metadata=_doc("frozen | chilled"))
-    result: str = field(metadata=_doc("pass | fail | missed"))
-    scheduled_at: str = field(metadata=_doc("the check's scheduled time (RFC 3339 UTC)"))
-    limit_c: float = field(metadata=_doc("compliance limit", "degC"))
+    kind: str = doc_field("frozen | chilled")
+    result: str = doc_field("pass | fail | missed")
+    scheduled_at: str = doc_field("the check's scheduled time (RFC 3339 UTC)")
+    limit_c: float = doc_field("compliance limit", "degC")
     detail: str
-    value_c: float | None = field(default=None, metadata=_doc("warmest probe", "degC"))
-    action: str | None = field(default=None, metadata=_doc("corrective action"))
+    value_c: float | None = doc_field("warmest probe", "degC", default=None)
+    action: str | None = doc_field("corrective action", default=None)
     initials: str | None = None
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import copy
 import json
 
-from storeedge.events import Envelope, validate_body
+from storeedge.events import REGISTRY, Envelope, validate_body
 from storeedge.firmware.common.outbox import Identity, Outbox
 from storeedge.settings import OutboxSection
 from storeedge.audit import ChainEvent, verify_chain
-from storeedge.firmware.dock_door.events import EVENT_TYPES, event_from_body
+from storeedge.firmware.dock_door.events import event_from_body
 
 from helpers.door_rig import make_rig
 
@@ -139,7 +139,7 @@ def test_chain_survives_outbox_and_envelope_json(tmp_path):
     assert len(door_envs) == len(rig.records)
     for e in door_envs:
         validate_body(e.type, e.body)
-        assert e.prio == EVENT_TYPES[e.type][1]
+        assert e.prio == REGISTRY[e.type].prio
     assert verify_chain(door_envs, expected_first=None).ok
     tampered = [Envelope.from_json(json.dumps(dict(json.loads(e.to_json()), body=dict(
         e.body, vendor="EVIL") if e.type == "door.granted" else e.body)).encode())
