@@ -2,6 +2,7 @@
 1 grey level because of floating-point contraction)."""
 from __future__ import annotations
 
+import math
 from collections import deque
 
 import numpy as np
@@ -124,3 +125,203 @@ def edge_run(gray: np.ndarray, line: tuple, n: int, window: int, core_lo: int,
     first = int(before[-1]) + 1 if before.size else 0
     last = int(after[0]) if after.size else pos.size - 1
     return (last - first + 1, int(pos[first]), int(pos[last]), m2)
+
+
+def cell_energy(stats: np.ndarray, npx: float):
+    """(energy, isotropic) per cell, grey^2 float64; see the Cython doc."""
+    sxx, syy, sxy = (s.astype(np.float64) for s in stats)
+    root = np.sqrt((sxx - syy) * (sxx - syy) + 4.0 * (sxy * sxy))
+    return (stats[0] + stats[1]) / npx, (sxx + syy - root) / npx
+
+
+def cell_features(stats: np.ndarray, energy: np.ndarray, npx: float, min_energy: float):
+    """(coherence, angle rad, texture grey^2) of the cells with energy >= min_energy, > 0."""
+    coherence, angle, texture = (np.zeros(energy.shape) for _ in range(3))
+    sel = (energy >= min_energy) & (energy > 0)
+    sxx, syy, sxy = (s[sel].astype(np.float64) for s in stats)
+    trace = sxx + syy
+    root = np.sqrt((sxx - syy) * (sxx - syy) + 4.0 * (sxy * sxy))
+    coherence[sel] = root / trace
+    angle[sel] = 0.5 * np.arctan2(2.0 * sxy, sxx - syy)
+    texture[sel] = (trace - root) / (2.0 * npx)
+    return coherence, angle, texture
+
+
+def _extent(lab: np.ndarray, arr: np.ndarray, n: int):
+    lo, hi = np.full(n + 1, np.inf), np.full(n + 1, -np.inf)
+    np.minimum.at(lo, lab, arr)
+    np.maximum.at(hi, lab, arr)
+    return lo, hi
+
+
+def linear_components(labels: np.ndarray, n: int, weight: np.ndarray, angle: np.ndarray,
+                      cell: int, min_cells: int) -> np.ndarray:
+    """Per label 0..n: count, mean angle, u lo/hi, v lo/hi (px), weight sum; see the
+    Cython doc."""
+    flat = labels.ravel()
+    out = np.zeros((n + 1, 7))
+    out[:, 0] = np.bincount(flat, minlength=n + 1)
+    fg = np.nonzero(flat)[0]
+    lab = flat[fg]
+    wts, a2 = weight.ravel()[fg], 2.0 * angle.ravel()[fg]
+    out[:, 6] = np.bincount(lab, wts, minlength=n + 1)
+    out[:, 1] = 0.5 * np.arctan2(np.bincount(lab, wts * np.sin(a2), minlength=n + 1),
+                                 np.bincount(lab, wts * np.cos(a2), minlength=n + 1))
+    out[:, 2:6] = [[np.inf, -np.inf, np.inf, -np.inf]]
+    keep = out[lab, 0] >= min_cells
+    idx, lab, wts = fg[keep], lab[keep], wts[keep]
+    w = labels.shape[1]
+    px, py = (idx % w + 0.5) * cell, (idx // w + 0.5) * cell
+    ca, sa = np.cos(out[lab, 1]), np.sin(out[lab, 1])
+    u, v = px * ca + py * sa, -px * sa + py * ca
+    if lab.size:
+        out[:, 2], out[:, 3] = _extent(lab, u, n)
+        out[:, 4], out[:, 5] = _extent(lab, v, n)
+    ws = np.maximum(out[:, 6], 1e-9)
+    vmean = np.bincount(lab, wts * v, minlength=n + 1) / ws
+    vvar = np.bincount(lab, wts * v * v, minlength=n + 1) / ws - vmean * vmean
+    vhalf = np.sqrt(np.maximum(vvar, 0.0)) * 2.0
+    big = np.nonzero(out[:, 0] >= min_cells)[0]
+    big = big[big > 0]
+    out[big, 4] = np.maximum(out[big, 4], (vmean - vhalf)[big])
+    out[big, 5] = np.minimum(out[big, 5], (vmean + vhalf)[big])
+    return out
+
+
+def matrix_components(labels: np.ndarray, n: int, active: np.ndarray, energy: np.ndarray,
+                      coherence: np.ndarray, angle: np.ndarray,
+                      texture: np.ndarray) -> np.ndarray:
+    """Per label 0..n over active cells: count, summed-tensor coherence, box y0, y1, x0, x1,
+    texture sum; see the Cython doc."""
+    idx = np.nonzero(active.ravel())[0]
+    lab = labels.ravel()[idx]
+    w = labels.shape[1]
+    out = np.zeros((n + 1, 7))
+    out[:, 0] = np.bincount(lab, minlength=n + 1)
+    e = energy.ravel()[idx]
+    ec, a2 = e * coherence.ravel()[idx], 2.0 * angle.ravel()[idx]
+    out[:, 1] = np.sqrt(np.bincount(lab, ec * np.sin(a2), n + 1) ** 2
+                        + np.bincount(lab, ec * np.cos(a2), n + 1) ** 2) / np.maximum(
+                            np.bincount(lab, e, n + 1), 1e-9)
+    for col, arr in ((2, idx // w), (4, idx % w)):
+        lo, hi = np.full(n + 1, float(1 << 30)), np.zeros(n + 1)
+        np.minimum.at(lo, lab, arr)
+        np.maximum.at(hi, lab, arr + 1)
+        out[:, col], out[:, col + 1] = lo, hi
+    out[:, 6] = np.bincount(lab, texture.ravel()[idx], n + 1)
+    return out
+
+
+def _inside(px: float, py: float, box) -> bool:
+    dx, dy = px - box[0], py - box[1]
+    ca, sa = math.cos(box[4]), math.sin(box[4])
+    return abs(dx * ca + dy * sa) <= box[2] / 2 and abs(-dx * sa + dy * ca) <= box[3] / 2
+
+
+def _refine(gray: np.ndarray, box: list, prm) -> bool:
+    """Refit a 1-D box [cx, cy, length, height, angle, score] in place; see the Cython doc."""
+    cell = prm[0]
+    ux, uy = math.cos(box[4]), math.sin(box[4])
+    extend = max(box[2], 48.0 * cell)
+    n = int(box[2] + 2 * extend)
+    core_lo, core_hi = int(extend), int(extend + box[2])
+    best = (0, 0, 0, 0)
+    for frac in (0.0, -0.25, 0.25):                   # the middle line first
+        x0 = box[0] - n / 2.0 * ux - frac * box[3] * uy
+        y0 = box[1] - n / 2.0 * uy + frac * box[3] * ux
+        line = tuple(int(round(v * 65536.0)) for v in (x0, y0, ux, uy))
+        run = edge_run(gray, line, n, 15, core_lo, core_hi)
+        if run[0] >= prm[3] and run[2] - run[1] > best[2] - best[1]:
+            best = run
+        if best[0] >= 2 * prm[3]:                     # clearly a code: no need for more
+            break
+    count, lo, hi, m2 = best
+    if count == 0 or box[3] - cell < prm[4] * (hi - lo):
+        return False
+    mid = (lo + hi) / 2.0 - n / 2.0
+    box[0], box[1] = box[0] + mid * ux, box[1] + mid * uy
+    box[2] = float(hi - lo + 2.0 * (3.0 * m2 + 2.0))
+    return True
+
+
+def linear_boxes(gray: np.ndarray, comps: np.ndarray, prm: np.ndarray,
+                 max_keep: int) -> np.ndarray:
+    """Kept 1-D boxes (k, 6): cx, cy, length, height, angle, score; see the Cython doc."""
+    cell, qz = prm[0], prm[1]
+    kept: list[list[float]] = []
+    for angle, umin, umax, vmin, vmax, weight in comps:
+        if len(kept) >= max_keep:
+            break
+        ux, uy = math.cos(angle), math.sin(angle)
+        uc, vc = (umax + umin) / 2, (vmax + vmin) / 2
+        box = [uc * ux - vc * uy, uc * uy + vc * ux,
+               (umax - umin + cell) * (1.0 + 2.0 * qz) + 2 * cell, vmax - vmin + 2.0 * cell,
+               angle, weight / prm[2]]
+        if any(_inside(box[0], box[1], k) for k in kept):
+            continue                                  # a piece of a code already found
+        if _refine(gray, box, prm) and not any(_inside(box[0], box[1], k) for k in kept):
+            kept.append(box)
+    return np.array(kept, dtype=np.float64).reshape(len(kept), 6)
+
+
+def _grow(a: np.ndarray, b: list, steps: int) -> None:
+    """Grow the cell box b = [y0, y1, x0, x1] in place; see the Cython doc."""
+    h, w = a.shape
+    for _ in range(steps):
+        grown = False
+        if b[0] > 0 and a[b[0] - 1, b[2]:b[3]].any():
+            b[0], grown = b[0] - 1, True
+        if b[1] < h and a[b[1], b[2]:b[3]].any():
+            b[1], grown = b[1] + 1, True
+        if b[2] > 0 and a[b[0]:b[1], b[2] - 1].any():
+            b[2], grown = b[2] - 1, True
+        if b[3] < w and a[b[0]:b[1], b[3]].any():
+            b[3], grown = b[3] + 1, True
+        if not grown:
+            break
+
+
+def _crossings(gray: np.ndarray, cx: float, cy: float, length: float, height: float,
+               angle: float) -> int:
+    ux, uy = math.cos(angle), math.sin(angle)
+    n = max(int(length), 2)
+    best = 0
+    for k in range(3):
+        off = ((k + 1) / 4.0 - 0.5) * height
+        x0 = cx - n / 2.0 * ux - off * uy
+        y0 = cy - n / 2.0 * uy + off * ux
+        line = tuple(int(round(v * 65536.0)) for v in (x0, y0, ux, uy))
+        best = max(best, len(line_edges(gray, line, n, 9)))
+    return best
+
+
+def _matrix_edges(gray: np.ndarray, c: list, cell: float, min_edges: float) -> bool:
+    across, down = c[2] - 4 * cell, c[3] - 4 * cell
+    for k, size in enumerate((across, min(across, down), down, min(across, down))):
+        size = max(size, 2.0)
+        if _crossings(gray, c[0], c[1], size, size * 0.5, k * math.pi / 4) < min_edges:
+            return False
+    return True
+
+
+def matrix_boxes(gray: np.ndarray, energetic: np.ndarray, comps: np.ndarray,
+                 prm: np.ndarray) -> np.ndarray:
+    """Kept 2-D boxes (k, 6): cx, cy, length, height, 0, score; see the Cython doc."""
+    cell = prm[0]
+    kept = []
+    for y0, y1, x0, x1, texture in comps:
+        b = [int(y0), int(y1), int(x0), int(x1)]
+        _grow(energetic, b, 6)
+        hh, ww = (b[1] - b[0]) * cell, (b[3] - b[2]) * cell
+        if hh <= 0 or ww <= 0:
+            continue
+        if max(hh, ww) > 3 * min(hh, ww) or max(hh, ww) > 80 * cell:
+            continue
+        fill = np.count_nonzero(energetic[b[0]:b[1], b[2]:b[3]]) / ((b[1] - b[0]) * (b[3] - b[2]))
+        if fill < prm[1]:
+            continue
+        c = [float(b[2] + b[3]) * cell / 2, float(b[0] + b[1]) * cell / 2, ww + 2 * (2 * cell),
+             hh + 2 * (2 * cell), 0.0, texture / prm[3] * fill]
+        if _matrix_edges(gray, c, cell, prm[2]):
+            kept.append(c)
+    return np.array(kept, dtype=np.float64).reshape(len(kept), 6)

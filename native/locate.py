@@ -122,26 +122,39 @@ def cell_field(gray: np.ndarray, cell: int = 8, min_energy: float = 0.0) -> Cell
     return _features(stats, energy, cell, min_energy)
 
 
+def _npx(cell: int) -> float:
+    """Sampled px per cell."""
+    return float(((cell + ROW_STEP - 1) // ROW_STEP) ** 2)
+
+
 def _cell_energy(gray: np.ndarray, cell: int):
     """Kernel cell sums (3, H/cell, W/cell) and the mean squared gradient per cell."""
+    stats, energy, _ = _cell_tensor(gray, cell)
+    return stats, energy
+
+
+def _cell_tensor(gray: np.ndarray, cell: int):
+    """Kernel cell sums, energy and isotropic energy per cell (grey^2)."""
     if not 2 <= cell <= 64:
         raise NativeInputError(f"cell must be 2..64 px, got {cell}")
     stats = _k.cell_stats(check_gray(gray), int(cell), ROW_STEP)
-    npx = float(((cell + ROW_STEP - 1) // ROW_STEP) ** 2)
-    return stats, (stats[0] + stats[1]) / npx
+    energy, iso = _k.cell_energy(stats, _npx(cell))
+    return stats, energy, iso
 
 
 def _features(stats: np.ndarray, energy: np.ndarray, cell: int, min_energy: float) -> CellField:
-    npx = float(((cell + ROW_STEP - 1) // ROW_STEP) ** 2)
-    coherence, angle, texture = (np.zeros(energy.shape) for _ in range(3))
-    sel = (energy >= min_energy) & (energy > 0)
-    sxx, syy, sxy = (s[sel].astype(np.float64) for s in stats)
-    trace = sxx + syy
-    root = np.sqrt((sxx - syy) ** 2 + 4.0 * sxy ** 2)
-    coherence[sel] = root / trace
-    angle[sel] = 0.5 * np.arctan2(2.0 * sxy, sxx - syy)
-    texture[sel] = (trace - root) / (2.0 * npx)
+    coherence, angle, texture = _k.cell_features(stats, energy, _npx(cell), float(min_energy))
     return CellField(energy, coherence, angle, texture)
+
+
+def _percentile(a: np.ndarray, q: float) -> float:
+    """``np.percentile(a, q)`` (linear interpolation) by one partial sort."""
+    flat = a.ravel()
+    pos = q / 100.0 * (flat.size - 1)
+    lo = int(pos)
+    hi = min(lo + 1, flat.size - 1)
+    part = np.partition(flat, (lo, hi))
+    return float(part[lo] + (pos - lo) * (part[hi] - part[lo]))
 
 
 def energy_threshold(energy: np.ndarray, p: LocateParams,
@@ -157,18 +170,16 @@ def energy_threshold(energy: np.ndarray, p: LocateParams,
     cells."""
     if energy.size == 0:
         return p.min_energy
-    noise = float(np.percentile(energy, 20))
+    noise = _percentile(energy, 20)
     if isotropic is not None:
-        noise = min(noise, _ISO_NOISE_GAIN * float(np.percentile(isotropic, 20)))
+        noise = min(noise, _ISO_NOISE_GAIN * _percentile(isotropic, 20))
     return max(p.min_energy, p.noise_factor * min(noise, p.max_noise))
 
 
 def isotropic_energy(stats: np.ndarray, cell: int) -> np.ndarray:
     """Per cell: 2 x the smaller eigenvalue of the summed gradient tensor per sampled px
     (grey^2); equals the energy for pure noise, near 0 inside a 1-D code."""
-    npx = float(((cell + ROW_STEP - 1) // ROW_STEP) ** 2)
-    sxx, syy, sxy = (s.astype(np.float64) for s in stats)
-    return (sxx + syy - np.sqrt((sxx - syy) ** 2 + 4.0 * sxy ** 2)) / npx
+    return _k.cell_energy(np.ascontiguousarray(stats, dtype=np.int64), _npx(cell))[1]
 
 
 def label_cells(mask: np.ndarray, bins: np.ndarray, nbins: int, max_diff: int):
@@ -203,9 +214,8 @@ def locate(gray: np.ndarray, max_candidates: int = 8,
     if not set(kinds) <= {"linear", "matrix"}:
         raise NativeInputError(f"kinds must be 'linear' and/or 'matrix', got {kinds!r}")
     gray = check_gray(gray)
-    stats, energy = _cell_energy(gray, params.cell)
-    params = replace(params, min_energy=energy_threshold(energy, params,
-                                                         isotropic_energy(stats, params.cell)))
+    stats, energy, iso = _cell_tensor(gray, params.cell)
+    params = replace(params, min_energy=energy_threshold(energy, params, iso))
     f = _features(stats, energy, params.cell, params.min_energy)
     if f.energy.size == 0 or max_candidates == 0:
         return []
@@ -220,70 +230,33 @@ def locate(gray: np.ndarray, max_candidates: int = 8,
 
 def _linear_candidates(gray: np.ndarray, f: CellField, p: LocateParams,
                        max_keep: int) -> list[Candidate]:
+    """1-D candidates: coherent energetic cells joined by angle, components screened in bulk
+    (size, extent across the bars), then boxed, refitted and kept by the kernel
+    ``linear_boxes`` (see :func:`refine_linear`), heaviest component first."""
     mask = (f.energy >= p.min_energy) & (f.coherence >= p.linear_coherence)
     bins = (((f.angle + math.pi / 2) / math.pi) * NBINS).astype(np.int32) % NBINS
     labels, n = label_cells(mask, bins, NBINS, p.max_angle_diff)
     comps = sorted(_component_table(f, labels, n, p), key=lambda r: -r[-1])
-    out = []
-    for lab, angle, umin, umax, vmin, vmax, wsum in comps:
-        box = _linear_box(angle, (umin, umax, vmin, vmax), wsum, p)
-        if any(_inside(box.center, k) for k in out):
-            continue                                  # a piece of a code already found
-        c = refine_linear(gray, box, p)
-        if c is not None and not any(_inside(c.center, k) for k in out):
-            out.append(c)
-            if len(out) >= max_keep:
-                break
-    return out
+    table = np.array([r[1:] for r in comps], dtype=np.float64).reshape(len(comps), 6)
+    boxes = _k.linear_boxes(gray, table, _linear_prm(p), int(max_keep))
+    return [Candidate("linear", *map(float, b)) for b in boxes]
+
+
+def _linear_prm(p: LocateParams) -> np.ndarray:
+    """The kernel's parameter vector (cell, quiet zone, min energy, min edges, min aspect)."""
+    return np.array([p.cell, p.quiet_zone, p.min_energy, p.min_edges, p.min_aspect],
+                    dtype=np.float64)
 
 
 def _component_table(f: CellField, labels: np.ndarray, n: int, p: LocateParams):
-    """Per component with enough cells: (label, angle, u/v extents px, weight), vectorised."""
-    flat = labels.ravel()
-    counts = np.bincount(flat, minlength=n + 1)
-    good = np.nonzero(counts >= p.min_linear_cells)[0]
-    good = good[good > 0]
-    if good.size == 0:
-        return []
-    sel = np.isin(flat, good)
-    idx = np.nonzero(sel)[0]
-    lab = flat[idx]
-    wts = (f.energy * f.coherence).ravel()[idx]
-    a2 = 2.0 * f.angle.ravel()[idx]
-    sums_s = np.bincount(lab, wts * np.sin(a2), minlength=n + 1)
-    sums_c = np.bincount(lab, wts * np.cos(a2), minlength=n + 1)
-    ang = 0.5 * np.arctan2(sums_s, sums_c)
-    w = labels.shape[1]
-    px, py = (idx % w + 0.5) * p.cell, (idx // w + 0.5) * p.cell
-    ca, sa = np.cos(ang[lab]), np.sin(ang[lab])
-    u, v = px * ca + py * sa, -px * sa + py * ca
-    ext = []
-    for arr in (u, v):
-        hi = np.full(n + 1, -np.inf)
-        lo = np.full(n + 1, np.inf)
-        np.maximum.at(hi, lab, arr)
-        np.minimum.at(lo, lab, arr)
-        ext.append((lo, hi))
-    wsum = np.bincount(lab, wts, minlength=n + 1)
-    vmean = np.bincount(lab, wts * v, minlength=n + 1) / np.maximum(wsum, 1e-9)
-    vvar = np.bincount(lab, wts * v * v, minlength=n + 1) / np.maximum(wsum, 1e-9) - vmean ** 2
-    vhalf = np.sqrt(np.maximum(vvar, 0.0)) * 2.0       # +-2 sigma of the weighted bar mass
-    (ulo, uhi), (vlo, vhi) = ext
-    vlo, vhi = np.maximum(vlo, vmean - vhalf), np.minimum(vhi, vmean + vhalf)
-    across = (uhi - ulo) / p.cell + 1.0
-    return [(int(k), float(ang[k]), ulo[k], uhi[k], vlo[k], vhi[k], float(wsum[k]))
-            for k in good if across[k] >= p.min_across_cells]
-
-
-def _linear_box(angle: float, extents, weight: float, p: LocateParams) -> Candidate:
-    umin, umax, vmin, vmax = extents
-    ux, uy = math.cos(angle), math.sin(angle)
-    length = (umax - umin + p.cell) * (1.0 + 2.0 * p.quiet_zone) + 2 * p.cell
-    height = vmax - vmin + 2.0 * p.cell
-    uc, vc = (umax + umin) / 2, (vmax + vmin) / 2
-    cx, cy = uc * ux - vc * uy, uc * uy + vc * ux
-    return Candidate("linear", float(cx), float(cy), float(length), float(height), angle,
-                     weight / p.min_energy)
+    """Per component with enough cells and extent across the bars: (label, angle, u/v
+    extents px, weight), from the kernel's per-component statistics."""
+    st = _k.linear_components(labels, int(n), f.energy * f.coherence, f.angle, int(p.cell),
+                              int(p.min_linear_cells))
+    across = (st[:, 3] - st[:, 2]) / p.cell + 1.0
+    good = np.nonzero((st[:, 0] >= p.min_linear_cells) & (across >= p.min_across_cells))[0]
+    return [(int(k), float(st[k, 1]), st[k, 2], st[k, 3], st[k, 4], st[k, 5], float(st[k, 6]))
+            for k in good if k > 0]
 
 
 def edge_crossings(gray: np.ndarray, c: Candidate, lines: int = 3, window: int = 15) -> int:
@@ -312,27 +285,16 @@ def refine_linear(gray: np.ndarray, c: Candidate, p: LocateParams) -> Candidate 
     several pieces): on 3 lines across the bars, the run of edges through the box is followed
     outwards while gaps stay below 6x the median edge spacing (kernel ``edge_run``).  Needs
     ``p.min_edges`` edges and bars at least ``p.min_aspect`` of the length tall.  Returns the
-    refitted box with a quiet zone of 6 spacings each side, or None."""
-    extend = max(c.length, 48.0 * p.cell)
+    refitted box with a quiet zone of 6 spacings each side, or None.  (The localiser does
+    this inside the kernel ``linear_boxes``; this is the same step for one box.)"""
     ux, uy = math.cos(c.angle), math.sin(c.angle)
-    n = int(c.length + 2 * extend)
-    core_lo, core_hi = int(extend), int(extend + c.length)
-    best = (0, 0, 0, 0)
-    for frac in (0.0, -0.25, 0.25):                   # the middle line first
-        x0 = c.cx - n / 2.0 * ux - frac * c.height * uy
-        y0 = c.cy - n / 2.0 * uy + frac * c.height * ux
-        run = _k.edge_run(gray, (_fix(x0), _fix(y0), _fix(ux), _fix(uy)), n, 15, core_lo,
-                          core_hi)
-        if run[0] >= p.min_edges and run[2] - run[1] > best[2] - best[1]:
-            best = run
-        if best[0] >= 2 * p.min_edges:                # clearly a code: no need for more
-            break
-    count, lo, hi, m2 = best
-    if count == 0 or c.height - p.cell < p.min_aspect * (hi - lo):
-        return None                                   # too few edges, or a row of text
-    mid = (lo + hi) / 2.0 - n / 2.0
-    length = hi - lo + 2.0 * (3.0 * m2 + 2.0)
-    return c._replace(cx=c.cx + mid * ux, cy=c.cy + mid * uy, length=float(length))
+    u, v = c.cx * ux + c.cy * uy, -c.cx * uy + c.cy * ux
+    half_u = ((c.length - 2 * p.cell) / (1.0 + 2.0 * p.quiet_zone) - p.cell) / 2
+    half_v = (c.height - 2.0 * p.cell) / 2
+    row = np.array([[c.angle, u - half_u, u + half_u, v - half_v, v + half_v,
+                     c.score * p.min_energy]], dtype=np.float64)
+    boxes = _k.linear_boxes(check_gray(gray), row, _linear_prm(p), 1)
+    return Candidate("linear", *map(float, boxes[0])) if len(boxes) else None
 
 
 def _fix(v: float) -> int:
@@ -348,36 +310,20 @@ def _matrix_candidates(gray: np.ndarray, f: CellField, p: LocateParams) -> list[
     labels, n = label_cells(_dilate(active), np.zeros(active.shape, np.int32), 1, 0)
     if n == 0:
         return []
-    idx = np.nonzero(active.ravel())[0]
-    lab = labels.ravel()[idx]
-    w = labels.shape[1]
-    ys, xs = idx // w, idx % w
-    count = np.bincount(lab, minlength=n + 1)
-    e = f.energy.ravel()[idx]
-    ec = e * f.coherence.ravel()[idx]
-    a2 = 2.0 * f.angle.ravel()[idx]
-    coh = np.hypot(np.bincount(lab, ec * np.sin(a2), n + 1),
-                   np.bincount(lab, ec * np.cos(a2), n + 1)) / np.maximum(
-                       np.bincount(lab, e, n + 1), 1e-9)
-    bounds = []
-    for arr in (ys, xs):
-        lo, hi = np.full(n + 1, 1 << 30), np.full(n + 1, -1)
-        np.minimum.at(lo, lab, arr)
-        np.maximum.at(hi, lab, arr)
-        bounds.append((lo, hi + 1))
-    (y0, y1), (x0, x1) = bounds
-    texture = np.bincount(lab, f.texture.ravel()[idx], n + 1)
+    st = _k.matrix_components(labels, int(n), active.view(np.uint8), f.energy, f.coherence,
+                              f.angle, f.texture)
+    count, coh, texture = st[:, 0], st[:, 1], st[:, 6]
+    y0, y1, x0, x1 = (st[:, k].astype(np.int64) for k in (2, 3, 4, 5))
     side_lo, side_hi = np.minimum(y1 - y0, x1 - x0), np.maximum(y1 - y0, x1 - x0)
     ok = ((count >= p.min_matrix_cells) & (coh < p.matrix_coherence)
           & (side_hi <= 4 * np.maximum(side_lo, 1)) & (side_hi <= 80))
     ok[0] = False
-    out = []
-    for k in np.nonzero(ok)[0]:
-        c = _matrix_box(f, (int(y0[k]), int(y1[k]), int(x0[k]), int(x1[k])),
-                        float(texture[k]), p)
-        if c is not None and _matrix_edges_ok(gray, c, p):
-            out.append(c)
-    return out
+    keep = np.nonzero(ok)[0]
+    comps = np.stack([y0[keep], y1[keep], x0[keep], x1[keep], texture[keep]], axis=1)
+    prm = np.array([p.cell, p.min_matrix_fill, p.min_matrix_edges, p.min_energy], np.float64)
+    energetic = (f.energy >= p.min_energy).view(np.uint8)
+    boxes = _k.matrix_boxes(gray, energetic, np.ascontiguousarray(comps, dtype=np.float64), prm)
+    return [Candidate("matrix", *map(float, b)) for b in boxes]
 
 
 def _dilate(mask: np.ndarray) -> np.ndarray:
@@ -388,56 +334,6 @@ def _dilate(mask: np.ndarray) -> np.ndarray:
     grown[:, 1:] |= out[:, :-1]
     grown[:, :-1] |= out[:, 1:]
     return grown
-
-
-def _matrix_box(f: CellField, box: tuple[int, int, int, int], texture: float,
-                p: LocateParams) -> Candidate | None:
-    """Grow a texture component's cell box (y0, y1, x0, x1) over adjacent energetic cells,
-    check shape and fill, and return it as a candidate with a 2-cell margin."""
-    y0, y1, x0, x1 = _grow_box(f.energy >= p.min_energy, *box, 6)
-    h, w = (y1 - y0) * p.cell, (x1 - x0) * p.cell
-    if max(h, w) > 3 * min(h, w) or max(h, w) > 80 * p.cell:
-        return None
-    cells = f.energy[y0:y1, x0:x1]
-    fill = float(np.count_nonzero(cells >= p.min_energy)) / cells.size
-    if fill < p.min_matrix_fill:
-        return None
-    margin = 2 * p.cell
-    return Candidate("matrix", float(x0 + x1) * p.cell / 2, float(y0 + y1) * p.cell / 2,
-                     float(w + 2 * margin), float(h + 2 * margin), 0.0,
-                     texture / p.min_energy * fill)
-
-
-def _grow_box(active: np.ndarray, y0: int, y1: int, x0: int, x1: int, steps: int):
-    """Grow a cell box side by side while the next row/column of cells has active cells
-    (the finder patterns and corners of a rotated 2-D code are edges, not texture)."""
-    h, w = active.shape
-    for _ in range(steps):
-        grown = False
-        if y0 > 0 and active[y0 - 1, x0:x1].any():
-            y0, grown = y0 - 1, True
-        if y1 < h and active[y1, x0:x1].any():
-            y1, grown = y1 + 1, True
-        if x0 > 0 and active[y0:y1, x0 - 1].any():
-            x0, grown = x0 - 1, True
-        if x1 < w and active[y0:y1, x1].any():
-            x1, grown = x1 + 1, True
-        if not grown:
-            break
-    return int(y0), int(y1), int(x0), int(x1)
-
-
-def _matrix_edges_ok(gray: np.ndarray, c: Candidate, p: LocateParams) -> bool:
-    """A 2-D code has module edges in every direction through its middle: lines at 0, 45,
-    90 and 135 degrees must each cross ``min_matrix_edges``.  Text has few edges across its
-    lines, the ends of a 1-D code's bars few along the bars, a box edge few anywhere."""
-    across, down = c.length - 4 * p.cell, c.height - 4 * p.cell       # the box without margin
-    for k, size in enumerate((across, min(across, down), down, min(across, down))):
-        size = max(size, 2.0)
-        line = Candidate("matrix", c.cx, c.cy, size, size * 0.5, k * math.pi / 4, 0.0)
-        if edge_crossings(gray, line, window=9) < p.min_matrix_edges:
-            return False
-    return True
 
 
 def _drop_contained(cands: list[Candidate]) -> list[Candidate]:
