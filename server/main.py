@@ -7,33 +7,38 @@ import logging
 import os
 import sys
 
-from storeedge.firmware.common.app import (app_parser, load_app_config, stop_event_on_signals,
-                                           validation_exit_code)
+from storeedge.firmware.common.app import (AppExit, app_parser, load_app_config,
+                                           run_subcommand, stop_event_on_signals)
 from storeedge.server.config import StoreServerConfig
 
 log = logging.getLogger("storeedge.store_server")
 
 
+def _user(argv: list[str]) -> int:
+    from storeedge.server.web.cli import user_main
+    return user_main(argv)
+
+
+def _command(argv: list[str]) -> int:
+    from storeedge.server.commands import cli_main
+    return cli_main(argv)
+
+
 def main(argv: list[str]) -> int:
-    if argv and argv[0] == "counts":
-        return _counts(argv[1:])
-    if argv and argv[0] == "verify-chain":
-        return _verify_chain(argv[1:])
-    if argv and argv[0] == "events":
-        return _events(argv[1:])
-    if argv and argv[0] == "user":
-        from storeedge.server.web.cli import user_main
-        return user_main(argv[1:])
-    if argv and argv[0] == "command":
-        from storeedge.server.commands import cli_main
-        return cli_main(argv[1:])
+    """``storeedge store-server``: the consumer, or one of its subcommands."""
+    done = run_subcommand(argv, {"counts": _counts, "verify-chain": _verify_chain,
+                                 "events": _events, "user": _user, "command": _command},
+                          options_with_value=("--config", "--log-level", "--db"))
+    if done is not None:
+        return done
     parser = app_parser("store-server", "store events from every device exactly once")
     parser.add_argument("--db", default=None, help="override server.db (sqlite:///FILE or "
                                                     "postgresql://...)")
     args = parser.parse_args(argv)
-    cfg = load_app_config(args, StoreServerConfig)
-    if cfg is None:
-        return validation_exit_code(args)
+    try:
+        cfg = load_app_config(args, StoreServerConfig)
+    except AppExit as end:
+        return end.exit_code
     if args.db:
         cfg.server.db = args.db
     from storeedge.server.consumer import StoreServer

@@ -12,10 +12,12 @@ from storeedge.drivers.camera import Camera, open_camera
 from storeedge.drivers.pos import MqttPosFeed, PosFeed, SerialPosFeed
 from storeedge.firmware.checkout.alerts import AlertPolicyParams
 from storeedge.firmware.checkout.config import CheckoutConfig, CheckoutSection
-from storeedge.firmware.checkout.detector import make_detector
+from storeedge.firmware.checkout.detector import Detector, make_detector
 from storeedge.firmware.checkout.logic import CheckoutLane, LaneOptions
 from storeedge.firmware.checkout.matcher import MatchWindows
 from storeedge.firmware.checkout.pipeline import FrameQueue, LanePipeline, PipelineParams
+from storeedge.firmware.common.liveconfig import LiveConfig, apply_log_level
+from storeedge.firmware.common.runner import EventSink
 
 log = logging.getLogger("storeedge.checkout")
 
@@ -96,13 +98,18 @@ def make_pos(c: CheckoutSection, clock, camera: Camera) -> tuple[PosFeed | None,
 class CheckoutApp:
     """The running lane: ``run(stop)`` until ``stop`` (a threading.Event) is set.
 
-    ``emit(body, ts)`` is usually ``DeviceService.emit``.
+    Args:
+        cfg: the lane's config.
+        sink: where events go (the device service; see :class:`EventSink`).
+        clock: time source (monotonic s for the lane logic, wall time for events).
+        camera, pos, detector: replacements for what the config would open (demo, tests).
     """
 
-    def __init__(self, cfg: CheckoutConfig, emit, clock, *, camera: Camera | None = None,
-                 pos: PosFeed | None = None, detector=None):
+    def __init__(self, cfg: CheckoutConfig, sink: EventSink, clock, *,
+                 camera: Camera | None = None, pos: PosFeed | None = None,
+                 detector: Detector | None = None):
         c = cfg.checkout
-        self.clock = clock
+        self.cfg, self.sink, self.clock = cfg, sink, clock
         self.camera = camera or make_camera(c, clock)
         self._scanner = None
         if pos is None:
@@ -118,15 +125,19 @@ class CheckoutApp:
                                min_reads=c.match.min_reads)
         options = LaneOptions(c.pos.idle_end_s, lane_id=cfg.device.id,
                               stall_passes=c.pos.stall_passes, stall_after_s=c.pos.stall_after_s,
-                              timing_path=timing_path(cfg))
-        self.lane = CheckoutLane(emit, clock, windows=windows,
+                              timing_path=timing_path(cfg),
+                              frames_dropped=lambda queue=self.queue: queue.dropped)
+        self.lane = CheckoutLane(sink.emit, clock, windows=windows,
                                  policy=AlertPolicyParams(c.alerts.escalate_after,
                                                           c.alerts.switch_escalates,
                                                           c.alerts.keyframe_px,
                                                           c.alerts.jpeg_quality),
                                  options=options)
-        self.lane.frames_dropped = lambda: self.queue.dropped
         self._stop = threading.Event()
+
+    def serve_config(self, config_path: str, restart) -> LiveConfig:
+        """Live config: the log level applies at once, any other change restarts the lane."""
+        return LiveConfig(CheckoutConfig, self.cfg, {"log.": apply_log_level}, restart=restart)
 
     def _capture_loop(self) -> None:
         while not self._stop.is_set():
@@ -151,15 +162,14 @@ class CheckoutApp:
             self.lane.on_frame(self.pipeline.process(frame))
         self.lane.tick(self.clock.monotonic())
 
-    def run(self, stop: threading.Event, heartbeat=None) -> None:
-        """Capture in a thread, process here, until ``stop`` is set."""
+    def run(self, stop: threading.Event) -> None:
+        """Capture in a thread, process here (a heartbeat per pass), until ``stop`` is set."""
         capture = threading.Thread(target=self._capture_loop, name="camera", daemon=True)
         capture.start()
         try:
             while not stop.is_set():
                 self.step()
-                if heartbeat is not None:
-                    heartbeat()
+                self.sink.heartbeat()
         finally:
             self.close()
             capture.join(timeout=2.0)
@@ -172,3 +182,8 @@ class CheckoutApp:
             self.pos.close()
         self.camera.close()
         self.detector.close()
+
+
+def build(cfg: CheckoutConfig, sink: EventSink, clock, **parts) -> CheckoutApp:
+    """The lane app from its config (``AppSpec.build``; ``parts``: camera, pos, detector)."""
+    return CheckoutApp(cfg, sink, clock, **parts)

@@ -3,8 +3,6 @@ includes a skipped item, a ticket switch and produce keyed by PLU; scans come th
 pyserial ``loop://`` port as from a scanner tap; events go through the real device service."""
 from __future__ import annotations
 
-import threading
-
 from storeedge.drivers.camera.lane import scripted
 from storeedge.drivers.camera.synthetic import SyntheticLaneCamera
 
@@ -24,31 +22,23 @@ class CheckoutDemoDevice:
         base["checkout"]["pos"]["type"] = "synthetic"
         self.cfg = config_from_dict(base, CheckoutConfig)
         self.ctx, self.name, self.seed = ctx, dev_id, seed
-        self._stop = threading.Event()
-        self._thread = None
-        self.svc = self.app = None
+        self.runner = None
+        self.app = None
 
     def start(self) -> None:
-        from storeedge.firmware.checkout.app import CheckoutApp
-        from storeedge.firmware.common.service import DeviceService
+        from storeedge import apps
+        from storeedge.firmware.common.runner import AppRunner
 
         clock = self.ctx.clock
-        self.svc = DeviceService(self.cfg, clock=clock, app="checkout")
         cam = SyntheticLaneCamera(scripted(self.seed, BASKET), fps=15.0, realtime=True,
                                   clock=clock, t0=clock.monotonic())
-        self.app = CheckoutApp(self.cfg, self.svc.emit, clock, camera=cam)
-        self.svc.start()
-        self._thread = threading.Thread(target=self.app.run, args=(self._stop,),
-                                        kwargs={"heartbeat": self.svc.heartbeat},
-                                        name=f"{self.name}-app", daemon=True)
-        self._thread.start()
+        self.runner = AppRunner(apps.app("checkout"), self.cfg, clock, parts={"camera": cam})
+        self.app = self.runner.build()
+        self.runner.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
-        if self.svc is not None:
-            self.svc.close()
+        if self.runner is not None:
+            self.runner.stop()
 
     def summary(self) -> dict:
         if self.app is None:

@@ -49,7 +49,8 @@ class LaneOptions:
     ``rejected_every_s``: at most one pos_rejected event per interval (s); ``lane_id``
     prefixes transaction ids; the POS counts as stalled when ``stall_passes`` passes in a
     row found no scan and no POS line came for ``stall_after_s`` (s); ``timing_path``: file
-    the learned POS timing is kept in (None: not kept)."""
+    the learned POS timing is kept in (None: not kept); ``frames_dropped()``: frames the
+    camera queue dropped so far (read for the transaction summary)."""
 
     idle_end_s: float = 90.0
     rejected_every_s: float = 10.0
@@ -57,6 +58,7 @@ class LaneOptions:
     stall_passes: int = 4
     stall_after_s: float = 10.0
     timing_path: str | None = None
+    frames_dropped: Callable[[], int] = field(default=lambda: 0)
 
 
 @dataclass
@@ -72,7 +74,7 @@ class _Txn:
 
 class CheckoutLane:
     """Lane logic. ``emit(body, ts)`` receives event dataclasses; ``clock`` maps monotonic
-    seconds to wall time; ``frames_dropped`` is read for the transaction summary."""
+    seconds to wall time; ``options.frames_dropped`` is read for the transaction summary."""
 
     def __init__(self, emit: Callable, clock, *, windows: MatchWindows | None = None,
                  policy: AlertPolicyParams | None = None, options: LaneOptions | None = None,
@@ -95,7 +97,7 @@ class CheckoutLane:
         self.txn: _Txn | None = None
         self._n = 0
         self._rej_pending, self._rej_last_emit, self._rej_last = 0, None, None
-        self.frames_dropped = lambda: 0
+        self.frames_dropped = opts.frames_dropped
 
     def wall(self, t: float) -> float:
         """Wall-clock epoch seconds of monotonic time ``t``."""

@@ -17,7 +17,7 @@ import numpy as np
 
 from storeedge.drivers.camera import Frame
 from storeedge.firmware.checkout.codes import item_key
-from storeedge.firmware.checkout.detector.base import Detector
+from storeedge.firmware.checkout.detector.base import Detector, NoDetector
 from storeedge.firmware.checkout.foreground import ForegroundModel, ForegroundParams
 from storeedge.firmware.checkout.quality import ImageQuality, measure
 from storeedge.firmware.checkout.tracker import (BAG, CodeSeen, ItemPass, Track, Tracker,
@@ -102,7 +102,8 @@ class LanePipeline:
         zones = Zones(self.p.pick_end * w, self.p.bag_start * w, w,
                       self.p.direction == "right_to_left")
         self.tracker = Tracker(zones, tracking)
-        self.detector = detector if detector is not None and detector.name != "none" else None
+        self.detector = detector if detector is not None else NoDetector()
+        self._detect_every = 1 if self.detector.every_frame else self.p.detect_every
         self.formats = parse_formats(self.p.formats)
         self.last_t: float | None = None
         self.frames = 0
@@ -134,10 +135,7 @@ class LanePipeline:
         return FrameResult(passes, blind, quality, pending)
 
     def _evidence(self, tr: Track, frame: Frame) -> None:
-        if self.detector is None:
-            self.tracker.note_item_evidence(tr, None)
-            return
-        if (self.frames + tr.id) % self.p.detect_every:
+        if (self.frames + tr.id) % self._detect_every:
             return
         b = tr.box
         side = int(max(b.x1 - b.x0, b.y1 - b.y0) * 1.3)
@@ -145,8 +143,11 @@ class LanePipeline:
         side = min(side, w, h)
         x0 = int(min(max(0, (b.x0 + b.x1 - side) // 2), w - side))
         y0 = int(min(max(0, (b.y0 + b.y1 - side) // 2), h - side))
+        hands = self.detector.hands(lambda: self._detector_input(frame), (x0, y0, side, side))
+        if hands is None:                 # no model: the blob is taken as an item
+            self.tracker.note_item_evidence(tr, None)
+            return
         self.detector_runs += 1
-        hands = self.detector.detect(self._detector_input(frame), (x0, y0, side, side))
         self.tracker.note_item_evidence(tr, hands, self.fg.last_mask)
 
     def _detector_input(self, frame: Frame) -> np.ndarray:

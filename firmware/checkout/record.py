@@ -101,16 +101,17 @@ def main(argv: list[str] | None = None) -> int:
     from storeedge.drivers.exc import DriverError
     from storeedge.firmware.checkout.app import make_camera, make_pos
     from storeedge.firmware.checkout.config import CheckoutConfig
-    from storeedge.firmware.common.app import app_parser, load_app_config, validation_exit_code
+    from storeedge.firmware.common.app import AppExit, app_parser, load_app_config
 
     ap = app_parser("checkout-record", "record a lane to a labelled recording")
     ap.add_argument("--out", required=True, help="recording directory to write")
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--lossless", action="store_true", help="x264 qp=0 (large files)")
     args = ap.parse_args(argv)
-    cfg = load_app_config(args, CheckoutConfig)
-    if cfg is None:
-        return validation_exit_code(args)
+    try:
+        cfg = load_app_config(args, CheckoutConfig)
+    except AppExit as done:
+        return done.exit_code
     c, clock = cfg.checkout, SystemClock()
     camera = pos = scanner = None
     try:

@@ -10,4 +10,5 @@ SPEC = AppSpec(
     events="storeedge.firmware.checkout.events",
     demo="storeedge.firmware.checkout.demo",
     hardware_section="checkout",
+    build="storeedge.firmware.checkout.app:build",
 )

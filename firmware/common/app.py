@@ -1,13 +1,17 @@
 """What every app's ``main(argv)`` shares: arguments, config loading, logging, signals.
 
-Example::
+A device app's ``main`` is :func:`storeedge.firmware.common.runner.run_app`; a command that
+is not a device app (the store server, a tool) uses the pieces::
 
     def main(argv):
-        parser = app_parser("freezer", "freezer temperature monitor")
-        args = parser.parse_args(argv)
-        cfg = load_app_config(args, FreezerConfig)
-        if cfg is None:                       # --validate-config done, or a bad config
-            return validation_exit_code(args)
+        done = run_subcommand(argv, {"counts": counts_main})   # ``tool counts ...``
+        if done is not None:
+            return done
+        args = app_parser("store-server", "store events from every device").parse_args(argv)
+        try:
+            cfg = load_app_config(args, StoreServerConfig)
+        except AppExit as end:                # --validate-config done, or a bad config
+            return end.exit_code
         ...
 """
 from __future__ import annotations
@@ -19,12 +23,25 @@ import os
 import signal
 import sys
 import threading
-from typing import Any
+from typing import Any, Callable, Mapping
 
 from storeedge.config import load_config
-from storeedge.exc import ConfigError
+from storeedge.exc import ConfigError, StoreedgeError
 
-_exit_codes: dict[int, int] = {}
+OPTIONS_WITH_VALUE = ("--config", "--log-level")
+"""The common options that take a value (skipped when looking for a subcommand)."""
+
+
+class AppExit(StoreedgeError):
+    """A command ends before running, with :attr:`exit_code` (0 after a good
+    ``--validate-config``, 1 after a bad config was reported on stderr).
+
+    Raised by :func:`load_app_config`; ``storeedge.exc.exit_code_of`` reads the code.
+    """
+
+    def __init__(self, exit_code: int, message: str = ""):
+        super().__init__(message or f"exit {exit_code}")
+        self.exit_code = exit_code
 
 
 def app_parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -40,23 +57,22 @@ def app_parser(prog: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def load_app_config(args: argparse.Namespace, cls: type) -> Any | None:
-    """Load ``args.config`` as ``cls``; None when the caller should exit.
+def load_app_config(args: argparse.Namespace, cls: type) -> Any:
+    """Load ``args.config`` as ``cls``, set up logging and one-line errors; the config.
 
-    With ``--validate-config`` prints ``OK: <file>`` (exit 0) or the error (exit 1); without it
-    a bad config prints the error to stderr (exit 1).  The exit code is then returned by
-    :func:`validation_exit_code`.
+    Raises:
+        AppExit: the caller returns its ``exit_code``: 0 after ``--validate-config`` printed
+            ``OK: <file>``; 1 after a bad config printed ``config error: ...`` on stderr (1,
+            not ConfigError's 78: the exit status of a bad config is kept as it always was).
     """
     try:
         cfg = load_config(args.config, cls)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
-        _exit_codes[id(args)] = 1
-        return None
+        raise AppExit(1, str(exc)) from None
     if args.validate_config:
         print(f"OK: {args.config}")
-        _exit_codes[id(args)] = 0
-        return None
+        raise AppExit(0)
     setup_logging(args.log_level or cfg.log.level)
     one_line_errors(getattr(args, "_app", "app"))
     return cfg
@@ -95,9 +111,40 @@ def failure_line(exc: BaseException) -> str:
     return text
 
 
-def validation_exit_code(args: argparse.Namespace) -> int:
-    """Exit code after :func:`load_app_config` returned None."""
-    return _exit_codes.pop(id(args), 1)
+def find_subcommand(argv: list[str], names: Mapping[str, Any] | tuple[str, ...],
+                    options_with_value: tuple[str, ...] = OPTIONS_WITH_VALUE
+                    ) -> tuple[str | None, list[str]]:
+    """The subcommand named in ``argv`` and ``argv`` without it: ``(None, argv)`` if none.
+
+    The subcommand is the first word that is not an option (nor the value of one of
+    ``options_with_value``), so ``gateway status --config F`` and ``freezer --config F
+    probes`` both name theirs.  A first word that is not in ``names`` means no subcommand.
+    """
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word in options_with_value:
+            i += 2
+            continue
+        if word.startswith("-"):
+            i += 1
+            continue
+        if word in names:
+            return word, argv[:i] + argv[i + 1:]
+        return None, list(argv)
+    return None, list(argv)
+
+
+def run_subcommand(argv: list[str], commands: Mapping[str, Callable[[list[str]], int]],
+                   options_with_value: tuple[str, ...] = OPTIONS_WITH_VALUE) -> int | None:
+    """Run the subcommand ``argv`` names (see :func:`find_subcommand`) with the rest of
+    ``argv``; its exit code, or None when ``argv`` names none (the caller runs the app).
+    """
+    name, rest = find_subcommand(argv, commands, options_with_value)
+    if name is None:
+        return None
+    return commands[name](rest)
+
 
 
 def setup_logging(level: str = "info") -> None:

@@ -35,7 +35,7 @@ from storeedge.exc import CommandRefused, EventError, OutboxError
 from storeedge.link import MqttLink, Will, json_payload
 from storeedge.firmware.common.outbox import Identity, Outbox, OutboxStats, seal_key_of
 from storeedge.settings import DeviceConfig
-from storeedge.firmware.common.watchdog import sd_notify
+from storeedge.firmware.common.runner import notify_alive
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,9 @@ class ServiceStatus(NamedTuple):
 
 
 class DeviceService:
-    """Outbox, MQTT link and sender for one device.
+    """Outbox, MQTT link and sender for one device; the apps' event sink (implements
+    :class:`~storeedge.firmware.common.runner.EventSink`: ``emit``, ``heartbeat``,
+    ``on_command``).
 
     Args:
         cfg: the device config (``device``, ``link``, ``outbox`` sections used here).
@@ -120,7 +122,6 @@ class DeviceService:
         stats = self.outbox.stats()
         self.emit(DeviceStarted(app=self.app, version=__version__, pending=stats.pending,
                                 last_seq=stats.last_seq))
-        sd_notify("READY=1")
 
     def emit(self, body: Any, ts: float | None = None) -> Envelope:
         """Store ``body`` durably (blocks for the group commit) and schedule it for sending.
@@ -140,8 +141,9 @@ class DeviceService:
         self._handlers[name] = handler
 
     def heartbeat(self) -> None:
-        """Tell systemd's watchdog we are alive (no-op when not supervised)."""
-        sd_notify("WATCHDOG=1")
+        """Tell systemd's watchdog we are alive (no-op when not supervised; see
+        :class:`~storeedge.firmware.common.runner.EventSink`)."""
+        notify_alive()
 
     def status(self) -> ServiceStatus:
         """Link and outbox state."""

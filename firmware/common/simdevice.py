@@ -12,7 +12,7 @@ import argparse
 import sys
 import time
 
-from storeedge.firmware.common.app import load_app_config, validation_exit_code
+from storeedge.firmware.common.app import AppExit, load_app_config
 from storeedge.core_events import SimCounter
 from storeedge.firmware.common.service import DeviceService
 from storeedge.settings import DeviceConfig
@@ -30,9 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain", action="store_true",
                         help="emit nothing; only deliver what the outbox holds, until killed")
     args = parser.parse_args(argv)
-    cfg = load_app_config(args, DeviceConfig)
-    if cfg is None:
-        return validation_exit_code(args)
+    try:
+        cfg = load_app_config(args, DeviceConfig)
+    except AppExit as done:
+        return done.exit_code
     svc = DeviceService(cfg, app="simdevice")
     svc.start()
     start_n = _next_n(svc)

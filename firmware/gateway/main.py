@@ -5,34 +5,21 @@ import argparse
 import logging
 import sys
 
-from storeedge.firmware.common.app import (app_parser, load_app_config, stop_event_on_signals,
-                                           validation_exit_code)
-from storeedge.firmware.common.watchdog import sd_notify, watchdog_interval_s
+from storeedge import apps
+from storeedge.firmware.common.app import app_parser, run_subcommand
+from storeedge.firmware.common.runner import run_app
 from storeedge.firmware.gateway.config import GatewayConfig
 
 log = logging.getLogger("storeedge.gateway")
 
 
 def main(argv: list[str]) -> int:
-    if argv and argv[0] == "status":
-        return _status(argv[1:])
-    args = app_parser("gateway", "relay device events to the store server, losing nothing") \
-        .parse_args(argv)
-    cfg = load_app_config(args, GatewayConfig)
-    if cfg is None:
-        return validation_exit_code(args)
-    from storeedge.firmware.gateway.relay import Relay
-
-    relay = Relay(cfg)
-    relay.start()
-    stop = stop_event_on_signals()
-    sd_notify("READY=1")
-    log.info("gateway %s relaying %s -> %s", cfg.device.id, cfg.link.url, cfg.upstream.url)
-    period = watchdog_interval_s() or 5.0
-    while not stop.wait(period):
-        sd_notify("WATCHDOG=1")
-    relay.close()
-    return 0
+    """``storeedge gateway``: the relay (wired in :func:`.relay.build`), or ``status``."""
+    done = run_subcommand(argv, {"status": _status})
+    if done is not None:
+        return done
+    parser = app_parser("gateway", "relay device events to the store server, losing nothing")
+    return run_app(apps.app("gateway"), argv, parser=parser)
 
 
 def _status(argv: list[str]) -> int:

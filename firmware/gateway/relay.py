@@ -392,3 +392,38 @@ def _seq_of(payload: bytes) -> int | None:
     except (ValueError, KeyError, TypeError):
         return None
     return seq if isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0 else None
+
+
+class GatewayApp:
+    """The relay as the runner runs it: start, heartbeat until ``stop``, close.
+
+    Args:
+        relay: the (not yet started) relay.
+        liveness: where the heartbeat goes (the runner's watchdog sink).
+        period_s: seconds between heartbeats.
+    """
+
+    def __init__(self, relay: Relay, liveness, period_s: float):
+        self.relay, self.liveness, self.period_s = relay, liveness, period_s
+
+    def serve_config(self, config_path: str, restart) -> None:
+        """The gateway applies no config change while running (a restart applies it)."""
+        return None
+
+    def run(self, stop: threading.Event) -> None:
+        """Relay until ``stop`` is set (a heartbeat every ``period_s``), then close."""
+        cfg = self.relay.cfg
+        self.relay.start()
+        log.info("gateway %s relaying %s -> %s", cfg.device.id, cfg.link.url, cfg.upstream.url)
+        try:
+            while not stop.wait(self.period_s):
+                self.liveness.heartbeat()
+        finally:
+            self.relay.close()
+
+
+def build(cfg: GatewayConfig, sink, clock) -> GatewayApp:
+    """The gateway app from its config (``AppSpec.build``; ``sink``: liveness only, the
+    gateway keeps its events in its own store)."""
+    from storeedge.firmware.common.runner import heartbeat_period_s
+    return GatewayApp(Relay(cfg), sink, heartbeat_period_s())

@@ -8,4 +8,5 @@ SPEC = AppSpec(
     main="storeedge.firmware.gateway.main",
     config="storeedge.firmware.gateway.config:GatewayConfig",
     in_store=False,
+    build="storeedge.firmware.gateway.relay:build",
 )

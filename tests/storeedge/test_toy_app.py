@@ -30,6 +30,7 @@ SPEC = AppSpec(
     demo="toyshelf.demo",
     hardware_section="shelf",
     image={"hostname": "shelf"},
+    build="toyshelf.app:build",
 )
 '''
 CONFIG = '''
@@ -64,17 +65,35 @@ class PriceShown:
     label: str
     cents: int
 '''
+APP = '''
+from toyshelf.events import PriceShown
+
+
+class ShelfBridge:
+    """Shows one price, then heartbeats until stopped."""
+
+    def __init__(self, cfg, sink, clock):
+        self.cfg, self.sink, self.clock = cfg, sink, clock
+
+    def serve_config(self, config_path, restart):
+        return None
+
+    def run(self, stop):
+        self.sink.emit(PriceShown(label=f"ch{self.cfg.shelf.channel}", cents=199))
+        while not stop.wait(0.05):
+            self.sink.heartbeat()
+
+
+def build(cfg, sink, clock):
+    return ShelfBridge(cfg, sink, clock)
+'''
 MAIN = '''
-from storeedge.firmware.common.app import app_parser, load_app_config, validation_exit_code
-from toyshelf.config import ShelfConfig
+from storeedge import apps
+from storeedge.firmware.common.runner import run_app
 
 
 def main(argv):
-    args = app_parser("shelf_label", "electronic shelf-label bridge").parse_args(argv)
-    cfg = load_app_config(args, ShelfConfig)
-    if cfg is None:
-        return validation_exit_code(args)
-    return 0
+    return run_app(apps.app("shelf_label"), argv)
 '''
 DEMO = '''
 class ToyDevice:
@@ -92,7 +111,7 @@ def toy_app(tmp_path, monkeypatch):
     pkg = tmp_path / "toyshelf"
     pkg.mkdir()
     for name, text in {"__init__": "", "spec": SPEC, "config": CONFIG, "events": EVENTS,
-                       "main": MAIN, "demo": DEMO}.items():
+                       "main": MAIN, "app": APP, "demo": DEMO}.items():
         (pkg / f"{name}.py").write_text(textwrap.dedent(text))
     dist = tmp_path / "toyshelf-0.1.dist-info"
     dist.mkdir()
@@ -129,6 +148,30 @@ def test_cli_lists_and_runs_the_toy(toy_app, capsys):
     bad = _config(toy_app, channel=40)                  # the toy's own section is validated
     assert cli.main(["shelf_label", "--config", str(bad), "--validate-config"]) == 1
     assert "shelf.channel" in capsys.readouterr().err
+
+
+def test_the_runner_builds_and_runs_the_toy(toy_app):
+    import threading
+
+    from storeedge.config import load_config
+    from storeedge.drivers.clock import SimulatedClock
+    from storeedge.firmware.common.runner import build_function
+    from helpers.sinks import RecordingSink
+    spec = apps.app("shelf_label")
+    cfg = load_config(str(_config(toy_app, channel=12)), spec.config_class())
+    sink = RecordingSink()
+    app = build_function(spec)(cfg, sink, SimulatedClock())
+    stop = threading.Event()
+    thread = threading.Thread(target=app.run, args=(stop,))
+    thread.start()
+    for _ in range(1000):                    # at most ~10 s
+        if sink.heartbeats:
+            break
+        stop.wait(0.01)
+    stop.set()
+    thread.join(5)
+    assert sink.heartbeats and not thread.is_alive()
+    assert [(b.label, b.cents) for b in sink.bodies] == [("ch12", 199)]
 
 
 def test_event_registry_and_schemas_include_the_toy(toy_app):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import abc
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -30,6 +30,14 @@ class Detector(abc.ABC):
     """A detection stage chosen by config ``detector.type``."""
 
     name = "abstract"
+    every_frame = False
+    """Whether the pipeline asks on every frame (True: no model, nothing to save)."""
+
+    def hands(self, lores: Callable[[], np.ndarray], roi: tuple[int, int, int, int]
+              ) -> list[Detection] | None:
+        """Hands in ``roi`` (x, y, w, h) px of the frame ``lores()`` makes (called only when
+        needed); None when this detector cannot see hands (every mover is then an item)."""
+        return self.detect(lores(), roi)
 
     @abc.abstractmethod
     def detect(self, lores: np.ndarray, roi: tuple[int, int, int, int] | None = None
@@ -44,6 +52,11 @@ class NoDetector(Detector):
     """``type: none``: no model; every foreground blob is a candidate item."""
 
     name = "none"
+    every_frame = True
+
+    def hands(self, lores, roi) -> None:
+        """No model: no hands seen, and no frame prepared for one."""
+        return None
 
     def detect(self, lores, roi=None) -> list[Detection]:
         return []

@@ -17,6 +17,7 @@ from storeedge.firmware.checkout.main import main
 from storeedge.firmware.checkout.pipeline import FrameQueue
 from storeedge.config import ConfigError, config_from_dict
 from storeedge.events import load_all_event_types, schema_for
+from helpers.sinks import RecordingSink
 
 
 def _frame(k: int) -> Frame:
@@ -89,17 +90,19 @@ def test_realtime_app_over_serial_loop(palm_model, tmp_path):
                            CheckoutConfig)
     cam = SyntheticLaneCamera(scripted(7, ["skipped", "scanned"]), fps=12, realtime=True,
                               clock=clock, t0=clock.monotonic())
-    events = []
-    app = CheckoutApp(cfg, lambda body, ts: events.append(body), clock, camera=cam)
+    sink = RecordingSink()
+    app = CheckoutApp(cfg, sink, clock, camera=cam)
     stop = threading.Event()
     runner = threading.Thread(target=app.run, args=(stop,))
     runner.start()
     deadline = time.monotonic() + cam.script.duration + 6.0
     while time.monotonic() < deadline and not any(e.EVENT_TYPE == "checkout.pass"
-                                                  and e.outcome == "ok" for e in events):
+                                                  and e.outcome == "ok" for e in sink.bodies):
         time.sleep(0.1)
     stop.set()
     runner.join(5.0)
+    events = sink.bodies
+    assert sink.heartbeats > 0           # the loop tells the watchdog it is alive
     kinds = [(e.EVENT_TYPE, getattr(e, "outcome", getattr(e, "reason", ""))) for e in events]
     assert ("checkout.nudge", "missed_scan") in kinds
     assert ("checkout.pass", "ok") in kinds
