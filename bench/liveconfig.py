@@ -41,7 +41,7 @@ from storeedge.firmware.console.secret import hash_secret, parse_hash  # noqa: E
 from storeedge.firmware.console.targets import FreezerTarget  # noqa: E402
 from storeedge.firmware.freezer.app import FreezerApp  # noqa: E402
 from storeedge.firmware.freezer.config import FreezerConfig, build_rules  # noqa: E402
-from storeedge.firmware.freezer.main import freezer_live  # noqa: E402
+from storeedge.firmware.freezer.wiring import freezer_live  # noqa: E402
 from storeedge.firmware.freezer.wiring import make_bus  # noqa: E402
 
 KEY = "freezer.probes.top.limits.H.limit_c"

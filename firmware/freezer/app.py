@@ -2,8 +2,9 @@
 
 :class:`FreezerApp` is the object the CLI runs and the console talks to.  It receives its
 drivers (a 1-Wire bus, door contacts as ``() -> bool`` callables), a clock and an event sink
-(a :class:`~storeedge.firmware.common.service.DeviceService`, or anything with
-``emit(body, ts=None)``), so tests drive it with a SimulatedClock and a simulated bus.
+(an :class:`~storeedge.firmware.common.runner.EventSink`: the DeviceService, or a recording
+double), so tests drive it with a SimulatedClock and a simulated bus.  It is wired from a
+config in :func:`storeedge.firmware.freezer.wiring.build` (the runner's and the demo's way).
 
 Console API (thread-safe; the technician console of issue 9 calls these)::
 
@@ -56,7 +57,8 @@ class FreezerApp:
     Args:
         rules: units, probes, limits, policy (see :func:`config.build_rules`).
         bus: the 1-Wire bus (``SysfsBus`` or ``SimulatedBus``).
-        sink: where events go (``DeviceService`` or a test double with ``emit``).
+        sink: where events go and the heartbeat goes (an ``EventSink``: the DeviceService
+            or a test double with ``emit`` and ``heartbeat``).
         clock: the clock (monotonic schedules reads, wall time stamps them).
         storage: the record files (:class:`Storage`), or just the HACCP record file's path.
         doors: per unit, a callable returning True while its door is open.
@@ -134,9 +136,7 @@ class FreezerApp:
                 log.exception("freezer pass failed (%d so far); continuing", self.step_errors)
                 stop.wait(max_sleep_s)
                 continue            # ... but no heartbeat: systemd's watchdog restarts us
-            beat = getattr(self.sink, "heartbeat", None)
-            if beat:
-                beat()
+            self.sink.heartbeat()
             wait = self.sampler.next_due() - self.clock.monotonic()
             stop.wait(min(max_sleep_s, max(0.05, wait)))
         with self._lock:
@@ -270,7 +270,7 @@ class FreezerApp:
             return enrol(self.bus, self.rules, measure=measure)
 
     def register_commands(self, svc) -> None:
-        """Take MQTT commands through ``svc`` (a DeviceService): ``ack``."""
+        """Take MQTT commands through ``svc`` (the event sink): ``ack``."""
         svc.on_command("ack", self.handle_ack_command)
 
     def handle_ack_command(self, cmd) -> dict:

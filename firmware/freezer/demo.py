@@ -6,8 +6,10 @@
 * ``fz-3`` dairy chiller: door left ajar and the compressor tripped -> it warms up -> a
   *temperature* alarm (H).
 
-Each runs the real app (FreezerApp, DeviceService with its outbox and MQTT link, HACCP book)
-with real-format ``w1_slave`` files under ``<workdir>/<dev>-w1``.  The cabinet physics runs
+Each runs the real app as ``storeedge freezer`` does (the runner's AppRunner: DeviceService
+with its outbox and MQTT link, then ``wiring.build``: FreezerApp, HACCP book, the simulated
+1-Wire bus of ``wiring.make_bus``) with real-format ``w1_slave`` files under
+``<workdir>/<dev>-w1``.  The cabinet physics runs
 60x faster than the clock (``PHYSICS_SPEED``) so a warm-up shows within a demo's seconds; the
 app itself, its timestamps and delays run on the real clock.
 """
@@ -19,11 +21,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from storeedge import apps
 from storeedge.drivers.onewire import Fault
-from storeedge.drivers.onewire.sim import FreezerPhysics, SimulatedBus, ThermalModel
 from storeedge.config import config_from_dict, config_to_dict
-from storeedge.firmware.freezer.app import FreezerApp
-from storeedge.firmware.freezer.config import FreezerConfig, build_rules, storage_of
+from storeedge.firmware.common.runner import AppRunner
+from storeedge.firmware.freezer.config import FreezerConfig, build_rules
+from storeedge.firmware.freezer.wiring import make_bus
 
 log = logging.getLogger(__name__)
 PHYSICS_SPEED = 60.0
@@ -102,32 +105,22 @@ class FreezerDemo:
     _threads: list = field(default_factory=list)
 
     def __post_init__(self):
-        from storeedge.firmware.common.service import DeviceService
         sc = SCENARIOS[self.dev_id]
         self.event = sc.event
         self.name = f"{self.dev_id} ({sc.title})"
         self.cfg = freezer_demo_config(self.ctx, self.dev_id)
         self.rules = build_rules(self.cfg.freezer)
-        self.bus = SimulatedBus(self.cfg.freezer.onewire.root,
-                                clock=ScaledClock(self.ctx.clock, PHYSICS_SPEED))
-        setpoint = -20.0 if sc.kind == "frozen" else 3.0
-        self.model = ThermalModel(FreezerPhysics(setpoint_c=setpoint), self.bus.clock.time())
-        for rom in sc.roms.values():
-            self.bus.add_probe(rom, self.model)
-        self.svc = DeviceService(self.cfg, clock=self.ctx.clock, app="freezer")
-        self.app = FreezerApp(self.rules, self.bus, self.svc, self.ctx.clock,
-                              storage_of(self.cfg.freezer))
-        self.app.register_commands(self.svc)
-        self._stop = threading.Event()
+        self.bus = make_bus(self.cfg.freezer, self.rules,
+                            ScaledClock(self.ctx.clock, PHYSICS_SPEED))
+        self.model = self.bus.probe(next(iter(sc.roms.values()))).model   # the one cabinet
+        self.runner = AppRunner(apps.app("freezer"), self.cfg, self.ctx.clock,
+                                parts={"bus": self.bus, "max_sleep_s": 0.5})
+        self.app = self.runner.build().app
 
     def start(self) -> None:
-        self.svc.start()
         if self.event == "door_ajar":
             self.model.door_open = self.model.compressor_failed = True
-        runner = threading.Thread(target=self.app.run, args=(self._stop, 0.5),
-                                  name=f"{self.dev_id}-freezer", daemon=True)
-        runner.start()
-        self._threads.append(runner)
+        self.runner.start()
         if self.event == "probe_fault":
             rom = self.rules.probes["bottom"].rom
             timer = threading.Timer(FAULT_AFTER_S, self.bus.inject, (rom, Fault.POWER_ON))
@@ -136,13 +129,10 @@ class FreezerDemo:
             self._threads.append(timer)
 
     def stop(self) -> None:
-        self._stop.set()
         for t in self._threads:
-            if isinstance(t, threading.Timer):
-                t.cancel()
+            t.cancel()
             t.join(5)
-        self.svc.close()
-        self.bus.close()            # closes its files; the folder stays in the demo's workdir
+        self.runner.stop()          # the app closes the bus (its files; the folder stays)
 
     def summary(self) -> dict:
         """Probe readings/faults and the alarms raised (kind, condition, probe)."""

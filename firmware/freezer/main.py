@@ -12,129 +12,64 @@ import datetime as _dt
 import logging
 import sys
 
+from storeedge import apps
 from storeedge.drivers.clock import SystemClock
 from storeedge.drivers.onewire import OneWireError
-from storeedge.firmware.common.app import (app_parser, load_app_config, stop_event_on_signals,
-                                           validation_exit_code)
-from storeedge.firmware.common.liveconfig import (ConfigWatcher, LiveConfig, Restarter,
-                                                  apply_log_level)
-from storeedge.firmware.freezer.app import FreezerApp
-from storeedge.firmware.freezer.config import FreezerConfig, build_rules, storage_of
+from storeedge.firmware.common.app import AppExit, app_parser, load_app_config, run_subcommand
+from storeedge.firmware.common.runner import run_app
+from storeedge.firmware.freezer.config import FreezerConfig, build_rules
 from storeedge.firmware.freezer.enrol import enrol
 from storeedge.firmware.freezer.exc import FreezerError
 from storeedge.firmware.freezer.haccp import HaccpBook
-from storeedge.firmware.freezer.wiring import door_inputs, make_bus
+from storeedge.firmware.freezer.wiring import make_bus
 
 log = logging.getLogger("storeedge.freezer")
-
-
-def _parser():
-    parser = app_parser("freezer", "freezer temperature monitor (DS18B20 probes, HACCP)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser("run", help="run the monitor (the default)")
-    probes = sub.add_parser("probes", help="list probes: ROM ids, readings, genuine check")
-    probes.add_argument("--no-measure", action="store_true",
-                        help="skip the conversion-time measurement (needs root on a Pi)")
-    exp = sub.add_parser("haccp-export", help="write HACCP records as CSV")
-    exp.add_argument("--out", default="-", help="CSV file (default: stdout)")
-    exp.add_argument("--since", help="first day, YYYY-MM-DD (store time)")
-    exp.add_argument("--until", help="day after the last, YYYY-MM-DD (store time)")
-    exp.add_argument("--unit", help="only this unit")
-    return parser
+DESCRIPTION = "freezer temperature monitor (DS18B20 probes, HACCP)"
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``storeedge freezer``; returns the exit code."""
-    args = _parser().parse_args(_options_first(list(sys.argv[1:] if argv is None else argv)))
-    cfg = load_app_config(args, FreezerConfig)
-    if cfg is None:
-        return validation_exit_code(args)
-    rules = build_rules(cfg.freezer)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    done = run_subcommand(argv, {"run": _run, "probes": _probes_main,
+                                 "haccp-export": _export_main})
+    return _run(argv) if done is None else done
+
+
+def _run(argv: list[str]) -> int:
+    """``storeedge freezer [run] --config F``: the monitor (wired in ``wiring.build``)."""
+    parser = app_parser("freezer", DESCRIPTION + "; commands: run (the default), probes, "
+                                                 "haccp-export")
+    return run_app(apps.app("freezer"), argv, parser=parser)
+
+
+def _tool(argv: list[str], parser, work) -> int:
+    """Parse ``argv``, load the config, run ``work(args, cfg, rules)``; its exit code."""
+    args = parser.parse_args(argv)
     try:
-        if args.command == "haccp-export":
-            return _export(args, cfg, rules)
-        if args.command == "probes":
-            return _probes(args, cfg, rules)
-        return _run(cfg, rules, args.config)
+        cfg = load_app_config(args, FreezerConfig)
+    except AppExit as done:
+        return done.exit_code
+    try:
+        return work(args, cfg, build_rules(cfg.freezer))
     except (FreezerError, OneWireError, ValueError) as exc:
         print(f"storeedge freezer: {exc}", file=sys.stderr)
         return 1
 
 
-def _options_first(argv: list[str]) -> list[str]:
-    """Accept the common options after the command too (``haccp-export --config F``)."""
-    front, rest, i = [], [], 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg in ("--config", "--log-level") and i + 1 < len(argv):
-            front += argv[i:i + 2]
-            i += 2
-            continue
-        if arg.startswith(("--config=", "--log-level=")) or arg == "--validate-config":
-            front.append(arg)
-        else:
-            rest.append(arg)
-        i += 1
-    return front + rest
+def _probes_main(argv: list[str]) -> int:
+    parser = app_parser("freezer probes", "list probes: ROM ids, readings, genuine check")
+    parser.add_argument("--no-measure", action="store_true",
+                        help="skip the conversion-time measurement (needs root on a Pi)")
+    return _tool(argv, parser, _probes)
 
 
-def _run(cfg, rules, config_path: str) -> int:
-    from storeedge.firmware.common.service import DeviceService
-    clock = SystemClock()
-    bus = make_bus(cfg.freezer, rules, clock)
-    svc = DeviceService(cfg, clock=clock, app="freezer")
-    app = FreezerApp(rules, bus, svc, clock, storage_of(cfg.freezer),
-                     doors=door_inputs(cfg.freezer))
-    app.register_commands(svc)
-    stop = stop_event_on_signals()
-    svc.start()
-    restarter = Restarter(stop)
-    live = freezer_live(app, cfg, restarter)
-    console = _start_console(cfg.freezer.console_port, config_path, svc, app, live)
-    ConfigWatcher(config_path, live, stop).start()     # a stand-alone console's commits
-    try:
-        app.run(stop)
-    finally:
-        if console is not None:
-            console.stop()
-        svc.close()
-        if hasattr(bus, "close"):       # the simulated bus removes its temp folder
-            bus.close()
-    restarter.reexec_if_requested()
-    return 0
-
-
-FREEZER_RESTART_KEYS = ("device", "link", "outbox", "security", "freezer.onewire",
-                        "freezer.haccp.path", "freezer.console_port", "freezer.timezone")
-
-
-def freezer_live(app: FreezerApp, cfg, restart) -> LiveConfig:
-    """Live config of a running freezer monitor: limits, delays, intervals, alarm policy,
-    HACCP check times and batching apply at once; the rest restarts the app (``restart``)."""
-    def apply_freezer(new) -> None:
-        app.apply_rules(build_rules(new.freezer))
-    return LiveConfig(FreezerConfig, cfg, {"freezer.": apply_freezer, "log.": apply_log_level},
-                      restart=restart, fixed=FREEZER_RESTART_KEYS)
-
-
-def _start_console(port: str | None, config_path: str, svc, app, live=None):
-    """The technician console inside the app (issue 9's EmbeddedConsole), or None.
-
-    A console that cannot start (no ``console.secret`` next to the config, port missing) is
-    logged as an error: the freezer monitor keeps running without it.
-    """
-    if not port:
-        return None
-    from storeedge.firmware.console.embed import EmbeddedConsole
-    from storeedge.firmware.console.exc import ConsoleError
-    from storeedge.firmware.console.targets import FreezerTarget
-    try:
-        return EmbeddedConsole.start(port_url=port, config_path=config_path, service=svc,
-                                     target=FreezerTarget(app, FreezerConfig, live),
-                                     clock=app.clock)
-    except (ConsoleError, OSError) as exc:
-        log.error("console on %s not started: %s (the monitor runs without it)", port, exc)
-        return None
+def _export_main(argv: list[str]) -> int:
+    parser = app_parser("freezer haccp-export", "write HACCP records as CSV")
+    parser.add_argument("--out", default="-", help="CSV file (default: stdout)")
+    parser.add_argument("--since", help="first day, YYYY-MM-DD (store time)")
+    parser.add_argument("--until", help="day after the last, YYYY-MM-DD (store time)")
+    parser.add_argument("--unit", help="only this unit")
+    return _tool(argv, parser, _export)
 
 
 def _day(text: str | None, tz) -> float | None:

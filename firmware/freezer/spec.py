@@ -10,4 +10,5 @@ SPEC = AppSpec(
     events="storeedge.firmware.freezer.events",
     demo="storeedge.firmware.freezer.demo",
     hardware_section="freezer",
+    build="storeedge.firmware.freezer.wiring:build",
 )

@@ -1,4 +1,5 @@
-"""Builds the drivers a FreezerApp receives, from its config (1-Wire bus, door contacts).
+"""Wires the freezer monitor from its config: the drivers a FreezerApp receives (1-Wire bus,
+door contacts), its live config and embedded console; :func:`build` is ``AppSpec.build``.
 
 The simulated bus puts one cabinet model per unit on a SimulatedBus (frozen units at -20 degC,
 chilled at +3 degC) so ``onewire.backend: sim`` runs the whole app on a laptop.
@@ -8,9 +9,14 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 
+import threading
+
 from storeedge.drivers.onewire import open_bus
 from storeedge.drivers.onewire.sim import FreezerPhysics, SimulatedBus, ThermalModel
-from storeedge.firmware.freezer.config import FreezerSection
+from storeedge.firmware.common.liveconfig import LiveConfig, apply_log_level
+from storeedge.firmware.freezer.app import FreezerApp
+from storeedge.firmware.freezer.config import (FreezerConfig, FreezerSection, build_rules,
+                                               storage_of)
 from storeedge.firmware.freezer.rules import FreezerRules, parse_hhmm
 
 log = logging.getLogger(__name__)
@@ -64,3 +70,79 @@ def door_inputs(fz: FreezerSection, pin_factory=None) -> dict:
         high_is_open = unit.door.open_when == "high"
         doors[name] = (lambda d=dev, hi=high_is_open: (not d.is_active) if hi else d.is_active)
     return doors
+
+
+FREEZER_RESTART_KEYS = ("device", "link", "outbox", "security", "freezer.onewire",
+                        "freezer.haccp.path", "freezer.console_port", "freezer.timezone")
+
+
+def freezer_live(app: FreezerApp, cfg, restart) -> LiveConfig:
+    """Live config of a running freezer monitor: limits, delays, intervals, alarm policy,
+    HACCP check times and batching apply at once; the rest restarts the app (``restart``)."""
+    def apply_freezer(new) -> None:
+        app.apply_rules(build_rules(new.freezer))
+    return LiveConfig(FreezerConfig, cfg, {"freezer.": apply_freezer, "log.": apply_log_level},
+                      restart=restart, fixed=FREEZER_RESTART_KEYS)
+
+
+def start_console(port: str | None, config_path: str, svc, app: FreezerApp, live=None):
+    """The technician console inside the app (issue 9's EmbeddedConsole), or None.
+
+    A console that cannot start (no ``console.secret`` next to the config, port missing) is
+    logged as an error: the freezer monitor keeps running without it.
+    """
+    if not port:
+        return None
+    from storeedge.firmware.console.embed import EmbeddedConsole
+    from storeedge.firmware.console.exc import ConsoleError
+    from storeedge.firmware.console.targets import FreezerTarget
+    try:
+        return EmbeddedConsole.start(port_url=port, config_path=config_path, service=svc,
+                                     target=FreezerTarget(app, FreezerConfig, live),
+                                     clock=app.clock)
+    except (ConsoleError, OSError) as exc:
+        log.error("console on %s not started: %s (the monitor runs without it)", port, exc)
+        return None
+
+
+class FreezerDevice:
+    """The freezer monitor as the runner runs it: the app, its bus and its console.
+
+    Attributes:
+        app: the :class:`FreezerApp` (the console and the demo talk to it).
+        bus: the 1-Wire bus (closed when ``run`` returns: the simulated one removes its files).
+        max_sleep_s: longest wait between two passes of the loop, seconds.
+    """
+
+    def __init__(self, app: FreezerApp, cfg: FreezerConfig, bus, max_sleep_s: float = 1.0):
+        self.app, self.cfg, self.bus, self.max_sleep_s = app, cfg, bus, max_sleep_s
+        self.console = None
+
+    def serve_config(self, config_path: str, restart) -> LiveConfig:
+        """The live config, and the embedded console on ``freezer.console_port`` (if set)."""
+        live = freezer_live(self.app, self.cfg, restart)
+        self.console = start_console(self.cfg.freezer.console_port, config_path,
+                                     self.app.sink, self.app, live)
+        return live
+
+    def run(self, stop: threading.Event) -> None:
+        """Monitor until ``stop`` is set, then stop the console and close the bus."""
+        try:
+            self.app.run(stop, self.max_sleep_s)
+        finally:
+            if self.console is not None:
+                self.console.stop()
+            if hasattr(self.bus, "close"):      # the simulated bus removes its temp folder
+                self.bus.close()
+
+
+def build(cfg: FreezerConfig, sink, clock, *, bus=None, doors: dict | None = None,
+          max_sleep_s: float = 1.0) -> FreezerDevice:
+    """The freezer monitor from its config (``AppSpec.build``): the bus named by
+    ``freezer.onewire`` (or ``bus``), door contacts (or ``doors``), the ``ack`` command."""
+    rules = build_rules(cfg.freezer)
+    bus = bus if bus is not None else make_bus(cfg.freezer, rules, clock)
+    app = FreezerApp(rules, bus, sink, clock, storage_of(cfg.freezer),
+                     doors=door_inputs(cfg.freezer) if doors is None else doors)
+    app.register_commands(sink)
+    return FreezerDevice(app, cfg, bus, max_sleep_s)

@@ -79,9 +79,13 @@ class ListSink:
 
     def __init__(self):
         self.events = []
+        self.heartbeats = 0
 
     def emit(self, body, ts=None):
         self.events.append((body, ts))
+
+    def heartbeat(self):
+        self.heartbeats += 1
 
     def of(self, cls, **match):
         return [(b, ts) for b, ts in self.events if isinstance(b, cls)

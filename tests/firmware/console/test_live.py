@@ -22,7 +22,7 @@ def running_freezer(tmp_path):
     from storeedge.firmware.console.targets import FreezerTarget
     from storeedge.firmware.freezer.app import FreezerApp
     from storeedge.firmware.freezer.config import FreezerConfig, build_rules
-    from storeedge.firmware.freezer.main import freezer_live
+    from storeedge.firmware.freezer.wiring import freezer_live
     from storeedge.firmware.freezer.wiring import make_bus
     data = freezer_dict(tmp_path)
     path = tmp_path / "fz.yaml"
