@@ -27,10 +27,9 @@ import time
 import uuid
 from typing import Iterator
 
-from storeedge import durable, topics
+from storeedge import dedupe, durable, topics
 from storeedge.events import Envelope
-from storeedge.ingest import (INTEGRITY_REASONS, Rejection, Screen,
-                                              declared_ranges)
+from storeedge.ingest import INTEGRITY_REASONS, Rejection, Screen, declared_ranges
 from storeedge.link import MqttLink, json_payload
 from storeedge.seal import KeyRing, load_master
 from storeedge.server.config import StoreServerConfig
@@ -124,28 +123,39 @@ class StoreServer:
         return [None] * len(items)
 
     def _store_device(self, dev: str, envs: list[Envelope], now: float) -> None:
-        """Insert one device's events of this batch; duplicates counted, conflicts reported."""
+        """Insert one device's events of this batch: one read of what is held decides the
+        duplicates (counted), conflicts (counted, reported) and placeholders."""
         if dev not in self._known:
             self.db.ensure_device(dev, envs[0].kind, envs[0].store)
             self._known.add(dev)
-        have = self.db.existing(dev, min(e.seq for e in envs), max(e.seq for e in envs))
-        rows, fresh = [], []
-        for env in envs:
-            body = json.dumps(env.body, separators=(",", ":"))
-            if env.seq in have:
-                self._duplicate(env, have[env.seq])
-                continue
-            have[env.seq] = body
-            rows.append(Row(env.dev, env.seq, env.kind, env.store, env.type, env.prio, env.ts,
-                            now, body))
-            fresh.append(env)
+        # the watermark only clips declared ranges: not read for a batch without any
+        floor = self.db.watermark(dev) if any(map(declared_ranges, envs)) else 0
+        held = self.db.held(dev, dedupe.lookup_spans(envs, floor))
+        batch = [dedupe.Candidate(e, json.dumps(e.body, separators=(",", ":"))) for e in envs]
+        plan = dedupe.plan_batch(batch, held, floor, same=dedupe.same_json)
+        self._count_repeats(dev, plan)
+        rows = [Row(c.env.dev, c.env.seq, c.env.kind, c.env.store, c.env.type, c.env.prio,
+                    c.env.ts, now, c.content) for c in plan.fresh]
         self.db.insert_events(rows)
         self.stored += len(rows)
-        for env in fresh:
-            for lo, hi in declared_ranges(env):
-                self._account(env, lo, hi, now)
-            if env.type == "gateway.gap_unrecoverable" and env.kind == "gateway":
-                self._unrecoverable(env, now)
+        for claim in plan.claims:
+            self._claim(claim, now)
+        for cand in plan.fresh:
+            if cand.env.type == "gateway.gap_unrecoverable" and cand.env.kind == "gateway":
+                self._unrecoverable(cand.env, now)
+
+    def _count_repeats(self, dev: str, plan: dedupe.Plan) -> None:
+        """Count a plan's duplicates and conflicts.  An event whose seq a summary already
+        accounted for (a placeholder, ``fills``) is a duplicate here: the summary was counted
+        as its delivery."""
+        for cand in plan.conflicts:
+            self.db.count(dev, "conflicts", 1)
+            log.error("device %s reused seq %d with different content: kept the first",
+                      dev, cand.env.seq)
+        repeats = len(plan.duplicates) + len(plan.fills)
+        if repeats:
+            self.db.count(dev, "duplicates", repeats)
+            self.duplicates += repeats
 
     def _unrecoverable(self, env: Envelope, now: float) -> None:
         """A gateway's report of seqs of a device of its store that no one holds any more:
@@ -159,10 +169,11 @@ class StoreServer:
         if dev not in self._known:
             self.db.ensure_device(dev, kind, env.store)
             self._known.add(dev)
-        lo = max(first, self.db.watermark(dev) + 1)
-        have = self.db.existing(dev, lo, last) if lo <= last else {}
-        missing = [s for s in range(lo, last + 1) if s not in have]
-        for a, b in _spans(missing):
+        floor = self.db.watermark(dev)
+        span = dedupe.clip(first, last, floor)
+        have = self.db.held(dev, [span]) if span else {}
+        missing = dedupe.missing(first, last, floor, have)
+        for a, b in dedupe.spans(missing):
             self.db.record_unrecoverable(dev, a, b, now)
             log.error("gateway %s reports %s seq %d..%d gone for good (lost gateway "
                       "database): recorded as unrecoverable", env.dev, dev, a, b)
@@ -178,35 +189,20 @@ class StoreServer:
         self.db.record_integrity(Integrity(item.dev or "?", item.seq or 0, item.reason,
                                            item.detail[:300], item.topic[:200], 1, now, now))
 
-    def _duplicate(self, env: Envelope, stored: str | None) -> None:
-        if stored is not None and json.loads(stored) != env.body:
-            self.db.count(env.dev, "conflicts", 1)
-            log.error("device %s reused seq %d with different content: kept the first",
-                      env.dev, env.seq)
-            return
-        self.db.count(env.dev, "duplicates", 1)
-        self.duplicates += 1
-
-    def _account(self, env: Envelope, lo: int, hi: int, now: float) -> None:
+    def _claim(self, claim: dedupe.Claim, now: float) -> None:
         """Placeholders for seqs covered by a coalesced event or lost in a salvage.
 
-        Only seqs above the device's watermark and not stored are accounted for (a salvage
-        report lists everything the device no longer holds, most of it delivered long ago).
+        A claim holds only seqs above the device's watermark and not stored (a salvage report
+        lists everything the device no longer holds, most of it delivered long ago).
         """
-        lo = max(lo, self.db.watermark(env.dev) + 1)
-        if lo > hi:
-            return
-        have = self.db.existing(env.dev, lo, hi)        # one query for the whole range
-        missing = [s for s in range(lo, hi + 1) if s not in have]
-        if not missing:
-            return
+        env = claim.env
         if env.type == "outbox.salvaged":
-            for first, last in _spans(missing):
+            for first, last in dedupe.spans(claim.seqs):
                 self.db.record_gap(env.dev, first, last, "lost", now)
                 log.error("device %s reports seq %d..%d lost for good (outbox salvage)",
                           env.dev, first, last)
         self.db.insert_events([Row(env.dev, seq, env.kind, env.store, "placeholder", 3, env.ts,
-                                   now, None) for seq in missing])
+                                   now, None) for seq in claim.seqs])
 
     def _after_commit(self, _outcomes) -> None:
         touched, self._touched = self._touched, {}
@@ -310,13 +306,3 @@ def _flatten(items: list) -> Iterator[Envelope | Rejection]:
         else:
             yield item
 
-
-def _spans(seqs: list[int]) -> list[tuple[int, int]]:
-    """Sorted seqs as ``(first, last)`` runs."""
-    out: list[tuple[int, int]] = []
-    for s in seqs:
-        if out and out[-1][1] == s - 1:
-            out[-1] = (out[-1][0], s)
-        else:
-            out.append((s, s))
-    return out

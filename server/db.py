@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from typing import Iterable, NamedTuple
+from typing import Iterable, NamedTuple, Sequence
 
 from storeedge import durable
 from storeedge.server.exc import StoreDatabaseError
@@ -39,6 +39,7 @@ SCHEMA = [
         PRIMARY KEY (dev, seq, reason))""",
 ]
 MAX_INTEGRITY_ROWS = 100_000     # beyond this, seal failures are only counted (in rejects)
+SPANS_PER_QUERY = 200            # seq ranges per lookup query (2 parameters each)
 
 
 class Integrity(NamedTuple):
@@ -137,10 +138,17 @@ class StoreDB:
                                  "ON CONFLICT (dev, seq) DO NOTHING"),
                         [(*row, 1 if row.body is None else 0) for row in rows])
 
-    def existing(self, dev: str, lo: int, hi: int) -> dict[int, str | None]:
-        """``seq -> body`` of the stored events of ``dev`` with ``lo <= seq <= hi``."""
-        return dict(self._exec("SELECT seq, body FROM events WHERE dev=? AND seq BETWEEN ? AND ?",
-                               (dev, lo, hi)).fetchall())
+    def held(self, dev: str, spans: Sequence[tuple[int, int]]) -> dict[int, str | None]:
+        """``seq -> body`` (None: a placeholder) of ``dev``'s stored events within the seq
+        ``spans`` (``(first, last)``, both included): one query (per 200 spans)."""
+        out: dict[int, str | None] = {}
+        for i in range(0, len(spans), SPANS_PER_QUERY):
+            part = spans[i:i + SPANS_PER_QUERY]
+            where = " OR ".join(["seq BETWEEN ? AND ?"] * len(part))
+            params = [dev, *(v for span in part for v in span)]
+            out.update(self._exec(f"SELECT seq, body FROM events WHERE dev=? AND ({where})",
+                                  params).fetchall())
+        return out
 
     def ensure_device(self, dev: str, kind: str, store: str) -> None:
         self._exec("INSERT INTO devices (dev, kind, store) VALUES (?,?,?) "

@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
-from storeedge import durable
+from storeedge import dedupe, durable
 from storeedge.events import Envelope
 from storeedge.ingest import Rejection, Watermark, declared_ranges
 
@@ -203,13 +203,13 @@ class GatewayStore:
             log.warning("store holds %s up to seq %d, we held %d (lost database?): "
                         "taking it as held", item.dev, item.seq, before)
         else:
-            lo = max(item.first, before + 1)
-            if item.last < lo:
+            span = dedupe.clip(item.first, item.last, before)
+            if span is None:
                 return Outcome("lost-stale", item.dev)
             conn.executemany("INSERT INTO events (dev, seq, prio, type, ts, received, payload) "
                              "VALUES (?,?,3,'placeholder','',?,NULL) ON CONFLICT DO NOTHING",
-                             ((item.dev, s, now) for s in range(lo, item.last + 1)))
-            state.mark.add_range(lo, item.last)
+                             ((item.dev, s, now) for s in range(span.first, span.last + 1)))
+            state.mark.add_range(span.first, span.last)
         state.dirty = True
         if state.mark.wm != before:
             self._moved.add(item.dev)
@@ -239,19 +239,22 @@ class GatewayStore:
 
     def _account(self, conn, state: DeviceState, env: Envelope, lo: int, hi: int,
                  now: float) -> None:
-        """Placeholders for seqs a coalesced/salvaged event accounts for."""
-        lo = max(lo, state.mark.wm + 1)
-        if hi < lo:
+        """Placeholders for seqs a coalesced/salvaged event accounts for (above the mark;
+        held ones keep their row)."""
+        span = dedupe.clip(lo, hi, state.mark.wm)
+        if span is None:
             return
         conn.executemany("INSERT INTO events (dev, seq, prio, type, ts, received, payload) "
                          "VALUES (?,?,3,'placeholder',?,?,NULL) ON CONFLICT DO NOTHING",
-                         ((env.dev, s, env.ts, now) for s in range(lo, hi + 1)))
-        state.mark.add_range(lo, hi)
+                         ((env.dev, s, env.ts, now) for s in range(span.first, span.last + 1)))
+        state.mark.add_range(span.first, span.last)
 
     def _duplicate(self, conn, state: DeviceState, env: Envelope, payload: bytes) -> Outcome:
         row = conn.execute("SELECT payload FROM events WHERE dev=? AND seq=?",
                            (env.dev, env.seq)).fetchone()
-        if row is not None and row[0] is None:
+        stored = dedupe.ABSENT if row is None else None if row[0] is None else bytes(row[0])
+        verdict = dedupe.judge(stored, payload)
+        if verdict is dedupe.Verdict.FILL:
             # a real event where a summary claimed the seq (a forged summary the store will
             # refuse, or a race): keep the event, never let a claim cost it
             conn.execute("UPDATE events SET prio=?, type=?, ts=?, payload=? WHERE dev=? AND "
@@ -259,7 +262,7 @@ class GatewayStore:
                          (env.prio, env.type, env.ts, payload, env.dev, env.seq))
             state.counts["received"] += 1
             return Outcome("stored", env.dev)
-        if row is not None and row[0] is not None and bytes(row[0]) != payload:
+        if verdict is dedupe.Verdict.CONFLICT:
             state.counts["conflicts"] += 1
             log.error("device %s reused seq %d with different content (outbox reset?): "
                       "rejected, the stored event is kept", env.dev, env.seq)

@@ -125,13 +125,13 @@ def test_store_server_computes_the_missing_seqs_of_a_summary_in_one_query(tmp_pa
                             "security": {"insecure": True}}, StoreServerConfig)
     server = StoreServer(cfg)                   # the link is never started: no broker needed
     calls = []
-    real_existing = server.db.existing
+    real_held = server.db.held
 
-    def counting(dev, lo, hi):
-        calls.append((lo, hi))
-        return real_existing(dev, lo, hi)
+    def counting(dev, spans):
+        calls.extend(spans)
+        return real_held(dev, spans)
 
-    server.db.existing = counting
+    server.db.held = counting
     try:
         span = 50_000
         for s in (1, 2):
