@@ -61,6 +61,18 @@ def mapping_ok(data, allowed: set[int]) -> int:
     return gen
 
 
+def read_until_done(proc: subprocess.Popen, commits: int) -> str:
+    """The child's lines up to its ``commits``-th ``done`` (the kill point is counted in
+    commits, so a loaded machine where one commit takes longer than a fixed sleep still sees
+    kills between and inside commits)."""
+    lines = []
+    while sum(line.startswith("done ") for line in lines) < commits:
+        line = proc.stdout.readline()
+        assert line, "the child ended before it was killed"
+        lines.append(line)
+    return "".join(lines)
+
+
 def kill_rounds(tmp_path, rounds: int, seed: int) -> dict[str, int]:
     """Run ``rounds`` kill/check/recover rounds; count what the kills hit."""
     rng = random.Random(seed)
@@ -71,10 +83,11 @@ def kill_rounds(tmp_path, rounds: int, seed: int) -> dict[str, int]:
         proc = subprocess.Popen([sys.executable, "-c", CHILD, str(live), str(last_done + 1)],
                                 stdout=subprocess.PIPE, text=True)
         assert proc.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0.0, 0.12))
+        head = read_until_done(proc, rng.randint(0, 2))   # progress, not time: load-proof
+        time.sleep(rng.uniform(0.0, 0.05))               # then somewhere in the next commit
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-        out = proc.stdout.read()                  # the same reader: keeps read-ahead lines
+        out = head + proc.stdout.read()           # the same reader: keeps read-ahead lines
         proc.stdout.close()
         begun, done = child_marks(out, "begin"), child_marks(out, "done")
         last_done = done[-1] if done else last_done
