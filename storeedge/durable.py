@@ -218,18 +218,27 @@ class GroupCommitter:
         self._on_rollback, self._after_commit = on_rollback, after_commit
         self._q: queue.SimpleQueue = queue.SimpleQueue()
         self._closed = False
+        self._stale = False                  # a rollback's state reload has not succeeded yet
+        self.died: BaseException | None = None   # why the writer thread stopped (a bug)
         self.commits = 0
         self.items = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
+    @property
+    def alive(self) -> bool:
+        """The writer thread is running (False once closed, or if it stopped on a bug)."""
+        return self._thread.is_alive()
+
     def submit(self, item: Any, callback: Callable[[Ticket], None] | None = None) -> Ticket:
         """Queue ``item``; the ticket resolves once it is committed (or failed)."""
         ticket = Ticket(item, callback)
         if self._closed:
-            ticket._resolve(None, OutboxClosed("the store is closed"))
+            ticket._resolve(None, self._closed_error("the store is closed"))
             return ticket
         self._q.put(ticket)
+        if self.died is not None:      # the writer stopped meanwhile: nobody else will answer
+            self._fail_leftovers()
         return ticket
 
     def close(self, timeout: float = 10.0) -> None:
@@ -241,13 +250,34 @@ class GroupCommitter:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        while True:
-            batch, stop = self._gather_batch()
-            if batch:
-                self._commit(batch)
-            if stop:
-                break
+        batch: list[Ticket] = []
+        try:
+            while True:
+                batch, stop = self._gather_batch()
+                if batch:
+                    self._commit(batch)
+                if stop:
+                    break
+        except BaseException as exc:   # a bug: fail every waiter now rather than never
+            self._died(exc, batch)
+            raise
         self._fail_leftovers()
+
+    def _died(self, exc: BaseException, batch: list[Ticket]) -> None:
+        log.critical("the writer thread %s stopped: %r; every pending and later item fails",
+                     self._thread.name, exc)
+        self.died, self._closed = exc, True
+        error = self._closed_error("")
+        for ticket in batch:
+            if not ticket._done:
+                ticket._resolve(None, error)
+        self._fail_leftovers()
+
+    def _closed_error(self, default: str) -> OutboxError:
+        if self.died is not None:
+            return OutboxError(f"the store's writer thread stopped ({self.died!r}): "
+                               "nothing more can be committed; restart the process")
+        return OutboxClosed(default)
 
     def _gather_batch(self) -> tuple[list[Ticket], bool]:
         first = self._q.get()
@@ -269,30 +299,57 @@ class GroupCommitter:
     def _commit(self, batch: list[Ticket]) -> None:
         with self.lock:
             try:
+                self._reload_if_stale()
+            except Exception as exc:   # state unknown: committing now could reuse or skip keys
+                self._fail(batch, OutboxError(f"not committed: the state could not be reloaded "
+                                              f"after a failed commit: {exc}"))
+                return
+            try:
                 self.txn.begin()
                 outcomes = self._apply(self.conn, [t.item for t in batch])
+                if len(outcomes) != len(batch):   # every ticket gets exactly one answer
+                    raise OutboxError(f"apply returned {len(outcomes)} outcomes for "
+                                      f"{len(batch)} items")
                 self.txn.commit()
             except Exception as exc:  # sqlite3.Error, disk full, a bug in apply
                 self._rollback(exc)
                 error = exc if isinstance(exc, OutboxError) else OutboxError(f"commit failed: {exc}")
-                for ticket in batch:
-                    ticket._resolve(None, error)
+                self._fail(batch, error)
                 return
         self.commits += 1
         self.items += len(batch)
         if self._after_commit is not None:
-            self._after_commit(outcomes)
+            try:
+                self._after_commit(outcomes)
+            except Exception:   # the commit stands: its tickets must still be answered
+                log.exception("after-commit hook of %s failed", self._thread.name)
         for ticket, outcome in zip(batch, outcomes):
             if isinstance(outcome, BaseException):
                 ticket._resolve(None, outcome)
             else:
                 ticket._resolve(outcome, None)
 
+    @staticmethod
+    def _fail(batch: list[Ticket], error: BaseException) -> None:
+        for ticket in batch:
+            ticket._resolve(None, error)
+
     def _rollback(self, exc: BaseException) -> None:
+        """Roll back and reload the owner's state; a failing reload is retried before the
+        next commit (never raised here: the batch's tickets must still be answered)."""
         log.error("transaction failed, rolled back: %s", exc)
-        self.txn.rollback()
-        if self._on_rollback is not None:
+        self._stale = self._on_rollback is not None
+        try:
+            self.txn.rollback()
+            self._reload_if_stale()
+        except Exception as again:
+            log.error("rolling back or reloading state failed too (%s): retried before the "
+                      "next commit", again)
+
+    def _reload_if_stale(self) -> None:
+        if self._stale:
             self._on_rollback()
+            self._stale = False
 
     def _fail_leftovers(self) -> None:
         while True:
@@ -301,7 +358,8 @@ class GroupCommitter:
             except queue.Empty:
                 return
             if item is not _STOP:
-                item._resolve(None, OutboxClosed("the store was closed before this commit"))
+                item._resolve(None, self._closed_error("the store was closed before this "
+                                                       "commit"))
 
 
 def read_all(conn: sqlite3.Connection, lock: threading.RLock, sql: str,

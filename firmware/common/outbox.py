@@ -30,6 +30,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
+import threading
+import time
+import traceback
 import uuid
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -49,6 +53,7 @@ from storeedge.seal import SUFFIX_BYTES, load_key, seal, split
 log = logging.getLogger(__name__)
 
 SEQ_LEASE = 10_000
+SLOW_COMMIT_S = 5.0   # seconds: an append waiting this long is logged with thread stacks
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
@@ -127,6 +132,7 @@ class Outbox:
         self.coalesced = self.telemetry_dropped = self.refused = 0
         self.generation = 0   # bumped when pending rows are rewritten (sender restarts)
         self.salvage_report: OutboxSalvaged | None = None
+        self._slow_reported = float("-inf")   # monotonic time of the last slow-commit report
         self._lock_fd = _exclusive_lock(cfg.path + ".lock")
         try:
             self.conn = self._open()
@@ -203,18 +209,44 @@ class Outbox:
 
     # ------------------------------------------------------------------ appending
 
-    def append(self, body: Any, *, ts: float | None = None, timeout: float | None = 60.0
+    def append(self, body: Any, *, ts: float | None = None, timeout: float | None = None
                ) -> Envelope:
         """Store an event durably and return its envelope (blocks until committed).
+
+        The writer answers every event (committed, or failed with an error), so by default
+        this waits for that answer however slow the disk is; a wait longer than
+        :data:`SLOW_COMMIT_S` is logged with every thread's stack (at most once a minute).
 
         Args:
             body: an instance of a registered event dataclass.
             ts: the event's own time (epoch seconds); None means now.
+            timeout: bound on the wait, seconds (None: until answered). A TimeoutError
+                means "not answered yet": the event may still be committed.
         Raises:
             OutboxFull / TelemetryDropped: no room (see the module docstring).
             EventTooLarge: the encoded event exceeds ``max_event_bytes``.
+            OutboxError: the commit failed (nothing of it was stored).
         """
-        return self.submit(body, ts=ts).wait(timeout)
+        ticket = self.submit(body, ts=ts)
+        first = SLOW_COMMIT_S if timeout is None else min(SLOW_COMMIT_S, timeout)
+        try:
+            return ticket.wait(first)
+        except TimeoutError:
+            if timeout is not None and timeout <= SLOW_COMMIT_S:
+                raise
+        self._report_slow_commit()
+        return ticket.wait(None if timeout is None else timeout - first)
+
+    def _report_slow_commit(self) -> None:
+        """Log that a commit has waited :data:`SLOW_COMMIT_S`, with every thread's stack
+        (at most once a minute), so a stall shows where the writer is."""
+        now = time.monotonic()
+        if now - self._slow_reported < 60.0:
+            return
+        self._slow_reported = now
+        log.error("outbox %s: a commit has waited %.0f s (writer alive: %s, %d commits so "
+                  "far); thread stacks:\n%s", self.cfg.path, SLOW_COMMIT_S,
+                  self._committer.alive, self._committer.commits, _thread_stacks())
 
     def submit(self, body: Any, *, ts: float | None = None, callback=None) -> durable.Ticket:
         """Queue an event for the next group commit without waiting (ticket.wait() blocks)."""
@@ -446,6 +478,13 @@ def seal_key_of(security: Any, dev: str = "") -> bytes | None:
         log.warning("no security.e2e_key: %s sends unsealed events, which a secure store "
                     "server refuses", dev or "this device")
     return None
+
+
+def _thread_stacks() -> str:
+    """Every thread's current stack, named, as text (for a stall report)."""
+    names = {t.ident: t.name for t in threading.enumerate()}
+    return "".join(f"--- thread {names.get(ident, ident)}\n" + "".join(traceback.format_stack(frame))
+                   for ident, frame in sys._current_frames().items())
 
 
 def _exclusive_lock(path: str) -> int:

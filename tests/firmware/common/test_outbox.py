@@ -1,6 +1,7 @@
 """The device outbox on real SQLite files: commits, seq, bounds, coalescing, corruption."""
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -11,7 +12,9 @@ from helpers.damage import checkpoint, corrupt
 from storeedge.config import config_from_dict
 from storeedge.core_events import SimCounter, SimReading
 from storeedge.events import Envelope
-from storeedge.exc import EventTooLarge, OutboxFull, TelemetryDropped
+from storeedge import durable
+from storeedge.exc import EventTooLarge, OutboxError, OutboxFull, TelemetryDropped
+from storeedge.firmware.common import outbox as outbox_mod
 from storeedge.firmware.common.outbox import Identity, Outbox
 from storeedge.settings import OutboxSection
 
@@ -179,3 +182,140 @@ def test_one_process_owns_an_outbox(tmp_path):
     box.close()
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
+
+
+# ---------------------------------------------------------------- the writer always answers
+# (issue 17: a device's append waited 60 s, "the store did not commit in time", and the device
+# exited. A failing commit whose state reload also failed, or a failing after-commit hook,
+# killed the writer thread before it answered: that batch's writers waited for their timeout
+# and every later append queued for a thread that no longer existed.)
+
+
+class _DiskFailsOnce:
+    """The outbox's transactions, with COMMIT failing once as a dying disk does (EIO)."""
+
+    def __init__(self, real):
+        self.real, self.armed = real, False
+
+    def begin(self):
+        self.real.begin()
+
+    def commit(self):
+        if self.armed:
+            self.armed = False
+            raise sqlite3.OperationalError("disk I/O error")
+        self.real.commit()
+
+    def rollback(self):
+        self.real.rollback()
+
+
+def _reload_fails(box, times: int) -> list:
+    """Make the writer's state reload (after a rollback) fail ``times`` times; returns the
+    list of failures still to come."""
+    real = box._committer._on_rollback
+    left = [sqlite3.OperationalError("disk I/O error")] * times
+
+    def reload():
+        if left:
+            raise left.pop()
+        real()
+    box._committer._on_rollback = reload
+    return left
+
+
+def test_a_failed_commit_whose_reload_fails_is_answered_and_seqs_stay_contiguous(tmp_path):
+    box = make(tmp_path)
+    assert box.append(SimCounter(n=0)).seq == 1
+    disk = _DiskFailsOnce(box._committer.txn)
+    box._committer.txn = disk
+    left = _reload_fails(box, times=2)
+    disk.armed = True
+    with pytest.raises(OutboxError, match="commit failed"):
+        box.append(SimCounter(n=1), timeout=10)
+    # the reload is retried before the next commit; while it fails nothing is committed
+    # (the in-memory seq is wrong until it succeeds: committing could leave a hole)
+    with pytest.raises(OutboxError, match="could not be reloaded"):
+        box.append(SimCounter(n=2), timeout=10)
+    assert not left and box._committer.alive
+    assert box.append(SimCounter(n=3), timeout=10).seq == 2     # no hole at 2
+    box.close()
+    conn = sqlite3.connect(tmp_path / "o.db")
+    rows = conn.execute("SELECT seq, payload FROM events ORDER BY seq").fetchall()
+    assert [(s, Envelope.from_json(p).body["n"]) for s, p in rows] == [(1, 0), (2, 3)]
+
+
+def test_a_failing_after_commit_hook_does_not_stop_the_writer(tmp_path):
+    conn = durable.open_db(str(tmp_path / "g.db"))
+    conn.execute("CREATE TABLE t (v INTEGER)")
+
+    def apply(c, items):
+        c.executemany("INSERT INTO t VALUES (?)", [(i,) for i in items])
+        return list(items)
+
+    def hook(_outcomes):
+        raise RuntimeError("a bug in the hook")
+
+    writer = durable.GroupCommitter(conn, apply, after_commit=hook)
+    assert writer.submit(1).wait(10) == 1          # committed: its ticket is answered
+    assert writer.submit(2).wait(10) == 2
+    writer.close()
+    assert conn.execute("SELECT v FROM t ORDER BY v").fetchall() == [(1,), (2,)]
+
+
+def test_a_writer_that_stops_on_a_bug_fails_waiters_at_once(tmp_path):
+    conn = durable.open_db(str(tmp_path / "g.db"))
+
+    class Bug(BaseException):
+        pass
+
+    def apply(_c, _items):
+        raise Bug("not an Exception: escapes the commit's handler")
+
+    died: list = []
+    hook, threading.excepthook = threading.excepthook, died.append   # the thread re-raises
+    try:
+        writer = durable.GroupCommitter(conn, apply)
+        with pytest.raises(OutboxError, match="writer thread stopped"):
+            writer.submit(1).wait(10)
+        writer._thread.join(10)
+    finally:
+        threading.excepthook = hook
+    assert not writer.alive and isinstance(died[0].exc_value, Bug)
+    with pytest.raises(OutboxError, match="writer thread stopped"):
+        writer.submit(2).wait(10)                  # answered at once, not after a timeout
+
+
+class _Reported(logging.Handler):
+    """Sets ``seen`` when the outbox reports a slow commit."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = threading.Event()
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        if "has waited" in record.getMessage():
+            self.messages.append(record.getMessage())
+            self.seen.set()
+
+
+def test_a_slow_commit_is_reported_with_stacks_and_append_still_returns(tmp_path, monkeypatch):
+    monkeypatch.setattr(outbox_mod, "SLOW_COMMIT_S", 0.05)
+    box = make(tmp_path)
+    report = _Reported()
+    outbox_mod.log.addHandler(report)
+    real_commit = box._committer.txn.commit
+
+    def slow_commit():              # the disk stalls until the stall has been reported
+        report.seen.wait(20)
+        real_commit()
+    monkeypatch.setattr(box._committer.txn, "commit", slow_commit)
+    try:
+        env = box.append(SimCounter(n=0))     # no timeout: the answer, however late
+    finally:
+        outbox_mod.log.removeHandler(report)
+    assert env.seq == 1
+    assert len(report.messages) == 1
+    assert "--- thread outbox-dev-o" in report.messages[0] and "slow_commit" in report.messages[0]
+    box.close()
