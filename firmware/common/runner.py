@@ -23,6 +23,7 @@ Example (an app's ``main.py``)::
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 import threading
@@ -102,6 +103,10 @@ class WatchdogSink:
     def start(self) -> None:
         """Nothing to start."""
 
+    def flush(self, timeout_s: float) -> bool:
+        """Nothing is held here: True."""
+        return True
+
     def close(self) -> None:
         """Nothing to close."""
 
@@ -120,12 +125,15 @@ class AppRunner:
         cfg: the loaded config (an instance of the spec's config class).
         clock: time source for the app and its event timestamps.
         parts: keyword replacements passed to ``build`` (camera, bus, pin_factory...).
+        flush_s: on ``stop``, seconds to wait for the last events to be acknowledged before
+            the service closes (the app's final events, e.g. a telemetry flush, get out).
     """
 
     spec: AppSpec
     cfg: Any
     clock: Any
     parts: dict | None = None
+    flush_s: float = 3.0
     sink: Any = None
     app: Any = None
     _thread: threading.Thread | None = None
@@ -134,11 +142,12 @@ class AppRunner:
         self.stop_event = threading.Event()
 
     def build(self) -> Any:
-        """Make the sink (device service) and the app; on a failure the sink is closed."""
+        """Make the parts that come first (see :func:`before_sink`), the sink (device
+        service) and the app; on a failure the sink is closed."""
+        parts = before_sink(self.spec, self.cfg, self.clock, dict(self.parts or {}))
         self.sink = make_sink(self.spec, self.cfg, self.clock)
         try:
-            self.app = build_function(self.spec)(self.cfg, self.sink, self.clock,
-                                                 **(self.parts or {}))
+            self.app = build_function(self.spec)(self.cfg, self.sink, self.clock, **parts)
         except BaseException:
             self.sink.close()
             raise
@@ -154,11 +163,15 @@ class AppRunner:
         self._thread.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop the app (it closes its parts), then close the service (seconds: ``timeout_s``)."""
+        """Stop the app (it closes its parts; ``timeout_s`` seconds at most), let its last
+        events leave (``flush_s``), then close the service."""
         self.stop_event.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
         if self.sink is not None:
+            if self._thread is not None and not self.sink.flush(self.flush_s):
+                log.warning("%s: stopped with events not yet acknowledged (kept in the "
+                            "outbox)", self.cfg.device.id)
             self.sink.close()
 
 
@@ -168,6 +181,15 @@ def build_function(spec: AppSpec) -> Callable:
     if not spec.build:
         raise AppSpecError(f"app {spec.kind!r} declares no build function")
     return _attr(spec.build, spec.kind)
+
+
+def before_sink(spec: AppSpec, cfg: Any, clock: Any, parts: dict) -> dict:
+    """``parts`` with what the app builds before its event sink exists: the build module's
+    optional ``before_sink(cfg, clock, **parts) -> parts`` (the door locks its relay before
+    the outbox opens, which can take seconds on a damaged disk)."""
+    module = importlib.import_module(spec.build.partition(":")[0]) if spec.build else None
+    early = getattr(module, "before_sink", None)
+    return early(cfg, clock, **parts) if early is not None else parts
 
 
 def make_sink(spec: AppSpec, cfg: Any, clock: Any):

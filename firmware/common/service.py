@@ -161,6 +161,12 @@ class DeviceService:
         with self._wake:
             return self._wake.wait_for(lambda: self.outbox.acked_seq >= seq, timeout)
 
+    def flush(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` seconds until every committed event is acknowledged
+        (an orderly stop that lets the last events leave); False when some are still held
+        (they stay in the outbox and are sent after the next start)."""
+        return self.wait_acked(self.outbox.last_seq, timeout_s)
+
     def close(self) -> None:
         """Stop sending, say offline, close the outbox."""
         self._stop.set()

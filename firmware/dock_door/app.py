@@ -1,5 +1,7 @@
 """A running door device: relay first, then the event service, the controller, QR sources and
-the timer loop.  Used by ``storeedge door --config`` and by the demo.
+the timer loop.  Wired in :func:`build` (``AppSpec.build``), which the runner calls for
+``storeedge door --config`` and for the demo; :func:`before_sink` builds the lock relay before
+the runner opens the outbox.
 
 Signed commands from the store server (``se/v1/{store}/dock_door/{dev}/cmd/{name}``, never
 retained; roles per ``storeedge.signing.COMMAND_ROLES``; ``by`` from the signed identity):
@@ -22,7 +24,8 @@ from typing import TYPE_CHECKING
 
 from storeedge.drivers import gpio
 from storeedge.drivers.clock import Clock, SystemClock
-from storeedge.firmware.common.service import Command, DeviceService
+from storeedge.firmware.common.runner import EventSink
+from storeedge.firmware.common.service import Command
 from storeedge.firmware.dock_door.config import DoorConfig, door_options
 from storeedge.firmware.dock_door.controller import DoorController
 from storeedge.firmware.dock_door.events import event_from_body
@@ -39,9 +42,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def service_sink(svc: DeviceService):
-    """An audit sink that puts each chained record into the service's outbox (and logs it at
-    info level: grants, denials, alarms and lockouts reach the journal)."""
+def service_sink(svc: EventSink):
+    """An audit sink that puts each chained record into the event sink (the service's
+    outbox) and logs it at info level: grants, denials, alarms and lockouts reach the
+    journal."""
     def sink(rec):
         log.info("%s", audit_line(rec.type, rec.body))
         return svc.emit(event_from_body(rec.type, rec.body), ts=rec.t)
@@ -70,20 +74,23 @@ class DoorApp:
 
     Args:
         cfg: validated :class:`DoorConfig`.
+        sink: where events go; takes the door's signed commands (the device service).
         clock: time source (default: the system clock).
         pin_factory: gpiozero pin factory (default: ``cfg.door.gpio_backend``).
         camera: an open ``drivers.camera`` Camera to read QR codes from (optional).
+        relay: the lock relay, when built before the sink (see :func:`before_sink`).
+        simulate: walk a simulated driver through after each grant (default: no
+            ``pin_factory`` given and ``door.gpio_backend: mock``).
     """
 
-    def __init__(self, cfg: DoorConfig, *, clock: Clock | None = None, pin_factory=None,
-                 camera=None):
-        self.cfg, self.clock = cfg, clock or SystemClock()
+    def __init__(self, cfg: DoorConfig, sink: EventSink, clock: Clock | None = None, *,
+                 pin_factory=None, camera=None, relay=None, simulate: bool | None = None):
+        self.cfg, self.sink, self.clock = cfg, sink, clock or SystemClock()
         factory = pin_factory or gpio.pin_factory(cfg.door.gpio_backend)
         opts = door_options(cfg)
-        self.relay = build_relay(opts.wiring.relay, pin_factory=factory)   # before all else
-        self.svc = DeviceService(cfg, clock=self.clock, app="door")
+        self.relay = relay or build_relay(opts.wiring.relay, pin_factory=factory)
         self.ctl = build_door(opts, self.clock, DoorSeams(
-            sink=service_sink(self.svc), pin_factory=factory, probe=self._probe()),
+            sink=service_sink(sink), pin_factory=factory, probe=self._probe()),
             relay=self.relay)
         self._install_trust()
         self._register_commands()
@@ -92,7 +99,8 @@ class DoorApp:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.console = None
-        self.simulated = pin_factory is None and cfg.door.gpio_backend == "mock"
+        self.simulated = (pin_factory is None and cfg.door.gpio_backend == "mock"
+                          if simulate is None else simulate)
         if self.simulated:
             self._close_contact(factory)
 
@@ -137,17 +145,15 @@ class DoorApp:
         return LiveConfig(DoorConfig, self.cfg, {"door.": apply_door, "log.": apply_log_level},
                           restart=restart, fixed=fixed)
 
-    def start_console(self, config_path: str, restart) -> None:
-        """Live config (file watcher, see ``liveconfig.ConfigWatcher``) and the technician
-        console on ``door.console_port`` inside this process (``test relay`` and ``reset
-        lockout`` act on the running controller).  A console that cannot start is logged;
-        the door runs without it."""
-        from storeedge.firmware.common.liveconfig import ConfigWatcher
+    def serve_config(self, config_path: str, restart) -> "LiveConfig":
+        """The live config (the runner watches the file with it) and the technician console
+        on ``door.console_port`` inside this process (``test relay`` and ``reset lockout``
+        act on the running controller).  A console that cannot start is logged; the door
+        runs without it."""
         live = self.live_config(restart)
-        ConfigWatcher(config_path, live, self._stop).start()   # a stand-alone console's commits
         port = self.cfg.door.console_port
         if not port:
-            return
+            return live
         from storeedge.firmware.console.embed import EmbeddedConsole
         from storeedge.firmware.console.exc import ConsoleError
         from storeedge.firmware.console.targets import DoorTarget
@@ -155,10 +161,11 @@ class DoorApp:
         target.live = live
         try:
             self.console = EmbeddedConsole.start(port_url=port, config_path=config_path,
-                                                 service=self.svc, target=target,
+                                                 service=self.sink, target=target,
                                                  clock=self.clock)
         except (ConsoleError, OSError) as exc:
             log.error("console on %s not started: %s (the door runs without it)", port, exc)
+        return live
 
     def _probe(self):
         p = self.cfg.door.probe
@@ -207,25 +214,25 @@ class DoorApp:
         def revocations(cmd: Command) -> dict:
             return apply_revocations(ctl, str(cmd.args["list"]).encode(), store)
 
-        self.svc.on_command("reset_lockout", reset)
+        self.sink.on_command("reset_lockout", reset)
         def keys(cmd: Command) -> dict:
             ann = ctl.p.state.apply_keyset(str(cmd.args["keyset"]).encode(), store=store,
                                            now=self.clock.time())
             return {"serial": ann.serial, "added": sorted(ann.keys),
                     "trusted": ctl.p.state.trusted_kids()}
 
-        self.svc.on_command("revocations", revocations)
-        self.svc.on_command("keys", keys)
+        self.sink.on_command("revocations", revocations)
+        self.sink.on_command("keys", keys)
         def status(cmd: Command) -> dict:
             sc = self.scanner
             return dict(asdict(ctl.status()),
                         scanner_error=str(sc.error) if sc is not None and sc.error else None)
 
-        self.svc.on_command("door_status", status)
+        self.sink.on_command("door_status", status)
 
     def start(self) -> None:
-        """Start the event service, QR sources and the timer loop (returns at once)."""
-        self.svc.start()
+        """Start the QR sources and the timer loop (returns at once; the runner starts the
+        event service)."""
         sc = self.cfg.door.scanner
         if sc.url:
             from storeedge.drivers.serial import open_port
@@ -267,7 +274,7 @@ class DoorApp:
         tick = self.cfg.door.tick_ms / 1000.0
         while not self._stop.wait(tick):
             self.ctl.tick()
-            self.svc.heartbeat()
+            self.sink.heartbeat()
 
     def run(self, stop: threading.Event) -> None:
         """Start, block until ``stop`` is set, then stop."""
@@ -276,7 +283,8 @@ class DoorApp:
         self.stop()
 
     def stop(self) -> None:
-        """Stop sources and loops, leave the relay locked, close the service."""
+        """Stop sources and loops, leave the relay locked (the runner then closes the
+        service)."""
         self._stop.set()
         if self.console is not None:
             self.console.stop()
@@ -289,4 +297,19 @@ class DoorApp:
         self.ctl.close()
         self.relay.close()
         self.ctl.p.state.close()
-        self.svc.close()
+
+
+def before_sink(cfg: DoorConfig, clock, *, pin_factory=None, **parts) -> dict:
+    """The lock relay, built (locked) before the runner opens the outbox: at boot nothing
+    may come before the lock.  Returns the parts for :func:`build`."""
+    if pin_factory is None:             # the config's pins (mock: the simulated door)
+        parts.setdefault("simulate", cfg.door.gpio_backend == "mock")
+        pin_factory = gpio.pin_factory(cfg.door.gpio_backend)
+    relay = parts.get("relay") or build_relay(door_options(cfg).wiring.relay,
+                                              pin_factory=pin_factory)
+    return {**parts, "pin_factory": pin_factory, "relay": relay}
+
+
+def build(cfg: DoorConfig, sink: EventSink, clock, **parts) -> DoorApp:
+    """The door from its config (``AppSpec.build``; ``parts``: pin_factory, camera, relay)."""
+    return DoorApp(cfg, sink, clock, **parts)

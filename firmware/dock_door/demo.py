@@ -1,8 +1,9 @@
 """The dock door in ``storeedge demo``: a scheduled delivery opens the door, a replayed code is
 refused, an expired code is refused.
 
-The door runs the real app (:class:`DoorApp`: outbox, MQTT link, commands, chained events) on
-gpiozero MockFactory pins.  The driver's phone is shown to the camera path (a rendered QR in a
+The door runs the real app as ``storeedge door`` does (the runner's AppRunner: the outbox, MQTT
+link and commands of the device service, then ``app.build``: chained events) on gpiozero
+MockFactory pins.  The driver's phone is shown to the camera path (a rendered QR in a
 1280x720 frame through the barcode reader); the replay comes through a serial scanner on a pty.
 """
 from __future__ import annotations
@@ -53,12 +54,15 @@ class DoorDemo:
         return config_from_dict(base, DoorConfig)
 
     def start(self) -> None:
-        from storeedge.firmware.dock_door.app import DoorApp
+        from storeedge import apps
+        from storeedge.firmware.common.runner import AppRunner
         cfg = self._config()
         self.factory = new_mock_factory()
-        self.app = DoorApp(cfg, clock=self.ctx.clock, pin_factory=self.factory)
+        self.runner = AppRunner(apps.app("dock_door"), cfg, self.ctx.clock,
+                                parts={"pin_factory": self.factory})
+        self.app = self.runner.build()
         self.store = cfg.device.store
-        self.app.start()
+        self.runner.start()
         self.factory.pin(CONTACT_PIN).drive_low()          # door closed
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._scenario, name="door-demo", daemon=True)
@@ -98,7 +102,7 @@ class DoorDemo:
         self._stop.set()
         self._thread.join(5)
         self._final = self._summary()
-        self.app.stop()
+        self.runner.stop()
         for fd in (self.master, self.slave):
             try:
                 os.close(fd)

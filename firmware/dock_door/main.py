@@ -28,8 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from storeedge.firmware.common.app import (app_parser, load_app_config, stop_event_on_signals,
-                                           validation_exit_code)
+from storeedge.firmware.common.app import run_subcommand
 from storeedge.config import load_config
 from storeedge.exc import ConfigError
 from storeedge.firmware.dock_door.credential import CredentialSpec, generate_signing_key, issue, \
@@ -298,28 +297,25 @@ TOOLS = {"keygen": cmd_keygen, "issue": cmd_issue, "revoke": cmd_revoke, "trust"
          "reset-lockout": cmd_reset_lockout, "events": cmd_events}
 
 
+def _run_tool(name: str, argv: list[str]) -> int:
+    """``storeedge door <name> ...``: one of :data:`TOOLS`; expected failures on one line."""
+    args = _tools_parser().parse_args([name] + argv)
+    try:
+        return TOOLS[args.cmd](args)
+    except (DoorError, ConfigError, ValueError, OSError) as exc:
+        print(f"storeedge door {args.cmd}: {exc}", file=sys.stderr)
+        return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``storeedge door``; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in TOOLS:
-        args = _tools_parser().parse_args(argv)
-        try:
-            return TOOLS[args.cmd](args)
-        except (DoorError, ConfigError, ValueError, OSError) as exc:
-            print(f"storeedge door {args.cmd}: {exc}", file=sys.stderr)
-            return 1
-    from storeedge.firmware.dock_door.config import DoorConfig
+    done = run_subcommand(argv, {name: (lambda rest, name=name: _run_tool(name, rest))
+                                 for name in TOOLS})
+    if done is not None:
+        return done
+    from storeedge import apps
+    from storeedge.firmware.common.app import app_parser
+    from storeedge.firmware.common.runner import run_app
     parser = app_parser("door", "dock door QR controller (tools: " + ", ".join(TOOLS) + ")")
-    args = parser.parse_args(argv)
-    cfg = load_app_config(args, DoorConfig)
-    if cfg is None:
-        return validation_exit_code(args)
-    from storeedge.firmware.common.liveconfig import Restarter
-    from storeedge.firmware.dock_door.app import DoorApp
-    stop = stop_event_on_signals()
-    restarter = Restarter(stop)
-    app = DoorApp(cfg)
-    app.start_console(args.config, restarter)
-    app.run(stop)
-    restarter.reexec_if_requested()
-    return 0
+    return run_app(apps.app("dock_door"), argv, parser=parser)

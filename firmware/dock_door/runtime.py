@@ -8,7 +8,7 @@ Example::
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from storeedge.drivers.clock import Clock
@@ -55,7 +55,6 @@ class DoorSeams:
     pin_factory: object = None
     probe: Callable[[], float | None] | None = None
     on_committed: Callable[[object], None] | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def build_door(opts: DoorOptions, clock: Clock, seams: DoorSeams, *,

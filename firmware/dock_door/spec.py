@@ -11,4 +11,5 @@ SPEC = AppSpec(
     demo="storeedge.firmware.dock_door.demo",
     hardware_section="door",
     aliases=("door", "dock-door"),
+    build="storeedge.firmware.dock_door.app:build",
 )

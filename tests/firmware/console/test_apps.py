@@ -45,12 +45,12 @@ def door_config(tmp_path):
 
 @pytest.fixture
 def door(tmp_path):
-    from storeedge.firmware.dock_door.app import DoorApp
+    from helpers.door_app import DoorUnderTest
     from storeedge.firmware.dock_door.config import DoorConfig
     path = door_config(tmp_path)
     factory = new_mock_factory()
     clock = SimulatedClock(auto_advance=True)
-    app = DoorApp(load_config(path, DoorConfig), clock=clock, pin_factory=factory)
+    app = DoorUnderTest(load_config(path, DoorConfig), clock=clock, pin_factory=factory)
     yield app, factory, path, DoorConfig
     app.svc.close()
     factory.close()

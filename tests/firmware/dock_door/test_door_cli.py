@@ -16,7 +16,7 @@ from helpers.door_rig import Watcher, run, write_config
 def test_reset_lockout_cli_and_door_events(tmp_path, broker, capsys, monkeypatch):
     import logging
     monkeypatch.setattr(logging.getLogger(), "handlers", [])
-    from storeedge.firmware.dock_door.app import DoorApp
+    from helpers.door_app import DoorUnderTest
     _, pub, _ = run(["keygen", "--kid", "1", "--out", str(tmp_path / "k.pem")], capsys)
     cfg_path = write_config(tmp_path, pub.strip(), broker_url=broker.url)
     cfg = load_config(cfg_path, DoorConfig)
@@ -27,7 +27,7 @@ def test_reset_lockout_cli_and_door_events(tmp_path, broker, capsys, monkeypatch
     st = write_yaml(tmp_path / "st.yaml", doc)
     factory = new_mock_factory()
     watcher = Watcher(broker, kit)
-    app = DoorApp(cfg, clock=SystemClock(), pin_factory=factory)
+    app = DoorUnderTest(cfg, clock=SystemClock(), pin_factory=factory)
     try:
         app.start()
         factory.pin(27).drive_low()                                  # door closed

@@ -37,19 +37,19 @@ def wait(pred, timeout=15.0):
 
 
 def test_simulated_door_grant_walk_through_and_console(tmp_path, capsys):
-    from console.console_rig import PtyTerminal
-    from storeedge.firmware.dock_door.app import DoorApp
+    from helpers.console_rig import PtyTerminal
+    from helpers.door_app import DoorUnderTest
     key = str(tmp_path / "k.pem")
     _, pub, _ = run(["keygen", "--kid", "1", "--out", key], capsys)
     master, slave = os.openpty()
     path = sim_config(tmp_path, pub.strip(), os.ttyname(slave))
     write_secret_file(tmp_path / "console.secret", SECRET, n=2 ** 10, r=8, p=1)
     restarts = []
-    app = DoorApp(load_config(path, DoorConfig))
+    app = DoorUnderTest(load_config(path, DoorConfig))
     try:
         assert app.ctl.status().door_closed                  # closed from boot
         app.start()
-        app.start_console(str(path), restarts.append)
+        app.serve_config(str(path), restarts.append)
         term = PtyTerminal(master)
         term.send(b"\r")
         term.expect("Password: ")

@@ -53,12 +53,12 @@ def door(tmp_path, broker, store_pki):
 
     Forged commands come from the gateway identity (the one allowed to write device
     commands in the store): what a compromised gateway could send."""
-    from storeedge.firmware.dock_door.app import DoorApp
+    from helpers.door_app import DoorUnderTest
 
     kit = CommandKit.from_pki(store_pki)
     cfg = load_config(door_yaml(tmp_path, broker.url), DoorConfig)
     factory = new_mock_factory()
-    app = DoorApp(cfg, clock=SystemClock(), pin_factory=factory)
+    app = DoorUnderTest(cfg, clock=SystemClock(), pin_factory=factory)
     client = connect_as(broker, GATEWAY_ID, "gateway")
     app.start()
     factory.pin(CONTACT).drive_low()                  # door closed
@@ -235,13 +235,13 @@ def test_door_attacks_end_to_end_and_every_genuine_event_stored_once(broker_fact
     from helpers.stack import STORE, event_path
     from storeedge.link import MqttLink
     from storeedge.settings import LinkSection
-    from storeedge.firmware.dock_door.app import DoorApp
+    from helpers.door_app import DoorUnderTest
     from storeedge.audit import verify_chain
     from storeedge.server.commands import CommandSender
 
     kit = CommandKit.from_pki(store_pki)
     with event_path(broker_factory, tmp_path) as (down, up, relay, store):
-        app = DoorApp(load_config(door_yaml(tmp_path, down.url), DoorConfig),
+        app = DoorUnderTest(load_config(door_yaml(tmp_path, down.url), DoorConfig),
                       clock=SystemClock(), pin_factory=(factory := new_mock_factory()))
         attacker = connect_as(down, GATEWAY_ID, "gateway")
         page = MqttLink("se-store-page", LinkSection(**link_for(up.url, "store-1",

@@ -98,7 +98,7 @@ def test_validate_config(tmp_path, capsys):
 
 
 def test_door_app_end_to_end(tmp_path, broker, capsys):
-    from storeedge.firmware.dock_door.app import DoorApp
+    from helpers.door_app import DoorUnderTest
     from storeedge.audit import verify_chain
     key = str(tmp_path / "k.pem")
     _, pub, _ = run(["keygen", "--kid", "1", "--out", key], capsys)
@@ -110,7 +110,7 @@ def test_door_app_end_to_end(tmp_path, broker, capsys):
     cfg.security.command_pub = str(kit.pub_path)
     factory = new_mock_factory()
     watcher = Watcher(broker, kit)
-    app = DoorApp(cfg, clock=SystemClock(), pin_factory=factory)
+    app = DoorUnderTest(cfg, clock=SystemClock(), pin_factory=factory)
     try:
         assert factory.pin(17).state is False
         app.start()
@@ -181,7 +181,7 @@ def test_cold_probe_reading_from_real_format_w1_files(tmp_path, capsys):
     """door.probe reads a DS18B20 through the sysfs backend (files written by the 1-Wire sim)."""
     from storeedge.drivers.clock import SimulatedClock
     from storeedge.drivers.onewire.sim import FreezerPhysics, SimulatedBus, ThermalModel
-    from storeedge.firmware.dock_door.app import DoorApp
+    from helpers.door_app import DoorUnderTest
     clock = SimulatedClock()
     sim = SimulatedBus(tmp_path / "w1", clock=clock)
     sim.add_probe("28-0000a1b2c3d4", ThermalModel(FreezerPhysics(setpoint_c=-18), clock.time()))
@@ -189,7 +189,7 @@ def test_cold_probe_reading_from_real_format_w1_files(tmp_path, capsys):
     _, pub, _ = run(["keygen", "--kid", "1", "--out", str(tmp_path / "k.pem")], capsys)
     cfg = load_config(write_config(tmp_path, pub.strip(), {"probe": {
         "rom": "28-0000a1b2c3d4", "backend": "sysfs", "root": str(tmp_path / "w1")}}), DoorConfig)
-    app = DoorApp(cfg, clock=clock, pin_factory=new_mock_factory())
+    app = DoorUnderTest(cfg, clock=clock, pin_factory=new_mock_factory())
     try:
         assert app.ctl.p.probe() == pytest.approx(expected, abs=0.01)
         assert -19.5 < expected < -16.5
@@ -239,7 +239,7 @@ def test_storeedge_door_cli_runs_and_stops_on_sigterm(tmp_path, broker, capsys):
 def test_door_app_reads_codes_from_a_replay_camera(tmp_path, broker, capsys):
     """camera: {backend: replay}: image files of a phone-held QR go through the barcode reader
     and open the door; the code in the following frames is not re-used or denied."""
-    from storeedge.firmware.dock_door.app import DoorApp
+    from helpers.door_app import DoorUnderTest
     from storeedge.firmware.dock_door.qrimage import paste_into_frame, qr_gray
     key = str(tmp_path / "k.pem")
     _, pub, _ = run(["keygen", "--kid", "1", "--out", key], capsys)
@@ -256,7 +256,7 @@ def test_door_app_reads_codes_from_a_replay_camera(tmp_path, broker, capsys):
     cfg = load_config(write_config(tmp_path, pub.strip(), {"camera": {
         "backend": "replay", "source": str(frames)}}, broker_url=broker.url), DoorConfig)
     factory = new_mock_factory()
-    app = DoorApp(cfg, clock=SystemClock(), pin_factory=factory)
+    app = DoorUnderTest(cfg, clock=SystemClock(), pin_factory=factory)
     try:
         factory.pin(27).drive_low()
         app.start()
