@@ -7,19 +7,13 @@ class DriverError(StoreedgeError):
     """Base class of every storeedge.drivers error."""
 
 
-class BackendUnavailable(DriverError, ImportError):
+class BackendUnavailable(DriverError, ImportError, exit_code=EX_UNAVAILABLE):
     """A named backend could not be loaded (its library is missing or failed); says why."""
 
-    exit_code = EX_UNAVAILABLE
 
-
-class UnknownBackend(DriverError, ValueError):
+class UnknownBackend(DriverError, ValueError, exit_code=EX_CONFIG):
     """A backend name that is not registered."""
 
-    exit_code = EX_CONFIG
 
-
-class DeviceIOError(DriverError, OSError):
+class DeviceIOError(DriverError, OSError, exit_code=EX_IOERR):
     """Reading or writing a device failed."""
-
-    exit_code = EX_IOERR

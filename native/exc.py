@@ -7,16 +7,12 @@ class NativeError(StoreedgeError):
     """Base class of every storeedge.native error."""
 
 
-class NativeBackendError(NativeError, ImportError):
+class NativeBackendError(NativeError, ImportError, exit_code=EX_UNAVAILABLE):
     """A compiled kernel could not be loaded."""
 
-    exit_code = EX_UNAVAILABLE
 
-
-class NativeInputError(NativeError, ValueError):
+class NativeInputError(NativeError, ValueError, exit_code=EX_DATAERR):
     """An input array has the wrong dtype, shape, layout or value range."""
-
-    exit_code = EX_DATAERR
 
 
 class GS1Error(NativeInputError):

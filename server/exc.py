@@ -6,13 +6,9 @@ class StoreServerError(StoreedgeError, RuntimeError):
     """Base class of store-server errors."""
 
 
-class StoreDatabaseError(StoreServerError):
+class StoreDatabaseError(StoreServerError, exit_code=EX_UNAVAILABLE):
     """The store database cannot be opened or written."""
 
-    exit_code = EX_UNAVAILABLE
 
-
-class SecurityConfigError(StoreServerError, ValueError):
+class SecurityConfigError(StoreServerError, ValueError, exit_code=EX_CONFIG):
     """The store server's security settings are missing (no seal key and not insecure)."""
-
-    exit_code = EX_CONFIG

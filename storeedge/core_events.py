@@ -7,7 +7,6 @@ from storeedge.events import Prio, doc_field, event_type
 
 
 @event_type("device.started", prio=Prio.OPERATIONAL)
-@dataclass
 class DeviceStarted:
     """The app started: which one, which version, and what its outbox held."""
 
@@ -18,7 +17,6 @@ class DeviceStarted:
 
 
 @event_type("device.command", prio=Prio.OPERATIONAL)
-@dataclass
 class DeviceCommand:
     """A command received over MQTT and what came of it."""
 
@@ -33,7 +31,6 @@ class DeviceCommand:
 
 
 @event_type("device.commands_refused", prio=Prio.OPERATIONAL)
-@dataclass
 class CommandsRefused:
     """Commands refused before any handler ran, summarised (at most one event a minute).
 
@@ -49,7 +46,6 @@ class CommandsRefused:
 
 
 @event_type("outbox.salvaged", prio=Prio.LOSS)
-@dataclass
 class OutboxSalvaged:
     """The outbox file was corrupt: it was moved aside and its intact rows recovered."""
 
@@ -63,7 +59,6 @@ class OutboxSalvaged:
 
 
 @event_type("device.update_failed", prio=Prio.OPERATIONAL)
-@dataclass
 class UpdateFailed:
     """An A/B update was installed but its trial boot did not commit (the app did not get
     healthy, or the boot never came up): the device runs its old slot again (images/)."""
@@ -76,7 +71,6 @@ class UpdateFailed:
 
 
 @event_type("gateway.gap_unrecoverable", prio=Prio.LOSS)
-@dataclass
 class GapUnrecoverable:
     """From a gateway: seqs of a device that no one holds any more (a gateway database was
     lost after acknowledging them and the device has pruned them).  The store records them
@@ -90,7 +84,6 @@ class GapUnrecoverable:
 
 
 @event_type("gateway.status", prio=Prio.OPERATIONAL)
-@dataclass
 class GatewayStatus:
     """A gateway's own health, every ``relay.status_every_s`` seconds and on a link change."""
 
@@ -114,7 +107,6 @@ class FieldSummary:
 
 
 @event_type("telemetry.coalesced", prio=Prio.TELEMETRY)
-@dataclass
 class TelemetryCoalesced:
     """Telemetry events merged under storage pressure (priority 3 only, never 0-2).
 
@@ -131,7 +123,6 @@ class TelemetryCoalesced:
 
 
 @event_type("sim.counter", prio=Prio.OPERATIONAL)
-@dataclass
 class SimCounter:
     """A numbered event from a simulated device (demo, fault tests)."""
 
@@ -140,7 +131,6 @@ class SimCounter:
 
 
 @event_type("sim.reading", prio=Prio.TELEMETRY)
-@dataclass
 class SimReading:
     """A telemetry reading from a simulated device (demo, storage-pressure tests)."""
 

@@ -21,7 +21,6 @@ Pure functions: no I/O, no clock.  Seqs are positive integers.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
@@ -74,15 +73,15 @@ class Claim(NamedTuple):
     seqs: list[int]
 
 
-@dataclass
-class Plan:
-    """What to do with one device's batch (events in arrival order within each list)."""
+class Plan(NamedTuple):
+    """What to do with one device's batch: its events by :class:`Verdict` (``fresh`` are the
+    ``NEW`` ones), in arrival order, and the placeholders to store."""
 
-    fresh: list[Candidate] = field(default_factory=list)
-    duplicates: list[Candidate] = field(default_factory=list)
-    conflicts: list[Candidate] = field(default_factory=list)
-    fills: list[Candidate] = field(default_factory=list)
-    claims: list[Claim] = field(default_factory=list)
+    fresh: list[Candidate]
+    duplicates: list[Candidate]
+    conflicts: list[Candidate]
+    fills: list[Candidate]
+    claims: list[Claim]
 
 
 def judge(stored: Any, incoming: Any, same: Callable[[Any, Any], bool] | None = None) -> Verdict:
@@ -166,18 +165,18 @@ def plan_batch(batch: Sequence[Candidate], held: dict[int, Any], floor: int, *,
         same: content equality for :func:`judge`.
         ranges_of: the seq ranges an event declares it accounts for.
     """
-    plan = Plan()
-    lists = {Verdict.NEW: plan.fresh, Verdict.DUPLICATE: plan.duplicates,
-             Verdict.CONFLICT: plan.conflicts, Verdict.FILL: plan.fills}
+    lists: dict[Verdict, list[Candidate]] = {v: [] for v in Verdict}
     for cand in batch:
         verdict = judge(held.get(cand.env.seq, ABSENT), cand.content, same)
         lists[verdict].append(cand)
         if verdict is Verdict.NEW:
             held[cand.env.seq] = cand.content
-    for cand in plan.fresh:
+    claims = []
+    for cand in lists[Verdict.NEW]:
         for lo, hi in ranges_of(cand.env):
             seqs = missing(lo, hi, floor, held)
             if seqs:
                 held.update(dict.fromkeys(seqs))
-                plan.claims.append(Claim(cand.env, seqs))
-    return plan
+                claims.append(Claim(cand.env, seqs))
+    return Plan(lists[Verdict.NEW], lists[Verdict.DUPLICATE], lists[Verdict.CONFLICT],
+                lists[Verdict.FILL], claims)

@@ -67,13 +67,26 @@ class EventType:
 REGISTRY: dict[str, EventType] = {}
 
 
+def doc_field(text: str, unit: str | None = None, **kwargs: Any) -> Any:
+    """A documented event-body field: the one way every events module writes one.
+
+    ``text`` becomes the field's JSON Schema ``description`` and ``unit`` (e.g. ``"degC"``,
+    ``"s"``, ``"count"``) its ``x-unit``; ``kwargs`` (``default=``, ``default_factory=``) go
+    to :func:`dataclasses.field`.
+    """
+    meta = {"doc": text, "unit": unit} if unit else {"doc": text}
+    return dataclasses.field(metadata=meta, **kwargs)
+
+
+@typing.dataclass_transform(field_specifiers=(dataclasses.field, doc_field))
 def event_type(name: str, prio: int):
-    """Class decorator: register dataclass ``cls`` as the body of event type ``name``."""
+    """Class decorator: make ``cls`` a dataclass (unless it is one already) and register it
+    as the body of event type ``name`` with priority ``prio`` (a :class:`Prio`)."""
     if not _TYPE_RE.fullmatch(name):
         raise ValueError(f"event type {name!r} must look like 'area.what'")
 
     def register(cls):
-        if not dataclasses.is_dataclass(cls):
+        if "__dataclass_fields__" not in vars(cls):      # not itself one (a base may be)
             cls = dataclass(cls)
         known = REGISTRY.get(name)
         if known is not None and known.body.__qualname__ != cls.__qualname__:
@@ -84,17 +97,6 @@ def event_type(name: str, prio: int):
         return cls
 
     return register
-
-
-def doc_field(text: str, unit: str | None = None, **kwargs: Any) -> Any:
-    """A documented event-body field: the one way every events module writes one.
-
-    ``text`` becomes the field's JSON Schema ``description`` and ``unit`` (e.g. ``"degC"``,
-    ``"s"``, ``"count"``) its ``x-unit``; ``kwargs`` (``default=``, ``default_factory=``) go
-    to :func:`dataclasses.field`.
-    """
-    meta = {"doc": text, "unit": unit} if unit else {"doc": text}
-    return dataclasses.field(metadata=meta, **kwargs)
 
 
 def load_all_event_types() -> dict[str, EventType]:

@@ -25,10 +25,16 @@ class StoreedgeError(Exception):
     """Root of every storeedge error.
 
     Attributes:
-        exit_code: the process exit status when this error ends a command (class attribute).
+        exit_code: the process exit status when this error ends a command (class attribute;
+            a subclass may also give it as a class keyword: ``class E(Base, exit_code=78)``).
     """
 
     exit_code: int = 1
+
+    def __init_subclass__(cls, exit_code: int | None = None, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if exit_code is not None:
+            cls.exit_code = exit_code
 
 
 def exit_code_of(exc: BaseException) -> int:

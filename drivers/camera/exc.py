@@ -15,7 +15,5 @@ class CameraIOError(CameraError, DeviceIOError):
     """Capturing from an open camera failed."""
 
 
-class ReplayError(CameraError, ValueError):
+class ReplayError(CameraError, ValueError, exit_code=EX_DATAERR):
     """A replay source (image folder or recording) is empty or malformed."""
-
-    exit_code = EX_DATAERR

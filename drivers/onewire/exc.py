@@ -13,23 +13,17 @@ class OneWireError(DriverError):
     """Base class of every 1-Wire driver error."""
 
 
-class BusNotFound(OneWireError, FileNotFoundError):
+class BusNotFound(OneWireError, FileNotFoundError, exit_code=EX_UNAVAILABLE):
     """The sysfs root has no 1-Wire bus master (is the w1-gpio overlay enabled?)."""
 
-    exit_code = EX_UNAVAILABLE
 
-
-class BadRomId(OneWireError, ValueError):
+class BadRomId(OneWireError, ValueError, exit_code=EX_DATAERR):
     """A ROM id that is not ``ff-xxxxxxxxxxxx`` (family code, dash, 12 hex digits)."""
-
-    exit_code = EX_DATAERR
 
 
 class ProbeIOError(OneWireError, DeviceIOError):
     """A sysfs attribute exists but could not be read or written (permissions, I/O error)."""
 
 
-class ConversionTimeUnsupported(OneWireError, NotImplementedError):
+class ConversionTimeUnsupported(OneWireError, NotImplementedError, exit_code=EX_UNAVAILABLE):
     """The kernel has no ``conv_time`` attribute (w1_therm before Linux 5.10)."""
-
-    exit_code = EX_UNAVAILABLE

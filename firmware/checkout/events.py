@@ -36,19 +36,16 @@ class _Alert:
 
 
 @event_type("checkout.nudge", prio=Prio.LOSS)
-@dataclass
 class Nudge(_Alert):
     """First incident of a transaction: the self-checkout screen asks the shopper to rescan."""
 
 
 @event_type("checkout.escalate", prio=Prio.LOSS)
-@dataclass
 class Escalate(_Alert):
     """A repeat incident (or a ticket switch): an associate is called to the lane."""
 
 
 @event_type("checkout.scan_note", prio=Prio.OPERATIONAL)
-@dataclass
 class ScanNote:
     """Informational: a scan with no item pass seen, or a double scan of one item."""
 
@@ -59,7 +56,6 @@ class ScanNote:
 
 
 @event_type("checkout.blind", prio=Prio.OPERATIONAL)
-@dataclass
 class Blind:
     """The camera delivered no frames: nothing is alerted for this interval."""
 
@@ -69,7 +65,6 @@ class Blind:
 
 
 @event_type("checkout.pos_rejected", prio=Prio.OPERATIONAL)
-@dataclass
 class PosRejected:
     """POS lines rejected since the last such event (at most one event per interval)."""
 
@@ -80,7 +75,6 @@ class PosRejected:
 
 
 @event_type("checkout.transaction", prio=Prio.OPERATIONAL)
-@dataclass
 class Transaction:
     """Summary of a finished transaction."""
 
@@ -96,7 +90,6 @@ class Transaction:
 
 
 @event_type("checkout.pass", prio=Prio.TELEMETRY)
-@dataclass
 class Pass:
     """An item pass and how it matched the POS (telemetry)."""
 
@@ -109,7 +102,6 @@ class Pass:
 
 
 @event_type("checkout.lane_status", prio=Prio.OPERATIONAL)
-@dataclass
 class LaneStatus:
     """The lane's state: sent when it changes (POS stalled or back, image degraded or back)
     and after every transaction (with the learned POS timing)."""

@@ -7,7 +7,5 @@ class CheckoutError(StoreedgeError):
     """Base class of every checkout app error."""
 
 
-class ModelError(CheckoutError, RuntimeError):
+class ModelError(CheckoutError, RuntimeError, exit_code=EX_UNAVAILABLE):
     """The detector model is missing, unreadable or has unexpected tensors."""
-
-    exit_code = EX_UNAVAILABLE

@@ -11,7 +11,6 @@ from storeedge.events import Prio, doc_field, event_type
 
 
 @event_type("console.login", prio=Prio.OPERATIONAL)
-@dataclass
 class ConsoleLogin:
     """A technician logged in on the serial console."""
 
@@ -19,7 +18,6 @@ class ConsoleLogin:
 
 
 @event_type("console.login_failed", prio=Prio.SAFETY)
-@dataclass
 class ConsoleLoginFailed:
     """A wrong technician secret was typed (or a login was refused during a lockout)."""
 
@@ -30,7 +28,6 @@ class ConsoleLoginFailed:
 
 
 @event_type("console.logout", prio=Prio.OPERATIONAL)
-@dataclass
 class ConsoleLogout:
     """A console session ended."""
 
@@ -48,7 +45,6 @@ class ConfigChange:
 
 
 @event_type("console.commit", prio=Prio.OPERATIONAL)
-@dataclass
 class ConfigCommitted:
     """A config version was committed (by a technician or by an automatic rollback)."""
 
@@ -62,7 +58,6 @@ class ConfigCommitted:
 
 
 @event_type("console.confirm", prio=Prio.OPERATIONAL)
-@dataclass
 class ConfigConfirmed:
     """A `commit confirmed` was confirmed and is now permanent."""
 
@@ -70,7 +65,6 @@ class ConfigConfirmed:
 
 
 @event_type("console.selftest", prio=Prio.OPERATIONAL)
-@dataclass
 class SelfTestRun:
     """A hardware self-test was run from the console."""
 

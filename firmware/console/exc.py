@@ -11,10 +11,8 @@ class CommandError(ConsoleError, ValueError):
     """A command line the console cannot run (unknown, ambiguous, wrong arguments)."""
 
 
-class ConfigValueError(ConsoleError, ValueError):
+class ConfigValueError(ConsoleError, ValueError, exit_code=EX_CONFIG):
     """A candidate-config edit was refused; carries the key, the reason and the allowed range."""
-
-    exit_code = EX_CONFIG
 
     def __init__(self, key: str, reason: str, allowed: str = ""):
         self.key = key
@@ -24,27 +22,21 @@ class ConfigValueError(ConsoleError, ValueError):
         super().__init__(f"{text} (allowed: {allowed})" if allowed else text)
 
 
-class StoreError(ConsoleError, OSError):
+class StoreError(ConsoleError, OSError, exit_code=EX_IOERR):
     """The versioned config store could not read or write a version."""
 
-    exit_code = EX_IOERR
 
-
-class SecretError(ConsoleError, ValueError):
+class SecretError(ConsoleError, ValueError, exit_code=EX_CONFIG):
     """The technician secret file is missing, malformed or the new secret is unacceptable."""
-
-    exit_code = EX_CONFIG
 
 
 class TargetError(ConsoleError, RuntimeError):
     """A device adapter could not perform an action (self-test, ack, reset)."""
 
 
-class EchoingPort(ConsoleError, ValueError):
+class EchoingPort(ConsoleError, ValueError, exit_code=EX_CONFIG):
     """The console port echoes what the console writes (``loop://``, a line with echo on):
     the console would read its own prompts as passwords."""
-
-    exit_code = EX_CONFIG
 
     def __init__(self, url: str):
         super().__init__(f"console port {url!r} echoes everything written to it (loop:// or a "

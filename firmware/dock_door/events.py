@@ -18,7 +18,6 @@ def _chain():
 
 
 @event_type("door.granted", prio=Prio.LOSS)
-@dataclass
 class DoorGranted:
     """A credential was verified and its use committed; the relay releases next."""
 
@@ -36,7 +35,6 @@ class DoorGranted:
 
 
 @event_type("door.denied", prio=Prio.LOSS)
-@dataclass
 class DoorDenied:
     """A presented QR code was refused; ``reason`` is one of verify.Reason values."""
 
@@ -51,7 +49,6 @@ class DoorDenied:
 
 
 @event_type("door.state", prio=Prio.OPERATIONAL)
-@dataclass
 class DoorState:
     """Lock state changed: locked, unlocking, unlocked, open, jammed."""
 
@@ -63,7 +60,6 @@ class DoorState:
 
 
 @event_type("door.rex", prio=Prio.OPERATIONAL)
-@dataclass
 class DoorRex:
     """Request-to-exit pressed."""
 
@@ -78,25 +74,21 @@ class _Alarm:
 
 
 @event_type("door.forced_open", prio=Prio.SAFETY)
-@dataclass
 class DoorForcedOpen(_Alarm):
     """The door opened with no grant and no request-to-exit."""
 
 
 @event_type("door.held_open", prio=Prio.SAFETY)
-@dataclass
 class DoorHeldOpen(_Alarm):
     """The door stayed open longer than held_open_s after an authorised opening."""
 
 
 @event_type("door.tamper", prio=Prio.SAFETY)
-@dataclass
 class DoorTamper(_Alarm):
     """The tamper switch went active."""
 
 
 @event_type("door.alarm_cleared", prio=Prio.OPERATIONAL)
-@dataclass
 class DoorAlarmCleared:
     """An alarm condition ended (the lockout, if any, stays until reset)."""
 
@@ -105,7 +97,6 @@ class DoorAlarmCleared:
 
 
 @event_type("door.lockout", prio=Prio.SAFETY)
-@dataclass
 class DoorLockout:
     """Grants are refused until reset from the console or the server."""
 
@@ -114,7 +105,6 @@ class DoorLockout:
 
 
 @event_type("door.lockout_reset", prio=Prio.SAFETY)
-@dataclass
 class DoorLockoutReset:
     """A lockout (or jam) was cleared by an operator."""
 
@@ -125,7 +115,6 @@ class DoorLockoutReset:
 
 
 @event_type("door.jammed", prio=Prio.SAFETY)
-@dataclass
 class DoorJammed:
     """The relay or lock monitor did not follow its command."""
 
@@ -134,7 +123,6 @@ class DoorJammed:
 
 
 @event_type("door.checkin", prio=Prio.LOSS)
-@dataclass
 class DoorCheckin:
     """One delivery: scheduled window vs arrival, door times, cold-goods probe reading."""
 
@@ -155,7 +143,6 @@ class DoorCheckin:
 
 
 @event_type("door.revocations", prio=Prio.OPERATIONAL)
-@dataclass
 class DoorRevocations:
     """A new signed revocation list was applied."""
 
@@ -166,7 +153,6 @@ class DoorRevocations:
 
 
 @event_type("door.boot", prio=Prio.OPERATIONAL)
-@dataclass
 class DoorBoot:
     """The door app started; the relay was locked before anything else."""
 
@@ -177,7 +163,6 @@ class DoorBoot:
 
 
 @event_type("door.self_test", prio=Prio.OPERATIONAL)
-@dataclass
 class DoorSelfTest:
     """Relay self-test (console 'test relay')."""
 

@@ -11,36 +11,28 @@ class DoorError(StoreedgeError):
     """Base class of every dock door error."""
 
 
-class CredentialFormatError(DoorError, ValueError):
+class CredentialFormatError(DoorError, ValueError, exit_code=EX_DATAERR):
     """A QR text or payload that is not a well-formed credential; ``.reason`` names the denial."""
-
-    exit_code = EX_DATAERR
 
     def __init__(self, message: str, reason: str = "malformed"):
         super().__init__(message)
         self.reason = reason
 
 
-class KeyFileError(DoorError, ValueError):
+class KeyFileError(DoorError, ValueError, exit_code=EX_CONFIG):
     """A key file that cannot be read or has the wrong format."""
-
-    exit_code = EX_CONFIG
 
 
 class UnknownKeyError(DoorError, KeyError):
     """A key id that is not in the trust store."""
 
 
-class RevocationListError(DoorError, ValueError):
+class RevocationListError(DoorError, ValueError, exit_code=EX_DATAERR):
     """A revocation list that is malformed, badly signed, for another store, or older."""
 
-    exit_code = EX_DATAERR
 
-
-class StateStoreError(DoorError, OSError):
+class StateStoreError(DoorError, OSError, exit_code=EX_IOERR):
     """The door's state database cannot be opened or written."""
-
-    exit_code = EX_IOERR
 
 
 class RelayFault(DoorError, RuntimeError):

@@ -60,10 +60,10 @@ class Visit:
     vendor: str
     driver: str
     po: str
-    not_before: float
+    not_before: float                  # the credential's delivery window
     not_after: float
     granted_at: float
-    opened_at: float | None = None
+    opened_at: float | None = None     # the door contact opened (None: not yet)
     closed_at: float | None = None
 
 

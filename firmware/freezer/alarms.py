@@ -82,10 +82,10 @@ class Trigger(NamedTuple):
 
     kind: str
     condition: str
-    ts: float
+    ts: float                          # when the condition was met, epoch seconds
     detail: str
-    value_c: float | None = None
-    limit_c: float | None = None
+    value_c: float | None = None       # the window value, degC (temperature alarms)
+    limit_c: float | None = None       # the limit breached, degC
     severity: str = "critical"
 
 

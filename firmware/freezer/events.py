@@ -9,13 +9,10 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from storeedge.events import Prio, doc_field, event_type
 
 
 @event_type("freezer.alarm", prio=Prio.SAFETY)
-@dataclass
 class FreezerAlarm:
     """A freezer alarm changed: raised, escalated (repeat, not acknowledged), cleared, acked."""
 
@@ -37,7 +34,6 @@ class FreezerAlarm:
 
 
 @event_type("freezer.readings", prio=Prio.TELEMETRY)
-@dataclass
 class FreezerReadings:
     """One probe's readings over one telemetry batch (faulty reads as null)."""
 
@@ -58,7 +54,6 @@ class FreezerReadings:
 
 
 @event_type("freezer.haccp", prio=Prio.OPERATIONAL)
-@dataclass
 class FreezerHaccp:
     """A HACCP check was recorded, or a corrective action attached to it."""
 
@@ -75,7 +70,6 @@ class FreezerHaccp:
 
 
 @event_type("freezer.door", prio=Prio.OPERATIONAL)
-@dataclass
 class FreezerDoor:
     """A unit's door contact changed."""
 

@@ -9,31 +9,23 @@ class FreezerError(StoreedgeError):
     """Base class of every freezer app error."""
 
 
-class UnknownAlarm(FreezerError, KeyError):
+class UnknownAlarm(FreezerError, KeyError, exit_code=EX_DATAERR):
     """No open alarm has this id (mistyped, or already closed)."""
-
-    exit_code = EX_DATAERR
 
     def __str__(self) -> str:          # KeyError would print the repr of the message
         return str(self.args[0]) if self.args else ""
 
 
-class AckError(FreezerError, ValueError):
+class AckError(FreezerError, ValueError, exit_code=EX_DATAERR):
     """An acknowledgement that cannot be accepted (no initials, no note, already acked)."""
 
-    exit_code = EX_DATAERR
 
-
-class UnknownRecord(FreezerError, KeyError):
+class UnknownRecord(FreezerError, KeyError, exit_code=EX_DATAERR):
     """No HACCP record has this id."""
-
-    exit_code = EX_DATAERR
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
 
 
-class RecordFileError(FreezerError, OSError):
+class RecordFileError(FreezerError, OSError, exit_code=EX_IOERR):
     """The HACCP record log or the open-alarm file cannot be read or written (disk full)."""
-
-    exit_code = EX_IOERR

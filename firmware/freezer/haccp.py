@@ -51,11 +51,11 @@ class HaccpRecord:
     kind: str
     scheduled_ts: float
     checked_ts: float
-    value_c: float | None
+    value_c: float | None              # warmest trusted probe (None: no trusted read, missed)
     limit_c: float
     result: str
     detail: str
-    probes: dict
+    probes: dict                       # probe name -> its latest trusted degC (None: none)
     action: str | None = None
     initials: str | None = None
     action_ts: float | None = None

@@ -7,16 +7,12 @@ class WebError(StoreServerError):
     """Base class of store-page errors."""
 
 
-class FormError(WebError, ValueError):
+class FormError(WebError, ValueError, exit_code=EX_DATAERR):
     """A form field is missing, too long or not allowed; the message names the field."""
 
-    exit_code = EX_DATAERR
 
-
-class AuthError(WebError, PermissionError):
+class AuthError(WebError, PermissionError, exit_code=EX_NOPERM):
     """Wrong name/password, locked account, expired session or missing permission."""
-
-    exit_code = EX_NOPERM
 
 
 class LockedOut(AuthError):
