@@ -7,15 +7,16 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from typing import NamedTuple
 
-from storeedge.drivers.camera import Camera, open_camera
+from storeedge.drivers.camera import Camera, CameraInfo, open_camera
 from storeedge.drivers.pos import MqttPosFeed, PosFeed, SerialPosFeed
-from storeedge.firmware.checkout.alerts import AlertPolicyParams
 from storeedge.firmware.checkout.config import CheckoutConfig, CheckoutSection
 from storeedge.firmware.checkout.detector import Detector, make_detector
 from storeedge.firmware.checkout.logic import CheckoutLane, LaneOptions
 from storeedge.firmware.checkout.matcher import MatchWindows
 from storeedge.firmware.checkout.pipeline import FrameQueue, LanePipeline, PipelineParams
+from storeedge.firmware.checkout.timing import PosTiming
 from storeedge.firmware.common.liveconfig import LiveConfig, apply_log_level
 from storeedge.firmware.common.runner import EventSink
 
@@ -95,6 +96,31 @@ def make_pos(c: CheckoutSection, clock, camera: Camera) -> tuple[PosFeed | None,
     return None, None
 
 
+class LaneParts(NamedTuple):
+    """The frame pipeline and the lane logic of one lane."""
+
+    pipeline: LanePipeline
+    lane: CheckoutLane
+
+
+def wire_lane(c: CheckoutSection, emit, clock, info: CameraInfo, detector: Detector | None,
+              options: LaneOptions | None = None, timing: PosTiming | None = None) -> LaneParts:
+    """Pipeline and lane logic from the lane's config section (the one place they are wired:
+    the running app and the offline :func:`~.sim.run_lane` both call it).
+
+    The sections are the parameter objects: ``c.lane`` is the pipeline's geometry and
+    cadence, ``c.alerts`` the alert policy; only the matcher's windows add a fixed setting
+    (``scan_grace_s``) to ``c.match``.  ``emit(body, ts)`` receives the lane's events.
+    """
+    pipeline = LanePipeline(info.lores_size, info.main_size, detector,
+                            PipelineParams(lane=c.lane, detect_every=c.detector.detect_every))
+    windows = MatchWindows(c.match.pre_s, c.match.post_s, c.match.double_s,
+                           min_reads=c.match.min_reads)
+    lane = CheckoutLane(emit, clock, windows=windows, policy=c.alerts, options=options,
+                        timing=timing)
+    return LaneParts(pipeline, lane)
+
+
 class CheckoutApp:
     """The running lane: ``run(stop)`` until ``stop`` (a threading.Event) is set.
 
@@ -116,23 +142,13 @@ class CheckoutApp:
             pos, self._scanner = make_pos(c, clock, self.camera)
         self.pos = pos
         self.detector = detector if detector is not None else make_detector(c.detector)
-        info = self.camera.info
-        params = PipelineParams(c.lane.pick_end, c.lane.bag_start, c.lane.direction,
-                                c.detector.detect_every, c.lane.read_every, c.lane.blind_after_s)
-        self.pipeline = LanePipeline(info.lores_size, info.main_size, self.detector, params)
         self.queue = FrameQueue(c.camera.queue_frames)
-        windows = MatchWindows(c.match.pre_s, c.match.post_s, c.match.double_s,
-                               min_reads=c.match.min_reads)
         options = LaneOptions(c.pos.idle_end_s, lane_id=cfg.device.id,
                               stall_passes=c.pos.stall_passes, stall_after_s=c.pos.stall_after_s,
                               timing_path=timing_path(cfg),
                               frames_dropped=lambda queue=self.queue: queue.dropped)
-        self.lane = CheckoutLane(sink.emit, clock, windows=windows,
-                                 policy=AlertPolicyParams(c.alerts.escalate_after,
-                                                          c.alerts.switch_escalates,
-                                                          c.alerts.keyframe_px,
-                                                          c.alerts.jpeg_quality),
-                                 options=options)
+        self.pipeline, self.lane = wire_lane(c, sink.emit, clock, self.camera.info,
+                                             self.detector, options)
         self._stop = threading.Event()
 
     def serve_config(self, config_path: str, restart) -> LiveConfig:

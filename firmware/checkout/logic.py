@@ -18,6 +18,7 @@ from storeedge.drivers.pos import PosEvent, Rejected
 from storeedge.firmware.checkout import events as ev
 from storeedge.firmware.checkout.alerts import Alert, AlertPolicy, AlertPolicyParams
 from storeedge.firmware.checkout.codes import pos_key
+from storeedge.firmware.checkout.config import AlertSection
 from storeedge.firmware.checkout.matcher import (MatchWindows, Outcome, PosScan,
                                                   ScanNoteItem, TransactionMatcher)
 from storeedge.firmware.checkout.pipeline import FrameResult
@@ -74,10 +75,12 @@ class _Txn:
 
 class CheckoutLane:
     """Lane logic. ``emit(body, ts)`` receives event dataclasses; ``clock`` maps monotonic
-    seconds to wall time; ``options.frames_dropped`` is read for the transaction summary."""
+    seconds to wall time; ``policy``: the ``checkout.alerts`` section itself (or the alert
+    module's params); ``options.frames_dropped`` is read for the transaction summary."""
 
     def __init__(self, emit: Callable, clock, *, windows: MatchWindows | None = None,
-                 policy: AlertPolicyParams | None = None, options: LaneOptions | None = None,
+                 policy: AlertSection | AlertPolicyParams | None = None,
+                 options: LaneOptions | None = None,
                  timing: PosTiming | None = None):
         self.emit_body, self.clock = emit, clock
         self.windows = windows or MatchWindows()

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import collections
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 
 from storeedge.drivers.camera import Frame
 from storeedge.firmware.checkout.codes import item_key
+from storeedge.firmware.checkout.config import LaneSection
 from storeedge.firmware.checkout.detector.base import Detector, NoDetector
 from storeedge.firmware.checkout.foreground import ForegroundModel, ForegroundParams
 from storeedge.firmware.checkout.quality import ImageQuality, measure
@@ -75,14 +76,12 @@ class FrameResult(NamedTuple):
 
 @dataclass
 class PipelineParams:
-    """Lane geometry (fractions of the width), cadences (frames) and the blind threshold (s)."""
+    """``lane``: the config's lane section as it is (geometry as fractions of the width, read
+    cadence in frames, blind threshold in s); ``detect_every``: the detector's cadence
+    (frames, ``checkout.detector.detect_every``); the rest are fixed image-quality knobs."""
 
-    pick_end: float = 0.36
-    bag_start: float = 0.62
-    direction: str = "left_to_right"
+    lane: LaneSection = field(default_factory=LaneSection)
     detect_every: int = 2
-    read_every: int = 2
-    blind_after_s: float = 0.5
     quality_every: int = 5
     denoise_sigma: float = 3.0     # main-stream noise (levels) from which the detector's
     dark_luma: float = 80.0        # input is box-filtered 3x3 / brightened (mean luma below)
@@ -99,8 +98,9 @@ class LanePipeline:
         w, h = lores_size
         self.scale = main_size[0] / w
         self.fg = ForegroundModel(w, h, fg)
-        zones = Zones(self.p.pick_end * w, self.p.bag_start * w, w,
-                      self.p.direction == "right_to_left")
+        lane = self.p.lane
+        zones = Zones(lane.pick_end * w, lane.bag_start * w, w,
+                      lane.direction == "right_to_left")
         self.tracker = Tracker(zones, tracking)
         self.detector = detector if detector is not None else NoDetector()
         self._detect_every = 1 if self.detector.every_frame else self.p.detect_every
@@ -115,7 +115,7 @@ class LanePipeline:
     def process(self, frame: Frame) -> FrameResult:
         """Run one frame (frames must come in time order)."""
         blind = None
-        if self.last_t is not None and frame.t - self.last_t > self.p.blind_after_s:
+        if self.last_t is not None and frame.t - self.last_t > self.p.lane.blind_after_s:
             blind = BlindInterval(self.last_t, frame.t)
             self.tracker.reset()      # the background is kept: the counter did not move
         self.last_t = frame.t
@@ -164,7 +164,7 @@ class LanePipeline:
         return self._det_frame[1]
 
     def _read_codes(self, tr: Track, frame: Frame) -> None:
-        if (self.frames + tr.id) % self.p.read_every:
+        if (self.frames + tr.id) % self.p.lane.read_every:
             return
         s, b = self.scale, tr.box
         mh, mw = frame.main.shape

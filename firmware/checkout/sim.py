@@ -13,11 +13,11 @@ from storeedge.drivers.camera.lane import LaneScript
 from storeedge.drivers.camera.synthetic import SyntheticLaneCamera
 from storeedge.drivers.clock import SimulatedClock
 from storeedge.drivers.pos import ReplayPosFeed
-from storeedge.firmware.checkout.alerts import AlertPolicyParams
+from storeedge.firmware.checkout.app import wire_lane
+from storeedge.firmware.checkout.config import CheckoutSection
 from storeedge.firmware.checkout.detector.base import Detector
 from storeedge.firmware.checkout.logic import CheckoutLane
-from storeedge.firmware.checkout.matcher import MatchWindows
-from storeedge.firmware.checkout.pipeline import LanePipeline, PipelineParams
+from storeedge.firmware.checkout.pipeline import LanePipeline
 from storeedge.firmware.checkout.timing import PosTiming
 
 
@@ -48,30 +48,20 @@ class LaneRun:
         return [b for b, _ in self.events if b.EVENT_TYPE == name]
 
 
-@dataclass
-class LaneTuning:
-    """Pipeline, matching and policy parameters (None: defaults)."""
-
-    params: PipelineParams | None = None
-    windows: MatchWindows | None = None
-    policy: AlertPolicyParams | None = None
-
-
 def run_lane(cam: Camera, detector: Detector | None, *,
-             tuning: LaneTuning | None = None, pos=None, clock=None,
+             tuning: CheckoutSection | None = None, pos=None, clock=None,
              tail_s: float = 3.0, timing: PosTiming | None = None) -> LaneRun:
     """Run ``cam`` (a synthetic lane, or any finite camera such as a recording's video) to
     its end with its script's POS log (or ``pos`` records, needed without a script); the
     lane's tail is ``tail_s`` seconds after the script ends (or after the last POS record,
-    when later). ``timing``: the lane's learned POS timing (kept across runs; None: a new lane)."""
+    when later). ``tuning``: the lane's config section (None: defaults), wired as the app
+    wires it (:func:`~.app.wire_lane`); ``timing``: the lane's learned POS timing (kept
+    across runs; None: a new lane)."""
     clock = clock or SimulatedClock()
-    tune = tuning or LaneTuning()
-    params = tune.params
     run = LaneRun(None, None)
-    lane = CheckoutLane(lambda body, ts: run.events.append((body, ts)), clock,
-                        windows=tune.windows, policy=tune.policy, timing=timing)
-    info = cam.info
-    pipe = LanePipeline(info.lores_size, info.main_size, detector, params)
+    pipe, lane = wire_lane(tuning or CheckoutSection(),
+                           lambda body, ts: run.events.append((body, ts)), clock, cam.info,
+                           detector, timing=timing)
     run.lane, run.pipeline = lane, pipe
     t0 = getattr(cam, "t0", 0.0)
     script = getattr(cam, "script", None)
@@ -97,7 +87,7 @@ class LaneSession:
     """One lane serving several transactions in a row (each run a fresh pipeline and lane
     logic, as after a restart; the learned POS timing is kept, as its state file would)."""
 
-    def __init__(self, detector: Detector | None, tuning: LaneTuning | None = None,
+    def __init__(self, detector: Detector | None, tuning: CheckoutSection | None = None,
                  timing: PosTiming | None = None):
         self.detector, self.tuning = detector, tuning
         self.timing = timing or PosTiming()
