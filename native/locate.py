@@ -84,7 +84,9 @@ class LocateParams:
     quiet_zone: float = 0.12       # fraction of a linear code's length added on each side
     min_edges: int = 22            # bar edges a scan line across a linear candidate must meet
     #                                (the shortest retail code, UPC-E, has 17 bars = 34 edges)
-    min_aspect: float = 0.1        # bar height / code length of a 1-D code, at least
+    min_aspect: float = 0.03       # bar height / code length of a 1-D code, at least: a thin
+    #                                slice of a code (a tight crop, a code seen through a gap)
+    #                                still counts; rows of text are left to the edge checks
     min_matrix_edges: int = 6      # edges on a centre line of a 2-D candidate, each direction
     min_matrix_fill: float = 0.25  # fraction of a 2-D box's cells that are energetic
 

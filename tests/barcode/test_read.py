@@ -281,3 +281,18 @@ def test_tall_strip_keeps_at_most_strip_rows():
         # the last row maps back to the far side of the box (250 px of bar height)
         far = crop.to_frame @ (crop.image.shape[1] / 2, crop.image.shape[0] - 1, 1.0)
         assert math.dist(far, (400, 300)) > 90
+
+
+@pytest.mark.parametrize("rows", [13, 16])
+def test_thin_slice_of_a_code_is_read(rows):
+    """A tight crop of a 1-D code (bars 4-5% of its length tall, in a white band on a noisy
+    frame) is read; with the old shape floor (bars >= 10% of the length) it was not."""
+    code = render_code("4006381333931", "EAN-13", 3)
+    h, w = code.shape
+    frame = np.clip(np.random.default_rng(rows).normal(128, 30, (480, 640)), 0, 255)
+    frame = frame.astype(np.uint8)
+    frame[200:200 + rows + 24, 100:100 + w + 24] = 255
+    frame[212:212 + rows, 112:112 + w] = code[h // 3:h // 3 + rows]
+    assert [b.text for b in read_barcodes(frame, "EAN-13")] == ["4006381333931"]
+    old = LocateParams(min_aspect=0.1)
+    assert read_barcodes(frame, "EAN-13", params=old) == []
