@@ -7,13 +7,19 @@ An app is wired once, in the ``build`` function its spec names (``AppSpec.build`
 ``sink`` is where the app's events leave it (the :class:`DeviceService`, which implements
 :class:`EventSink`); ``parts`` are optional replacements for hardware the config would open
 (the demo passes a scripted camera, a simulated 1-Wire bus...).  The app's ``run(stop)``
-blocks until ``stop`` is set and calls ``sink.heartbeat()`` on every healthy pass.
+blocks until ``stop`` is set and calls ``sink.heartbeat()`` on every healthy pass;
+``serve_config(config_path, restart)`` returns its live config (or None).  A build module may
+also define ``before_sink(cfg, clock, **parts) -> parts`` for hardware that must be set before
+the outbox opens (the door's lock relay).
 
 :func:`run_app` is an app's whole ``main``: arguments (``--config``, ``--validate-config``,
 ``--log-level``), the config as the spec's config class, logging, signals, the device
 service, ``build``, live config, run until stopped, close in order (app, then service), and
-``READY=1`` to systemd once the app runs.  :class:`AppRunner` is the same without the process
-concerns (signals, arguments), for the demo, which runs several devices in one process.
+``READY=1`` to systemd once the app runs (``WATCHDOG=1`` goes out through the sink's
+heartbeat: :func:`notify_ready` and :func:`notify_alive` are the only systemd calls).
+:class:`AppRunner` is the same without the process concerns (signals, arguments), for the
+demo, which runs several devices in one process; its ``stop`` lets the last events leave
+(bounded) before the service closes.
 
 Example (an app's ``main.py``)::
 
@@ -30,7 +36,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, runtime_checkable
 
-from storeedge.apps import AppSpec, _attr
+from storeedge.apps import AppSpec
 from storeedge.firmware.common.app import (AppExit, app_parser, expected_failure,
                                            failure_line, load_app_config,
                                            stop_event_on_signals)
@@ -180,7 +186,11 @@ def build_function(spec: AppSpec) -> Callable:
     from storeedge.exc import AppSpecError
     if not spec.build:
         raise AppSpecError(f"app {spec.kind!r} declares no build function")
-    return _attr(spec.build, spec.kind)
+    module_name, _, name = spec.build.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as exc:
+        raise AppSpecError(f"app {spec.kind!r}: cannot load {spec.build}: {exc}") from exc
 
 
 def before_sink(spec: AppSpec, cfg: Any, clock: Any, parts: dict) -> dict:

@@ -275,3 +275,21 @@ def wait_until(pred, timeout=20.0):
             return True
         time.sleep(0.02)
     return False
+
+
+def test_the_runner_locks_the_relay_before_it_opens_the_outbox(tmp_path, capsys):
+    """Boot order through the one runner: ``before_sink`` drives the relay (locked) first; an
+    outbox that cannot open then fails the start, with the relay already set locked."""
+    from storeedge import apps
+    from storeedge.firmware.common.runner import AppRunner
+    _, pub, _ = run(["keygen", "--kid", "1", "--out", str(tmp_path / "k.pem")], capsys)
+    cfg = load_config(write_config(tmp_path, pub.strip()), DoorConfig)
+    (tmp_path / "outbox.db").mkdir()                # the outbox path is taken by a folder
+    factory = new_mock_factory()
+    runner = AppRunner(apps.app("dock_door"), cfg, SystemClock(), {"pin_factory": factory})
+    with pytest.raises(Exception) as failed:
+        runner.build()
+    assert not isinstance(failed.value, (TypeError, AttributeError, NameError))
+    relay = factory.pin(17)
+    assert relay.function == "output" and relay.state is False      # driven, locked
+    assert runner.app is None
