@@ -280,15 +280,23 @@ class GroupCommitter:
         return OutboxClosed(default)
 
     def _gather_batch(self) -> tuple[list[Ticket], bool]:
+        """The first waiting item, then whatever else arrives within ``gather_s``.
+
+        Never ``SimpleQueue.get(timeout=...)``: on CPython before 3.13, when the deadline
+        passes inside that call (the thread preempted at the wrong instant, likely on a busy
+        machine) the remaining timeout turns negative, which means "wait forever" -- the
+        writer then sleeps until the *next* item arrives while the writer of this batch
+        waits for it (issue 17's 60 s stall). Sleep, then take what is there.
+        """
         first = self._q.get()
         if first is _STOP:
             return [], True
         batch = [first]
-        deadline = time.monotonic() + self._gather
+        if self._gather > 0:
+            time.sleep(self._gather)
         while len(batch) < self._max:
-            remaining = deadline - time.monotonic()
             try:
-                item = self._q.get(timeout=remaining) if remaining > 0 else self._q.get_nowait()
+                item = self._q.get_nowait()
             except queue.Empty:
                 break
             if item is _STOP:

@@ -186,9 +186,44 @@ def test_one_process_owns_an_outbox(tmp_path):
 
 # ---------------------------------------------------------------- the writer always answers
 # (issue 17: a device's append waited 60 s, "the store did not commit in time", and the device
-# exited. A failing commit whose state reload also failed, or a failing after-commit hook,
-# killed the writer thread before it answered: that batch's writers waited for their timeout
-# and every later append queued for a thread that no longer existed.)
+# exited. The cause was the timed queue wait below; the tests after it close the other ways a
+# writer could leave a batch unanswered: a failing commit whose state reload also failed, or a
+# failing after-commit hook, killed the writer thread before it answered.)
+
+
+class _QueueSpy:
+    """The writer's queue, recording how the writer waits on it."""
+
+    def __init__(self, q):
+        self.q, self.gets, self.timed = q, 0, []
+
+    def put(self, item):
+        self.q.put(item)
+
+    def get(self, block=True, timeout=None):
+        self.gets += 1
+        if timeout is not None:
+            self.timed.append(timeout)
+        return self.q.get(block, timeout)
+
+    def get_nowait(self):
+        self.gets += 1
+        return self.q.get_nowait()
+
+
+def test_the_writer_never_waits_on_its_queue_with_a_timeout(tmp_path):
+    """The stall itself: CPython < 3.13's SimpleQueue.get(timeout=t) waits *forever* when t
+    runs out inside the call (its recomputed timeout turns negative), so a writer gathering
+    a group commit with a 2 ms timed get could sleep until the next item while this item's
+    writer waited for it: 'the store did not commit in time'. Reproduced with the device
+    outbox under load (a stack dump showed the writer in that get, the batch in hand)."""
+    box = make(tmp_path, commit_interval_ms=2.0)
+    spy = _QueueSpy(box._committer._q)
+    box._committer._q = spy            # the writer is blocked in the real queue's get()
+    seqs = [box.append(SimCounter(n=i), timeout=10).seq for i in range(20)]
+    box.close()
+    assert seqs == list(range(1, 21))
+    assert spy.gets >= 20 and spy.timed == [], "a timed SimpleQueue.get can hang for ever"
 
 
 class _DiskFailsOnce:
