@@ -112,10 +112,10 @@ def _load_app_devices(ctx: DemoContext) -> list:
     """The devices of every registered app that declares a demo (``AppSpec.demo``)."""
     devices = []
     for spec in apps.all_apps():
-        if spec.demo is None:
+        if spec.demo_module is None:
             continue
         try:
-            devices.extend(importlib.import_module(spec.demo).demo_devices(ctx))
+            devices.extend(importlib.import_module(spec.demo_module).demo_devices(ctx))
         except Exception as exc:  # say which app is missing from the demo and why
             print(f"demo: the {spec.kind} app could not join the demo: "
                   f"{type(exc).__name__}: {exc}")

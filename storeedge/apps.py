@@ -44,51 +44,80 @@ IDENTITY_KINDS = ("store_server", "sim", "console")
 class AppSpec:
     """One device app, declared once.
 
+    Module names may be relative to ``package`` (``".main"``, ``".config:CheckoutConfig"``);
+    ``main``, ``events`` and ``demo`` default to the package's ``main``, ``events`` and
+    ``demo`` modules, so a spec names only what differs from that layout.
+
     Attributes:
         kind: the device kind, spelled the same in configs, topics, certificates, images and
             the command line (``dock_door``).
-        summary: one line for ``storeedge --help``.
+        package: the app's package (``__package__`` in its ``spec.py``).
         title: the app's name for people (headings of the config reference).
+        summary: one line for ``storeedge --help``.
+        config: the app's config class, ``"module:Class"``.
+        build: ``"module:function"`` making the running app from its config, the event sink
+            (the device service) and the clock; the one runner (``main`` and the demo) calls it.
         main: module whose ``main(argv) -> int`` is ``storeedge <kind>``.
-        config: the app's config class as ``"module:Class"``.
-        events: module declaring the app's event types (imported into the event registry).
-        demo: module whose ``demo_devices(ctx)`` adds the app's devices to ``storeedge demo``.
+        events: module declaring the app's event types (imported into the event registry), or
+            None.
+        demo: module whose ``demo_devices(ctx)`` adds the app's devices to ``storeedge demo``,
+            or None.
         hardware_section: the config section holding the app's hardware (store manifest).
         aliases: other command names accepted for ``storeedge <kind>`` (old spellings).
         in_store: a device on the in-store broker (False for the gateway, which bridges).
         image: defaults the image generator uses for this app's image kind.
-        build: ``"module:function"`` that makes the running app from its config, the event sink
-            (the device service) and the clock; the one runner (``main`` and the demo) calls it.
     """
 
     kind: str
-    summary: str
+    package: str
     title: str
-    main: str
+    summary: str
     config: str
-    events: str | None = None
-    demo: str | None = None
+    build: str | None = None
+    main: str = ".main"
+    events: str | None = ".events"
+    demo: str | None = ".demo"
     hardware_section: str | None = None
     aliases: tuple[str, ...] = ()
     in_store: bool = True
     image: dict[str, Any] = field(default_factory=dict)
-    build: str | None = None
+
+    def absolute(self, name: str) -> str:
+        """``name`` with a leading ``.`` resolved against :attr:`package`."""
+        return self.package + name if name.startswith(".") else name
+
+    @property
+    def main_module(self) -> str:
+        return self.absolute(self.main)
+
+    @property
+    def events_module(self) -> str | None:
+        return self.absolute(self.events) if self.events else None
+
+    @property
+    def demo_module(self) -> str | None:
+        return self.absolute(self.demo) if self.demo else None
 
     def config_class(self) -> type:
         """Import and return the app's config class."""
-        return _attr(self.config, self.kind)
+        return self._attr(self.config)
 
     def main_function(self):
         """Import and return the app's ``main(argv) -> int``."""
-        return _attr(f"{self.main}:main", self.kind)
+        return self._attr(f"{self.main}:main")
 
+    def build_function(self):
+        """Import and return the app's ``build`` function (:class:`AppSpecError` if none)."""
+        if not self.build:
+            raise AppSpecError(f"app {self.kind!r} declares no build function")
+        return self._attr(self.build)
 
-def _attr(where: str, kind: str) -> Any:
-    module_name, _, name = where.partition(":")
-    try:
-        return getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError) as exc:
-        raise AppSpecError(f"app {kind!r}: cannot load {where}: {exc}") from exc
+    def _attr(self, where: str) -> Any:
+        module_name, _, name = self.absolute(where).partition(":")
+        try:
+            return getattr(importlib.import_module(module_name), name)
+        except (ImportError, AttributeError) as exc:
+            raise AppSpecError(f"app {self.kind!r}: cannot load {where}: {exc}") from exc
 
 
 def _load_spec(module_name: str) -> AppSpec:
@@ -141,7 +170,7 @@ def in_store_kinds() -> tuple[str, ...]:
 
 def event_modules() -> tuple[str, ...]:
     """The event-type modules the apps declare."""
-    return tuple(s.events for s in all_apps() if s.events)
+    return tuple(s.events_module for s in all_apps() if s.events)
 
 
 def refresh() -> None:

@@ -2,13 +2,8 @@
 from storeedge.apps import AppSpec
 
 SPEC = AppSpec(
-    kind="checkout",
-    title="Checkout lane",
+    kind="checkout", package=__package__, title="Checkout lane",
     summary="self-checkout lane camera",
-    main="storeedge.firmware.checkout.main",
-    config="storeedge.firmware.checkout.config:CheckoutConfig",
-    events="storeedge.firmware.checkout.events",
-    demo="storeedge.firmware.checkout.demo",
+    config=".config:CheckoutConfig", build=".app:build",
     hardware_section="checkout",
-    build="storeedge.firmware.checkout.app:build",
 )

@@ -183,21 +183,15 @@ class AppRunner:
 
 def build_function(spec: AppSpec) -> Callable:
     """The spec's ``build(cfg, sink, clock, **parts)``; AppSpecError when it has none."""
-    from storeedge.exc import AppSpecError
-    if not spec.build:
-        raise AppSpecError(f"app {spec.kind!r} declares no build function")
-    module_name, _, name = spec.build.partition(":")
-    try:
-        return getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError) as exc:
-        raise AppSpecError(f"app {spec.kind!r}: cannot load {spec.build}: {exc}") from exc
+    return spec.build_function()
 
 
 def before_sink(spec: AppSpec, cfg: Any, clock: Any, parts: dict) -> dict:
     """``parts`` with what the app builds before its event sink exists: the build module's
     optional ``before_sink(cfg, clock, **parts) -> parts`` (the door locks its relay before
     the outbox opens, which can take seconds on a damaged disk)."""
-    module = importlib.import_module(spec.build.partition(":")[0]) if spec.build else None
+    module = (importlib.import_module(spec.absolute(spec.build.partition(":")[0]))
+              if spec.build else None)
     early = getattr(module, "before_sink", None)
     return early(cfg, clock, **parts) if early is not None else parts
 

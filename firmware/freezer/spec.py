@@ -2,13 +2,8 @@
 from storeedge.apps import AppSpec
 
 SPEC = AppSpec(
-    kind="freezer",
-    title="Freezer monitor",
+    kind="freezer", package=__package__, title="Freezer monitor",
     summary="freezer temperature monitor",
-    main="storeedge.firmware.freezer.main",
-    config="storeedge.firmware.freezer.config:FreezerConfig",
-    events="storeedge.firmware.freezer.events",
-    demo="storeedge.firmware.freezer.demo",
+    config=".config:FreezerConfig", build=".wiring:build",
     hardware_section="freezer",
-    build="storeedge.firmware.freezer.wiring:build",
 )

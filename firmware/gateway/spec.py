@@ -2,11 +2,8 @@
 from storeedge.apps import AppSpec
 
 SPEC = AppSpec(
-    kind="gateway",
-    title="Gateway",
+    kind="gateway", package=__package__, title="Gateway",
     summary="in-store event relay (also: gateway status)",
-    main="storeedge.firmware.gateway.main",
-    config="storeedge.firmware.gateway.config:GatewayConfig",
-    in_store=False,
-    build="storeedge.firmware.gateway.relay:build",
+    config=".config:GatewayConfig", build=".relay:build",
+    events=None, demo=None, in_store=False,
 )

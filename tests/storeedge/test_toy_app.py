@@ -21,16 +21,9 @@ SPEC = '''
 from storeedge.apps import AppSpec
 
 SPEC = AppSpec(
-    kind="shelf_label",
-    title="Shelf-label bridge",
+    kind="shelf_label", package=__package__, title="Shelf-label bridge",
     summary="electronic shelf-label bridge",
-    main="toyshelf.main",
-    config="toyshelf.config:ShelfConfig",
-    events="toyshelf.events",
-    demo="toyshelf.demo",
-    hardware_section="shelf",
-    image={"hostname": "shelf"},
-    build="toyshelf.app:build",
+    config=".config:ShelfConfig", build=".app:build", hardware_section="shelf",
 )
 '''
 CONFIG = '''
