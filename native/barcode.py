@@ -190,7 +190,9 @@ def _to_barcode(r, to_frame: np.ndarray, full_frame: bool) -> Barcode:
 
 def _decode_candidate(level: "Level", cand: Candidate, fs: FormatSet,
                       max_height: float = MAX_STRIP_PX) -> list[Barcode]:
-    """zxing-cpp on the crop of ``cand`` (in ``level.image`` px); positions in frame px."""
+    """zxing-cpp on the crop of ``cand`` (in ``level.image`` px); positions in frame px.
+    A 1-D retry crop (``max_height`` above ``MAX_STRIP_PX``) is also decoded at zxing-cpp's
+    reduced resolutions: a blurred code with wide modules reads there."""
     fmts = fs.linear if cand.kind == "linear" else fs.matrix
     crop = crop_candidate(level.image, cand, max_height) if fmts is not None else None
     if crop is None:
@@ -201,7 +203,8 @@ def _decode_candidate(level: "Level", cand: Candidate, fs: FormatSet,
             [[0, 0, level.x0 + (f - 1) / 2.0], [0, 0, level.y0 + (f - 1) / 2.0]]))
     matrix = cand.kind == "matrix"
     found = zxingcpp.read_barcodes(crop.image, formats=fmts, try_rotate=matrix,
-                                   try_downscale=False, try_invert=False)
+                                   try_downscale=not matrix and max_height > MAX_STRIP_PX,
+                                   try_invert=False)
     if not found and matrix and _mostly_dark(crop.image):
         found = zxingcpp.read_barcodes(255 - crop.image, formats=fmts, try_downscale=False,
                                        try_invert=False)

@@ -117,6 +117,21 @@ def test_photo_in_camera_frame_is_read_in_place(rel, scale, x0, y0):
     assert math.dist(reads[0].center, centre) < 0.5 * size
 
 
+@needs_photos
+@pytest.mark.parametrize("scale,x0,y0", [(3.0, 200, 400), (2.5, 200, 300)])
+def test_blurred_thin_strip_read_by_the_downscaled_retry(scale, x0, y0, monkeypatch):
+    """An 11 px tall photo of an EAN-13 enlarged 2.5-3x (wide blurred modules, bars 3.5% of
+    the length tall): read by the retry that lets zxing-cpp downscale, not without it."""
+    img, text = _photo("ean13-1/#526.webp")
+    frame, centre, size = _paste(_background(5), img, scale, x0, y0)
+    reads = [r for r in read_barcodes(frame, ALL) if _read([r], text)]
+    assert reads and math.dist(reads[0].center, centre) < 0.5 * size
+    real = zxingcpp.read_barcodes
+    monkeypatch.setattr(zxingcpp, "read_barcodes",
+                        lambda *a, **k: real(*a, **{**k, "try_downscale": False}))
+    assert not any(_read([r], text) for r in read_barcodes(frame, ALL))
+
+
 STACKED = [(zxingcpp.BarcodeFormat.DataBarExpStk, "(01)98898765432106(3202)012345(15)991231",
             3), (zxingcpp.BarcodeFormat.DataBarExpStk, "(01)90012345678908(3103)001750", 2),
            (zxingcpp.BarcodeFormat.DataBarStkOmni, "(01)09521234543213", 5)]
