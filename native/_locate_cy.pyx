@@ -127,16 +127,44 @@ def label_cells(const unsigned char[:, ::1] mask, const int[:, ::1] bins, int nb
     return labels, count
 
 
+cdef inline bint _row_inside(const double* m, Py_ssize_t i, int out_w, Py_ssize_t h,
+                             Py_ssize_t w) noexcept nogil:
+    """True when every sample of output row i lies in [0, w-1) x [0, h-1): both ends do
+    (the coordinates are linear in j)."""
+    cdef double xa = m[0] * 0 + m[1] * i + m[2], xb = m[0] * (out_w - 1) + m[1] * i + m[2]
+    cdef double ya = m[3] * 0 + m[4] * i + m[5], yb = m[3] * (out_w - 1) + m[4] * i + m[5]
+    return (xa >= 0 and xb >= 0 and xa < w - 1 and xb < w - 1
+            and ya >= 0 and yb >= 0 and ya < h - 1 and yb < h - 1)
+
+
 def warp_affine(const unsigned char[:, ::1] src, const double[::1] m, int out_h, int out_w):
     """out[i, j] = bilinear src at (x = m0*j + m1*i + m2, y = m3*j + m4*i + m5), coordinates
-    clamped to the frame; returns uint8 (out_h, out_w)."""
+    clamped to the frame; returns uint8 (out_h, out_w).  Rows lying inside the frame skip
+    the clamping (same values)."""
     cdef Py_ssize_t h = src.shape[0], w = src.shape[1]
     out = np.empty((out_h, out_w), dtype=np.uint8)
     cdef unsigned char[:, ::1] o = out
     cdef Py_ssize_t i, j, ix, iy, ix1, iy1
     cdef double sx, sy, fx, fy, top, bot, v
+    cdef const unsigned char* r0
+    cdef const unsigned char* r1
     with nogil:
         for i in range(out_h):
+            if _row_inside(&m[0], i, out_w, h, w):
+                for j in range(out_w):
+                    sx = m[0] * j + m[1] * i + m[2]
+                    sy = m[3] * j + m[4] * i + m[5]
+                    ix = <Py_ssize_t>sx
+                    iy = <Py_ssize_t>sy
+                    fx = sx - ix
+                    fy = sy - iy
+                    r0 = &src[iy, ix]
+                    r1 = r0 + w
+                    top = r0[0] + (r0[1] - <double>r0[0]) * fx
+                    bot = r1[0] + (r1[1] - <double>r1[0]) * fx
+                    v = top + (bot - top) * fy
+                    o[i, j] = <unsigned char>(v + 0.5)
+                continue
             for j in range(out_w):
                 sx = m[0] * j + m[1] * i + m[2]
                 sy = m[3] * j + m[4] * i + m[5]
