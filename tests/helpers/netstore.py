@@ -183,20 +183,26 @@ class NetStore:
     def wait_devices_except(self, skip: str | None, timeout: float) -> bool:
         """Like :meth:`wait_devices_done`, ignoring device ``skip`` (a live device)."""
         devices = [d for n, d in self.devices.items() if n != skip]
-
-        def finished() -> bool:
-            dead = [d.name for d in devices if d.proc is not None and d.proc.poll() is not None]
-            if dead:
-                raise RuntimeError(f"device process exited early: {dead}\n{self.logs()}")
-            return all(self._device_finished(d) for d in devices)
-        return wait_for(finished, timeout, 0.2)
+        return wait_for(lambda: self.running() and all(self._device_finished(d)
+                                                       for d in devices), timeout, 0.2)
 
     def wait_delivered(self, timeout: float) -> bool:
-        return wait_for(self.delivered, timeout, 0.25)
+        return wait_for(lambda: self.running() and self.delivered(), timeout, 0.25)
 
     def wait_marks(self, names: list[str], timeout: float) -> bool:
         """Wait until the store covers everything the named devices committed."""
-        return wait_for(lambda: self.delivered(names), timeout, 0.1)
+        return wait_for(lambda: self.running() and self.delivered(names), timeout, 0.1)
+
+    def running(self) -> bool:
+        """True while every process started here runs; one that exited on its own (a crash,
+        a device whose emit failed) raises at once with the logs, rather than leaving a wait
+        to run out its whole timeout."""
+        procs = {**{n: d.proc for n, d in self.devices.items() if d.proc is not None},
+                 **self.procs}
+        dead = sorted(name for name, proc in procs.items() if proc.poll() is not None)
+        if dead:
+            raise RuntimeError(f"process exited early: {dead}\n{self.logs()}")
+        return True
 
     def check(self, *, ordered: bool = True, unrecoverable: bool = False) -> DeliveryReport:
         return check_delivery(self.store_db(), self.committed(), ordered=ordered,
@@ -213,7 +219,7 @@ class NetStore:
         """The tail of every process log (for an assertion message)."""
         out = []
         for log in sorted(self.tmp.glob("*.log")):
-            text = log.read_text(errors="replace").strip().splitlines()[-8:]
+            text = log.read_text(errors="replace").strip().splitlines()[-25:]
             out.append(f"--- {log.name}\n" + "\n".join(text))
         return "\n".join(out)
 
