@@ -12,7 +12,8 @@ order (interleaved), each method reads the same frame:
 
 A read is correct when its text equals a code's text and its centre lies within 0.6 code
 diagonals of that code's centre; any other read on a frame with codes is wrong; any read on an
-empty frame is a false positive.  Times are per-frame medians (and means); ratios only.
+empty frame is a false positive.  Times are CPU time of this thread (``time.thread_time``:
+the machine is shared), per-frame medians (and means); ratios only.
 
     python bench/barcode.py [--quick] [--frames N] [--seed S]
 
@@ -87,9 +88,9 @@ def run(frames, fallback_period: int = 15) -> dict:
     for i, (frame, truths) in enumerate(frames):
         order = METHODS[i % 4:] + METHODS[:i % 4]          # rotate who goes first
         for m in order:
-            t0 = time.perf_counter()
+            t0 = time.thread_time()
             reads = calls[m](frame)
-            times[m].append(time.perf_counter() - t0)
+            times[m].append(time.thread_time() - t0)
             for k, v in enumerate(score(reads, truths)):
                 tally[m][k] += v
     return {"times": times, "tally": tally}
