@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Protocol, runtime_checkable
 
 from storeedge.apps import AppSpec
+from storeedge.exc import exit_code_of
 from storeedge.firmware.common.app import (AppExit, app_parser, expected_failure,
                                            failure_line, load_app_config,
                                            stop_event_on_signals)
@@ -219,7 +220,7 @@ def run_app(spec: AppSpec, argv: list[str] | None = None, *,
     try:
         cfg = load_app_config(args, spec.config_class())
     except AppExit as done:
-        return done.exit_code
+        return exit_code_of(done)
     return serve(spec, cfg, args.config, clock=clock)
 
 
