@@ -29,8 +29,8 @@ from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "console"))
-from console_rig import CHEAP, SECRET, Terminal  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))   # tests/helpers
+from helpers.console_rig import CHEAP, SECRET, Terminal  # noqa: E402
 
 from storeedge.drivers.clock import SystemClock  # noqa: E402
 from storeedge.config import load_config  # noqa: E402

@@ -35,7 +35,7 @@ import time
 import warnings
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "web"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))   # tests/helpers
 
 from storeedge.events import format_ts  # noqa: E402
 from storeedge.server.db import Row, open_store_db  # noqa: E402
@@ -63,7 +63,7 @@ def _rows_freezers(now: float, days: int) -> list[Row]:
 
 
 def _rows_lanes(now: float, days: int) -> tuple[list[Row], list[tuple]]:
-    from webkit import escalation
+    from helpers.webkit import escalation
     rows, actions, rnd = [], [], random.Random(2)
     seqs = {f"lane-{i:02d}": 0 for i in range(30)}
     for k in range(days * 2000):
@@ -122,7 +122,7 @@ def _client(db_path: Path):
         warnings.simplefilter("ignore")
         from starlette.testclient import TestClient
     from storeedge.server.web.app import create_app
-    from webkit import page_context
+    from helpers.webkit import page_context
     ctx = page_context(f"sqlite:///{db_path}")
     client = TestClient(create_app(ctx))
     client.post("/login", data={"name": "mara", "password": "correct horse battery"})

@@ -120,7 +120,7 @@ def test_commands_run_once_and_never_from_retained(broker, tmp_path):
     watcher = Watcher(broker, "se/v1/+/+/+/evt/device.command")
     runs = []
     cfg = device_config("dev-c", broker.url, tmp_path)
-    cfg.security.insecure = True     # unsigned here; signed commands: tests/storeedge
+    cfg.security.insecure = True     # unsigned here; signed commands: tests/core
     svc = DeviceService(cfg)
     svc.on_command("ping", lambda cmd: runs.append(cmd) or {"pong": cmd.args.get("n")})
     svc.start()

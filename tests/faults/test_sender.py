@@ -4,7 +4,7 @@ A window the broker has not acknowledged (PUBACK) is still on its way: re-sendin
 ``resend_timeout_s`` only queues duplicates behind it, and on a slow link those duplicates
 crowd out new events until almost nothing new gets through (the 64 kbit/s device of the
 flapping scenario carried 79% duplicates). A broker that took everything but whose receiver
-never acknowledged is another matter: that still gets re-sent (tests/storeedge/test_link.py).
+never acknowledged is another matter: that still gets re-sent (tests/core/test_link.py).
 """
 from __future__ import annotations
 
