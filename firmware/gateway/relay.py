@@ -146,7 +146,7 @@ class Relay:
         if state is None or dev == self.own.dev:
             return
         self.down.publish(topics.ack(state.store, state.kind, dev),
-                          json_payload({"seq": state.mark.wm}), retain=True)
+                          json_payload({"seq": state.mark.wm}), qos=0, retain=True)
 
     # ------------------------------------------------------------------ store side
 
