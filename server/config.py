@@ -56,7 +56,7 @@ class WebSection:
     lockout_s: float = setting(300.0, unit="s", min=1, max=86400, doc="lock duration")
     max_body_bytes: int = setting(64 * 1024, unit="bytes", min=1024, max=16 * 2**20,
                                   doc="larger requests are refused (413)")
-    door_key: str | None = setting(None, doc="dock-door signing key (PEM from `storeedge door "
+    door_key: str | None = setting(None, doc="dock-door signing key (PEM from `storeedge dock_door "
                                              "keygen`) for codes issued in the page",
                                    secret=True)
     poll_s: float = setting(0.25, unit="s", min=0.05, max=5, doc="live-alert poll period")

@@ -145,7 +145,7 @@ class DoorHW:
     scanner_port: str | None = setting(None, doc="serial QR scanner (null: none)")
     scanner_baudrate: int = setting(9600, unit="bit/s", min=1200, max=4_000_000,
                                     doc="scanner line speed")
-    trusted_keys: list[str] = setting([], doc="'sedpub1:<kid>:<key>' lines (storeedge door "
+    trusted_keys: list[str] = setting([], doc="'sedpub1:<kid>:<key>' lines (storeedge dock_door "
                                               "keygen) of the keys that sign delivery codes")
 
     def check(self) -> None:

@@ -1,6 +1,6 @@
 """A running door device: relay first, then the event service, the controller, QR sources and
 the timer loop.  Wired in :func:`build` (``AppSpec.build``), which the runner calls for
-``storeedge door --config`` and for the demo; :func:`before_sink` builds the lock relay before
+``storeedge dock_door --config`` and for the demo; :func:`before_sink` builds the lock relay before
 the runner opens the outbox.
 
 Signed commands from the store server (``se/v1/{store}/dock_door/{dev}/cmd/{name}``, never

@@ -1,7 +1,7 @@
 """The dock door in ``storeedge demo``: a scheduled delivery opens the door, a replayed code is
 refused, an expired code is refused.
 
-The door runs the real app as ``storeedge door`` does (the runner's AppRunner: the outbox, MQTT
+The door runs the real app as ``storeedge dock_door`` does (the runner's AppRunner: the outbox, MQTT
 link and commands of the device service, then ``app.build``: chained events) on gpiozero
 MockFactory pins.  The driver's phone is shown to the camera path (a rendered QR in a
 1280x720 frame through the barcode reader); the replay comes through a serial scanner on a pty.

@@ -1,23 +1,23 @@
-"""``storeedge door``: run a door, or (store-server side) manage keys, codes and revocations.
+"""``storeedge dock_door``: run a door, or (store-server side) manage keys, codes and revocations.
 
 ::
 
-    storeedge door --config door.yaml [--validate-config]
-    storeedge door keygen --kid 1 --out store-key-1.pem          # prints the sedpub1: line
-    storeedge door issue --key store-key-1.pem --store s0042 --door door-1 \\
+    storeedge dock_door --config door.yaml [--validate-config]
+    storeedge dock_door keygen --kid 1 --out store-key-1.pem          # prints the sedpub1: line
+    storeedge dock_door issue --key store-key-1.pem --store s0042 --door door-1 \\
         --vendor "ACME Foods" --driver "D. Rivera" --po PO-12345 \\
         --from 2026-11-24T06:00Z --until 2026-11-24T08:00Z [--uses 1] --png code.png
-    storeedge door revoke --key store-key-1.pem --store s0042 --serial 7 \\
+    storeedge dock_door revoke --key store-key-1.pem --store s0042 --serial 7 \\
         [--cred <24 hex>]... [--revoke-key KID]... --out revocations.json
-    storeedge door announce-key --key store-key-1.pem --store s0042 --serial 2 \
+    storeedge dock_door announce-key --key store-key-1.pem --store s0042 --serial 2 \
         --public sedpub1:2:... --out keyset.json                   # signed by a trusted key
-    storeedge door apply-keys --config door.yaml keyset.json       # or the MQTT 'keys' command
-    storeedge door trust --config door.yaml sedpub1:2:...          # add a key on the door
-    storeedge door apply-revocations --config door.yaml revocations.json
-    storeedge door reset-lockout door-1 --note "forklift hit the contact" --by "J. Doe" \
+    storeedge dock_door apply-keys --config door.yaml keyset.json       # or the MQTT 'keys' command
+    storeedge dock_door trust --config door.yaml sedpub1:2:...          # add a key on the door
+    storeedge dock_door apply-revocations --config door.yaml revocations.json
+    storeedge dock_door reset-lockout door-1 --note "forklift hit the contact" --by "J. Doe" \
         --config st.yaml                         # signed manager command via the store server
-    storeedge door events --config door.yaml [-n 20]            # the door's local audit
-    storeedge door events --server-config st.yaml door-1        # from the store database
+    storeedge dock_door events --config door.yaml [-n 20]            # the door's local audit
+    storeedge dock_door events --server-config st.yaml door-1        # from the store database
 """
 from __future__ import annotations
 
@@ -209,7 +209,7 @@ def _server_events(args) -> list[dict]:
     from storeedge.server.config import StoreServerConfig
     from storeedge.server.db import open_store_db
     if not args.dev:
-        raise ValueError("--server-config needs the door id: storeedge door events "
+        raise ValueError("--server-config needs the door id: storeedge dock_door events "
                          "--server-config st.yaml DOOR_ID")
     cfg = load_config(args.server_config, StoreServerConfig)
     url = cfg.server.db
@@ -233,7 +233,7 @@ def _utc(t: float) -> str:
 
 
 def _tools_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="storeedge door", description="door keys, codes, revocations")
+    p = argparse.ArgumentParser(prog="storeedge dock_door", description="door keys, codes, revocations")
     sub = p.add_subparsers(dest="cmd", required=True)
     k = sub.add_parser("keygen", help="new store signing key (prints its public line)")
     k.add_argument("--kid", type=int, required=True, help="key id 0..65535")
@@ -298,17 +298,17 @@ TOOLS = {"keygen": cmd_keygen, "issue": cmd_issue, "revoke": cmd_revoke, "trust"
 
 
 def _run_tool(name: str, argv: list[str]) -> int:
-    """``storeedge door <name> ...``: one of :data:`TOOLS`; expected failures on one line."""
+    """``storeedge dock_door <name> ...``: one of :data:`TOOLS`; expected failures on one line."""
     args = _tools_parser().parse_args([name] + argv)
     try:
         return TOOLS[args.cmd](args)
     except (DoorError, ConfigError, ValueError, OSError) as exc:
-        print(f"storeedge door {args.cmd}: {exc}", file=sys.stderr)
+        print(f"storeedge dock_door {args.cmd}: {exc}", file=sys.stderr)
         return 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``storeedge door``; returns the exit code."""
+    """Entry point of ``storeedge dock_door``; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     done = run_subcommand(argv, {name: (lambda rest, name=name: _run_tool(name, rest))
                                  for name in TOOLS})
@@ -317,5 +317,5 @@ def main(argv: list[str] | None = None) -> int:
     from storeedge import apps
     from storeedge.firmware.common.app import app_parser
     from storeedge.firmware.common.runner import run_app
-    parser = app_parser("door", "dock door QR controller (tools: " + ", ".join(TOOLS) + ")")
+    parser = app_parser("dock_door", "dock door QR controller (tools: " + ", ".join(TOOLS) + ")")
     return run_app(apps.app("dock_door"), argv, parser=parser)

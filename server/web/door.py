@@ -1,7 +1,7 @@
 """Dock door page: deliveries, issue / revoke codes (signed), QR, door log with chain status.
 
 Codes are signed with the store's door-signing key (``web.door_key``, from
-``storeedge door keygen``), exactly like ``storeedge door issue``.  A revocation is a complete
+``storeedge dock_door keygen``), exactly like ``storeedge dock_door issue``.  A revocation is a complete
 signed list (every code revoked from the page, serial from ``web_kv``) sent to every dock door
 with its signed ``revocations`` command; it is stored only once every door got it.
 """

@@ -88,7 +88,7 @@ def test_busy_outbox_names_the_holder_pid(store, tmp_path):
     line = _one_line(second.stderr)
     assert second.returncode == 1
     assert f"is in use by another process, PID {first.pid} (" in line
-    assert "storeedge door" in line
+    assert "storeedge dock_door" in line
     assert "stop that one first, or give this one another outbox.path" in line
 
 
@@ -98,7 +98,7 @@ def test_missing_scanner_port_is_one_line(store, tmp_path):
     res = _run("door", "--config", str(cfg))
     line = _one_line(res.stderr)
     assert res.returncode == 1
-    assert line.startswith("storeedge door: ") and "/dev/ttyNOPE9" in line
+    assert line.startswith("storeedge dock_door: ") and "/dev/ttyNOPE9" in line
     assert "check the path or port named in the config" in line
 
 

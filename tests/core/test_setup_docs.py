@@ -41,7 +41,7 @@ def test_doc_shows_the_commands_this_test_runs():
                 "storeedge gateway --config OUT/gateway/config.yaml",
                 "storeedge checkout --config OUT/devices/lane-01/config.yaml",
                 "STOREEDGE_GPIO=mock storeedge freezer --config OUT/devices/fz-01/config.yaml",
-                "storeedge door --config OUT/devices/door-1/config.yaml",
+                "storeedge dock_door --config OUT/devices/door-1/config.yaml",
                 "storeedge store-server counts --db sqlite:///OUT/data/store-server/store.db",
                 "storeedge gateway status --config OUT/gateway/config.yaml",
                 "storeedge store-server events --db sqlite:///OUT/data/store-server/store.db "

@@ -1,5 +1,5 @@
-"""`storeedge door reset-lockout` (signed manager command through the store server's
-CommandSender, over a real Mosquitto) and `storeedge door events` (local audit, store DB)."""
+"""`storeedge dock_door reset-lockout` (signed manager command through the store server's
+CommandSender, over a real Mosquitto) and `storeedge dock_door events` (local audit, store DB)."""
 from __future__ import annotations
 
 
