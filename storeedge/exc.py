@@ -70,6 +70,21 @@ class ConfigError(StoreedgeError, ValueError):
                            path or self.path)
 
 
+class AppExit(StoreedgeError):
+    """A command ends before running, with :attr:`exit_code`: 0 after a good
+    ``--validate-config``, 1 after a bad config was reported on stderr (1, not ConfigError's
+    78: the exit status of a bad config is kept as it always was).
+
+    Not an error of the input as such (that was reported already): a command's ``main``
+    catches it and returns ``exit_code_of(end)``.  Raised by
+    ``storeedge.firmware.common.app.load_app_config``.
+    """
+
+    def __init__(self, exit_code: int, message: str = ""):
+        super().__init__(message or f"exit {exit_code}")
+        self.exit_code = exit_code
+
+
 class EventError(StoreedgeError, ValueError):
     """An event envelope or body does not match its schema."""
 

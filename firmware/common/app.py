@@ -26,22 +26,10 @@ import threading
 from typing import Any, Callable, Mapping
 
 from storeedge.config import load_config
-from storeedge.exc import ConfigError, StoreedgeError
+from storeedge.exc import AppExit, ConfigError  # AppExit re-exported for the commands
 
 OPTIONS_WITH_VALUE = ("--config", "--log-level")
 """The common options that take a value (skipped when looking for a subcommand)."""
-
-
-class AppExit(StoreedgeError):
-    """A command ends before running, with :attr:`exit_code` (0 after a good
-    ``--validate-config``, 1 after a bad config was reported on stderr).
-
-    Raised by :func:`load_app_config`; ``storeedge.exc.exit_code_of`` reads the code.
-    """
-
-    def __init__(self, exit_code: int, message: str = ""):
-        super().__init__(message or f"exit {exit_code}")
-        self.exit_code = exit_code
 
 
 def app_parser(prog: str, description: str) -> argparse.ArgumentParser:

@@ -69,3 +69,25 @@ def test_a_real_failure_carries_its_exit_code(tmp_path):
         open_store_db(str(tmp_path / "no" / "such" / "dir" / "store.db"))
     assert isinstance(info.value, StoreedgeError)
     assert exit_code_of(info.value) == core.EX_UNAVAILABLE
+
+
+def test_app_exit_is_in_the_core_exc_module_and_carries_its_exit_code(tmp_path, capsys):
+    """``load_app_config`` ends a command with AppExit: 0 after a good --validate-config, 1
+    after a bad config (the status kept from before the runner), read by exit_code_of."""
+    from storeedge.firmware.common import app as common_app
+    from storeedge.settings import DeviceConfig
+    assert common_app.AppExit is core.AppExit and issubclass(core.AppExit, StoreedgeError)
+    good = tmp_path / "good.yaml"
+    good.write_text("device: {id: d-1, kind: freezer, store: s1}\nsecurity: {insecure: true}\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("device: {id: d-1, kind: freezer, store: s1, colour: red}\n")
+    parser = common_app.app_parser("freezer", "t")
+    ends = []
+    for path in (good, bad):
+        with pytest.raises(core.AppExit) as info:
+            common_app.load_app_config(parser.parse_args(["--config", str(path),
+                                                          "--validate-config"]), DeviceConfig)
+        ends.append(exit_code_of(info.value))
+    assert ends == [0, 1]
+    out, err = capsys.readouterr()
+    assert f"OK: {good}" in out and "colour" in err
