@@ -52,7 +52,6 @@ UNIT_KEYS = {"enable", "mask"}
 BOOT_KEYS = {"config", "cmdline"}
 PARTITION_KEYS = {"boot_mib", "root_mib", "data_mib"}
 GPIO_KEYS = {"pin", "level", "why"}
-APPS = ("checkout", "door", "freezer", "gateway")
 NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,40}")
 
 
@@ -258,18 +257,50 @@ def _gpio_safe(path: Path, items) -> list[GpioSafe]:
     return out
 
 
-def load_kind(kind: str) -> Image:
-    """Parse ``kinds/<kind>.yaml`` and resolve its layers into an :class:`Image`."""
-    path = KINDS_DIR / f"{kind}.yaml"
+def app_registry():
+    """storeedge's app registry (``storeedge/apps.py``): the installed package's, or, when
+    imagegen runs under a bare ``python3``, this checkout's with setup.py's folder mapping
+    (``storeedge.firmware`` <- ``firmware/``); the spec modules need nothing else."""
+    try:
+        import storeedge.firmware  # noqa: F401 - installed (the venv, the image build)
+    except ImportError:
+        repo = str(HERE.parent)
+        sys.path.insert(0, repo)
+        import storeedge
+        if repo not in storeedge.__path__:
+            storeedge.__path__.append(repo)
+    from storeedge import apps
+    return apps
+
+
+def _app_spec(path: Path, data: dict):
+    """The registered app a kind file names (``app:``, its kind or an alias)."""
+    apps = app_registry()
+    try:
+        spec = apps.app(str(data.get("app")))
+    except apps.AppSpecError as exc:
+        raise DefinitionError(f"{path}: app: {exc}") from None
+    if data.get("device_kind", spec.kind) != spec.kind:
+        raise DefinitionError(f"{path}: device_kind: the {data.get('app')} app's kind is "
+                              f"{spec.kind!r} (better: leave device_kind out)")
+    return spec
+
+
+def load_kind(kind: str, kinds_dir: Path | None = None) -> Image:
+    """Parse ``<kinds_dir or KINDS_DIR>/<kind>.yaml`` and resolve its layers into an :class:`Image`.
+
+    ``app:`` names a registered storeedge app (:mod:`storeedge.apps`) by its kind or an
+    alias; the image's device kind is that app's kind.
+    """
+    path = (kinds_dir or KINDS_DIR) / f"{kind}.yaml"
     if not path.exists():
         raise DefinitionError(f"unknown kind {kind!r}; known kinds: {', '.join(list_kinds())}")
     data = _read_yaml(path)
     _check_keys(path, "", data, KIND_KEYS)
     if data.get("kind") != kind:
         raise DefinitionError(f"{path}: kind: must be {kind!r} (the file name)")
-    app = data.get("app")
-    if app not in APPS:
-        raise DefinitionError(f"{path}: app must be one of {APPS} (a storeedge CLI app)")
+    app = str(data.get("app"))
+    spec = _app_spec(path, data)
     compatible = data.get("compatible", f"storeedge-{kind}")
     if not re.fullmatch(r"storeedge-[a-z0-9-]+", str(compatible)):
         raise DefinitionError(f"{path}: compatible must look like storeedge-<kind>")
@@ -282,7 +313,7 @@ def load_kind(kind: str) -> Image:
         raise DefinitionError(f"{path}: app_config and unit_environment must be mappings")
     return Image(
         kind=kind, description=str(data.get("description", "")).strip(), app=app,
-        device_kind=str(data.get("device_kind", kind.replace("-", "_"))),
+        device_kind=spec.kind,
         compatible=compatible, hostname=str(data.get("hostname", f"storeedge-{kind}")),
         layers=_resolve_layers(path, _str_list(path, "layers", data.get("layers"))),
         boot_mib=boot_mib, root_mib=root_mib, data_mib=data_mib, app_config=app_config,
@@ -502,8 +533,10 @@ def generated_files(image: Image, version: str = "0.0.0-dev") -> dict[str, str]:
     return files
 
 
-def render(kind: str, outdir: Path, version: str = "0.0.0-dev") -> Image:
-    image = load_kind(kind)
+def render(kind: str, outdir: Path, version: str = "0.0.0-dev",
+           kinds_dir: Path | None = None) -> Image:
+    """Write every generated file of ``kind`` below ``outdir``."""
+    image = load_kind(kind, kinds_dir)
     for rel, text in generated_files(image, version).items():
         path = outdir / rel
         path.parent.mkdir(parents=True, exist_ok=True)

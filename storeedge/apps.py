@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -65,7 +65,6 @@ class AppSpec:
         hardware_section: the config section holding the app's hardware (store manifest).
         aliases: other command names accepted for ``storeedge <kind>`` (old spellings).
         in_store: a device on the in-store broker (False for the gateway, which bridges).
-        image: defaults the image generator uses for this app's image kind.
     """
 
     kind: str
@@ -80,7 +79,6 @@ class AppSpec:
     hardware_section: str | None = None
     aliases: tuple[str, ...] = ()
     in_store: bool = True
-    image: dict[str, Any] = field(default_factory=dict)
 
     def absolute(self, name: str) -> str:
         """``name`` with a leading ``.`` resolved against :attr:`package`."""

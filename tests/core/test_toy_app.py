@@ -9,13 +9,18 @@ its ``entry_points.txt``.  Nothing in storeedge's own tree is edited.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
+import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import yaml
 
 from storeedge import apps
+
+IMAGES = Path(__file__).resolve().parents[2] / "images"
 
 SPEC = '''
 from storeedge.apps import AppSpec
@@ -202,3 +207,24 @@ def test_unknown_kind_is_refused_with_the_known_ones(toy_app, capsys):
     assert "unknown app 'shelf_lable'" in capsys.readouterr().err
     with pytest.raises(apps.AppSpecError, match="known: checkout, dock_door"):
         apps.app("shelf_lable")
+
+
+def test_image_generator_builds_an_image_kind_for_the_toy(toy_app, tmp_path, monkeypatch):
+    """An image kind naming the toy app: its device kind, unit and default config come from
+    the toy's spec; a kind naming no registered app is refused with the known ones."""
+    spec = importlib.util.spec_from_file_location("toy_imagegen", IMAGES / "imagegen.py")
+    gen = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "toy_imagegen", gen)      # dataclasses look it up
+    spec.loader.exec_module(gen)
+    kinds = tmp_path / "kinds"
+    kinds.mkdir()
+    (kinds / "shelf.yaml").write_text("kind: shelf\napp: shelf_label\n"
+                                      "layers: [base, storeedge-app]\n")
+    image = gen.render("shelf", tmp_path / "gen", kinds_dir=kinds)
+    assert (image.device_kind, image.unit) == ("shelf_label", "storeedge@shelf_label.service")
+    defaults = yaml.safe_load((tmp_path / "gen" / "rootfs/usr/share/storeedge/defaults/"
+                               "shelf_label.yaml").read_text())
+    assert defaults["device"]["kind"] == "shelf_label"
+    (kinds / "typo.yaml").write_text("kind: typo\napp: shelf_lable\nlayers: [base]\n")
+    with pytest.raises(gen.DefinitionError, match="known: checkout, dock_door"):
+        gen.load_kind("typo", kinds)
