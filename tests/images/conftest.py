@@ -60,7 +60,7 @@ def build_image(kind: str) -> dict:
     fresh = summary.exists() and summary.stat().st_mtime > newest
     if not fresh or os.environ.get("STOREEDGE_IMAGE_REBUILD") == "1":
         env = {**os.environ, "STOREEDGE_IDENTITY_DIR": str(identity_dir(kind))}
-        log = out / "logs" / "make-test-image.log"
+        log = out / "make-test-image.log"      # not in logs/: the build empties that
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "w", encoding="utf-8") as fh:
             proc = subprocess.run(["nice", "-n", "10", str(IMAGES / "build"), kind],
