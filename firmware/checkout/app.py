@@ -14,7 +14,6 @@ from storeedge.drivers.pos import MqttPosFeed, PosFeed, SerialPosFeed
 from storeedge.firmware.checkout.config import CheckoutConfig, CheckoutSection
 from storeedge.firmware.checkout.detector import Detector, make_detector
 from storeedge.firmware.checkout.logic import CheckoutLane, LaneOptions
-from storeedge.firmware.checkout.matcher import MatchWindows
 from storeedge.firmware.checkout.pipeline import FrameQueue, LanePipeline, PipelineParams
 from storeedge.firmware.checkout.timing import PosTiming
 from storeedge.firmware.common.liveconfig import LiveConfig, apply_log_level
@@ -109,14 +108,12 @@ def wire_lane(c: CheckoutSection, emit, clock, info: CameraInfo, detector: Detec
     the running app and the offline :func:`~.sim.run_lane` both call it).
 
     The sections are the parameter objects: ``c.lane`` is the pipeline's geometry and
-    cadence, ``c.alerts`` the alert policy; only the matcher's windows add a fixed setting
-    (``scan_grace_s``) to ``c.match``.  ``emit(body, ts)`` receives the lane's events.
+    cadence, ``c.match`` the matcher's windows, ``c.alerts`` the alert policy.
+    ``emit(body, ts)`` receives the lane's events.
     """
     pipeline = LanePipeline(info.lores_size, info.main_size, detector,
                             PipelineParams(lane=c.lane, detect_every=c.detector.detect_every))
-    windows = MatchWindows(c.match.pre_s, c.match.post_s, c.match.double_s,
-                           min_reads=c.match.min_reads)
-    lane = CheckoutLane(emit, clock, windows=windows, policy=c.alerts, options=options,
+    lane = CheckoutLane(emit, clock, windows=c.match, policy=c.alerts, options=options,
                         timing=timing)
     return LaneParts(pipeline, lane)
 

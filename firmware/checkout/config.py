@@ -102,7 +102,14 @@ class LaneSection:
 
 @section
 class MatchSection:
-    """Scan-match windows."""
+    """Scan-match windows: the matcher's parameter object
+    (:class:`~storeedge.firmware.checkout.matcher.TransactionMatcher`).
+
+    ``scan_grace_s`` (s) is not a setting: a scan no pass took is decided this long after it
+    was read (a class constant; a test may set it on an instance).
+    """
+
+    scan_grace_s = 4.0
 
     pre_s: float = setting(0.6, unit="s", min=0, max=5,
                            doc="a scan may come this early before the item reaches the scanner")

@@ -18,9 +18,9 @@ from storeedge.drivers.pos import PosEvent, Rejected
 from storeedge.firmware.checkout import events as ev
 from storeedge.firmware.checkout.alerts import Alert, AlertPolicy, AlertPolicyParams
 from storeedge.firmware.checkout.codes import pos_key
-from storeedge.firmware.checkout.config import AlertSection
-from storeedge.firmware.checkout.matcher import (MatchWindows, Outcome, PosScan,
-                                                  ScanNoteItem, TransactionMatcher)
+from storeedge.firmware.checkout.config import AlertSection, MatchSection
+from storeedge.firmware.checkout.matcher import (Outcome, PosScan, ScanNoteItem,
+                                                  TransactionMatcher)
 from storeedge.firmware.checkout.pipeline import FrameResult
 from storeedge.firmware.checkout.quality import ImageQuality, QualityGate
 from storeedge.firmware.checkout.timing import PosTiming
@@ -78,12 +78,12 @@ class CheckoutLane:
     seconds to wall time; ``policy``: the ``checkout.alerts`` section itself (or the alert
     module's params); ``options.frames_dropped`` is read for the transaction summary."""
 
-    def __init__(self, emit: Callable, clock, *, windows: MatchWindows | None = None,
+    def __init__(self, emit: Callable, clock, *, windows: MatchSection | None = None,
                  policy: AlertSection | AlertPolicyParams | None = None,
                  options: LaneOptions | None = None,
                  timing: PosTiming | None = None):
         self.emit_body, self.clock = emit, clock
-        self.windows = windows or MatchWindows()
+        self.windows = windows or MatchSection()
         self.policy = AlertPolicy(policy)
         opts = options or LaneOptions()
         self.opts = opts

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from storeedge.firmware.checkout.config import MatchSection
 from storeedge.firmware.checkout.timing import PosTiming, Window
 from storeedge.firmware.checkout.tracker import CodeSeen, ItemPass
 from storeedge.native.scan_match import code_key, match_scans
@@ -64,22 +65,15 @@ class _Recent(NamedTuple):
 
 
 @dataclass
-class MatchWindows:
-    """Matching windows, seconds; ``min_reads``: reads of a code across frames before it may
-    create or change a slot (a single read is a possible misread: evidence only)."""
-
-    pre_s: float = 0.6
-    post_s: float = 0.8
-    double_s: float = 2.0
-    scan_grace_s: float = 4.0
-    min_reads: int = 2
-
-
-@dataclass
 class TransactionMatcher:
-    """Open slots and scans of one transaction; :meth:`tick` decides what is due."""
+    """Open slots and scans of one transaction; :meth:`tick` decides what is due.
 
-    windows: MatchWindows = field(default_factory=MatchWindows)
+    ``windows``: the ``checkout.match`` config section (pre/post/double/grace windows in s,
+    ``min_reads``: reads of a code across frames before it may create or change a slot; a
+    single read is a possible misread, evidence only).
+    """
+
+    windows: MatchSection = field(default_factory=MatchSection)
     slots: list[_Slot] = field(default_factory=list)
     scans: list[PosScan] = field(default_factory=list)
     used: list[PosScan] = field(default_factory=list)

@@ -4,7 +4,8 @@ from __future__ import annotations
 from hypothesis import given, settings, strategies as st
 
 from storeedge.firmware.checkout.alerts import AlertPolicy, AlertPolicyParams
-from storeedge.firmware.checkout.matcher import MatchWindows, PosScan, TransactionMatcher
+from storeedge.firmware.checkout.config import MatchSection
+from storeedge.firmware.checkout.matcher import PosScan, TransactionMatcher
 from storeedge.firmware.checkout.tracker import CodeSeen, ItemPass
 
 
@@ -26,7 +27,7 @@ behaviour = st.sampled_from(["ok", "missed", "switch", "nocode_ok", "nocode_miss
        st.lists(st.floats(-0.3, 0.3), min_size=10, max_size=10))
 def test_outcomes_survive_latency_and_scan_timing_jitter(kinds, latency, jitter):
     """Scans anywhere in the scan zone plus up to 0.7 s of POS latency (window 0.8 s)."""
-    m = TransactionMatcher(MatchWindows(pre_s=0.6, post_s=0.8))
+    m = TransactionMatcher(MatchSection(pre_s=0.6, post_s=0.8))
     for i, k in enumerate(kinds):
         t0 = 2.0 + 3.0 * i
         m.add_pass(_pass(i, t0, () if k.startswith("nocode") else (100 + i,)))
@@ -45,7 +46,7 @@ def test_outcomes_survive_latency_and_scan_timing_jitter(kinds, latency, jitter)
 def test_slots_wait_for_their_window():
     from storeedge.firmware.checkout.timing import PosTiming, TimingParams
 
-    m = TransactionMatcher(MatchWindows(post_s=0.8),                 # the configured window
+    m = TransactionMatcher(MatchSection(post_s=0.8),                 # the configured window
                            timing=PosTiming(TimingParams(cold_post_s=0.0)))
     m.add_pass(_pass(1, 10.0, (5,)))
     assert m.tick(11.0) == ([], [])                 # window closes at 10.5 + 0.8
@@ -55,7 +56,9 @@ def test_slots_wait_for_their_window():
 
 
 def test_scan_in_blind_interval_is_not_reported():
-    m = TransactionMatcher(MatchWindows(scan_grace_s=1.0))
+    windows = MatchSection()
+    windows.scan_grace_s = 1.0           # not a setting: a class constant (4 s)
+    m = TransactionMatcher(windows)
     m.add_blind(5.0, 9.0)
     m.add_scan(_scan(7.0, 3))
     m.add_scan(_scan(20.0, 4))
@@ -74,3 +77,19 @@ def test_policy_nudges_then_escalates_and_switch_escalates():
     assert levels == ["nudge", "escalate", "escalate"]
     pol.new_transaction()
     assert pol.incidents == 0
+
+
+def test_the_match_section_is_the_matchers_parameter_object():
+    """``checkout.match`` is what the matcher reads; ``scan_grace_s`` stays out of the config
+    (a constant, refused as a key) and defaults to 4 s."""
+    import pytest
+
+    from storeedge.config import ConfigError, config_from_dict
+    from storeedge.firmware.checkout.config import CheckoutSection
+    c = config_from_dict({"match": {"pre_s": 0.3, "min_reads": 3}}, CheckoutSection)
+    m = TransactionMatcher(c.match)
+    assert m.windows is c.match and m.windows.scan_grace_s == 4.0
+    m.add_pass(_pass(1, 1.0, codes=[7], reads=2))            # 2 reads < min_reads 3: weak
+    assert [s.code for s in m.slots] == [None]
+    with pytest.raises(ConfigError, match="scan_grace_s"):
+        config_from_dict({"match": {"scan_grace_s": 1.0}}, CheckoutSection)

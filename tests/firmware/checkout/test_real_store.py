@@ -9,7 +9,8 @@ import pytest
 
 from storeedge.drivers.camera.lane import LEVELS, scripted
 from storeedge.drivers.camera.synthetic import SyntheticLaneCamera
-from storeedge.firmware.checkout.matcher import MatchWindows, PosScan, TransactionMatcher
+from storeedge.firmware.checkout.config import MatchSection
+from storeedge.firmware.checkout.matcher import PosScan, TransactionMatcher
 from storeedge.firmware.checkout.sim import LaneSession, pos_records, run_lane
 from storeedge.firmware.checkout.timing import PosTiming, TimingParams
 from storeedge.firmware.checkout.tracker import CodeSeen, ItemPass
@@ -117,7 +118,7 @@ def _scan(t, code):
 
 
 def test_single_misread_never_switches_or_adds_a_slot():
-    m = TransactionMatcher(MatchWindows())
+    m = TransactionMatcher(MatchSection())
     m.add_pass(_pass(1, 2.0, [(111, 3), (999, 1)]))   # honest item + one phantom read
     m.add_pass(_pass(2, 6.0, [(555, 1)]))              # only a single (wrong) read
     m.add_scan(_scan(2.4, 111))
@@ -128,7 +129,7 @@ def test_single_misread_never_switches_or_adds_a_slot():
 
 
 def test_two_agreeing_reads_still_catch_a_ticket_switch():
-    m = TransactionMatcher(MatchWindows())
+    m = TransactionMatcher(MatchSection())
     m.add_pass(_pass(1, 2.0, [(111, 2)]))
     m.add_scan(_scan(2.4, 222))
     outcomes, _ = m.tick(20.0)
@@ -136,7 +137,7 @@ def test_two_agreeing_reads_still_catch_a_ticket_switch():
 
 
 def test_single_read_agreeing_with_the_pos_is_evidence():
-    m = TransactionMatcher(MatchWindows())
+    m = TransactionMatcher(MatchSection())
     m.add_pass(_pass(1, 2.0, [(111, 1)]))
     m.add_scan(_scan(2.4, 111))
     (o,), _ = m.tick(20.0)
