@@ -4,6 +4,7 @@ process.  ``use``: present the code and stop dead between the durable commit and
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -22,7 +23,11 @@ def main(mode: str, workdir: str) -> int:
     marker = work / "committed.json"
 
     def on_committed(cred):
-        marker.write_text(json.dumps({"cred": cred.cred_hex, "relay_state": relay_pin.state}))
+        # atomically: the parent polls for the file and reads it at once, and write_text
+        # creates it empty before it writes (a read in between found "" and failed)
+        part = marker.with_suffix(".part")
+        part.write_text(json.dumps({"cred": cred.cred_hex, "relay_state": relay_pin.state}))
+        os.replace(part, marker)
         time.sleep(3600)                     # the parent kills us here
 
     opts = DoorOptions(store="s0042", door="door-1", state_path=str(work / "door.db"),
