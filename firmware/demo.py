@@ -26,13 +26,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from storeedge import apps
+from storeedge.apps import AppSpec
 from storeedge.drivers.clock import Clock, SystemClock
 from storeedge.brokerproc import Mosquitto
 from storeedge.config import config_from_dict, write_config_atomic
 from storeedge.core_events import SimCounter
-from storeedge.firmware.common.service import DeviceService
+from storeedge.firmware.common.runner import AppRunner
 from storeedge.settings import DeviceConfig
 from storeedge.pki import StorePKI
 
@@ -78,34 +80,58 @@ def link_and_security(url, dev_id: str, kind: str) -> tuple[dict, dict]:
     return link, {"command_pub": str(bundle / "command.pub"), "e2e_key": str(bundle / "e2e.key")}
 
 
+@dataclass
+class CounterApp:
+    """The demo's simulated counter: a numbered ``sim.counter`` event every ``period_s``
+    seconds through the sink, then a heartbeat (a device app like the others, see
+    :class:`~storeedge.firmware.common.runner.DeviceApp`)."""
+
+    sink: Any
+    period_s: float = 0.2
+    sent: int = 0
+
+    def run(self, stop: threading.Event) -> None:
+        """Emit until ``stop`` is set."""
+        while not stop.wait(self.period_s):
+            self.sink.emit(SimCounter(n=self.sent))
+            self.sent += 1
+            self.sink.heartbeat()
+
+    def serve_config(self, config_path: str, restart) -> None:
+        """No live config."""
+        return None
+
+
+def build_counter(cfg: DeviceConfig, sink, clock, *, period_s: float = 0.2) -> CounterApp:
+    """``build`` of the counter (:data:`COUNTER_SPEC`): ``period_s`` s between events."""
+    return CounterApp(sink, period_s)
+
+
+COUNTER_SPEC = AppSpec(kind="sim", package=__package__, title="Simulated counter",
+                       summary="the demo's counter device", config="storeedge.settings:"
+                       "DeviceConfig", build=f"{__name__}:build_counter", events=None,
+                       demo=None)
+"""The counter's declaration: the demo's own device, run like the apps' (not registered:
+no ``storeedge sim`` command)."""
+
+
 class CounterDevice:
-    """A simulated device sending a numbered event every ``period_s``."""
+    """The counter device in the demo: :class:`CounterApp` on the runner's AppRunner."""
 
     name = "sim-1"
 
     def __init__(self, ctx: DemoContext, period_s: float = 0.2):
-        self.svc = DeviceService(ctx.device_config("sim", self.name), app="simdevice")
-        self.period_s = period_s
-        self.sent = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="demo-counter", daemon=True)
+        self.runner = AppRunner(COUNTER_SPEC, ctx.device_config("sim", self.name), ctx.clock,
+                                parts={"period_s": period_s})
 
     def start(self) -> None:
-        self.svc.start()
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.period_s):
-            self.svc.emit(SimCounter(n=self.sent))
-            self.sent += 1
+        self.runner.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.svc.close()
+        self.runner.stop()
 
     def summary(self) -> dict:
-        return {"counter events": self.sent}
+        return {"counter events": self.runner.app.sent if self.runner.app else 0}
 
 
 def _load_app_devices(ctx: DemoContext) -> list:
