@@ -14,6 +14,7 @@ import numpy as np
 
 from storeedge.drivers.camera.base import Camera, CameraInfo, Frame, i420_from_rgb
 from storeedge.drivers.camera.exc import ReplayError
+from storeedge.drivers.camera.pacing import RealtimePacer
 
 IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp")
 
@@ -39,7 +40,7 @@ class ReplayCamera(Camera):
         self._load()
         self._k = 0
         self._seq = 0
-        self._start = None
+        self._pacer = RealtimePacer(clock) if realtime else None
 
     def _load(self) -> None:
         if os.path.isdir(self.source):
@@ -81,11 +82,8 @@ class ReplayCamera(Camera):
         self._k += 1
         span = float(self._times[-1]) + 1.0 / self.fps
         t = float(self._times[k]) + lap * span
-        if self.realtime:
-            if self._start is None:
-                self._start = self.clock.monotonic() - t
-            self.clock.sleep(max(0.0, self._start + t - self.clock.monotonic()))
-            t = self.clock.monotonic() - self._start
+        if self._pacer is not None:
+            t = self._pacer.pace(t)
         self._seq += 1
         if self._rec is None:
             f = self._image(k)

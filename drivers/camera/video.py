@@ -18,6 +18,7 @@ import numpy as np
 
 from storeedge.drivers.camera.base import Camera, CameraInfo, Frame
 from storeedge.drivers.camera.exc import CameraUnavailable, ReplayError
+from storeedge.drivers.camera.pacing import RealtimePacer
 
 
 def _av():
@@ -65,7 +66,8 @@ class VideoReplayCamera(Camera):
         lores = first.lores.shape
         self.info = CameraInfo("video", (first.main.shape[1], first.main.shape[0]),
                                (lores[1], lores[0] * 2 // 3), fps or rate)
-        self._seq, self._lap_t, self._start, self._done = 0, 0.0, None, False
+        self._seq, self._lap_t, self._done = 0, 0.0, False
+        self._pacer = RealtimePacer(clock) if realtime else None
 
     def _open(self) -> None:
         av = _av()
@@ -117,11 +119,8 @@ class VideoReplayCamera(Camera):
             f, self._peek = self._peek, None
         t = f.t - self._t_first + self._lap_t
         self._last_t = t
-        if self.realtime:
-            if self._start is None:
-                self._start = self.clock.monotonic() - t
-            self.clock.sleep(max(0.0, self._start + t - self.clock.monotonic()))
-            t = self.clock.monotonic() - self._start
+        if self._pacer is not None:
+            t = self._pacer.pace(t)
         self._seq += 1
         return Frame(self._seq, t, f.main, f.lores)
 

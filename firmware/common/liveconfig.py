@@ -54,18 +54,19 @@ class ReloadPlan:
         return out
 
 
-def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as ``{"a.b.c": leaf}``; lists and empty mappings stay leaves."""
     if isinstance(data, dict) and data:
         out: dict[str, Any] = {}
         for k, v in data.items():
-            out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
         return out
     return {prefix: data}
 
 
 def changed_keys(old: Any, new: Any) -> list[str]:
     """Dotted keys whose effective value differs between two validated configs."""
-    a, b = _flat(config_to_dict(old)), _flat(config_to_dict(new))
+    a, b = flatten(config_to_dict(old)), flatten(config_to_dict(new))
     return sorted(k for k in set(a) | set(b) if a.get(k, object()) != b.get(k, object()))
 
 

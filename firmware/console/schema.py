@@ -16,6 +16,7 @@ import yaml
 
 from storeedge.config import (ConfigError, SettingSpec, config_from_dict,
                                               config_to_dict, spec_of, yaml_value)
+from storeedge.firmware.common.liveconfig import flatten
 from storeedge.firmware.console.exc import ConfigValueError
 
 MASK = "********"
@@ -142,16 +143,6 @@ class Schema:
         if self.is_secret(key) and value is not None:
             return MASK
         return render(value)
-
-
-def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested mappings as ``{"a.b.c": leaf}``; lists and empty mappings stay leaves."""
-    if isinstance(data, dict) and data:
-        out: dict[str, Any] = {}
-        for k, v in data.items():
-            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    return {prefix: data}
 
 
 def render(value: Any) -> str:
