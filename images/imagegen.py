@@ -366,7 +366,7 @@ def render_fstab(image: Image) -> str:
     ``/`` is not listed: the kernel mounts it read-only (``ro`` on the command line) and
     ``systemd-remount-fs`` leaves it so.
     """
-    data_opts = "defaults,noatime,commit=5,errors=remount-ro"
+    data_opts = "defaults,noatime,commit=5,errors=remount-ro,x-systemd.device-timeout=5min"
     rows = [
         ("# <device>", "<mount>", "<type>", "<options>", "0", "<pass>"),
         (f"PARTUUID={partuuid(PART_BOOT)}", "/boot/firmware", "vfat",
