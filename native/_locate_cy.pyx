@@ -189,11 +189,29 @@ def warp_affine(const unsigned char[:, ::1] src, const double[::1] m, int out_h,
     return out
 
 
-cdef Py_ssize_t _edges_c(const unsigned char[:, ::1] gray, long long x0, long long y0,
-                         long long dx, long long dy, Py_ssize_t n, int window,
+cdef inline long long _fix(double v) noexcept nogil:
+    """16.16 fixed point, rounded half to even (as Python's round)."""
+    return llrint(v * 65536.0)
+
+
+cdef struct Line:
+    long long x0, y0, dx, dy         # 16.16 fixed-point px: start and step
+
+
+cdef inline Line _line(double x0, double y0, double dx, double dy) noexcept nogil:
+    cdef Line ln
+    ln.x0 = _fix(x0)
+    ln.y0 = _fix(y0)
+    ln.dx = _fix(dx)
+    ln.dy = _fix(dy)
+    return ln
+
+
+cdef Py_ssize_t _edges_c(const unsigned char[:, ::1] gray, Line ln, Py_ssize_t n, int window,
                          long long* p, long long* ps) noexcept nogil:
     """Core of ``line_edges``: profile into ``p`` (n values), edge indices into ``ps``;
     returns the edge count."""
+    cdef long long x0 = ln.x0, y0 = ln.y0, dx = ln.dx, dy = ln.dy
     cdef Py_ssize_t h = gray.shape[0], w = gray.shape[1], i, m, half = window // 2
     cdef Py_ssize_t edges = 0
     cdef int state = 0, s
@@ -250,9 +268,9 @@ def line_edges(const unsigned char[:, ::1] gray, tuple line, int n, int window):
     cdef long long[::1] p = prof
     cdef long long[::1] ps = pos
     cdef Py_ssize_t edges
-    cdef long long x0 = line[0], y0 = line[1], dx = line[2], dy = line[3]
+    cdef Line ln = Line(line[0], line[1], line[2], line[3])
     with nogil:
-        edges = _edges_c(gray, x0, y0, dx, dy, n, window, &p[0], &ps[0])
+        edges = _edges_c(gray, ln, n, window, &p[0], &ps[0])
     return pos[:edges].copy()
 
 
@@ -310,9 +328,9 @@ def edge_run(const unsigned char[:, ::1] gray, tuple line, int n, int window,
     cdef long long[:, ::1] b = buf
     cdef long long res[4]
     cdef Py_ssize_t k
-    cdef long long x0 = line[0], y0 = line[1], dx = line[2], dy = line[3]
+    cdef Line ln = Line(line[0], line[1], line[2], line[3])
     with nogil:
-        k = _edges_c(gray, x0, y0, dx, dy, n, window, &b[0, 0], &b[1, 0])
+        k = _edges_c(gray, ln, n, window, &b[0, 0], &b[1, 0])
         _run_c(&b[1, 0], k, core_lo, core_hi, &b[2, 0], res)
     return (int(res[0]), int(res[1]), int(res[2]), int(res[3]))
 
@@ -485,11 +503,6 @@ cdef bint _inside_any(double px, double py, const double* boxes, Py_ssize_t k) n
     return False
 
 
-cdef inline long long _fix(double v) noexcept nogil:
-    """16.16 fixed point, rounded half to even (as Python's round)."""
-    return llrint(v * 65536.0)
-
-
 cdef bint _refine_c(const unsigned char[:, ::1] gray, double* box, const double* prm,
                     long long* buf) noexcept nogil:
     """Refit a 1-D box (cx, cy, length, height, angle) along its bars in place (see
@@ -513,7 +526,7 @@ cdef bint _refine_c(const unsigned char[:, ::1] gray, double* box, const double*
         frac = fracs[j]
         x0 = box[0] - n / 2.0 * ux - frac * box[3] * uy
         y0 = box[1] - n / 2.0 * uy + frac * box[3] * ux
-        k = _edges_c(gray, _fix(x0), _fix(y0), _fix(ux), _fix(uy), n, 15, buf, buf + n)
+        k = _edges_c(gray, _line(x0, y0, ux, uy), n, 15, buf, buf + n)
         _run_c(buf + n, k, core_lo, core_hi, buf + 2 * n, run)
         if run[0] >= prm[3] and run[2] - run[1] > best[2] - best[1]:
             best[0] = run[0]
@@ -621,20 +634,20 @@ cdef void _grow_c(const unsigned char[:, ::1] a, Py_ssize_t* b, int steps) noexc
             break
 
 
-cdef Py_ssize_t _crossings_c(const unsigned char[:, ::1] gray, double cx, double cy,
-                             double length, double height, double angle,
+cdef Py_ssize_t _crossings_c(const unsigned char[:, ::1] gray, const double* box,
                              long long* buf) noexcept nogil:
-    """Most edges (window 9) met by 3 lines across the box (cx, cy, length, height, angle)
-    spread over its height (``locate.edge_crossings``)."""
-    cdef double ux = cos(angle), uy = sin(angle), off, x0, y0
-    cdef Py_ssize_t n = <Py_ssize_t>length, k, best = 0, e
+    """Most edges (window 9) met by 3 lines across ``box`` = (cx, cy, length, height,
+    angle) spread over its height (``locate.edge_crossings``)."""
+    cdef double cx = box[0], cy = box[1], height = box[3]
+    cdef double ux = cos(box[4]), uy = sin(box[4]), off, x0, y0
+    cdef Py_ssize_t n = <Py_ssize_t>box[2], k, best = 0, e
     if n < 2:
         n = 2
     for k in range(3):
         off = ((k + 1) / 4.0 - 0.5) * height
         x0 = cx - n / 2.0 * ux - off * uy
         y0 = cy - n / 2.0 * uy + off * ux
-        e = _edges_c(gray, _fix(x0), _fix(y0), _fix(ux), _fix(uy), n, 9, buf, buf + n)
+        e = _edges_c(gray, _line(x0, y0, ux, uy), n, 9, buf, buf + n)
         best = e if e > best else best
     return best
 
@@ -644,11 +657,17 @@ cdef bint _matrix_edges_c(const unsigned char[:, ::1] gray, const double* c, dou
     """Module edges in 4 directions through the middle of a 2-D box (``locate``)."""
     cdef double across = c[2] - 4 * cell, down = c[3] - 4 * cell, size
     cdef double small = across if across < down else down
+    cdef double line[5]
     cdef int k
     for k in range(4):
         size = across if k == 0 else (down if k == 2 else small)
         size = size if size > 2.0 else 2.0
-        if _crossings_c(gray, c[0], c[1], size, size * 0.5, k * M_PI / 4, buf) < min_edges:
+        line[0] = c[0]
+        line[1] = c[1]
+        line[2] = size
+        line[3] = size * 0.5
+        line[4] = k * M_PI / 4
+        if _crossings_c(gray, line, buf) < min_edges:
             return False
     return True
 
