@@ -29,3 +29,21 @@ def test_replay_camera_paces_a_recording_on_its_clock(tmp_path):
     times = [cam.capture().t for _ in range(n)]
     assert np.allclose(times, np.arange(n) / fps) and np.isclose(clock.monotonic(), 0.3)
     assert cam.capture() is None
+
+
+def test_video_camera_paces_a_file_on_its_clock_across_a_loop(tmp_path):
+    from storeedge.drivers.camera.base import Frame
+    from storeedge.drivers.camera.video import VideoReplayCamera, write_video
+    n, fps = 3, 10.0
+    path = str(tmp_path / "clip.mkv")
+    frames = [Frame(k, k / fps, np.full((96, 128), 40 + 20 * k, np.uint8),
+                    np.full((48, 42), 128, np.uint8)) for k in range(n)]
+    assert write_video(path, frames, fps) == n
+    clock = SimulatedClock(auto_advance=True)
+    cam = VideoReplayCamera(path, downscale=3, realtime=True, clock=clock, loop=True)
+    try:
+        times = [cam.capture().t for _ in range(n + 2)]          # a second lap starts
+    finally:
+        cam.close()
+    assert np.allclose(times, np.arange(n + 2) / fps, atol=1e-3)
+    assert np.isclose(clock.monotonic(), (n + 1) / fps, atol=1e-3)
