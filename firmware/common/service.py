@@ -327,6 +327,8 @@ class _Sender:
     clock: a test that fast-forwards an app's time must not make the link re-send.
     """
 
+    MAX_BACKOFF = 32       # blind re-sends at least link.resend_timeout_s x this apart
+
     def __init__(self, svc: DeviceService):
         self.svc = svc
         self.cursor = svc.outbox.acked_seq
@@ -334,6 +336,7 @@ class _Sender:
         self.generation = svc.outbox.generation
         self.last_progress = time.monotonic()
         self.last_sent = None                    # paho's MQTTMessageInfo of the last publish
+        self.backoff = 1                         # stall timeout multiplier (see _stalled)
         self.control_sent: set[int] = set()
         self.history: int | None = None          # re-sending acknowledged rows after this seq
         self.history_low: int | None = None      # the lowered mark being served
@@ -391,12 +394,20 @@ class _Sender:
         """No watermark progress for ``resend_timeout_s`` although the broker took all we
         sent. While a publish still awaits its PUBACK the window is on its way (a slow or
         busy link): re-sending would only queue duplicates behind it, crowding out new
-        events until goodput collapses (issue 17: 79% duplicates on a 64 kbit/s link)."""
+        events until goodput collapses (issue 17: 79% duplicates on a 64 kbit/s link).
+        Each blind re-send doubles the wait before the next (up to MAX_BACKOFF times) until
+        the window is caught up: devices behind one overloaded receiver otherwise re-send
+        faster than it can discard the copies (issue 17: 385k duplicates for 65k events)."""
         if not self.inflight or self._on_its_way():
+            if not self.inflight:
+                self.backoff = 1                 # caught up: the path is healthy again
             self.last_progress = time.monotonic()
             return False
-        timeout = self.svc.cfg.link.resend_timeout_s
-        return time.monotonic() - self.last_progress > timeout
+        timeout = self.svc.cfg.link.resend_timeout_s * self.backoff
+        if time.monotonic() - self.last_progress <= timeout:
+            return False
+        self.backoff = min(self.backoff * 2, self.MAX_BACKOFF)
+        return True
 
     def _on_its_way(self) -> bool:
         try:

@@ -44,3 +44,19 @@ def test_nothing_is_re_sent_while_the_broker_has_not_acknowledged_it(broker, tmp
         svc.close()
         watcher.loop_stop()
         watcher.disconnect()
+
+
+def test_blind_re_sends_back_off_while_nothing_is_acknowledged(broker, tmp_path):
+    """The broker takes everything, the receiver never acknowledges: re-sends continue (the
+    safety net for a receiver that lost events), but each waits twice as long as the last
+    (resend_timeout_s 1 s: at about 1, 3 and 7 s; without the back-off one every second)."""
+    svc = DeviceService(device_config("dev-b", broker.url, tmp_path))
+    svc.start()
+    try:
+        assert svc.link.wait_connected(10)
+        last = [svc.emit(SimCounter(n=i)).seq for i in range(5)][-1]
+        assert wait_for(lambda: svc.resends >= last, 10), "the first re-send comes"
+        time.sleep(5.5)             # 6.5 s after it: 5 more re-sends without a back-off
+        assert svc.resends <= 3 * last, f"{svc.resends // last} re-sends of the window"
+    finally:
+        svc.close()
