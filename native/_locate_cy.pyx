@@ -451,12 +451,16 @@ def linear_components(const int[:, ::1] labels, int n, const double[:, ::1] weig
 
 
 def matrix_components(const int[:, ::1] labels, int n, const unsigned char[:, ::1] active,
-                      const double[:, ::1] energy, const double[:, ::1] coherence,
-                      const double[:, ::1] angle, const double[:, ::1] texture):
-    """Per label 0..n over its ``active`` cells, float64 (n + 1, 7): count, coherence of the
+                      const double[:, :, ::1] fields):
+    """``fields`` = (energy, coherence, angle, texture) per cell, float64 (4, H, W).
+    Per label 0..n over its ``active`` cells, float64 (n + 1, 7): count, coherence of the
     summed tensor (|sum of e*coh*(cos, sin)(2a)| / sum of e), cell box y0, y1, x0, x1 (end
     exclusive; 2^30, 0, 2^30, 0 when empty) and the texture sum."""
     cdef Py_ssize_t h = labels.shape[0], w = labels.shape[1], y, x
+    cdef const double[:, ::1] energy = fields[0]
+    cdef const double[:, ::1] coherence = fields[1]
+    cdef const double[:, ::1] angle = fields[2]
+    cdef const double[:, ::1] texture = fields[3]
     out = np.zeros((n + 1, 7), dtype=np.float64)
     cdef double[:, ::1] o = out
     sums_a = np.zeros((n + 1, 3), dtype=np.float64)   # e*c*sin, e*c*cos, e

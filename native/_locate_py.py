@@ -188,11 +188,11 @@ def linear_components(labels: np.ndarray, n: int, weight: np.ndarray, angle: np.
     return out
 
 
-def matrix_components(labels: np.ndarray, n: int, active: np.ndarray, energy: np.ndarray,
-                      coherence: np.ndarray, angle: np.ndarray,
-                      texture: np.ndarray) -> np.ndarray:
+def matrix_components(labels: np.ndarray, n: int, active: np.ndarray,
+                      fields: np.ndarray) -> np.ndarray:
     """Per label 0..n over active cells: count, summed-tensor coherence, box y0, y1, x0, x1,
-    texture sum; see the Cython doc."""
+    texture sum; ``fields`` = (energy, coherence, angle, texture); see the Cython doc."""
+    energy, coherence, angle, texture = fields
     idx = np.nonzero(active.ravel())[0]
     lab = labels.ravel()[idx]
     w = labels.shape[1]

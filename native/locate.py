@@ -312,8 +312,8 @@ def _matrix_candidates(gray: np.ndarray, f: CellField, p: LocateParams) -> list[
     labels, n = label_cells(_dilate(active), np.zeros(active.shape, np.int32), 1, 0)
     if n == 0:
         return []
-    st = _k.matrix_components(labels, int(n), active.view(np.uint8), f.energy, f.coherence,
-                              f.angle, f.texture)
+    st = _k.matrix_components(labels, int(n), active.view(np.uint8),
+                              np.stack([f.energy, f.coherence, f.angle, f.texture]))
     count, coh, texture = st[:, 0], st[:, 1], st[:, 6]
     y0, y1, x0, x1 = (st[:, k].astype(np.int64) for k in (2, 3, 4, 5))
     side_lo, side_hi = np.minimum(y1 - y0, x1 - x0), np.maximum(y1 - y0, x1 - x0)

@@ -161,8 +161,9 @@ def test_component_statistics_native_equal_twin(seed):
         a = native.linear_components(labels, n, weight, angle, 8, min_cells)
         b = twin.linear_components(labels, n, weight, angle, 8, min_cells)
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-6)
-    a = native.matrix_components(labels, n, mask, energy, coherence, angle, texture)
-    b = twin.matrix_components(labels, n, mask, energy, coherence, angle, texture)
+    fields = np.stack([energy, coherence, angle, texture])
+    a = native.matrix_components(labels, n, mask, fields)
+    b = twin.matrix_components(labels, n, mask, fields)
     np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-6)
     assert n == 0 or a[1:, 0].sum() == mask.sum()
 
