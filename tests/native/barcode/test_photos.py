@@ -21,7 +21,7 @@ from PIL import Image
 from storeedge.native import gs1
 from storeedge.native.barcode import BarcodeReader, parse_formats, read_barcodes
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 PHOTOS = Path(os.environ.get("STOREEDGE_BARCODE_PHOTOS")
               or REPO.parent / "shared" / "data" / "barcode-photos")
 ALL = parse_formats(zxingcpp.BarcodeFormat.AllReadable)
