@@ -33,9 +33,9 @@ import zxingcpp
 
 from storeedge.drivers.clock import SystemClock
 from storeedge.drivers.gpio import new_mock_factory
-from storeedge.firmware.dock_door.credential import CredentialSpec, generate_signing_key, issue
+from storeedge.credential import CredentialSpec, generate_signing_key, issue
 from storeedge.firmware.dock_door.hardware import DoorWiring, InputWiring, RelayWiring
-from storeedge.firmware.dock_door.qrimage import qr_gray
+from storeedge.qrimage import qr_gray
 from storeedge.firmware.dock_door.runtime import DoorOptions, DoorSeams, build_door
 from storeedge.firmware.dock_door.scanner import door_reader
 

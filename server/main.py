@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 
-from storeedge.firmware.common.app import (AppExit, app_parser, load_app_config,
+from storeedge.cmdline import (AppExit, app_parser, load_app_config,
                                            run_subcommand, stop_event_on_signals)
 from storeedge.server.config import StoreServerConfig
 

@@ -41,6 +41,7 @@ def exit_code_of(exc: BaseException) -> int:
     """The exit status for ``exc``: its ``exit_code`` if it is a storeedge error, else 70."""
     return exc.exit_code if isinstance(exc, StoreedgeError) else EX_SOFTWARE
 
+
 class ConfigError(StoreedgeError, ValueError):
     """A config file or value is invalid.
 
@@ -77,7 +78,7 @@ class AppExit(StoreedgeError):
 
     Not an error of the input as such (that was reported already): a command's ``main``
     catches it and returns ``exit_code_of(end)``.  Raised by
-    ``storeedge.firmware.common.app.load_app_config``.
+    ``storeedge.cmdline.load_app_config``.
     """
 
     def __init__(self, exit_code: int, message: str = ""):
@@ -168,3 +169,21 @@ class BrokerConfError(StoreedgeToolError, ValueError):
 
 class SealKeyError(StoreedgeToolError, ValueError):
     """An end-to-end event key (or the store's master secret) is missing, unreadable or bad."""
+
+
+# The delivery-code protocol between the store (issuer) and the dock door (verifier).
+
+class CredentialFormatError(StoreedgeError, ValueError, exit_code=EX_DATAERR):
+    """A QR text or payload that is not a well-formed credential; ``.reason`` names the denial."""
+
+    def __init__(self, message: str, reason: str = "malformed"):
+        super().__init__(message)
+        self.reason = reason
+
+
+class KeyFileError(StoreedgeError, ValueError, exit_code=EX_CONFIG):
+    """A key file that cannot be read or has the wrong format."""
+
+
+class RevocationListError(StoreedgeError, ValueError, exit_code=EX_DATAERR):
+    """A revocation list that is malformed, badly signed, for another store, or older."""

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from storeedge import apps
-from storeedge.firmware.common.app import app_parser
+from storeedge.cmdline import app_parser
 from storeedge.firmware.common.runner import run_app
 
 

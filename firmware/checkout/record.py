@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     from storeedge.drivers.exc import DriverError
     from storeedge.firmware.checkout.app import make_camera, make_pos
     from storeedge.firmware.checkout.config import CheckoutConfig
-    from storeedge.firmware.common.app import AppExit, app_parser, load_app_config
+    from storeedge.cmdline import AppExit, app_parser, load_app_config
 
     ap = app_parser("checkout-record", "record a lane to a labelled recording")
     ap.add_argument("--out", required=True, help="recording directory to write")

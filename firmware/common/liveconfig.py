@@ -79,7 +79,7 @@ class LiveConfig:
         appliers: dotted-key prefix -> ``fn(new_config)``; every changed key under a prefix is
             applied by calling its function once (raise :class:`NeedsRestart` to refuse).
         restart: called (once) when a change needs a restart; the app stops cleanly and
-            starts again (see ``storeedge.firmware.common.app``).
+            starts again (see ``storeedge.cmdline``).
         fixed: key prefixes that always need a restart even under an applier's prefix.
     """
 

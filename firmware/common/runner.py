@@ -38,7 +38,7 @@ from typing import Any, Callable, Protocol, runtime_checkable
 
 from storeedge.apps import AppSpec
 from storeedge.exc import AppExit, exit_code_of
-from storeedge.firmware.common.app import (app_parser, expected_failure, failure_line,
+from storeedge.cmdline import (app_parser, expected_failure, failure_line,
                                            load_app_config, stop_event_on_signals)
 from storeedge.firmware.common.watchdog import sd_notify, watchdog_interval_s
 

@@ -12,7 +12,7 @@ import argparse
 import sys
 import time
 
-from storeedge.firmware.common.app import AppExit, load_app_config
+from storeedge.cmdline import AppExit, load_app_config
 from storeedge.core_events import SimCounter
 from storeedge.firmware.common.service import DeviceService
 from storeedge.settings import DeviceConfig

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from storeedge.firmware.common.app import setup_logging, stop_event_on_signals
+from storeedge.cmdline import setup_logging, stop_event_on_signals
 from storeedge.config import load_config, yaml_mapping
 from storeedge.exc import ConfigError, StoreedgeError
 from storeedge.firmware.console.auth import LockoutPolicy

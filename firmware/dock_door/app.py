@@ -29,9 +29,9 @@ from storeedge.firmware.common.service import Command
 from storeedge.firmware.dock_door.config import DoorConfig, door_options
 from storeedge.firmware.dock_door.controller import DoorController
 from storeedge.firmware.dock_door.events import event_from_body
-from storeedge.firmware.dock_door.exc import RevocationListError
+from storeedge.exc import RevocationListError
 from storeedge.firmware.dock_door.hardware import build_relay
-from storeedge.firmware.dock_door.keys import parse_public_key_line
+from storeedge.doorkeys import parse_public_key_line
 from storeedge.firmware.dock_door.runtime import DoorSeams, build_door
 from storeedge.firmware.dock_door.scanner import (CameraScanner, ScanLineParser, SerialScanner,
                                                   door_reader, run_camera)

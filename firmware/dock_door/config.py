@@ -20,8 +20,8 @@ from storeedge.drivers.gpio import BACKENDS as GPIO_BACKENDS
 from storeedge.config import ConfigError, section, setting
 from storeedge.settings import DeviceConfig
 from storeedge.firmware.dock_door.hardware import DoorWiring, InputWiring, RelayWiring
-from storeedge.firmware.dock_door.keys import parse_public_key_line
-from storeedge.firmware.dock_door.exc import KeyFileError
+from storeedge.doorkeys import parse_public_key_line
+from storeedge.exc import KeyFileError
 from storeedge.firmware.dock_door.logic import DoorTimings
 from storeedge.firmware.dock_door.runtime import DoorOptions, ThrottleOptions
 

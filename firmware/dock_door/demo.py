@@ -21,9 +21,9 @@ from storeedge.drivers.gpio import new_mock_factory
 from storeedge.config import config_from_dict, config_to_dict
 from storeedge.audit import ChainEvent, verify_chain
 from storeedge.firmware.dock_door.config import DoorConfig
-from storeedge.firmware.dock_door.credential import CredentialSpec, generate_signing_key, issue
-from storeedge.firmware.dock_door.keys import public_key_line, save_signing_key
-from storeedge.firmware.dock_door.qrimage import paste_into_frame, qr_gray
+from storeedge.credential import CredentialSpec, generate_signing_key, issue
+from storeedge.doorkeys import public_key_line, save_signing_key
+from storeedge.qrimage import paste_into_frame, qr_gray
 from storeedge.firmware.dock_door.scanner import CameraScanner, door_reader
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ grant, whichever comes first (a door still open at that point latches when it cl
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
 from storeedge.drivers.clock import Clock

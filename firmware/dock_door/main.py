@@ -28,17 +28,17 @@ import sys
 import time
 from pathlib import Path
 
-from storeedge.firmware.common.app import run_subcommand
+from storeedge.cmdline import run_subcommand
 from storeedge.config import load_config
 from storeedge.exc import ConfigError
-from storeedge.firmware.dock_door.credential import CredentialSpec, generate_signing_key, issue, \
+from storeedge.credential import CredentialSpec, generate_signing_key, issue, \
     parse
 from storeedge.firmware.dock_door.exc import DoorError
-from storeedge.firmware.dock_door.keys import (KeyAnnouncement, RevocationList,
+from storeedge.doorkeys import (KeyAnnouncement, RevocationList,
                                                load_signing_key, parse_public_key_line,
                                                public_key_line, save_signing_key, sign_keyset,
                                                sign_revocations, write_atomic)
-from storeedge.firmware.dock_door.qrimage import write_qr_png
+from storeedge.qrimage import write_qr_png
 
 
 def parse_when(text: str) -> int:
@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     if done is not None:
         return done
     from storeedge import apps
-    from storeedge.firmware.common.app import app_parser
+    from storeedge.cmdline import app_parser
     from storeedge.firmware.common.runner import run_app
     parser = app_parser("dock_door", "dock door QR controller (tools: " + ", ".join(TOOLS) + ")")
     return run_app(apps.app("dock_door"), argv, parser=parser)

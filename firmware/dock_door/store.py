@@ -23,11 +23,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from storeedge import audit
-from storeedge.firmware.dock_door.credential import Credential
+from storeedge.credential import Credential
 from storeedge.firmware.dock_door.events import normalise
-from storeedge.firmware.dock_door.exc import RevocationListError, StateStoreError, UnknownKeyError
-from storeedge.firmware.dock_door.exc import KeyFileError
-from storeedge.firmware.dock_door.keys import KeyAnnouncement, RevocationList, \
+from storeedge.firmware.dock_door.exc import StateStoreError, UnknownKeyError
+from storeedge.exc import RevocationListError
+from storeedge.exc import KeyFileError
+from storeedge.doorkeys import KeyAnnouncement, RevocationList, \
     read_signed_keyset, read_signed_revocations, verify_keyset, verify_revocations
 
 USED_RETENTION_S = 7 * 86400     # keep used ids this long past not_after (clock-jump margin)

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from enum import Enum
 
 from storeedge.drivers.clock import Clock
-from storeedge.firmware.dock_door.credential import Credential, parse, signature_valid
-from storeedge.firmware.dock_door.exc import CredentialFormatError, UnknownKeyError
+from storeedge.credential import Credential, parse, signature_valid
+from storeedge.firmware.dock_door.exc import UnknownKeyError
+from storeedge.exc import CredentialFormatError
 from storeedge.firmware.dock_door.store import DoorStateStore
 
 EARLIEST_SANE_TIME = 1_735_689_600.0     # 2025-01-01 UTC: an earlier wall clock is not set

@@ -15,7 +15,7 @@ import sys
 from storeedge import apps
 from storeedge.drivers.clock import SystemClock
 from storeedge.drivers.onewire import OneWireError
-from storeedge.firmware.common.app import AppExit, app_parser, load_app_config, run_subcommand
+from storeedge.cmdline import AppExit, app_parser, load_app_config, run_subcommand
 from storeedge.firmware.common.runner import run_app
 from storeedge.firmware.freezer.config import FreezerConfig, build_rules
 from storeedge.firmware.freezer.enrol import enrol

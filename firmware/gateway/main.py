@@ -6,7 +6,7 @@ import logging
 import sys
 
 from storeedge import apps
-from storeedge.firmware.common.app import app_parser, run_subcommand
+from storeedge.cmdline import app_parser, run_subcommand
 from storeedge.firmware.common.runner import run_app
 from storeedge.firmware.gateway.config import GatewayConfig
 

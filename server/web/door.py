@@ -19,10 +19,10 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from storeedge.audit import verify_chain
-from storeedge.firmware.dock_door.credential import CredentialSpec, issue, parse
-from storeedge.firmware.dock_door.keys import (RevocationList, load_signing_key,
+from storeedge.credential import CredentialSpec, issue, parse
+from storeedge.doorkeys import (RevocationList, load_signing_key,
                                                sign_revocations)
-from storeedge.firmware.dock_door.qrimage import qr_gray
+from storeedge.qrimage import qr_gray
 from storeedge.server.web import forms
 from storeedge.server.web.commands import DeviceRef
 from storeedge.server.web.app import page, render

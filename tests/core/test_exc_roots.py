@@ -52,7 +52,8 @@ def test_concrete_classes_also_inherit_a_builtin(module_name):
 
 
 def test_exit_code_comes_from_the_class():
-    from storeedge.firmware.dock_door.exc import KeyFileError, StateStoreError
+    from storeedge.firmware.dock_door.exc import StateStoreError
+    from storeedge.exc import KeyFileError
     from storeedge.server.exc import StoreDatabaseError
 
     assert exit_code_of(KeyFileError("bad key")) == core.EX_CONFIG
@@ -74,7 +75,7 @@ def test_a_real_failure_carries_its_exit_code(tmp_path):
 def test_app_exit_is_in_the_core_exc_module_and_carries_its_exit_code(tmp_path, capsys):
     """``load_app_config`` ends a command with AppExit: 0 after a good --validate-config, 1
     after a bad config (the status kept from before the runner), read by exit_code_of."""
-    from storeedge.firmware.common import app as common_app
+    from storeedge import cmdline as common_app
     from storeedge.settings import DeviceConfig
     assert common_app.AppExit is core.AppExit and issubclass(core.AppExit, StoreedgeError)
     good = tmp_path / "good.yaml"

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 from storeedge.drivers.clock import SimulatedClock
 from storeedge.drivers.gpio import new_mock_factory
-from storeedge.firmware.dock_door.credential import CredentialSpec, generate_signing_key, issue
+from storeedge.credential import CredentialSpec, generate_signing_key, issue
 from storeedge.firmware.dock_door.hardware import DoorWiring, InputWiring, RelayWiring
 from storeedge.firmware.dock_door.logic import DoorTimings
 from storeedge.firmware.dock_door.runtime import DoorOptions, DoorSeams, build_door

@@ -13,7 +13,7 @@ import pytest
 from helpers.stack import device_dict, gateway_dict, write_yaml
 from storeedge.config import load_config
 from storeedge.firmware.checkout.config import CheckoutConfig
-from storeedge.firmware.common.app import find_subcommand, run_subcommand
+from storeedge.cmdline import find_subcommand, run_subcommand
 from storeedge.firmware.common.outbox import Identity, Outbox
 from storeedge.firmware.common.runner import EventSink, WatchdogSink
 from storeedge.firmware.common.service import DeviceService

@@ -52,7 +52,7 @@ def test_write_timeout_is_set_on_the_output_port(make_console, target):
 
 STUCK = """
 import sys, time
-from storeedge.firmware.common.app import stop_event_on_signals
+from storeedge.cmdline import stop_event_on_signals
 stop = stop_event_on_signals()
 print("ready", flush=True)
 stop.wait()

@@ -12,7 +12,7 @@ from pathlib import Path
 from storeedge.drivers.clock import SystemClock
 from storeedge.drivers.gpio import new_mock_factory
 from storeedge.firmware.dock_door.hardware import DoorWiring, InputWiring, RelayWiring
-from storeedge.firmware.dock_door.keys import load_signing_key
+from storeedge.doorkeys import load_signing_key
 from storeedge.firmware.dock_door.runtime import DoorOptions, DoorSeams, build_door
 
 

@@ -8,10 +8,10 @@ import base64
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from storeedge.firmware.dock_door.credential import (CredentialSpec, MAX_TEXT_CHARS, VERSION,
+from storeedge.credential import (CredentialSpec, MAX_TEXT_CHARS, VERSION,
                                                      encode_payload, generate_signing_key, issue,
                                                      parse)
-from storeedge.firmware.dock_door.exc import CredentialFormatError
+from storeedge.exc import CredentialFormatError
 from storeedge.firmware.dock_door.verify import Reason
 
 from helpers.door_rig import T0, make_rig

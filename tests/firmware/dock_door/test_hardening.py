@@ -18,10 +18,10 @@ from storeedge.drivers.clock import SystemClock
 from storeedge.drivers.gpio import new_mock_factory
 from storeedge.config import load_config
 from storeedge.firmware.dock_door.config import DoorConfig
-from storeedge.firmware.dock_door.credential import generate_signing_key
-from storeedge.firmware.dock_door.credential import parse
-from storeedge.firmware.dock_door.exc import KeyFileError, RevocationListError
-from storeedge.firmware.dock_door.keys import (KeyAnnouncement, RevocationList,
+from storeedge.credential import generate_signing_key
+from storeedge.credential import parse
+from storeedge.exc import KeyFileError, RevocationListError
+from storeedge.doorkeys import (KeyAnnouncement, RevocationList,
                                                public_key_line, sign_keyset, sign_revocations)
 from storeedge.firmware.dock_door.main import main as door_main
 from storeedge.firmware.dock_door.store import MAX_SERIAL_STEP

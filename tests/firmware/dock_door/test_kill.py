@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from storeedge.firmware.dock_door.credential import CredentialSpec, generate_signing_key, issue
-from storeedge.firmware.dock_door.keys import save_signing_key
+from storeedge.credential import CredentialSpec, generate_signing_key, issue
+from storeedge.doorkeys import save_signing_key
 
 CHILD = str(Path(__file__).with_name("kill_child.py"))
 

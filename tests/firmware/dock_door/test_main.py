@@ -240,7 +240,7 @@ def test_door_app_reads_codes_from_a_replay_camera(tmp_path, broker, capsys):
     """camera: {backend: replay}: image files of a phone-held QR go through the barcode reader
     and open the door; the code in the following frames is not re-used or denied."""
     from helpers.door_app import DoorUnderTest
-    from storeedge.firmware.dock_door.qrimage import paste_into_frame, qr_gray
+    from storeedge.qrimage import paste_into_frame, qr_gray
     key = str(tmp_path / "k.pem")
     _, pub, _ = run(["keygen", "--kid", "1", "--out", key], capsys)
     now = int(time.time())

@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from storeedge.drivers.serial import open_port
-from storeedge.firmware.dock_door.qrimage import paste_into_frame, qr_gray
+from storeedge.qrimage import paste_into_frame, qr_gray
 from storeedge.firmware.dock_door.scanner import (CameraScanner, ScanLine, ScanLineParser,
                                                   SerialScanner, door_reader)
 from storeedge.firmware.dock_door.verify import Reason

@@ -9,9 +9,10 @@ import pytest
 
 from storeedge.drivers.clock import SimulatedClock
 from storeedge.drivers.gpio import new_mock_factory
-from storeedge.firmware.dock_door.credential import generate_signing_key, parse
-from storeedge.firmware.dock_door.exc import RevocationListError, StateStoreError
-from storeedge.firmware.dock_door.keys import (RevocationList, load_signing_key,
+from storeedge.credential import generate_signing_key, parse
+from storeedge.firmware.dock_door.exc import StateStoreError
+from storeedge.exc import RevocationListError
+from storeedge.doorkeys import (RevocationList, load_signing_key,
                                                parse_public_key_line, public_key_line,
                                                save_signing_key, sign_revocations)
 from storeedge.firmware.dock_door.runtime import DoorOptions, DoorSeams, build_door

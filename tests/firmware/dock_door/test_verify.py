@@ -5,8 +5,8 @@ import base64
 
 import pytest
 
-from storeedge.firmware.dock_door.credential import generate_signing_key
-from storeedge.firmware.dock_door.keys import RevocationList, sign_revocations
+from storeedge.credential import generate_signing_key
+from storeedge.doorkeys import RevocationList, sign_revocations
 from storeedge.firmware.dock_door.verify import EARLIEST_SANE_TIME, Reason
 
 from helpers.door_rig import T0, make_rig
@@ -92,7 +92,7 @@ def test_clock_not_set(tmp_path):
 
 def test_revoked_credential(rig):
     text = rig.issue()
-    from storeedge.firmware.dock_door.credential import parse
+    from storeedge.credential import parse
     rl = RevocationList("s0042", serial=1, issued=int(T0), creds=frozenset({parse(text).cred_id}))
     rig.ctl.p.state.apply_revocations(sign_revocations(rig.key, rl), store="s0042")
     assert_denied(rig, text, Reason.REVOKED)

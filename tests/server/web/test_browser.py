@@ -25,8 +25,8 @@ from helpers.webkit import PASSWORD
 
 from storeedge.firmware.checkout.events import Escalate, Evidence
 from storeedge.firmware.common.service import DeviceService
-from storeedge.firmware.dock_door.credential import generate_signing_key
-from storeedge.firmware.dock_door.keys import save_signing_key
+from storeedge.credential import generate_signing_key
+from storeedge.doorkeys import save_signing_key
 from storeedge.server.consumer import StoreServer
 from storeedge.server.web.serve import WebServer, build_context
 

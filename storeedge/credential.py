@@ -45,8 +45,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from storeedge.firmware.dock_door.exc import CredentialFormatError
-
+from storeedge.exc import CredentialFormatError
 PREFIX = "SED"
 VERSION = 1
 SIGNING_CONTEXT = b"storeedge-door-credential-v1\x00"

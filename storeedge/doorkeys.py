@@ -26,9 +26,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from storeedge.firmware.dock_door.credential import CRED_ID_LEN, SigningKey
-from storeedge.firmware.dock_door.exc import KeyFileError, RevocationListError
-
+from storeedge.credential import CRED_ID_LEN, SigningKey
+from storeedge.exc import KeyFileError, RevocationListError
 REVOCATION_CONTEXT = b"storeedge-door-revocations-v1\x00"
 KEYSET_CONTEXT = b"storeedge-door-keyset-v1\x00"
 _PUB_RE = re.compile(r"sedpub1:(\d{1,5}):([A-Za-z0-9_-]{43})")

@@ -14,7 +14,7 @@ import numpy as np
 import zxingcpp
 from PIL import Image
 
-from storeedge.firmware.dock_door.keys import write_atomic
+from storeedge.doorkeys import write_atomic
 
 
 def qr_gray(text: str, *, scale: int = 4, quiet_modules: int = 4) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""What every app's ``main(argv)`` shares: arguments, config loading, logging, signals.
+"""What every command's ``main(argv)`` shares (device apps, the store server, tools): arguments,
+config loading, subcommands, one-line errors, logging, signals.
 
 A device app's ``main`` is :func:`storeedge.firmware.common.runner.run_app`; a command that
 is not a device app (the store server, a tool) uses the pieces::
