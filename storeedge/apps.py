@@ -93,6 +93,11 @@ class AppSpec:
         return self.absolute(self.events) if self.events else None
 
     @property
+    def build_module(self) -> str | None:
+        """The module holding ``build`` (and an optional ``before_sink``)."""
+        return self.absolute(self.build.partition(":")[0]) if self.build else None
+
+    @property
     def demo_module(self) -> str | None:
         return self.absolute(self.demo) if self.demo else None
 
@@ -148,12 +153,20 @@ def all_apps() -> list[AppSpec]:
     return list(_registry().values())
 
 
-def app(kind: str) -> AppSpec:
-    """The app for ``kind`` or one of its aliases; :class:`AppSpecError` if there is none."""
+def find(kind: str) -> AppSpec | None:
+    """The app for ``kind`` or one of its aliases, or None."""
     for spec in all_apps():
         if kind == spec.kind or kind in spec.aliases:
             return spec
-    raise AppSpecError(f"unknown app kind {kind!r}; known: {', '.join(device_kinds())}")
+    return None
+
+
+def app(kind: str) -> AppSpec:
+    """The app for ``kind`` or one of its aliases; :class:`AppSpecError` if there is none."""
+    spec = find(kind)
+    if spec is None:
+        raise AppSpecError(f"unknown app kind {kind!r}; known: {', '.join(device_kinds())}")
+    return spec
 
 
 def device_kinds() -> tuple[str, ...]:

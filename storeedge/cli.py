@@ -39,13 +39,6 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
-def _entry(name: str):
-    """The ``main(argv)`` for command ``name`` (a tool, an app kind or an alias)."""
-    if name in TOOLS:
-        return importlib.import_module(TOOLS[name][0]).main
-    return apps.app(name).main_function()
-
-
 def main(argv: list[str] | None = None) -> int:
     """Dispatch to the app named by the first argument; returns the process exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -53,15 +46,19 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage())
         return 0 if args else 2
     name, rest = args[0], args[1:]
-    try:
-        entry = _entry(name)
-    except AppSpecError as exc:
-        if name in TOOLS or any(name == s.kind or name in s.aliases for s in apps.all_apps()):
-            print(f"storeedge: {exc}", file=sys.stderr)
-            return exit_code_of(exc)
+    if name in TOOLS:
+        return int(importlib.import_module(TOOLS[name][0]).main(rest) or 0)
+    spec = apps.find(name)
+    if spec is None:
         print(f"storeedge: unknown app {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    try:
+        entry = spec.main_function()
+    except AppSpecError as exc:             # declared, but its main cannot be imported
+        print(f"storeedge: {exc}", file=sys.stderr)
+        return exit_code_of(exc)
     return int(entry(rest) or 0)
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -120,15 +120,21 @@ def missing(first: int, last: int, floor: int, held: Mapping[int, Any] | set[int
     return [s for s in range(span.first, span.last + 1) if s not in held]
 
 
+def merge(ordered: Iterable[Span], gap: int = 1) -> list[Span]:
+    """Spans sorted by ``first`` joined where one starts at most ``gap`` seqs after the last
+    ends (1: touching runs only)."""
+    out: list[Span] = []
+    for span in ordered:
+        if out and span.first - out[-1].last <= gap:
+            out[-1] = Span(out[-1].first, max(out[-1].last, span.last))
+        else:
+            out.append(span)
+    return out
+
+
 def spans(seqs: Iterable[int], gap: int = 1) -> list[Span]:
     """Ascending seqs as runs; seqs less than ``gap`` apart join one run (1: exact runs)."""
-    out: list[Span] = []
-    for s in seqs:
-        if out and s - out[-1].last <= gap:
-            out[-1] = Span(out[-1].first, max(out[-1].last, s))
-        else:
-            out.append(Span(s, s))
-    return out
+    return merge((Span(s, s) for s in seqs), gap)
 
 
 def lookup_spans(envs: Sequence[Envelope], floor: int,
@@ -138,14 +144,7 @@ def lookup_spans(envs: Sequence[Envelope], floor: int,
     wanted = [Span(e.seq, e.seq) for e in envs]
     for env in envs:
         wanted += [s for s in (clip(lo, hi, floor) for lo, hi in ranges_of(env)) if s]
-    wanted.sort()
-    out: list[Span] = []
-    for span in wanted:
-        if out and span.first - out[-1].last <= MERGE_GAP:
-            out[-1] = Span(out[-1].first, max(out[-1].last, span.last))
-        else:
-            out.append(span)
-    return out
+    return merge(sorted(wanted), MERGE_GAP)
 
 
 def plan_batch(batch: Sequence[Candidate], held: dict[int, Any], floor: int, *,

@@ -153,7 +153,7 @@ class AppRunner:
         parts = before_sink(self.spec, self.cfg, self.clock, dict(self.parts or {}))
         self.sink = make_sink(self.spec, self.cfg, self.clock)
         try:
-            self.app = build_function(self.spec)(self.cfg, self.sink, self.clock, **parts)
+            self.app = self.spec.build_function()(self.cfg, self.sink, self.clock, **parts)
         except BaseException:
             self.sink.close()
             raise
@@ -181,17 +181,11 @@ class AppRunner:
             self.sink.close()
 
 
-def build_function(spec: AppSpec) -> Callable:
-    """The spec's ``build(cfg, sink, clock, **parts)``; AppSpecError when it has none."""
-    return spec.build_function()
-
-
 def before_sink(spec: AppSpec, cfg: Any, clock: Any, parts: dict) -> dict:
     """``parts`` with what the app builds before its event sink exists: the build module's
     optional ``before_sink(cfg, clock, **parts) -> parts`` (the door locks its relay before
     the outbox opens, which can take seconds on a damaged disk)."""
-    module = (importlib.import_module(spec.absolute(spec.build.partition(":")[0]))
-              if spec.build else None)
+    module = importlib.import_module(spec.build_module) if spec.build else None
     early = getattr(module, "before_sink", None)
     return early(cfg, clock, **parts) if early is not None else parts
 

@@ -1,6 +1,7 @@
 """A simulated device: emits numbered ``sim.counter`` events through the real event path.
 
-Used by the demo and the fault tests (run as a subprocess and SIGKILLed at random moments).
+Used by the fault tests (run as a subprocess and SIGKILLed at random moments; the demo's
+in-process counter is :class:`storeedge.firmware.demo.CounterApp`).
 It prints ``committed <seq> <n>`` to stdout after each durable emit, so a test knows exactly
 which events the device outbox committed.
 

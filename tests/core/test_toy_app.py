@@ -153,12 +153,11 @@ def test_the_runner_builds_and_runs_the_toy(toy_app):
 
     from storeedge.config import load_config
     from storeedge.drivers.clock import SimulatedClock
-    from storeedge.firmware.common.runner import build_function
     from helpers.sinks import RecordingSink
     spec = apps.app("shelf_label")
     cfg = load_config(str(_config(toy_app, channel=12)), spec.config_class())
     sink = RecordingSink()
-    app = build_function(spec)(cfg, sink, SimulatedClock())
+    app = spec.build_function()(cfg, sink, SimulatedClock())
     stop = threading.Event()
     thread = threading.Thread(target=app.run, args=(stop,))
     thread.start()
