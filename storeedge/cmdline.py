@@ -27,7 +27,8 @@ import threading
 from typing import Any, Callable, Mapping
 
 from storeedge.config import load_config
-from storeedge.exc import AppExit, ConfigError  # AppExit re-exported for the commands
+from storeedge.exc import (AppExit, ConfigError,  # AppExit re-exported for the commands
+                           StoreedgeError)
 
 OPTIONS_WITH_VALUE = ("--config", "--log-level")
 """The common options that take a value (skipped when looking for a subcommand)."""
@@ -70,7 +71,7 @@ def load_app_config(args: argparse.Namespace, cls: type) -> Any:
 def one_line_errors(prog: str) -> None:
     """Expected failures end the app with one line on stderr and exit code 1, no traceback.
 
-    Expected: an error class of storeedge's own packages (busy outbox, refused key, missing
+    Expected: a :class:`~storeedge.exc.StoreedgeError` (busy outbox, refused key, missing
     model...) or an OSError (a missing serial port, an unreadable file). Anything else (a bug)
     keeps its traceback, and ``STOREEDGE_TRACEBACK=1`` shows it for every failure.
     """
@@ -86,8 +87,7 @@ def one_line_errors(prog: str) -> None:
 
 def expected_failure(exc: BaseException) -> bool:
     """Whether ``exc`` is a failure a person can fix (see :func:`one_line_errors`)."""
-    return (isinstance(exc, OSError)
-            or any(c.__module__.startswith("storeedge.") for c in type(exc).__mro__))
+    return isinstance(exc, (OSError, StoreedgeError))
 
 
 def failure_line(exc: BaseException) -> str:
