@@ -1,7 +1,8 @@
 """Camera seam: picamera2 (real), replay (image folder / recording) and a synthetic lane.
 
 Backends are registered by name and chosen by ``open_camera(name, ...)`` or the environment
-variable ``STOREEDGE_CAMERA`` (``picamera2``, ``v4l2`` for USB cameras, ``replay``, ``synthetic``). The simulated ones are
+variable ``STOREEDGE_CAMERA`` (``picamera2``, ``libcamera`` for the Pi CSI camera without
+picamera2, ``v4l2`` for USB cameras, ``replay``, ``synthetic``). The simulated ones are
 never a silent fallback: a picamera2 that fails to load raises :class:`CameraUnavailable`
 saying why.
 
@@ -44,6 +45,12 @@ def _v4l2(**kw) -> Camera:
     return V4L2Camera(**kw)
 
 
+def _libcamera(**kw) -> Camera:
+    from storeedge.drivers.camera.libcam import LibcameraCamera
+
+    return LibcameraCamera(**kw)
+
+
 def _replay(**kw) -> Camera:
     from storeedge.drivers.camera.replay import ReplayCamera
 
@@ -65,8 +72,8 @@ def _synthetic(**kw) -> Camera:
 
 
 BACKENDS: dict[str, Callable[..., Camera]] = {
-    "picamera2": _picamera2, "v4l2": _v4l2, "replay": _replay, "video": _video,
-    "synthetic": _synthetic}
+    "picamera2": _picamera2, "libcamera": _libcamera, "v4l2": _v4l2, "replay": _replay,
+    "video": _video, "synthetic": _synthetic}
 
 
 def register_backend(name: str, factory: Callable[..., Camera]) -> None:

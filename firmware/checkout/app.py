@@ -28,8 +28,8 @@ VIDEO_EXT = (".mp4", ".mkv", ".mov", ".avi", ".h264")
 def make_camera(c: CheckoutSection, clock) -> Camera:
     """The camera named by ``c.camera.type`` (synthetic and replay run in real time)."""
     cam = c.camera
-    if cam.type == "picamera2":
-        return open_camera("picamera2", main_size=(cam.main_width, cam.main_height),
+    if cam.type in ("picamera2", "libcamera"):
+        return open_camera(cam.type, main_size=(cam.main_width, cam.main_height),
                            lores_size=(cam.lores_width, cam.lores_height), fps=cam.fps)
     if cam.type == "v4l2":
         return open_camera("v4l2", device=cam.device, main_size=(cam.main_width, cam.main_height),

@@ -20,8 +20,9 @@ from storeedge.settings import DeviceConfig
 class CameraSection:
     """Where frames come from."""
 
-    type: str = setting("picamera2", doc="camera backend (v4l2: USB/UVC camera)",
-                        choices=("picamera2", "v4l2", "replay", "synthetic"))
+    type: str = setting("picamera2", doc="camera backend (v4l2: USB/UVC camera; libcamera: "
+                                         "Pi CSI camera through python3-libcamera)",
+                        choices=("picamera2", "libcamera", "v4l2", "replay", "synthetic"))
     device: str = setting("/dev/video0", doc="v4l2: the video node")
     pixel_format: str = setting("auto", doc="v4l2: pixel format (auto prefers YUYV)",
                                 choices=("auto", "YUYV", "MJPEG"))
