@@ -8,9 +8,10 @@ the pure pass can leave it out.  Which tests touch one is *recorded*, not guesse
 * native pass, ``--kernel-use-record=FILE``: every backend module is wrapped in a proxy
   (``helpers/kernel_site/sitecustomize.py``) that reports each use to the context running at
   that moment -- the collection of a directory/module (conftest and module imports), a fixture's
-  set-up, or a test's set-up/call/teardown.  Every child process gets a trace file and this
-  ``sitecustomize`` on its ``PYTHONPATH``; its kernel uses (and its grandchildren's) count for
-  the context that started it.  FILE lists the tests that *passed* and are clean.
+  set-up, or a test's set-up/call/teardown; a thread's uses also count for the contexts that
+  started it.  Every child process gets a trace file and this ``sitecustomize`` on its
+  ``PYTHONPATH``; its kernel uses (and its grandchildren's) count for the contexts that started
+  it.  FILE lists the tests that *passed* and are clean, in modules with no kernel user.
 * pure pass, ``--kernel-use-select=FILE``: deselects exactly those clean tests and prints how
   many and why.
 
@@ -33,6 +34,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -53,6 +55,7 @@ SWITCHES = {
 }
 PYTHON_ARG_RE = re.compile(r"(?:^|[/\s])(?:python[0-9.]*|storeedge)(?:\s|$)")
 FORMAT = 1
+NOT_PASSED = "did not pass in the native pass"
 
 
 def pytest_addoption(parser) -> None:
@@ -143,14 +146,30 @@ class Recorder:
         self.finder = trace.install(self.hit)
         self._orig_exec = subprocess.Popen._execute_child
         subprocess.Popen._execute_child = self._wrap_exec(self._orig_exec)
+        self._orig_start = threading.Thread.start
+        threading.Thread.start = self._wrap_thread_start(self._orig_start)
 
     def hit(self, name: str, attr: str) -> None:
         if attr not in ("BACKEND", "<load>"):
             where = trace.importing_file()      # a result cached at import time in a library?
             if where and not re.search(r"/tests/(.*/)?(test_[^/]*|conftest)\.py$", where):
                 self.import_time.add(f"{name}.{attr} in {where}")
-        for ctx in self.stack or ["<global>"]:
+        for ctx in self.contexts():
             self.hits.setdefault(ctx, set()).add(name)
+
+    def contexts(self) -> tuple[str, ...]:
+        """What runs now: the test/fixture/collection stack, plus, in a thread, what ran when
+        the thread was started (a fixture's worker thread counts for that fixture)."""
+        started = getattr(threading.current_thread(), "_kt_contexts", ())
+        return tuple(dict.fromkeys([*self.stack, *started])) or ("<global>",)
+
+    def _wrap_thread_start(self, orig):
+        rec = self
+
+        def start(thread):
+            thread._kt_contexts = rec.contexts()
+            return orig(thread)
+        return start
 
     def _wrap_exec(self, orig):
         rec = self
@@ -162,7 +181,7 @@ class Recorder:
             env[trace.TRACE_ENV] = str(log)
             env["PYTHONPATH"] = os.pathsep.join(
                 [str(SITE_DIR)] + [p for p in [env.get("PYTHONPATH", "")] if p])
-            rec.children.append((log, tuple(rec.stack) or ("<global>",),
+            rec.children.append((log, rec.contexts(),
                                  _python_like(args, executable)))
             return orig(popen, args, executable, preexec_fn, close_fds, pass_fds, cwd, env,
                         *rest)
@@ -212,7 +231,7 @@ class Recorder:
         """Why ``item`` must stay in the pure pass, or None when it is clean."""
         if self.outcomes.get(item.nodeid, set()) != {"setup:passed", "call:passed",
                                                      "teardown:passed"}:
-            return "did not pass in the native pass"
+            return NOT_PASSED
         if _mentions_switch(str(item.path)):
             return "its module reads STOREEDGE_PURE"
         ctxs = ([f"test:{item.nodeid}"] + [f"fixture:{f}" for f in item.fixturenames]
@@ -226,6 +245,7 @@ class Recorder:
 
     def pytest_sessionfinish(self, session) -> None:
         subprocess.Popen._execute_child = self._orig_exec
+        threading.Thread.start = self._orig_start
         tainted = self._child_contexts()
         problems = [f"kernel backends imported before recording: {b}" for b in self.early]
         if self.import_time:
@@ -239,6 +259,13 @@ class Recorder:
         if switches:
             problems.append(f"untraced STOREEDGE_PURE switches: {', '.join(switches)}")
         reasons = {item.nodeid: self._reason(item, tainted) for item in self.items}
+        # a kernel result may be cached for the module's other tests (a module global, a
+        # module-scoped fixture of another name): a module with one kernel user is kept whole
+        users = {n.split("::")[0] for n, r in reasons.items()
+                 if r is not None and r != NOT_PASSED}
+        for n, r in reasons.items():
+            if r is None and n.split("::")[0] in users:
+                reasons[n] = "another test of its module reaches a kernel"
         doc = {"format": FORMAT, "sources": source_hashes(), "problems": problems,
                "clean": sorted(n for n, r in reasons.items() if r is None),
                "kept": {n: r for n, r in sorted(reasons.items()) if r is not None}}
