@@ -307,7 +307,8 @@ class LibcameraCamera(Camera):
         if not cameras:
             raise CameraUnavailable(
                 "no libcamera camera found (is the sensor connected, its dtoverlay in "
-                "config.txt and the unicam/ISP drivers loaded? cam --list)")
+                "config.txt, and is the kernel one with the unicam and ISP drivers? "
+                "docs/images.md, Cameras)")
         if not 0 <= camera_num < len(cameras):
             raise CameraUnavailable(f"libcamera camera {camera_num} does not exist; found "
                                     f"{len(cameras)}: {', '.join(str(c.id) for c in cameras)}")

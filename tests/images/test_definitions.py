@@ -268,3 +268,58 @@ def test_serial_console_owns_serial0(rendered):
     rules = (IMAGES / "layers/serial-console/rootfs/etc/udev/rules.d/"
              "70-storeedge-serial0.rules").read_text()
     assert 'SYMLINK+="serial0"' in rules
+
+
+BACKPORTS = ["libcamera0.3", "libcamera-ipa", "python3-libcamera"]
+
+
+def test_only_the_checkout_camera_packages_come_from_backports(rendered):
+    """The camera layer takes libcamera from bookworm-backports: the checkout image installs
+    those packages and pins ONLY them there (everything else from backports at -1); the other
+    kinds get no backports source and no pin (their bootstrap is what it was)."""
+    image, out = rendered
+    backports = (out / "backports.txt").read_text().split()
+    if image.kind != "checkout":
+        assert backports == [] and not (out / "apt-preferences").exists()
+        assert not set(BACKPORTS) & set(image.packages)
+        return
+    assert backports == BACKPORTS
+    assert set(BACKPORTS) <= set((out / "packages.txt").read_text().split())
+    records = [dict(line.split(": ", 1) for line in block.splitlines()
+                    if line and not line.startswith("#"))
+               for block in (out / "apt-preferences").read_text().split("\n\n") if block.strip()]
+    assert [(r["Package"], r["Pin"], r["Pin-Priority"]) for r in records] == [
+        (" ".join(BACKPORTS), "release n=bookworm-backports", "990"),
+        ("*", "release n=bookworm-backports", "-1")]
+
+
+@pytest.mark.skipif(shutil.which("apt-cache") is None, reason="apt-cache is not installed")
+def test_apt_accepts_the_generated_pin_file(tmp_path):
+    """apt parses the pin file without a warning or error (it reports a bad record as E:)."""
+    out, parts = tmp_path / "gen", tmp_path / "preferences.d"
+    parts.mkdir()
+    imagegen.render("checkout", out)
+
+    def policy(pref: Path) -> str:
+        proc = subprocess.run(["apt-cache", "-o", f"Dir::Etc::Preferences={pref}",
+                               "-o", f"Dir::Etc::PreferencesParts={parts}", "policy"],
+                              capture_output=True, text=True, timeout=120)
+        return proc.stderr
+
+    assert policy(out / "apt-preferences") == ""
+    bad = tmp_path / "bad.pref"
+    bad.write_text("Package: libcamera0.3\nPin: release n=bookworm-backports\n")  # no priority
+    assert "E: No priority" in policy(bad)
+
+
+def test_backports_names_are_plain_package_names(tmp_path, monkeypatch):
+    layers = tmp_path / "layers"
+    layers.mkdir()
+    monkeypatch.setattr(imagegen, "LAYERS_DIR", layers)
+    for bad in ("python3-libcamera/bookworm-backports", "libcamera0.3=0.3.2-1", "libcamera*"):
+        (layers / "cam.yaml").write_text(yaml.safe_dump(
+            {"description": "x", "backports": [bad]}))
+        with pytest.raises(imagegen.DefinitionError, match="not plain Debian package names"):
+            imagegen.load_layer("cam")
+    (layers / "cam.yaml").write_text(yaml.safe_dump({"description": "x", "backports": BACKPORTS}))
+    assert imagegen.load_layer("cam").backports == BACKPORTS
