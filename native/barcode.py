@@ -41,6 +41,7 @@ MAX_RETRIES = 2                       # retry crops decoded per frame and level
 LEVEL_FACTORS = (4, 16)               # pyramid reductions searched after the frame itself
 MIN_LEVEL_PX = 48                     # a reduction keeps at least this short side (px)
 SMALL_FRAME_PX = 96                   # a smaller frame (short side, px) is decoded whole
+DARK_RANGE_PCT = 5                    # percentiles (low, 100 - low) bounding a 2-D crop's range
 
 
 class Point(NamedTuple):
@@ -213,11 +214,16 @@ def _decode_candidate(level: "Level", cand: Candidate, fs: FormatSet,
 
 def _mostly_dark(img: np.ndarray) -> bool:
     """True when most of a 2-D crop is darker than its mid-range: the quiet zone and half
-    the modules of a light-on-dark code (phone dark mode) are dark.  Only such crops get the
-    inverted second try, instead of zxing-cpp's try_invert on every crop."""
+    the modules of a light-on-dark code (phone dark mode, light modules on a grey screen)
+    are dark.  The range runs from the 5th to the 95th percentile of a sample, so a dark
+    logo or a glint does not move it.  Only such crops get the inverted second try, instead
+    of zxing-cpp's try_invert on every crop."""
     step = 4 if img.size > 16384 else 2            # a few thousand px are enough
-    sample = img[::step, ::step]
-    lo, hi = int(sample.min()), int(sample.max())
+    sample = img[::step, ::step].ravel()
+    k = sample.size - 1
+    lo_i, hi_i = (k * DARK_RANGE_PCT) // 100, k - (k * DARK_RANGE_PCT) // 100
+    part = np.partition(sample, (lo_i, hi_i))
+    lo, hi = int(part[lo_i]), int(part[hi_i])
     return 2 * np.count_nonzero(2 * sample.astype(np.int16) < lo + hi) > sample.size
 
 

@@ -118,6 +118,23 @@ def test_door_qr_inverted_phone_screen():
     assert [r.text for r in read_barcodes(frame, formats="QRCode")] == [payload]
 
 
+
+def test_door_qr_light_modules_on_grey_screen_with_dark_logo():
+    """Light modules on a mid-grey screen, a dark logo beside them (a phone app's QR page):
+    the dark logo must not decide what counts as dark (range from percentiles, not min/max),
+    so the crop gets its inverted try."""
+    payload = door_credential(np.random.default_rng(4), 120)
+    code = render_code(payload, "QRCode", module_px=4)
+    img = np.pad(np.where(code < 128, 246, 175).astype(np.uint8), 24, constant_values=175)
+    img[:22, :40] = 35                                    # the logo, inside the quiet zone
+    frame = np.full((480, 640), 175, np.uint8)
+    frame[60:60 + img.shape[0], 150:150 + img.shape[1]] = img
+    assert [r.text for r in read_barcodes(frame, formats="QRCode")] == [payload]
+    crop = img[8:, 8:]
+    assert bcmod._mostly_dark(crop)
+    lo, hi = int(crop.min()), int(crop.max())                  # the min/max rule: not dark
+    assert not 2 * np.count_nonzero(2 * crop.astype(np.int16) < lo + hi) > crop.size
+
 # --- the stateful reader and the full-frame fallback ---------------------------------------
 
 def test_reader_fallback_period_and_stats():
