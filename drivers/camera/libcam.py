@@ -150,14 +150,15 @@ def yuv420_to_i420(planes, size: tuple[int, int], stride: int) -> np.ndarray:
 
 
 def i420_scaled(main_planes, size: tuple[int, int], stride: int,
-                lores_size: tuple[int, int]) -> np.ndarray:
+                lores_size: tuple[int, int], luma: np.ndarray | None = None) -> np.ndarray:
     """The lores I420 of ``lores_size`` (w, h) px box-scaled from a main YUV420 frame (when
-    the pipeline has no second output)."""
+    the pipeline has no second output); ``luma``: the main Y plane already copied out."""
     w, h = size
     lw, lh = lores_size
     y, u, v = main_planes
     half = (lw // 2, lh // 2)
-    return pack_i420(_box(plane_rows(y, w, h, stride), (lw, lh)),
+    luma = plane_rows(y, w, h, stride) if luma is None else luma
+    return pack_i420(_box(luma, (lw, lh)),
                      _box(plane_rows(u, w // 2, h // 2, stride // 2), half),
                      _box(plane_rows(v, w // 2, h // 2, stride // 2), half))
 
@@ -372,7 +373,8 @@ class LibcameraCamera(Camera):
         w, h = self.main.size
         luma = plane_rows(main[0], w, h, self.main.stride)
         if self.lores is None:
-            return luma, i420_scaled(main, self.main.size, self.main.stride, self.info.lores_size)
+            return luma, i420_scaled(main, self.main.size, self.main.stride,
+                                     self.info.lores_size, luma)
         lores = self._mapped[("lores", index)].planes
         return luma, yuv420_to_i420(lores, self.lores.size, self.lores.stride)
 
