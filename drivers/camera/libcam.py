@@ -149,6 +149,18 @@ def yuv420_to_i420(planes, size: tuple[int, int], stride: int) -> np.ndarray:
                      plane_rows(v, w // 2, h // 2, stride // 2))
 
 
+def box_scale(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """One 8-bit plane scaled to ``size`` = (w, h) px with a box filter: Pillow's ``reduce``
+    when both factors are whole numbers (the same mean of each block, within 1 gray level of
+    the BOX resize, 3-4x faster), else its BOX resize."""
+    from PIL import Image
+
+    h, w = plane.shape
+    if w % size[0] == 0 and h % size[1] == 0 and (w, h) != tuple(size):
+        return np.asarray(Image.fromarray(plane).reduce((w // size[0], h // size[1])))
+    return _box(plane, size)
+
+
 def i420_scaled(main_planes, size: tuple[int, int], stride: int,
                 lores_size: tuple[int, int], luma: np.ndarray | None = None) -> np.ndarray:
     """The lores I420 of ``lores_size`` (w, h) px box-scaled from a main YUV420 frame (when
@@ -158,9 +170,9 @@ def i420_scaled(main_planes, size: tuple[int, int], stride: int,
     y, u, v = main_planes
     half = (lw // 2, lh // 2)
     luma = plane_rows(y, w, h, stride) if luma is None else luma
-    return pack_i420(_box(luma, (lw, lh)),
-                     _box(plane_rows(u, w // 2, h // 2, stride // 2), half),
-                     _box(plane_rows(v, w // 2, h // 2, stride // 2), half))
+    return pack_i420(box_scale(luma, (lw, lh)),
+                     box_scale(plane_rows(u, w // 2, h // 2, stride // 2), half),
+                     box_scale(plane_rows(v, w // 2, h // 2, stride // 2), half))
 
 
 # --------------------------------------------------------------------------- buffers

@@ -375,17 +375,35 @@ def test_yuv420_with_padded_strides_gives_exact_i420(size, pad):
         libcam.yuv420_plane_specs([libcam.PlaneSpec(3, 0, len(data) - 1)], w + pad, h)
 
 
-def test_lores_scaled_in_software_matches_box_filter():
-    w, h, stride = 640, 480, 704
-    i420 = i420_from_rgb(picture(w, h, 5))
-    data, offsets, lengths = write_yuv420(i420, (w, h), stride)
+def block_mean(plane: np.ndarray, size) -> np.ndarray:
+    """The exact mean of each block (whole-number factors), rounded half up."""
+    (lw, lh), (h, w) = size, plane.shape
+    n = (w // lw) * (h // lh)
+    sums = plane.reshape(lh, h // lh, lw, w // lw).astype(np.int64).sum(axis=(1, 3))
+    return ((sums + n // 2) // n).astype(np.uint8)
+
+
+@pytest.mark.parametrize("size,lores", [((640, 480), (160, 120)), ((1920, 1080), (320, 180)),
+                                        ((642, 480), (320, 180))])
+def test_lores_scaled_in_software_is_a_box_filter(size, lores):
+    """Whole-number factors: each lores pixel is its block's mean (Pillow's reduce: within 1
+    gray level); other factors: Pillow's BOX resize, as the V4L2 backend does."""
+    (w, h), stride = size, size[0] + 64
+    rng = np.random.default_rng(w)
+    y = rng.integers(0, 256, (h, w), np.uint8)
+    u, v = (rng.integers(0, 256, (h // 2, w // 2), np.uint8) for _ in range(2))
+    data, offsets, lengths = write_yuv420(pack_i420(y, u, v), size, stride)
     planes = [memoryview(data)[o:o + n] for o, n in zip(offsets, lengths)]
-    lores = libcam.i420_scaled(planes, (w, h), stride, (160, 120))
-    flat = i420.reshape(-1)
-    u = flat[w * h:w * h * 5 // 4].reshape(h // 2, w // 2)
-    v = flat[w * h * 5 // 4:].reshape(h // 2, w // 2)
-    assert np.array_equal(lores, pack_i420(_box(i420[:h], (160, 120)), _box(u, (80, 60)),
-                                           _box(v, (80, 60))))
+    got = libcam.i420_scaled(planes, size, stride, lores)
+    half = (lores[0] // 2, lores[1] // 2)
+    if w % lores[0] == 0 and h % lores[1] == 0:
+        want = pack_i420(block_mean(y, lores), block_mean(u, half), block_mean(v, half))
+        assert np.abs(got.astype(int) - want).max() <= 1
+    else:
+        want = pack_i420(_box(y, lores), _box(u, half), _box(v, half))
+        assert np.array_equal(got, want)
+    assert np.array_equal(got, libcam.i420_scaled(planes, size, stride, lores,
+                                                  libcam.plane_rows(planes[0], w, h, stride)))
 
 
 # --------------------------------------------------------------------------- capture
