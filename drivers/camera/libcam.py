@@ -392,7 +392,8 @@ class LibcameraCamera(Camera):
 
     def capture(self, timeout_s: float = 1.0) -> Frame | None:
         """Next frame, or None when none completed within ``timeout_s`` seconds; a request
-        the pipeline completes with an error is counted in ``corrupt_frames`` and skipped."""
+        the pipeline completes with an error, or whose planes are short, is counted in
+        ``corrupt_frames`` and skipped."""
         if self.cam is None:
             raise CameraIOError("the libcamera camera is closed")
         deadline = time.monotonic() + timeout_s
@@ -403,10 +404,13 @@ class LibcameraCamera(Camera):
             if request.status != self.lc.Request.Status.Complete:
                 continue                      # cancelled: the camera is stopping
             fb = self._buffers[("main", request.cookie)]
-            ok = fb.metadata.status == self.lc.FrameMetadata.Status.Success
+            frame = None
             try:
-                frame = Frame(int(fb.metadata.sequence), _sensor_timestamp_ns(request, fb) / 1e9,
-                              *self._convert(request)) if ok else None
+                if fb.metadata.status == self.lc.FrameMetadata.Status.Success:
+                    frame = Frame(int(fb.metadata.sequence),
+                                  _sensor_timestamp_ns(request, fb) / 1e9, *self._convert(request))
+            except CameraIOError:
+                pass                                  # a plane shorter than its stride says
             finally:
                 request.reuse()
                 self.cam.queue_request(request)

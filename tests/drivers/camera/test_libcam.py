@@ -64,10 +64,11 @@ class FakeLibcamera:
     stream and, when ``second_output``, a second YUV420 output."""
 
     def __init__(self, *, cameras=1, sizes=((640, 480), (1280, 720)), second_output=True,
-                 pad=64, busy=False, error_every=0):
+                 pad=64, busy=False, error_every=0, short_luma=False):
         lib = self
         self.opts = types.SimpleNamespace(sizes=sizes, second=second_output, pad=pad,
-                                          busy=busy, error_every=error_every)
+                                          busy=busy, error_every=error_every,
+                                          short_luma=short_luma)
         self.formats = types.SimpleNamespace(YUV420="YUV420", NV12="NV12")
         self.StreamRole = types.SimpleNamespace(Raw=0, StillCapture=1, VideoRecording=2,
                                                 Viewfinder=3)
@@ -141,7 +142,7 @@ class Plane:
 
 
 class Buffer:
-    def __init__(self, cfg, index):
+    def __init__(self, cfg, index, short_luma=False):
         w, h = cfg.size.width, cfg.size.height
         self.size, self.stride, self.index = (w, h), cfg.stride, index
         self.fd = os.memfd_create(f"fb{index}")
@@ -149,6 +150,7 @@ class Buffer:
         os.ftruncate(self.fd, need)
         _, offsets, lengths = write_yuv420(np.zeros((h * 3 // 2, w), np.uint8), (w, h),
                                            cfg.stride)
+        lengths[0] //= 2 if short_luma else 1          # a pipeline that lies about a plane
         self.planes = [Plane(self.fd, o, n) for o, n in zip(offsets, lengths)]
         self.metadata = types.SimpleNamespace(status=0, sequence=0, timestamp=0)
 
@@ -164,7 +166,8 @@ class Allocator:
 
     def allocate(self, stream):
         cfg = next(c for c in self.cam.config.cfgs if c.stream is stream)
-        self.bufs[stream] = [Buffer(cfg, i) for i in range(cfg.buffer_count)]
+        short = self.cam.lib.opts.short_luma
+        self.bufs[stream] = [Buffer(cfg, i, short) for i in range(cfg.buffer_count)]
         self.cam.fds += [b.fd for b in self.bufs[stream]]
         return len(self.bufs[stream])
 
@@ -449,6 +452,9 @@ def test_errored_requests_are_counted_and_skipped(fake):
     with open_camera("libcamera", main_size=(640, 480), lores_size=(320, 240)) as cam:
         seqs = [cam.capture(1.0).seq for _ in range(6)]
         assert all(s % 3 for s in seqs) and cam.corrupt_frames == 2
+    fake(sizes=((640, 480),), short_luma=True)
+    with open_camera("libcamera", main_size=(640, 480), lores_size=(320, 240)) as cam:
+        assert cam.capture(0.2) is None and cam.corrupt_frames > 0
 
 
 def test_timeout_returns_none(fake):
