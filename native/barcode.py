@@ -235,6 +235,12 @@ def join_linear(cands: list[Candidate], max_angle: float = _JOIN_ANGLE,
     their centres lie within half a box height of each other's axis and the gap between them
     is below the longer piece's length.  Returns the boxes of groups of at least
     ``min_pieces`` pieces, in the axis of their best piece, scored by their sum."""
+    return [_union_box(g) for g in _linear_groups(cands, max_angle) if len(g) >= min_pieces]
+
+
+def _linear_groups(cands: list[Candidate], max_angle: float = _JOIN_ANGLE
+                   ) -> list[list[Candidate]]:
+    """The 1-D candidates grouped end to end (see :func:`join_linear`), singletons included."""
     lin = [c for c in cands if c.kind == "linear"]
     parent = list(range(len(lin)))
     for i, a in enumerate(lin):
@@ -244,7 +250,21 @@ def join_linear(cands: list[Candidate], max_angle: float = _JOIN_ANGLE,
     groups: dict[int, list[Candidate]] = {}
     for i, c in enumerate(lin):
         groups.setdefault(_root(parent, i), []).append(c)
-    return [_union_box(g) for g in groups.values() if len(g) >= min_pieces]
+    return list(groups.values())
+
+
+def retry_boxes(failed: list[Candidate]) -> list[Candidate]:
+    """The boxes to retry after ``failed`` 1-D boxes, best score first: each group of pieces
+    lying end to end joined, and a joined group's best piece on its own too (a joined box can
+    take in a neighbouring texture and fail where the code alone reads), each longer by
+    ``RETRY_EXTEND`` of its length at both ends."""
+    boxes = []
+    for group in _linear_groups(failed):
+        boxes.append(_union_box(group))
+        if len(group) > 1:
+            boxes.append(max(group, key=lambda c: c.score))
+    boxes.sort(key=lambda c: -c.score)
+    return [c._replace(length=c.length * (1.0 + 2.0 * RETRY_EXTEND)) for c in boxes]
 
 
 def _root(parent: list[int], i: int) -> int:
@@ -375,10 +395,7 @@ def _read_level(frame: np.ndarray, level: Level, cands: list[Candidate], fs: For
     codes).  On a reduced level, the best ``MAX_FINER`` failed boxes are also tried at half
     the reduction (modules too fine at this level)."""
     reads, failed = _decode_all(level, cands, fs, MAX_STRIP_PX, done)
-    retry = [c._replace(length=c.length * (1.0 + 2.0 * RETRY_EXTEND))
-             for c in join_linear(failed, min_pieces=1)]
-    retry.sort(key=lambda c: -c.score)
-    more, _ = _decode_all(level, retry[:MAX_RETRIES], fs, TALL_STRIP_PX, done)
+    more, _ = _decode_all(level, retry_boxes(failed)[:MAX_RETRIES], fs, TALL_STRIP_PX, done)
     reads += more
     if level.factor >= 4:
         for cand in sorted(failed, key=lambda c: -c.score)[:MAX_FINER]:

@@ -288,6 +288,21 @@ def test_join_linear_merges_pieces_end_to_end_only():
     assert len(bcmod.join_linear([a, b, c, d], min_pieces=1)) == 3
 
 
+
+def test_retry_boxes_keep_a_joined_groups_best_piece():
+    """A code joined with a neighbouring texture box fails as the joined box: its best piece
+    is retried on its own too, right after the group; every retry box is lengthened."""
+    from storeedge.native.locate import Candidate
+    code = Candidate("linear", 100.0, 50.0, 120.0, 40.0, 0.0, 7.0)
+    texture = Candidate("linear", 260.0, 52.0, 120.0, 40.0, 0.02, 1.0)   # end to end with it
+    other = Candidate("linear", 180.0, 200.0, 120.0, 40.0, 0.0, 5.0)     # alone, below
+    boxes = bcmod.retry_boxes([code, texture, other])
+    assert [b.score for b in boxes] == [8.0, 7.0, 5.0]
+    assert boxes[1].center == code.center
+    grow = 1.0 + 2.0 * bcmod.RETRY_EXTEND
+    assert boxes[1].length == code.length * grow and boxes[2].length == other.length * grow
+    assert [b.score for b in bcmod.retry_boxes([other])] == [5.0]
+
 def test_tall_strip_keeps_at_most_strip_rows():
     from storeedge.native.locate import Candidate
     frame = np.random.default_rng(1).integers(0, 255, (600, 800), dtype=np.uint8)
