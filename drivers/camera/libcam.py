@@ -136,6 +136,8 @@ def plane_rows(buf, width: int, height: int, stride: int) -> np.ndarray:
     if data.size < need:
         raise CameraIOError(f"short plane: {data.size} bytes, {width}x{height} at stride "
                             f"{stride} needs {need}")
+    if data.size >= stride * height:                 # the usual case: a plain reshape
+        return data[:stride * height].reshape(height, stride)[:, :width].copy()
     view = np.lib.stride_tricks.as_strided(data, (height, width), (stride, 1), writeable=False)
     return np.array(view, copy=True)
 
