@@ -47,6 +47,19 @@ def identity_dir(kind: str) -> Path:
     return pki.bundle_dir(device_id(kind))
 
 
+def _newest_source_mtime() -> float:
+    """The newest mtime (epoch s) of a file under images/, not walking into images/out (a
+    concurrent build has a live /proc mounted in its root there) or __pycache__."""
+    newest = 0.0
+    for top, dirs, files in os.walk(IMAGES):
+        if Path(top) == IMAGES:
+            dirs[:] = [d for d in dirs if d != "out"]
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for name in files:
+            newest = max(newest, os.lstat(os.path.join(top, name)).st_mtime)
+    return newest
+
+
 def build_image(kind: str) -> dict:
     """``images/build KIND`` with a test identity, unless a build newer than every file in
     images/ exists (STOREEDGE_IMAGE_REBUILD=1 forces one); its build-summary.json."""
@@ -54,9 +67,7 @@ def build_image(kind: str) -> dict:
         pytest.fail("the image build needs root (mmdebstrap --mode=root, chroot)")
     out = IMAGES / "out" / kind
     summary = out / "build-summary.json"
-    newest = max(p.stat().st_mtime for p in IMAGES.rglob("*")
-                 if p.is_file() and "out" not in p.relative_to(IMAGES).parts
-                 and "__pycache__" not in p.parts)
+    newest = _newest_source_mtime()
     fresh = summary.exists() and summary.stat().st_mtime > newest
     if not fresh or os.environ.get("STOREEDGE_IMAGE_REBUILD") == "1":
         env = {**os.environ, "STOREEDGE_IDENTITY_DIR": str(identity_dir(kind))}
