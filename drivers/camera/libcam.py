@@ -51,7 +51,8 @@ def search_dirs() -> list[str]:
     (bookworm-backports 0.3.2) and ``/usr/lib/python3/dist-packages``."""
     extra = [d for d in os.environ.get(ENV_PATH, "").split(":") if d]
     ver = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    return extra + [f"/usr/lib/{_multiarch()}/{ver}/site-packages", "/usr/lib/python3/dist-packages"]
+    return extra + [f"/usr/lib/{_multiarch()}/{ver}/site-packages",
+                    "/usr/lib/python3/dist-packages"]
 
 
 def import_libcamera():
