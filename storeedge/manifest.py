@@ -86,8 +86,8 @@ class StoreServerEntry:
 class CheckoutHW:
     """A checkout lane's parts."""
 
-    camera: str = setting("picamera2", choices=("picamera2", "v4l2", "synthetic"),
-                          doc="camera backend")
+    camera: str = setting("picamera2", choices=("picamera2", "libcamera", "v4l2", "synthetic"),
+                          doc="camera backend (libcamera: the checkout image's CSI path)")
     camera_device: str = setting("/dev/video0", doc="v4l2: the video node")
     pos: str = setting("serial", choices=("serial", "mqtt", "synthetic", "none"),
                        doc="POS scan feed")
