@@ -7,9 +7,11 @@ uplink gateway -> store broker goes through a relay adding ``--delay-ms`` each w
 * partition run: the uplink is partitioned while ``devices`` devices commit ``per_device``
   events each (the backlog; produced fast, so a long partition fits in a short run), and
   healed once the gateway holds all of it; a live device emits 20 events/s all along.
-  Measured: time from the heal until the store holds the whole backlog (drain), events/s of
-  the drain, and the live device's latency (store receive time - event time) for events made
-  during the drain.
+  Measured: time from the heal until the store holds the whole backlog (``drain_s``, with
+  ``drain_eps``), of which ``reconnect_s`` until the first backlog event reaches the store
+  (the gateway's reconnect: TCP retries and the link's backoff), the rate from there to the
+  last one (``transfer_eps``), and the live device's latency (store receive time - event
+  time) for events made during that transfer.
 * baseline run: the same store with no partition and no backlog, every device at a live
   rate (``--live-rate`` events/s each, a store's devices emit tens of events/s in total)
   and the live device at 20 events/s, for ``--baseline-s`` seconds: the live latency a
@@ -19,7 +21,8 @@ The devices' backlog phase is not timed: the gateway is not asked to ingest a fl
 forward live events through it at the same time (no real store produces that), and the heal
 waits until the gateway has committed every backlog event, so the drain is the drain.
 
-Last line: one JSON object with ``drain_s``, ``drain_eps``, ``live_p50_ms``, ``live_p99_ms``,
+Last line: one JSON object with ``drain_s``, ``drain_eps``, ``reconnect_s``,
+``transfer_eps``, ``live_p50_ms``, ``live_p99_ms``,
 ``baseline_live_p50_ms``, ``baseline_live_p99_ms``, ``live_p99_ratio`` (partition /
 baseline), ``backlog_events``, ``ingest_eps`` (devices -> gateway while partitioned).
 Needs root, ``ip netns``, tc and iptables; prints ``{"skipped": reason}`` otherwise.
@@ -111,9 +114,24 @@ def _partition_run(net: NetStore, args) -> dict:
     net.uplink.heal()
     drained = net.wait_marks(names, timeout=1800)
     end = time.time()
+    back, last = _stored_span(net.store_db(), names, healed)
     return {"backlog_ok": backlog_ok and held, "drained": drained, "drain_s": end - healed,
-            "ingest_s": healed - started, "live": _latencies(net.store_db(), healed, end),
+            "ingest_s": healed - started, "reconnect_s": back - healed,
+            "transfer_s": last - back, "live": _latencies(net.store_db(), back, last),
             "events": args.devices * args.per_device}
+
+
+def _stored_span(db: Path, names: list[str], since: float) -> tuple[float, float]:
+    """Store receive times (epoch s) of the first and last backlog event stored after
+    ``since``: the uplink is back (reconnected) at the first one."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        marks = ",".join("?" * len(names))
+        first, last = conn.execute(f"SELECT MIN(received), MAX(received) FROM events WHERE "
+                                   f"dev IN ({marks}) AND received>?", (*names, since)).fetchone()
+    finally:
+        conn.close()
+    return (first or since), (last or since)
 
 
 def _baseline_run(net: NetStore, args) -> dict:
@@ -125,7 +143,11 @@ def _baseline_run(net: NetStore, args) -> dict:
     net.start_device(LIVE, rate=LIVE_RATE, count=10**7)
     for name in names:
         net.start_device(name, rate=args.live_rate, count=10**7)
-    time.sleep(2.0)                       # connections made, sessions settled
+    # measured once every device is connected and delivering (a device's first events wait
+    # for its process to start and its TLS connection: that is start-up, not steady state)
+    wait_for(lambda: net.running() and all(net.watermarks().get(n, 0) > 0
+                                           for n in [*names, LIVE]), 120, 0.2)
+    time.sleep(1.0)
     since = time.time()
     net.running()
     time.sleep(args.baseline_s)
@@ -162,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
            "backlog_ok": part["backlog_ok"],
            "drain_s": round(part["drain_s"], 2),
            "drain_eps": round(part["events"] / part["drain_s"]) if part["drain_s"] else None,
+           "reconnect_s": round(part["reconnect_s"], 2),
+           "transfer_eps": (round(part["events"] / part["transfer_s"])
+                            if part["transfer_s"] > 0 else None),
            "ingest_eps": round(part["events"] / part["ingest_s"]),
            "live_p50_ms": round(_pct(part["live"], 0.50), 1),
            "live_p99_ms": round(_pct(part["live"], 0.99), 1),

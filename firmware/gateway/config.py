@@ -16,8 +16,14 @@ class RelaySection:
     devices: list[str] | None = setting(None, doc="enrolled device ids; null accepts any device")
     max_payload_bytes: int = setting(256 * 1024, unit="bytes", min=1024, max=16 * 2**20,
                                      doc="larger messages are rejected")
-    forward_window: int = setting(500, unit="events", min=1, max=10**6,
+    forward_window: int = setting(2000, unit="events", min=1, max=10**6,
                                   doc="events per device sent beyond the store's watermark")
+    uplink_window: int = setting(3000, unit="events", min=1, max=10**6,
+                                 doc="events in flight upstream (sent, not yet confirmed by "
+                                     "the store) of every device with a backlog together; "
+                                     "live devices (at most quantum held) are not limited by "
+                                     "it. Bounds how long a live event waits at the store "
+                                     "behind a drain")
     quantum: int = setting(250, unit="events", min=1, max=100000,
                            doc="events per device per forwarding round (fairness)")
     batch_bytes: int = setting(128 * 1024, unit="bytes", min=0, max=64 * 2**20,

@@ -8,9 +8,11 @@
   ``.../{dev}/ack`` of the in-store broker; devices drop what it covers.
 * A forwarder thread sends each device's events to the store broker oldest first (packed in
   batch frames on ``.../{dev}/batch``, one message per frame, see ``batch.py``), only up to
-  the gateway's contiguous watermark (per-device order), at most ``forward_window`` beyond
-  the store's watermark, ``quantum`` per device per round, devices with the most urgent
-  events first -- so live devices never wait behind another device's backlog.
+  the gateway's contiguous committed watermark (per-device order), at most ``forward_window``
+  beyond the store's watermark, ``quantum`` per device per round, devices with the most
+  urgent events first. Live devices (little held above the store's mark) always send;
+  devices with a backlog share ``uplink_window`` events in flight upstream, so a live event
+  never waits behind another device's whole backlog, only behind that window.
 * The store server's retained watermarks confirm events; ``cmd/replay`` requests and stalls
   (no progress for ``resend_timeout_s``) rewind a device's cursor to re-send.
 * Every other ``cmd/{name}`` arriving on the store broker for a device of this store is
@@ -320,33 +322,60 @@ class Relay:
                 self.cursors.setdefault(name, _Cursor()).rewind(state.confirmed)
 
     def _forward_round(self) -> int:
-        """Publish one round; returns the number of events sent."""
-        batches = []
+        """Publish one round; returns the number of events sent.
+
+        Live devices (at most ``quantum`` events held above the store's mark) are served
+        first and always; devices with a backlog share what is left of ``uplink_window``
+        (events in flight upstream, all devices together), smallest backlog first. So a
+        drain keeps the pipe full while a live event never queues behind more than
+        ``uplink_window`` backlog events at the store.
+        """
         relay = self.cfg.relay
-        for dev, state in list(self.store.devices.items()):
-            cur = self._cursor(dev, state)
-            room = relay.forward_window - (cur.sent - state.confirmed)
-            upto = state.mark.wm
-            if cur.sent >= upto:
-                continue
-            if room <= 0:
-                rows = [r for r in self.store.control_rows(dev, cur.sent, upto)
-                        if r[0] not in cur.control_sent]
-                cur.control_sent.update(r[0] for r in rows)
-                if rows:
-                    batches.append((min(r[1] for r in rows), dev, state, rows, False))
-                continue
-            rows = self.store.forwardable(dev, cur.sent, upto, min(room, relay.quantum))
-            if rows:
-                batches.append((min(r[1] for r in rows), dev, state, rows, True))
+        devices = [(dev, state, self._cursor(dev, state))
+                   for dev, state in list(self.store.devices.items())]
+        in_flight = sum(max(0, cur.sent - state.confirmed) for _d, state, cur in devices)
+        budget = relay.uplink_window - in_flight
+        devices.sort(key=lambda d: d[1].durable_wm - d[1].confirmed)
+        batches = []
+        for dev, state, cur in devices:
+            backlog = state.durable_wm - state.confirmed
+            batch, used = self._take(dev, state, cur, budget if backlog > relay.quantum else None)
+            budget -= used
+            if batch is not None:
+                batches.append(((batch[0], backlog), dev, state, *batch[1:]))
         batches.sort(key=lambda b: b[0])
         sent = 0
-        for _prio, dev, state, rows, advance in batches:
+        for _key, dev, state, rows, advance in batches:
             sent += self._publish_rows(dev, state, rows)
             if advance:
                 self.cursors[dev].sent = rows[-1][0]
         self.forwarded += sent
         return sent
+
+    def _take(self, dev: str, state, cur: _Cursor, budget: int | None):
+        """``((min prio, rows, advance) or None, events taken from the budget)`` of one
+        device this round; ``budget`` None: a live device, not limited by the uplink window.
+
+        A full per-device window still sends the coalesced/salvaged events above it (they
+        account for seqs the store would otherwise wait for), without advancing the cursor.
+        """
+        relay = self.cfg.relay
+        upto = state.durable_wm
+        if cur.sent >= upto:
+            return None, 0
+        room = relay.forward_window - (cur.sent - state.confirmed)
+        if room <= 0:
+            rows = [r for r in self.store.control_rows(dev, cur.sent, upto)
+                    if r[0] not in cur.control_sent]
+            cur.control_sent.update(r[0] for r in rows)
+            return ((min(r[1] for r in rows), rows, False) if rows else None), 0
+        limit = min(room, relay.quantum, relay.uplink_window if budget is None else budget)
+        if limit <= 0:
+            return None, 0
+        rows = self.store.forwardable(dev, cur.sent, upto, limit)
+        if not rows:
+            return None, 0
+        return (min(r[1] for r in rows), rows, True), (0 if budget is None else len(rows))
 
     def _publish_rows(self, dev: str, state, rows: list[tuple]) -> int:
         """Publish rows ``(seq, prio, type, payload)`` in order; returns the events sent.

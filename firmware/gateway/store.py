@@ -9,6 +9,8 @@ reused seq with different content is still recognised as a conflict).
 from __future__ import annotations
 
 import logging
+import sqlite3
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -93,9 +95,11 @@ class DeviceState:
     counts: Counter = field(default_factory=Counter)
     dirty: bool = False
     confirmed: int = 0                # store watermark as last heard (forwarding decisions)
+    durable_wm: int = 0               # the part of ``mark`` committed to disk (forwardable)
 
     def __post_init__(self) -> None:
         self.confirmed = max(self.confirmed, self.store_wm)
+        self.durable_wm = max(self.durable_wm, self.mark.wm)
 
     def hear_confirmation(self, seq: int) -> bool:
         """Take the store's watermark at once (the write to disk follows); True if it moved.
@@ -126,6 +130,10 @@ class GatewayStore:
         self.path = path
         self.keep_confirmed = keep_confirmed
         self.conn = self._open()
+        # the forwarder reads committed rows on a connection of its own (WAL: readers never
+        # wait for the writer's fsync, the writer never waits for a read)
+        self.reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._read_lock = threading.Lock()
         self.devices: dict[str, DeviceState] = {}
         self.rejects: Counter = Counter()
         self._moved: set[str] = set()
@@ -302,6 +310,10 @@ class GatewayStore:
 
     def _after_commit(self, _outcomes: list) -> None:
         moved, self._moved = self._moved, set()
+        for dev in moved:
+            state = self.devices.get(dev)
+            if state is not None:
+                state.durable_wm = state.mark.wm
         if moved and self._on_committed is not None:
             self._on_committed(moved)
 
@@ -311,26 +323,32 @@ class GatewayStore:
         """Rows ``(seq, prio, type, payload)`` of ``dev`` with ``after < seq <= upto``, in order.
 
         ``payload`` is None for placeholders (seqs accounted for by a coalesced/salvaged event).
+        Read on the reader connection: only committed rows, so ``upto`` must be at most the
+        device's ``durable_wm`` (every seq up to it is committed, or pruned as confirmed).
         """
-        return durable.read_all(self.conn, self.committer.lock,
-                                "SELECT seq, prio, type, payload FROM events WHERE dev=? AND seq>? "
-                                "AND seq<=? ORDER BY seq LIMIT ?", (dev, after, upto, limit))
+        return self._read("SELECT seq, prio, type, payload FROM events WHERE dev=? AND seq>? "
+                          "AND seq<=? ORDER BY seq LIMIT ?", (dev, after, upto, limit))
+
+    def _read(self, sql: str, params: tuple) -> list[tuple]:
+        with self._read_lock:
+            return self.reader.execute(sql, params).fetchall()
 
     def control_rows(self, dev: str, after: int, upto: int) -> list[tuple]:
         """Coalesced/salvaged events of ``dev`` in ``(after, upto]``: the ones that account
         for seqs the store would otherwise wait for (sent even when the window is full)."""
-        return durable.read_all(self.conn, self.committer.lock,
-                                # the planner would take the primary key and scan every
-                                # held row of the range on each round of a full window
-                                "SELECT seq, prio, type, payload FROM events INDEXED BY "
-                                "events_control WHERE dev=? AND "
-                                "seq>? AND seq<=? AND type IN ('telemetry.coalesced', "
-                                "'outbox.salvaged') ORDER BY seq", (dev, after, upto))
+        # the planner would take the primary key and scan every held row of the range on
+        # each round of a full window
+        return self._read("SELECT seq, prio, type, payload FROM events INDEXED BY "
+                          "events_control WHERE dev=? AND seq>? AND seq<=? AND type IN "
+                          "('telemetry.coalesced', 'outbox.salvaged') ORDER BY seq",
+                          (dev, after, upto))
 
     def close(self) -> None:
         self.committer.close()
         with self.committer.lock:
             self.conn.close()
+        with self._read_lock:
+            self.reader.close()
 
 
 class DeviceReport(NamedTuple):
