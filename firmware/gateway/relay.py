@@ -33,10 +33,11 @@ from storeedge.link import MqttLink, Will, json_payload
 from storeedge.core_events import GapUnrecoverable, GatewayStatus
 from storeedge.firmware.common.outbox import seal_key_of
 from storeedge.firmware.gateway.config import GatewayConfig
-from storeedge.firmware.gateway.own import OwnEvents
+from storeedge.firmware.gateway.own import OwnEvents, spool_dir
 from storeedge.firmware.gateway.store import Confirm, GatewayStore, Incoming, Lost, Seed
 
 log = logging.getLogger(__name__)
+SPOOL_EVERY_S = 1.0     # how often the forwarder looks for spooled own events
 COMMANDS_ALL = f"{topics.TOPIC_ROOT}/+/+/+/cmd/#"   # store broker -> devices (and our replay)
 STATES_ALL = f"{topics.TOPIC_ROOT}/+/+/+/state"     # devices' retained state (floor, held_from)
 MAX_COMMAND_BYTES = 128 * 1024                       # = storeedge.signing.MAX_PAYLOAD_BYTES
@@ -91,6 +92,8 @@ class Relay:
         self._status_at = float("-inf")
         self.own = OwnEvents(self.store, ident.id, ident.store,
                              seal_key_of(cfg.security, ident.id))
+        self._spool = spool_dir(relay.db_path)      # events other programs hand the gateway
+        self._spool_at = float("-inf")
         self._wake = threading.Condition()
         self._rewind_all = False
         self._stop = threading.Event()
@@ -213,6 +216,9 @@ class Relay:
             self._declare_lost(dev, kind, store, held_from)
         links = (self.up.connected.is_set(), self.down.connected.is_set())
         now = time.monotonic()
+        if now - self._spool_at >= SPOOL_EVERY_S:
+            self._spool_at = now
+            self.own.emit_spooled(self._spool)
         if links != self._links or now - self._status_at >= self.cfg.relay.status_every_s:
             self._links, self._status_at = links, now
             self.own.emit(self.status_body())

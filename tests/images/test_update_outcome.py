@@ -149,3 +149,23 @@ def test_an_outbox_held_by_a_running_app_is_said_not_reported(device):
     rec = device.record()
     assert rec["state"] == "failed" and rec["event"].startswith("not reported: "), rec
     assert "FAILED" in out
+
+
+def test_a_failed_gateway_update_is_spooled_for_the_gateway(device):
+    """The gateway has no outbox: the event goes to its spool, which the running gateway
+    sends as its own (tests/firmware/gateway/test_spool.py)."""
+    from storeedge.firmware.gateway.own import read_spooled
+    (device.data / "storeedge" / "gateway.yaml").write_text(
+        "device: {id: gw-1, kind: gateway, store: s0042}\noutbox: null\n"
+        "relay: {db_path: gateway.db}\n")
+    device.image_env.write_text("STOREEDGE_KIND=gateway\nSTOREEDGE_APP=gateway\n")
+    device.install_into_b()
+    device.backend("set-state", "B", "bad")
+    device.slot("A")
+    out = device.outcome("boot")
+    assert "FAILED" in out and "device.update_failed spooled" in out, out
+    spooled = list((device.data / "storeedge" / "own-spool").glob("*.json"))
+    assert len(spooled) == 1, spooled
+    body = read_spooled(spooled[0])
+    assert (body.slot, body.running) == ("B", "A") and "mark-good" in body.reason
+    assert device.record()["event"].startswith("device.update_failed spooled ")
