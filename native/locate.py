@@ -238,8 +238,7 @@ def _linear_candidates(gray: np.ndarray, f: CellField, p: LocateParams,
     mask = (f.energy >= p.min_energy) & (f.coherence >= p.linear_coherence)
     bins = (((f.angle + math.pi / 2) / math.pi) * NBINS).astype(np.int32) % NBINS
     labels, n = label_cells(mask, bins, NBINS, p.max_angle_diff)
-    comps = sorted(_component_table(f, labels, n, p), key=lambda r: -r[-1])
-    table = np.array([r[1:] for r in comps], dtype=np.float64).reshape(len(comps), 6)
+    table = _component_table(f, labels, n, p)
     boxes = _k.linear_boxes(gray, table, _linear_prm(p), int(max_keep))
     return [Candidate("linear", *map(float, b)) for b in boxes]
 
@@ -250,15 +249,17 @@ def _linear_prm(p: LocateParams) -> np.ndarray:
                     dtype=np.float64)
 
 
-def _component_table(f: CellField, labels: np.ndarray, n: int, p: LocateParams):
-    """Per component with enough cells and extent across the bars: (label, angle, u/v
-    extents px, weight), from the kernel's per-component statistics."""
+def _component_table(f: CellField, labels: np.ndarray, n: int, p: LocateParams) -> np.ndarray:
+    """Per component with enough cells and extent across the bars, heaviest first: float64
+    rows (angle rad, u min, u max, v min, v max px, weight), from the kernel's
+    per-component statistics."""
     st = _k.linear_components(labels, int(n), f.energy * f.coherence, f.angle, int(p.cell),
                               int(p.min_linear_cells))
     across = (st[:, 3] - st[:, 2]) / p.cell + 1.0
     good = np.nonzero((st[:, 0] >= p.min_linear_cells) & (across >= p.min_across_cells))[0]
-    return [(int(k), float(st[k, 1]), st[k, 2], st[k, 3], st[k, 4], st[k, 5], float(st[k, 6]))
-            for k in good if k > 0]
+    good = good[good > 0]
+    good = good[np.argsort(-st[good, 6], kind="stable")]
+    return np.ascontiguousarray(st[good, 1:7])
 
 
 def edge_crossings(gray: np.ndarray, c: Candidate, lines: int = 3, window: int = 15) -> int:
