@@ -71,6 +71,46 @@ class ServiceStatus(NamedTuple):
     commands_refused: int = 0
 
 
+class AckOrder:
+    """Tells a superseded watermark from a newer one (paho's network thread only).
+
+    The gateway stamps each watermark with its database's ``epoch`` (new after a lost
+    database), its run's ``gen`` (persisted, one more per start) and a per-run counter ``n``.
+    Within the current epoch a watermark with ``(gen, n)`` not above the last one seen is
+    stale (a retained value restored by a broker, a replay); so is one from an epoch that an
+    other one replaced (a database is never found again once lost). A watermark without a
+    stamp (an older gateway) is taken as before. Remembers the last :data:`MAX_OLD` epochs.
+    """
+
+    MAX_OLD = 8
+
+    def __init__(self) -> None:
+        self.epoch: str | None = None
+        self.key = (-1, -1)
+        self.old: collections.deque[str] = collections.deque(maxlen=self.MAX_OLD)
+
+    def fresh(self, doc: dict) -> bool:
+        """True if the watermark ``doc`` (a decoded ``.../ack`` payload) is to be acted on."""
+        epoch, gen, n = doc.get("epoch"), doc.get("gen"), doc.get("n")
+        if not (isinstance(epoch, str) and _is_count(gen) and _is_count(n)):
+            return True
+        if epoch == self.epoch:
+            if (gen, n) <= self.key:
+                return False
+        elif epoch in self.old:
+            return False
+        else:
+            if self.epoch is not None:
+                self.old.append(self.epoch)
+            self.epoch = epoch
+        self.key = (gen, n)
+        return True
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 class DeviceService:
     """Outbox, MQTT link and sender for one device; the apps' event sink (implements
     :class:`~storeedge.firmware.common.runner.EventSink`: ``emit``, ``heartbeat``,
@@ -93,6 +133,8 @@ class DeviceService:
         self._wake = threading.Condition()
         self._acked_hint = 0
         self._lowered: int | None = None     # a receiver's watermark below ours (it lost data)
+        self._ack_order = AckOrder()
+        self.stale_acks = 0                  # superseded watermarks ignored
         self._reconnected = False
         self._stop = threading.Event()
         self._commands: queue.Queue = queue.Queue(maxsize=QUEUE_MAX)
@@ -200,11 +242,16 @@ class DeviceService:
 
     def _on_ack(self, msg) -> None:
         try:
-            seq = json.loads(msg.payload)["seq"]
+            doc = json.loads(msg.payload)
+            seq = doc["seq"]
             if not isinstance(seq, int) or seq < 0:
                 raise ValueError(seq)
         except (ValueError, KeyError, TypeError):
             log.warning("ignoring malformed watermark on %s: %r", msg.topic, msg.payload[:80])
+            return
+        if not self._ack_order.fresh(doc):
+            self.stale_acks += 1
+            log.debug("ignoring a superseded watermark %d on %s", seq, msg.topic)
             return
         if seq > self.outbox.last_seq:
             log.error("watermark %d is above our last seq %d: ignored", seq, self.outbox.last_seq)

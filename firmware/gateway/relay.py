@@ -5,7 +5,9 @@
   PUBACK is sent only after the commit (rejected messages too, in arrival order, so a bad
   message never blocks the ones behind it).
 * After each commit the new per-device watermark is published (retained) on
-  ``.../{dev}/ack`` of the in-store broker; devices drop what it covers.
+  ``.../{dev}/ack`` of the in-store broker; devices drop what it covers. Each carries the
+  gateway database's ``epoch``, the run's ``gen`` and a counter ``n``: a device ignores a
+  watermark older than one it has seen (a stale retained or replayed one).
 * A forwarder thread sends each device's events to the store broker oldest first (packed in
   batch frames on ``.../{dev}/batch``, one message per frame, see ``batch.py``), only up to
   the gateway's contiguous committed watermark (per-device order), at most ``forward_window``
@@ -95,6 +97,8 @@ class Relay:
         self._spool = spool_dir(relay.db_path)      # events other programs hand the gateway
         self._spool_at = float("-inf")
         self._wake = threading.Condition()
+        self._ack_lock = threading.Lock()
+        self._ack_n = 0
         self._rewind_all = False
         self._stop = threading.Event()
         self.forwarded = 0
@@ -147,11 +151,18 @@ class Relay:
         self._poke()
 
     def _publish_ack(self, dev: str) -> None:
+        """Publish ``dev``'s watermark (QoS 0, retained) stamped with the store's epoch and
+        generation and a counter of this run, so a device can tell a stale retained or
+        replayed watermark from a newer one (it ignores those it has seen superseded)."""
         state = self.store.devices.get(dev)
         if state is None or dev == self.own.dev:
             return
-        self.down.publish(topics.ack(state.store, state.kind, dev),
-                          json_payload({"seq": state.mark.wm}), qos=0, retain=True)
+        with self._ack_lock:           # counter order = publish order = watermark order
+            self._ack_n += 1
+            doc = {"seq": state.durable_wm, "epoch": self.store.epoch.epoch,
+                   "gen": self.store.epoch.gen, "n": self._ack_n}
+            self.down.publish(topics.ack(state.store, state.kind, dev), json_payload(doc),
+                              qos=0, retain=True)
 
     # ------------------------------------------------------------------ store side
 

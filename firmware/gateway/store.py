@@ -12,6 +12,7 @@ import logging
 import sqlite3
 import threading
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
@@ -36,6 +37,7 @@ CREATE TABLE IF NOT EXISTS devices (
     conflicts INTEGER NOT NULL DEFAULT 0, last_seen REAL
 );
 CREATE TABLE IF NOT EXISTS rejects (reason TEXT PRIMARY KEY, count INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_control ON events (dev, seq)
     WHERE type IN ('telemetry.coalesced', 'outbox.salvaged');
 """
@@ -74,6 +76,15 @@ class Lost(NamedTuple):
     store: str
     first: int
     last: int
+
+
+class AckEpoch(NamedTuple):
+    """Where the gateway's watermarks come from: ``epoch`` names its database (a new one
+    after a lost database), ``gen`` counts its runs on that database (persisted). With a
+    per-run counter they order every watermark the gateway ever published."""
+
+    epoch: str
+    gen: int
 
 
 class Outcome(NamedTuple):
@@ -130,6 +141,7 @@ class GatewayStore:
         self.path = path
         self.keep_confirmed = keep_confirmed
         self.conn = self._open()
+        self.epoch = self._new_generation()
         # the forwarder reads committed rows on a connection of its own (WAL: readers never
         # wait for the writer's fsync, the writer never waits for a read)
         self.reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -154,6 +166,24 @@ class GatewayStore:
             conn = durable.open_db(self.path)
         conn.executescript(SCHEMA)
         return conn
+
+    def _new_generation(self) -> "AckEpoch":
+        """This database's random epoch id (a new one with a new database: a lost one's
+        watermarks are void) and this run's generation (one more than the last run's),
+        committed before anything is acknowledged."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            meta = dict(self.conn.execute("SELECT key, value FROM meta"))
+            epoch = meta.get("epoch") or uuid.uuid4().hex[:16]
+            gen = int(meta.get("gen", "0")) + 1
+            self.conn.executemany("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE "
+                                  "SET value=excluded.value",
+                                  (("epoch", epoch), ("gen", str(gen))))
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        return AckEpoch(epoch, gen)
 
     def _load(self) -> None:
         self.devices.clear()
