@@ -36,6 +36,7 @@ import sys
 import tempfile
 import threading
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -130,6 +131,31 @@ def _mentions_switch(path: str) -> bool:
     return bool(SWITCH_RE.search(Path(path).read_text(errors="replace")))
 
 
+def _trace_may_be_off(args) -> bool:
+    """True when a child might skip ``sitecustomize`` or lose our environment (-I/-E/-S, or
+    a wrapper that resets the environment)."""
+    words = [str(a) for a in args]
+    return any(re.fullmatch(r"-[A-Za-z]*[IES][A-Za-z]*", w) for w in words) or any(
+        os.path.basename(w) in ("env", "sudo", "su", "runuser", "setpriv") for w in words)
+
+
+@dataclass
+class Child:
+    """A child process started while recording: its trace file and what started it."""
+
+    log: Path
+    contexts: tuple[str, ...]
+    python: bool
+    trace_may_be_off: bool
+    popen: subprocess.Popen
+
+    def killed_in_start_up(self) -> bool:
+        """No trace although nothing turned tracing off, and a signal ended it: it was killed
+        before ``site`` ran, so it ran none of our code (a SIGKILL cycle's early kill)."""
+        code = self.popen.poll()
+        return not self.trace_may_be_off and code is not None and code < 0
+
+
 class Recorder:
     """Native pass: which contexts touch a kernel backend; writes the clean tests."""
 
@@ -137,7 +163,7 @@ class Recorder:
         self.path = path
         self.stack: list[str] = []
         self.hits: dict[str, set[str]] = {}
-        self.children: list[tuple[Path, tuple[str, ...], bool]] = []
+        self.children: list[Child] = []
         self.outcomes: dict[str, set[str]] = {}
         self.items: list = []
         self.early = trace.loaded_backends()
@@ -181,8 +207,8 @@ class Recorder:
             env[trace.TRACE_ENV] = str(log)
             env["PYTHONPATH"] = os.pathsep.join(
                 [str(SITE_DIR)] + [p for p in [env.get("PYTHONPATH", "")] if p])
-            rec.children.append((log, rec.contexts(),
-                                 _python_like(args, executable)))
+            rec.children.append(Child(log, rec.contexts(), _python_like(args, executable),
+                                      _trace_may_be_off(args), popen))
             return orig(popen, args, executable, preexec_fn, close_fds, pass_fds, cwd, env,
                         *rest)
         return _execute_child
@@ -215,15 +241,15 @@ class Recorder:
     def _child_contexts(self) -> dict[str, str]:
         """Contexts whose child processes used a kernel, or whose Python child left no trace."""
         tainted: dict[str, str] = {}
-        for log, ctxs, python in self.children:
-            text = log.read_text() if log.exists() else ""
+        for child in self.children:
+            text = child.log.read_text() if child.log.exists() else ""
             if "\nkernel " in "\n" + text:
                 why = "child process used a kernel"
-            elif python and "start " not in text:
+            elif child.python and "start " not in text and not child.killed_in_start_up():
                 why = "Python child process left no trace (unknown)"
             else:
                 continue
-            for ctx in ctxs:
+            for ctx in child.contexts:
                 tainted.setdefault(ctx, why)
         return tainted
 
@@ -271,8 +297,8 @@ class Recorder:
                "kept": {n: r for n, r in sorted(reasons.items()) if r is not None}}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(json.dumps(doc, indent=0) + "\n")
-        for log, _, _ in self.children:
-            log.unlink(missing_ok=True)
+        for child in self.children:
+            child.log.unlink(missing_ok=True)
         try:
             self.trace_dir.rmdir()
         except OSError:
