@@ -63,7 +63,8 @@ class _Loader(importlib.abc.Loader):
     def exec_module(self, module) -> None:
         self.real.exec_module(module)
         self.on_hit(module.__name__, "<load>")
-        sys.modules[module.__name__] = KernelProxy(module, self.on_hit)
+        loaded = sys.modules.get(module.__name__, module)      # a proxy of a nested tracer
+        sys.modules[module.__name__] = KernelProxy(loaded, self.on_hit)
 
 
 class KernelFinder(importlib.abc.MetaPathFinder):
@@ -71,18 +72,23 @@ class KernelFinder(importlib.abc.MetaPathFinder):
 
     def __init__(self, on_hit: Callable[[str, str], None]):
         self.on_hit = on_hit
+        self._busy: set[str] = set()
 
     def find_spec(self, name, path, target=None):
-        if not BACKEND_RE.match(name):
+        if not BACKEND_RE.match(name) or name in self._busy:
+            return None              # busy: another tracer (a nested run) asked us back
+        self._busy.add(name)
+        try:
+            for finder in sys.meta_path:
+                if finder is self or not hasattr(finder, "find_spec"):
+                    continue
+                spec = finder.find_spec(name, path, target)
+                if spec is not None:
+                    spec.loader = _Loader(spec.loader, self.on_hit)
+                    return spec
             return None
-        for finder in sys.meta_path:
-            if isinstance(finder, KernelFinder) or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(name, path, target)
-            if spec is not None:
-                spec.loader = _Loader(spec.loader, self.on_hit)
-                return spec
-        return None
+        finally:
+            self._busy.discard(name)
 
 
 def loaded_backends() -> list[str]:
