@@ -104,7 +104,8 @@ def test_close_up_photo_as_photographed(rel):
 
 CAMERA = [("ean13-1/14.webp", 1.5, 300, 200), ("qrcode-4/15.webp", 2.8, 560, 30),
           ("rssexpanded-3/39.png", 3.8, 60, 250), ("datamatrix-3/dm-a.webp", 1.5, 500, 120),
-          ("datamatrix-1/144x144_wrong.png", 2.2, 400, 40)]
+          ("datamatrix-1/144x144_wrong.png", 2.2, 400, 40),
+          ("qrcode-2/#709.webp", 1.0, 300, 100)]     # light modules on grey, a dark logo
 
 
 @needs_photos
