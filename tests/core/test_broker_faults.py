@@ -91,8 +91,8 @@ class Rig:
             subscribe_acked(watcher, topics.ack(STORE, "sim", "dev-ready"))
             assert seen.wait(30), "the store server never subscribed"
         finally:
-            watcher.loop_stop()
             watcher.disconnect()
+            watcher.loop_stop()
 
     def stop(self):
         for proc in self.procs.values():

@@ -182,8 +182,8 @@ class TamperingRelay:
 
     def close(self) -> None:
         for client in (self.mid, self.up):
-            client.loop_stop()
             client.disconnect()
+            client.loop_stop()
 
 
 def _alter(raw: bytes) -> bytes:

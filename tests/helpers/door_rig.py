@@ -150,5 +150,5 @@ class Watcher:
                        qos=1).wait_for_publish()
 
     def close(self):
-        self.c.loop_stop()
         self.c.disconnect()
+        self.c.loop_stop()

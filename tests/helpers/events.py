@@ -55,8 +55,8 @@ class Publisher:
 
     def close(self) -> None:
         for client in self.clients.values():
-            client.loop_stop()
             client.disconnect()
+            client.loop_stop()
 
 
 def sender_for(topic: str, role: str) -> tuple[str, str]:

@@ -96,8 +96,8 @@ class Peer:
             return [t for t, _p, _r in self.messages]
 
     def close(self) -> None:
-        self.client.loop_stop()
         self.client.disconnect()
+        self.client.loop_stop()
 
 
 @pytest.fixture

@@ -123,8 +123,8 @@ class Catcher:
         subscribe_acked(self.c, "se/v1/+/+/+/cmd/#")
 
     def close(self) -> None:
-        self.c.loop_stop()
         self.c.disconnect()
+        self.c.loop_stop()
 
 
 def _server_link(broker) -> MqttLink:
@@ -215,8 +215,8 @@ class DevicePeer:
         return [e["body"] for e in list(self.events) if e["type"] == etype]
 
     def close(self) -> None:
-        self.c.loop_stop()
         self.c.disconnect()
+        self.c.loop_stop()
 
 
 def test_device_acts_once_with_the_signed_identity_and_keeps_the_counter(kit, broker, tmp_path):
@@ -341,8 +341,8 @@ def test_gateway_relays_store_commands_down_never_retained_and_not_replay(kit, t
         time.sleep(0.3)                      # nothing else trickles down
         assert [x.topic for x in below.msgs] == [f"{base}/ack"]
     finally:
-        store_side.loop_stop()
         store_side.disconnect()
+        store_side.loop_stop()
         below.close()
         relay.close()
         down.stop()

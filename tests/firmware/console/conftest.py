@@ -49,6 +49,9 @@ def factory():
 def target(factory):
     t = make_target("freezer", factory)
     yield t
+    # The simulated door starts closed (contact Button pressed): gpiozero's hold thread then
+    # sleeps out its 1 s hold_time before close() can join it.  Opening the contact wakes it.
+    factory.pin(t.rig.contact_pin).drive_high()
     t.close()
 
 

@@ -70,8 +70,8 @@ def door(tmp_path, broker, store_pki):
     try:
         yield app, factory, kit, send
     finally:
-        client.loop_stop()
         client.disconnect()
+        client.loop_stop()
         app.stop()
         factory.close()
 
@@ -271,8 +271,8 @@ def test_door_attacks_end_to_end_and_every_genuine_event_stored_once(broker_fact
                                             {"door-1": range(1, last + 1)})
             assert wait_for(lambda: report().ok, 30), str(report())
         finally:
-            attacker.loop_stop()
             attacker.disconnect()
+            attacker.loop_stop()
             page.stop()
             app.stop()
             factory.close()

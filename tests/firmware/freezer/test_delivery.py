@@ -142,6 +142,6 @@ def test_ack_over_mqtt_command_reaches_the_store_with_who_and_note(stack):
         assert [r["ok"] for r in results] == [False, True]
         assert "no open alarm 'nope'" in results[0]["error"]
     finally:
-        client.loop_stop()
         client.disconnect()
+        client.loop_stop()
         fz.close()
