@@ -5,6 +5,8 @@
 * Reconnect delay doubles from ``backoff_min_s`` to ``backoff_max_s`` and resets only after a
   CONNACK (paho's own policy, configured through ``reconnect_delay_set``).
 * A last will marks the device ``offline`` on its retained ``state`` topic.
+* At most ``link.window`` QoS 1 messages in flight to us (MQTT 5 Receive Maximum), so a
+  flood waits at the broker, not in our socket ahead of the keep-alive's PINGRESP.
 * Subscriptions are remembered and re-made on every connect; a handler runs on paho's network
   thread, so handlers must only parse and hand work off.
 * ``connected`` is set only once the broker has acknowledged (SUBACK) every subscription of
@@ -126,6 +128,7 @@ class MqttLink:
         """Connect in the background; retries with backoff until :meth:`stop`."""
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = int(self.cfg.session_expiry_s)
+        props.ReceiveMaximum = receive_maximum(self.cfg)
         self.client.connect_async(self.address.host, self.address.port,
                                   keepalive=self.cfg.keepalive_s, clean_start=False,
                                   properties=props)
@@ -241,7 +244,7 @@ class MqttLink:
                     "that it runs, the host and port, and the firewall", self.address.host,
                     self.address.port, self._next_delay())
 
-    def _on_disconnect(self, _client, _userdata, _flags, reason_code, _props) -> None:
+    def _on_disconnect(self, _client, _userdata, flags, reason_code, _props) -> None:
         was = self.connected.is_set()
         self.connected.clear()
         if self._stopping:
@@ -251,8 +254,10 @@ class MqttLink:
                 was and self._short_lived()):
             self._taken_over(reason_code)
         elif was:
-            log.warning("disconnected from %s:%d (%s); next try in %.1f s",
-                        self.address.host, self.address.port, reason_code, delay)
+            by = ("by the broker" if getattr(flags, "is_disconnect_packet_from_server", False)
+                  else "by us")
+            log.warning("disconnected from %s:%d (%s, %s); next try in %.1f s",
+                        self.address.host, self.address.port, reason_code, by, delay)
 
     def _short_lived(self) -> bool:
         """Count connections dropped within TAKEOVER_WINDOW_S of connecting; True from the
@@ -296,6 +301,19 @@ def tls_files(cfg: LinkSection) -> TLSPaths:
         cert = cert or str(folder / f"{ids[0]}.crt")
         key = key or str(folder / f"{ids[0]}.key")
     return TLSPaths(ca, cert, key)
+
+
+def receive_maximum(cfg: LinkSection) -> int:
+    """QoS 1 messages the broker may have in flight to us (MQTT 5 Receive Maximum):
+    ``link.window`` (messages), within 20..65535.
+
+    Without it the broker pushes up to 65,535 unacknowledged messages into the connection
+    (a session's whole queue after a reconnect); a receiver that commits before each PUBACK
+    then reads a PINGRESP only after all of them, and paho drops a connection whose PINGRESP
+    is later than ``keepalive_s`` (issue 17: the gateway's device-side link fell into a loop
+    of "Keep alive timeout" reconnects under a backlog: 27k duplicates, minutes offline).
+    """
+    return max(20, min(cfg.window, 65535))
 
 
 def _match_filter(topic_filter: str) -> str:
