@@ -382,11 +382,14 @@ def render_fstab(image: Image) -> str:
     ``/`` is not listed: the kernel mounts it read-only (``ro`` on the command line) and
     ``systemd-remount-fs`` leaves it so.
     """
-    data_opts = "defaults,noatime,commit=5,errors=remount-ro,x-systemd.device-timeout=5min"
+    # Both partitions wait 5 min for their device (bookworm's systemd 252 gives a device 90 s
+    # whatever DefaultTimeoutStartSec says): a slow udev coldplug is not an emergency boot.
+    wait = "x-systemd.device-timeout=5min"
+    data_opts = f"defaults,noatime,commit=5,errors=remount-ro,{wait}"
     rows = [
         ("# <device>", "<mount>", "<type>", "<options>", "0", "<pass>"),
         (f"PARTUUID={partuuid(PART_BOOT)}", "/boot/firmware", "vfat",
-         "ro,noatime,fmask=0022,dmask=0022,errors=remount-ro", "0", "2"),
+         f"ro,noatime,fmask=0022,dmask=0022,errors=remount-ro,{wait}", "0", "2"),
         (f"PARTUUID={partuuid(PART_DATA)}", "/data", "ext4", data_opts, "0", "2"),
         ("tmpfs", "/tmp", "tmpfs", "mode=1777,nosuid,nodev,size=64M", "0", "0"),
         ("tmpfs", "/var/tmp", "tmpfs", "mode=1777,nosuid,nodev,size=16M", "0", "0"),

@@ -149,6 +149,9 @@ def test_rauc_system_conf_and_layout_agree(rendered):
     assert f"PARTUUID={sig}-04\t/data\text4" in fstab
     assert not any(line.split()[1] == "/" for line in fstab.splitlines() if line.strip()
                    and not line.startswith("#")), "/ must stay as the kernel mounted it (ro)"
+    for line in fstab.splitlines():       # systemd 252 gives a device 90 s unless told
+        if line.startswith("PARTUUID="):     # (an emergency boot at qemu load 17)
+            assert "x-systemd.device-timeout=5min" in line.split()[3], line
 
 
 def test_default_app_config_passes_the_apps_own_validation(rendered):
