@@ -258,6 +258,9 @@ class MqttLink:
                   else "by us")
             log.warning("disconnected from %s:%d (%s, %s); next try in %.1f s",
                         self.address.host, self.address.port, reason_code, by, delay)
+        else:   # CONNECT sent, closed before CONNACK + SUBACKs (e.g. no CONNACK in keepalive_s)
+            log.warning("connection to %s:%d closed before it was ready (%s); next try in "
+                        "%.1f s", self.address.host, self.address.port, reason_code, delay)
 
     def _short_lived(self) -> bool:
         """Count connections dropped within TAKEOVER_WINDOW_S of connecting; True from the
