@@ -134,9 +134,9 @@ def test_unreachable_broker_logged_with_host_port_and_next_retry(store):
     ("door", "door-1", "gpio_backend: mock", "gpio_backend: zzz",
      "door.gpio_backend (line {}): 'zzz' is not one of: lgpio, rpigpio, native, mock"),
     ("door", "door-1", "door:\n", "door:\n  camera: {backend: picamra2}\n",
-     "door.camera.backend (line {}): 'picamra2' is not one of: picamera2, replay, synthetic"),
+     "door.camera.backend (line {}): 'picamra2' is not one of: libcamera, picamera2, replay, synthetic"),
     ("checkout", "lane-1", "type: synthetic\n    main_width", "type: picamra2\n    main_width",
-     "checkout.camera.type (line {}): 'picamra2' is not one of: picamera2, v4l2"),
+     "checkout.camera.type (line {}): 'picamra2' is not one of: picamera2, libcamera, v4l2"),
     ("freezer", "fz-1", ":8883\n", ":99999\n",
      "link.url (line {}): port 99999 is outside 1..65535"),
 ])
