@@ -102,8 +102,10 @@ def test_alert_appears_without_reload_and_its_resolution_is_stored_with_the_name
     assert chrome.wait_for(lambda: chrome.find(card).is_displayed(), 20), \
         f"alert never appeared; rejects {stack.ctx.store.query('SELECT * FROM rejects')}"
     assert chrome.driver.execute_script("return window.__notReloaded === true;")
-    text = chrome.find(card).text
-    assert "Escalation: missed scan" in text and "4006381333931" in text
+    # the card may be replaced in place by a live update at any moment: read it afresh
+    assert chrome.wait_for(lambda: "Escalation: missed scan" in chrome.find(card).text
+                           and "4006381333931" in chrome.find(card).text, 10), \
+        chrome.find(card).text
     assert chrome.find(f"{card} img").get_attribute("naturalWidth") == "120"   # the keyframe
     chrome.screenshots("alerts-live")
     assert chrome.contrast_failures() == []
@@ -116,7 +118,9 @@ def test_alert_appears_without_reload_and_its_resolution_is_stored_with_the_name
     rows = stack.ctx.store.query("SELECT outcome, note, by_name FROM web_alert_actions "
                                  "WHERE dev='lane-1' AND seq=?", (env.seq,))
     assert rows == [("scanned", "customer had it in the bag", "ali")]
-    assert "resolved: item scanned by ali" in chrome.find(card).text
+    # the resolution's live update replaces the card (a stale element if read once, at load 10)
+    assert chrome.wait_for(lambda: "resolved: item scanned by ali" in chrome.find(card).text,
+                           10), chrome.find(card).text
     # an associate sees neither the door nor the technician pages
     nav = chrome.find("header nav").text
     assert "Dock door" not in nav and "Devices" not in nav
