@@ -110,7 +110,7 @@ def spool_event(spool: Path, name: str, body: dict) -> Path:
     sequences, seals and forwards it under its own identity once running; written atomically
     (a power cut leaves the whole file or none).  Raises ValueError for an unknown type or a
     bad body."""
-    _registered(name).body(**_validated(name, body))
+    _body(name, body)
     spool.mkdir(parents=True, exist_ok=True)
     path = spool / f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}{SPOOL_SUFFIX}"
     write_atomic(path, json.dumps({"type": name, "body": body}).encode(), mode=0o640)
@@ -122,18 +122,14 @@ def read_spooled(path: Path) -> Any:
     doc = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(doc, dict) or not isinstance(doc.get("body"), dict):
         raise ValueError("not a {type, body} object")
-    name = doc.get("type")
-    return _registered(name).body(**_validated(name, doc["body"]))
+    return _body(doc.get("type"), doc["body"])
 
 
-def _registered(name: Any):
+def _body(name: Any, doc: dict) -> Any:
+    """The body dataclass of registered type ``name`` from ``doc``, validated against its
+    schema (ValueError for an unknown type or a bad body)."""
     registered = load_all_event_types().get(name) if isinstance(name, str) else None
     if registered is None:
         raise ValueError(f"unknown event type {name!r}")
-    return registered
-
-
-def _validated(name: str, body: dict) -> dict:
-    _registered(name)
-    validate_body(name, body)
-    return body
+    validate_body(name, doc)
+    return registered.body(**doc)
