@@ -26,6 +26,7 @@ import json
 import logging
 import threading
 import time
+from typing import NamedTuple
 from dataclasses import dataclass, field
 
 from storeedge import topics
@@ -43,6 +44,14 @@ SPOOL_EVERY_S = 1.0     # how often the forwarder looks for spooled own events
 COMMANDS_ALL = f"{topics.TOPIC_ROOT}/+/+/+/cmd/#"   # store broker -> devices (and our replay)
 STATES_ALL = f"{topics.TOPIC_ROOT}/+/+/+/state"     # devices' retained state (floor, held_from)
 MAX_COMMAND_BYTES = 128 * 1024                       # = storeedge.signing.MAX_PAYLOAD_BYTES
+
+
+class _Take(NamedTuple):
+    """One device's rows for this forwarding round."""
+
+    prio: int                 # the most urgent (lowest) priority among them
+    rows: list[tuple]         # (seq, prio, type, payload), in seq order
+    advance: bool             # move the cursor past them (False: control rows above a full window)
 
 
 @dataclass
@@ -356,10 +365,10 @@ class Relay:
         batches = []
         for dev, state, cur in devices:
             backlog = state.durable_wm - state.confirmed
-            batch, used = self._take(dev, state, cur, budget if backlog > relay.quantum else None)
+            take, used = self._take(dev, state, cur, budget if backlog > relay.quantum else None)
             budget -= used
-            if batch is not None:
-                batches.append(((batch[0], backlog), dev, state, *batch[1:]))
+            if take is not None:
+                batches.append(((take.prio, backlog), dev, state, take.rows, take.advance))
         batches.sort(key=lambda b: b[0])
         sent = 0
         for _key, dev, state, rows, advance in batches:
@@ -369,9 +378,10 @@ class Relay:
         self.forwarded += sent
         return sent
 
-    def _take(self, dev: str, state, cur: _Cursor, budget: int | None):
-        """``((min prio, rows, advance) or None, events taken from the budget)`` of one
-        device this round; ``budget`` None: a live device, not limited by the uplink window.
+    def _take(self, dev: str, state, cur: _Cursor,
+              budget: int | None) -> tuple[_Take | None, int]:
+        """What one device sends this round (None: nothing) and the events it took from the
+        budget; ``budget`` None: a live device, not limited by the uplink window.
 
         A full per-device window still sends the coalesced/salvaged events above it (they
         account for seqs the store would otherwise wait for), without advancing the cursor.
@@ -385,14 +395,14 @@ class Relay:
             rows = [r for r in self.store.control_rows(dev, cur.sent, upto)
                     if r[0] not in cur.control_sent]
             cur.control_sent.update(r[0] for r in rows)
-            return ((min(r[1] for r in rows), rows, False) if rows else None), 0
+            return (_Take(min(r[1] for r in rows), rows, False) if rows else None), 0
         limit = min(room, relay.quantum, relay.uplink_window if budget is None else budget)
         if limit <= 0:
             return None, 0
         rows = self.store.forwardable(dev, cur.sent, upto, limit)
         if not rows:
             return None, 0
-        return (min(r[1] for r in rows), rows, True), (0 if budget is None else len(rows))
+        return _Take(min(r[1] for r in rows), rows, True), (0 if budget is None else len(rows))
 
     def _publish_rows(self, dev: str, state, rows: list[tuple]) -> int:
         """Publish rows ``(seq, prio, type, payload)`` in order; returns the events sent.
