@@ -57,6 +57,7 @@ SWITCHES = {
 PYTHON_ARG_RE = re.compile(r"(?:^|[/\s])(?:python[0-9.]*|storeedge)(?:\s|$)")
 FORMAT = 1
 NOT_PASSED = "did not pass in the native pass"
+PASSED = {"setup:passed", "call:passed", "teardown:passed"}     # a test's reports, all passed
 
 
 def pytest_addoption(parser) -> None:
@@ -255,8 +256,7 @@ class Recorder:
 
     def _reason(self, item, tainted: dict[str, str]) -> str | None:
         """Why ``item`` must stay in the pure pass, or None when it is clean."""
-        if self.outcomes.get(item.nodeid, set()) != {"setup:passed", "call:passed",
-                                                     "teardown:passed"}:
+        if self.outcomes.get(item.nodeid, set()) != PASSED:
             return NOT_PASSED
         if _mentions_switch(str(item.path)):
             return "its module reads STOREEDGE_PURE"
@@ -279,7 +279,7 @@ class Recorder:
         if "<global>" in self.hits or "<global>" in tainted:
             problems.append("a kernel was used outside any test, fixture or collection")
         for module, test in SWITCHES.items():
-            if self.outcomes.get(test) != {"setup:passed", "call:passed", "teardown:passed"}:
+            if self.outcomes.get(test) != PASSED:
                 problems.append(f"{test} (both paths of {module}) did not run and pass")
         switches = unknown_switches()
         if switches:
@@ -314,7 +314,8 @@ class Selector:
 
     def _load(self) -> tuple[set[str], str]:
         """The clean node ids, or an empty set and why nothing is deselected."""
-        if os.environ.get("STOREEDGE_PURE", "").strip().lower() not in ("1", "true", "yes", "on"):
+        from storeedge.native._backend import pure_forced   # the pass's own switch
+        if not pure_forced():
             raise pytest.UsageError("--kernel-use-select is for the pure pass (STOREEDGE_PURE=1)")
         try:
             doc = json.loads(self.path.read_text())
