@@ -58,7 +58,8 @@ PY
     cp "$TEST_BUNDLE_IMAGES/rauc/hook" "$content/hook"
     ln "$fs" "$content/rootfs.ext4" 2>/dev/null || cp "$fs" "$content/rootfs.ext4"
     rm -f "$out"
-    if ! rauc bundle --cert="$cert" --key="$key" --keyring="$keyring" "$content" "$out" \
+    if ! rauc bundle --cert="$cert" --key="$key" --keyring="$keyring" \
+            --mksquashfs-args="$(cat "$TEST_BUNDLE_IMAGES/rauc/mksquashfs-args")" "$content" "$out" \
             > "$content/rauc.log" 2>&1; then
         tb_say "rauc bundle failed: $(tail -2 "$content/rauc.log" | tr '\n' ' ')"
         rm -rf "$content"

@@ -96,6 +96,9 @@ def test_broken_bundle_is_signed_by_the_build_ca_only(rootfs, pki, tmp_path):
                            str(bundle)], capture_output=True, text=True, timeout=60)
     assert info.returncode == 0, info.stderr
     assert "'storeedge-freezer'" in info.stdout and "'9.9.9-broken'" in info.stdout
+    sq = subprocess.run(["unsquashfs", "-s", str(bundle)], capture_output=True, text=True,
+                        timeout=60)
+    assert "Compression zstd" in sq.stdout, sq.stdout       # images/rauc/mksquashfs-args
     other = subprocess.run(["rauc", "info", f"--keyring={pki / 'other/ca.cert.pem'}",
                             str(bundle)], capture_output=True, text=True, timeout=60)
     assert other.returncode != 0 and "signature verification failed" in other.stderr
