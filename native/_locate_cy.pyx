@@ -139,28 +139,62 @@ def label_cells(const unsigned char[:, ::1] mask, const int[:, ::1] bins, int nb
     return labels.reshape(h, w), count
 
 
-cdef inline bint _row_inside(const double* m, Py_ssize_t i, int out_w, Py_ssize_t h,
-                             Py_ssize_t w) noexcept nogil:
-    """True when every sample of output row i lies in [0, w-1) x [0, h-1): both ends do
-    (the coordinates are linear in j)."""
-    cdef double xa = m[0] * 0 + m[1] * i + m[2], xb = m[0] * (out_w - 1) + m[1] * i + m[2]
-    cdef double ya = m[3] * 0 + m[4] * i + m[5], yb = m[3] * (out_w - 1) + m[4] * i + m[5]
-    return (xa >= 0 and xb >= 0 and xa < w - 1 and xb < w - 1
-            and ya >= 0 and yb >= 0 and ya < h - 1 and yb < h - 1)
+cdef inline bint _sample_inside(const double* m, Py_ssize_t i, Py_ssize_t j, Py_ssize_t h,
+                                Py_ssize_t w) noexcept nogil:
+    """True when output sample (j, i) lies in [0, w-1) x [0, h-1) with a 1/1024 px margin
+    (its right and lower neighbours exist; the fixed-point stepping drifts far less)."""
+    cdef double x = m[0] * j + m[1] * i + m[2], y = m[3] * j + m[4] * i + m[5]
+    return x >= 0.0009765625 and y >= 0.0009765625 and x < w - 1.0009765625 and y < h - 1.0009765625
 
 
-cdef void _warp_row_fast(const unsigned char* src, Py_ssize_t w, const double* m, Py_ssize_t i,
-                         unsigned char* out, Py_ssize_t out_w) noexcept nogil:
-    """One output row lying inside the frame (no clamping): source coordinates stepped in
-    32.32 fixed point (drift < 2^-19 px over 8192 samples, no float-to-int conversion per
-    sample), bilinear interpolation in double as in the clamped form."""
-    cdef long long xs = llrint((m[1] * i + m[2]) * 4294967296.0)
-    cdef long long ys = llrint((m[4] * i + m[5]) * 4294967296.0)
+cdef inline void _clip_span(double a, double b, double hi, Py_ssize_t* j0,
+                            Py_ssize_t* j1) noexcept nogil:
+    """Narrow [j0, j1) to the j with 0 <= a j + b < hi (approximately: the caller checks
+    the ends exactly)."""
+    cdef double lo_t, hi_t, t
+    if a == 0:
+        if not (0 <= b < hi):
+            j1[0] = j0[0]
+        return
+    lo_t = (0 - b) / a
+    hi_t = (hi - b) / a
+    if lo_t > hi_t:
+        t = lo_t
+        lo_t = hi_t
+        hi_t = t
+    if lo_t > j0[0]:
+        j0[0] = <Py_ssize_t>lo_t + 1 if lo_t < j1[0] else j1[0]
+    if hi_t < j1[0]:
+        j1[0] = <Py_ssize_t>hi_t if hi_t > j0[0] else j0[0]
+
+
+cdef void _inside_span(const double* m, Py_ssize_t i, Py_ssize_t out_w, Py_ssize_t h,
+                       Py_ssize_t w, Py_ssize_t* j0, Py_ssize_t* j1) noexcept nogil:
+    """[j0, j1): the output samples of row i lying inside the frame (see _sample_inside),
+    a contiguous run since the coordinates are linear in j; empty when none."""
+    j0[0] = 0
+    j1[0] = out_w
+    _clip_span(m[0], m[1] * i + m[2], w - 1.0, j0, j1)
+    _clip_span(m[3], m[4] * i + m[5], h - 1.0, j0, j1)
+    while j0[0] < j1[0] and not _sample_inside(m, i, j0[0], h, w):
+        j0[0] += 1
+    while j1[0] > j0[0] and not _sample_inside(m, i, j1[0] - 1, h, w):
+        j1[0] -= 1
+
+
+cdef void _warp_run_fast(const unsigned char* src, Py_ssize_t w, const double* m, Py_ssize_t i,
+                         unsigned char* out, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+    """Output samples j0 <= j < j1 of row i, all inside the frame (no clamping): source
+    coordinates stepped in 32.32 fixed point (drift < 2^-19 px over 8192 samples, no
+    float-to-int conversion per sample), bilinear interpolation in double as in the
+    clamped form."""
+    cdef long long xs = llrint((m[0] * j0 + m[1] * i + m[2]) * 4294967296.0)
+    cdef long long ys = llrint((m[3] * j0 + m[4] * i + m[5]) * 4294967296.0)
     cdef long long dx = llrint(m[0] * 4294967296.0), dy = llrint(m[3] * 4294967296.0)
     cdef double fx, fy, top, bot
     cdef const unsigned char* r0
     cdef Py_ssize_t j
-    for j in range(out_w):
+    for j in range(j0, j1):
         r0 = src + (ys >> 32) * w + (xs >> 32)
         fx = <double>(xs & 0xFFFFFFFFLL) * (1.0 / 4294967296.0)
         fy = <double>(ys & 0xFFFFFFFFLL) * (1.0 / 4294967296.0)
@@ -171,41 +205,51 @@ cdef void _warp_row_fast(const unsigned char* src, Py_ssize_t w, const double* m
         ys += dy
 
 
+cdef void _warp_run_clamped(const unsigned char[:, ::1] src, const double* m, Py_ssize_t i,
+                            unsigned char* out, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+    """Output samples j0 <= j < j1 of row i with coordinates clamped to the frame."""
+    cdef Py_ssize_t h = src.shape[0], w = src.shape[1], j, ix, iy, ix1, iy1
+    cdef double sx, sy, fx, fy, top, bot
+    for j in range(j0, j1):
+        sx = m[0] * j + m[1] * i + m[2]
+        sy = m[3] * j + m[4] * i + m[5]
+        if sx < 0:
+            sx = 0
+        if sx > w - 1:
+            sx = w - 1
+        if sy < 0:
+            sy = 0
+        if sy > h - 1:
+            sy = h - 1
+        ix = <Py_ssize_t>sx
+        iy = <Py_ssize_t>sy
+        fx = sx - ix
+        fy = sy - iy
+        ix1 = ix + 1 if ix + 1 < w else ix
+        iy1 = iy + 1 if iy + 1 < h else iy
+        top = src[iy, ix] + (src[iy, ix1] - <double>src[iy, ix]) * fx
+        bot = src[iy1, ix] + (src[iy1, ix1] - <double>src[iy1, ix]) * fx
+        out[j] = <unsigned char>(top + (bot - top) * fy + 0.5)
+
+
 def warp_affine(const unsigned char[:, ::1] src, const double[::1] m, int out_h, int out_w):
     """out[i, j] = bilinear src at (x = m0*j + m1*i + m2, y = m3*j + m4*i + m5), coordinates
-    clamped to the frame; returns uint8 (out_h, out_w).  Rows lying inside the frame skip
-    the clamping (same values)."""
+    clamped to the frame; returns uint8 (out_h, out_w).  The run of each row lying inside
+    the frame skips the clamping (same values); only the samples beyond the frame's edge
+    (a box reaching past it) take the clamped form."""
     cdef Py_ssize_t h = src.shape[0], w = src.shape[1]
     out = np.empty((out_h, out_w), dtype=np.uint8)
     cdef unsigned char[:, ::1] o = out
-    cdef Py_ssize_t i, j, ix, iy, ix1, iy1
-    cdef double sx, sy, fx, fy, top, bot, v
+    cdef Py_ssize_t i, j0, j1
     with nogil:
         for i in range(out_h):
-            if _row_inside(&m[0], i, out_w, h, w):
-                _warp_row_fast(&src[0, 0], w, &m[0], i, &o[i, 0], out_w)
+            _inside_span(&m[0], i, out_w, h, w, &j0, &j1)
+            if j0 >= j1:
+                _warp_run_clamped(src, &m[0], i, &o[i, 0], 0, out_w)
                 continue
-            for j in range(out_w):
-                sx = m[0] * j + m[1] * i + m[2]
-                sy = m[3] * j + m[4] * i + m[5]
-                if sx < 0:
-                    sx = 0
-                if sx > w - 1:
-                    sx = w - 1
-                if sy < 0:
-                    sy = 0
-                if sy > h - 1:
-                    sy = h - 1
-                ix = <Py_ssize_t>sx
-                iy = <Py_ssize_t>sy
-                fx = sx - ix
-                fy = sy - iy
-                ix1 = ix + 1 if ix + 1 < w else ix
-                iy1 = iy + 1 if iy + 1 < h else iy
-                top = src[iy, ix] + (src[iy, ix1] - <double>src[iy, ix]) * fx
-                bot = src[iy1, ix] + (src[iy1, ix1] - <double>src[iy1, ix]) * fx
-                v = top + (bot - top) * fy
-                o[i, j] = <unsigned char>(v + 0.5)
+            _warp_run_clamped(src, &m[0], i, &o[i, 0], 0, j0)
+            _warp_run_fast(&src[0, 0], w, &m[0], i, &o[i, 0], j0, j1)
+            _warp_run_clamped(src, &m[0], i, &o[i, 0], j1, out_w)
     return out
 
 
