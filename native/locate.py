@@ -150,13 +150,15 @@ def _features(stats: np.ndarray, energy: np.ndarray, cell: int, min_energy: floa
 
 
 def _percentile(a: np.ndarray, q: float) -> float:
-    """``np.percentile(a, q)`` (linear interpolation) by one partial sort."""
+    """``np.percentile(a, q)`` (linear interpolation) by one selection: the next order
+    statistic is the smallest value above the selected one (a min scan costs a fifth of
+    a second selection)."""
     flat = a.ravel()
     pos = q / 100.0 * (flat.size - 1)
     lo = int(pos)
-    hi = min(lo + 1, flat.size - 1)
-    part = np.partition(flat, (lo, hi))
-    return float(part[lo] + (pos - lo) * (part[hi] - part[lo]))
+    part = np.partition(flat, lo)
+    nxt = part[lo + 1:].min() if lo + 1 < flat.size else part[lo]
+    return float(part[lo] + (pos - lo) * (nxt - part[lo]))
 
 
 def energy_threshold(energy: np.ndarray, p: LocateParams,

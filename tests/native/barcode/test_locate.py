@@ -370,3 +370,14 @@ def test_energy_threshold_for_codes_filling_the_frame():
     stats, energy = L._cell_energy(qr, 8)
     assert L.energy_threshold(energy, p, L.isotropic_energy(stats, 8)) \
         == p.noise_factor * p.max_noise
+
+
+def test_percentile_by_one_selection_equals_numpy():
+    """The noise percentile (one selection and a min scan) is numpy's linear-interpolation
+    percentile, ties and tiny arrays included."""
+    rng = np.random.default_rng(29)
+    for n in (1, 2, 3, 10, 14400):
+        for a in (rng.gamma(1.0, 100.0, n), rng.integers(0, 4, n).astype(np.float64)):
+            for q in (0, 20, 33.3, 50, 99.9, 100):
+                want = float(np.percentile(a, q))
+                assert abs(L._percentile(a, q) - want) <= 1e-9 * max(1.0, abs(want)), (n, q)
