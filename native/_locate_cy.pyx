@@ -455,7 +455,9 @@ def linear_components(const int[:, ::1] labels, int n, const double[:, ::1] weig
     """Per label 0..n, float64 (n + 1, 7): cell count, weighted mean angle (rad, from the
     doubled angles weighted by ``weight``), u extent lo/hi and v extent lo/hi of the cell
     centres (px; u along the angle, v across it; v clipped to +-2 weighted sigma) and the
-    weight sum.  Extents only for labels with >= ``min_cells`` cells (+-inf otherwise)."""
+    weight sum.  Mean angle and extents only for labels with >= ``min_cells`` cells (0 and
+    +-inf otherwise: most labels of a frame are single cells, and their trigonometry was
+    most of this kernel's time)."""
     cdef Py_ssize_t h = labels.shape[0], w = labels.shape[1], y, x
     out = np.zeros((n + 1, 7), dtype=np.float64)
     cdef double[:, ::1] o = out
@@ -475,14 +477,20 @@ def linear_components(const int[:, ::1] labels, int n, const double[:, ::1] weig
             for x in range(w):
                 k = labels[y, x]
                 o[k, 0] += 1
-                if k == 0:
+                if k != 0:
+                    o[k, 6] += weight[y, x]
+        for y in range(h):
+            for x in range(w):
+                k = labels[y, x]
+                if k == 0 or o[k, 0] < min_cells:
                     continue
                 wt = weight[y, x]
                 a2 = 2.0 * angle[y, x]
                 sm[k, 0] += wt * sin(a2)
                 sm[k, 1] += wt * cos(a2)
-                o[k, 6] += wt
         for k in range(n + 1):
+            if k == 0 or o[k, 0] < min_cells:
+                continue
             o[k, 1] = 0.5 * atan2(sm[k, 0], sm[k, 1])
             cs[k, 0] = cos(o[k, 1])
             cs[k, 1] = sin(o[k, 1])

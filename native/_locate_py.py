@@ -156,8 +156,8 @@ def _extent(lab: np.ndarray, arr: np.ndarray, n: int):
 
 def linear_components(labels: np.ndarray, n: int, weight: np.ndarray, angle: np.ndarray,
                       cell: int, min_cells: int) -> np.ndarray:
-    """Per label 0..n: count, mean angle, u lo/hi, v lo/hi (px), weight sum; see the
-    Cython doc."""
+    """Per label 0..n: count, mean angle, u lo/hi, v lo/hi (px), weight sum (mean angle and
+    extents only for labels of >= ``min_cells`` cells); see the Cython doc."""
     flat = labels.ravel()
     out = np.zeros((n + 1, 7))
     out[:, 0] = np.bincount(flat, minlength=n + 1)
@@ -165,11 +165,11 @@ def linear_components(labels: np.ndarray, n: int, weight: np.ndarray, angle: np.
     lab = flat[fg]
     wts, a2 = weight.ravel()[fg], 2.0 * angle.ravel()[fg]
     out[:, 6] = np.bincount(lab, wts, minlength=n + 1)
-    out[:, 1] = 0.5 * np.arctan2(np.bincount(lab, wts * np.sin(a2), minlength=n + 1),
-                                 np.bincount(lab, wts * np.cos(a2), minlength=n + 1))
     out[:, 2:6] = [[np.inf, -np.inf, np.inf, -np.inf]]
     keep = out[lab, 0] >= min_cells
-    idx, lab, wts = fg[keep], lab[keep], wts[keep]
+    idx, lab, wts, a2 = fg[keep], lab[keep], wts[keep], a2[keep]
+    out[:, 1] = 0.5 * np.arctan2(np.bincount(lab, wts * np.sin(a2), minlength=n + 1),
+                                 np.bincount(lab, wts * np.cos(a2), minlength=n + 1))
     w = labels.shape[1]
     px, py = (idx % w + 0.5) * cell, (idx // w + 0.5) * cell
     ca, sa = np.cos(out[lab, 1]), np.sin(out[lab, 1])
