@@ -1,4 +1,6 @@
-"""mark-good (update-client layer) while RAUC is busy: RAUC's service runs one D-Bus method at a
+"""The update-client layer's scripts as the A/B VM test found them.
+
+mark-good while RAUC is busy: RAUC's service runs one D-Bus method at a
 time, so during an install ``rauc status mark-good`` fails with "already processing a different
 method" (seen in the A/B VM test: mark-good on slot A died with a traceback while the inbox
 installed a bundle).  It must wait for RAUC, not give up; any other failure is one line.
@@ -66,3 +68,23 @@ def test_gives_up_after_the_busy_deadline(mark_good, tmp_path, monkeypatch, caps
     monkeypatch.setattr(mark_good, "RAUC_BUSY_WAIT_S", 0.3)
     assert mark_good.rauc_status("mark-good") is False
     assert "already processing" in capsys.readouterr().out.splitlines()[-1]
+
+
+def test_update_inbox_gives_raucs_own_reason():
+    """RAUC's install output ends with "Installing `...` failed"; the reason is its LastError
+    line (output copied from the A/B VM test's refused foreign-CA bundle)."""
+    loader = importlib.machinery.SourceFileLoader("update_inbox_script", str(
+        SCRIPT.parent / "update-inbox"))
+    spec = importlib.util.spec_from_loader("update_inbox_script", loader)
+    inbox = importlib.util.module_from_spec(spec)
+    loader.exec_module(inbox)
+    output = ("storeedge-update: verifying and installing /data/update/inbox/foreign.raucb\n"
+              "installing\n  0% Installing\n 20% Verifying signature\n"
+              " 40% Verifying signature failed.\n 40% Checking bundle failed.\n"
+              "100% Installing failed.\n"
+              "LastError: signature verification failed: Verify error: unable to get local "
+              "issuer certificate\nInstalling `/data/update/inbox/foreign.raucb` failed\n")
+    assert inbox.rauc_reason(output) == ("signature verification failed: Verify error: "
+                                         "unable to get local issuer certificate")
+    assert inbox.rauc_reason("rauc: No space left on device\n") == "rauc: No space left on device"
+    assert inbox.rauc_reason("") == "rauc install failed"
