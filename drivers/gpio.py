@@ -13,6 +13,7 @@ Example::
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 
@@ -22,6 +23,7 @@ GPIO_ENV = "STOREEDGE_GPIO"
 BACKENDS = ("lgpio", "rpigpio", "native", "mock")
 _factories: dict[str, object] = {}
 _lock = threading.Lock()
+log = logging.getLogger("storeedge.gpio")
 
 
 def backend_name(backend: str | None = None) -> str:
@@ -55,6 +57,9 @@ def pin_factory(backend: str | None = None):
     with _lock:
         if name not in _factories:
             _factories[name] = _make_factory(name)
+            if name == "mock" and not backend:
+                log.warning("GPIO backend 'mock' from $%s: simulated pins, nothing real is "
+                            "driven or read", GPIO_ENV)
         return _factories[name]
 
 
