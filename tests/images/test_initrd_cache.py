@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-IMAGES = Path(__file__).resolve().parents[2] / "images"
+from helpers.imagelib import lib_out, lib_sh
+
+
+LIBS = ("chroot-guard.sh", "cache.sh", "initrd-cache.sh")
 
 
 def sh(script: str) -> subprocess.CompletedProcess:
-    libs = " ".join(f". {IMAGES / 'lib' / name};" for name in
-                    ("chroot-guard.sh", "cache.sh", "initrd-cache.sh"))
-    return subprocess.run(["bash", "-c", f"set -u; {libs}\n{script}"], capture_output=True,
-                          text=True, timeout=60)
+    return lib_sh(LIBS, script)
 
 
 @pytest.fixture
@@ -31,9 +31,7 @@ def root(tmp_path):
 
 
 def key(root: Path) -> str:
-    proc = sh(f"initrd_key {root}")
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.strip()
+    return lib_out(LIBS, f"initrd_key {root}")
 
 
 def test_key_follows_what_the_initrd_is_made_from(root):

@@ -8,22 +8,22 @@ from pathlib import Path
 
 import pytest
 
-IMAGES = Path(__file__).resolve().parents[2] / "images"
+from helpers.imagelib import lib_out, lib_sh
+
 COMMON = "mirror day setup wheels"
 SO_DIR = "build/lib.linux-aarch64-cpython-311/storeedge/native"
 
 
+LIBS = ("chroot-guard.sh", "cache.sh", "native-cache.sh")
+STRICT = "set -euo pipefail"         # as images/build runs them
+
+
 def sh(script: str) -> subprocess.CompletedProcess:
-    libs = " ".join(f". {IMAGES / 'lib' / name};" for name in
-                    ("chroot-guard.sh", "cache.sh", "native-cache.sh"))
-    return subprocess.run(["bash", "-c", f"set -euo pipefail; {libs}\n{script}"],
-                          capture_output=True, text=True, timeout=60)
+    return lib_sh(LIBS, script, STRICT)
 
 
 def ok(script: str) -> str:
-    proc = sh(script)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
+    return lib_out(LIBS, script, STRICT)
 
 
 @pytest.fixture

@@ -9,15 +9,16 @@ from pathlib import Path
 
 import pytest
 
-IMAGES = Path(__file__).resolve().parents[2] / "images"
+from helpers.imagelib import lib_out, lib_sh
+
 SITE = "opt/storeedge/venv/lib/python3.11/site-packages"
 
 
+LIBS = ("chroot-guard.sh", "cache.sh", "pyenv-cache.sh")
+
+
 def sh(script: str) -> subprocess.CompletedProcess:
-    libs = " ".join(f". {IMAGES / 'lib' / name};" for name in
-                    ("chroot-guard.sh", "cache.sh", "pyenv-cache.sh"))
-    return subprocess.run(["bash", "-c", f"set -u; {libs}\n{script}"], capture_output=True,
-                          text=True, timeout=60)
+    return lib_sh(LIBS, script)
 
 
 def put(path: Path, text: str = "", mode: int = 0o644) -> None:
@@ -57,9 +58,7 @@ def root(tmp_path):
 
 
 def key(root: Path) -> str:
-    proc = sh(f"pyenv_key {root} {root}/tmp/storeedge-build")
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.strip()
+    return lib_out(LIBS, f"pyenv_key {root} {root}/tmp/storeedge-build")
 
 
 def test_key_follows_what_the_environments_are_made_from(root):
