@@ -89,6 +89,10 @@ class LocateParams:
     #                                still counts; rows of text are left to the edge checks
     min_matrix_edges: int = 6      # edges on a centre line of a 2-D candidate, each direction
     min_matrix_fill: float = 0.25  # fraction of a 2-D box's cells that are energetic
+    kind_share: float = 0.5        # each kind's best boxes, up to this share of the budget
+    #                                (rounded up), come before the rest: a small 2-D code is
+    #                                not crowded out by strong striped texture, nor a 1-D
+    #                                code by busy print
 
 
 class CellField(NamedTuple):
@@ -229,7 +233,22 @@ def locate(gray: np.ndarray, max_candidates: int = 8,
     if "matrix" in kinds:
         cands += _matrix_candidates(gray, f, params)
     cands.sort(key=lambda c: -c.score)
-    return _drop_contained(cands)[:max_candidates]
+    return share_kinds(_drop_contained(cands), max_candidates, params.kind_share)
+
+
+def share_kinds(cands: list[Candidate], budget: int, share: float) -> list[Candidate]:
+    """The best ``budget`` of ``cands`` (sorted by score, best first): each kind's best
+    ``ceil(share * budget)`` first, then the rest by score.  Scores of the two kinds are not
+    on one scale (a 1-D component sums coherent energy, a 2-D one texture), so a plain
+    top-k lets a frame's striped texture take every slot from a small, low-contrast 2-D
+    code."""
+    quota = math.ceil(share * budget)
+    seen: dict[str, int] = {}
+    first, rest = [], []
+    for c in cands:
+        seen[c.kind] = seen.get(c.kind, 0) + 1
+        (first if seen[c.kind] <= quota else rest).append(c)
+    return (first + rest)[:budget]
 
 
 def _linear_candidates(gray: np.ndarray, f: CellField, p: LocateParams,

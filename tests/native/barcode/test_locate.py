@@ -381,3 +381,16 @@ def test_percentile_by_one_selection_equals_numpy():
             for q in (0, 20, 33.3, 50, 99.9, 100):
                 want = float(np.percentile(a, q))
                 assert abs(L._percentile(a, q) - want) <= 1e-9 * max(1.0, abs(want)), (n, q)
+
+
+def test_share_kinds_gives_each_kind_its_share_first():
+    def cand(kind, score):
+        return L.Candidate(kind, 0.0, 0.0, 10.0, 10.0, 0.0, score)
+    lin = [cand("linear", s) for s in (900.0, 800.0, 700.0, 600.0, 500.0)]
+    mat = [cand("matrix", s) for s in (50.0, 40.0, 30.0)]
+    ranked = sorted(lin + mat, key=lambda c: -c.score)
+    assert L.share_kinds(ranked, 4, 0.5) == [lin[0], lin[1], mat[0], mat[1]]
+    assert L.share_kinds(ranked, 5, 0.5) == [lin[0], lin[1], lin[2], mat[0], mat[1]]
+    assert L.share_kinds(ranked, 4, 0.0) == lin[:4]             # plain top-k by score
+    assert L.share_kinds(lin, 4, 0.5) == lin[:4]                 # one kind: no slot wasted
+    assert L.share_kinds(ranked, 0, 0.5) == []

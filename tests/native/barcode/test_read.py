@@ -328,3 +328,28 @@ def test_thin_slice_of_a_code_is_read(rows):
     assert [b.text for b in read_barcodes(frame, "EAN-13")] == ["4006381333931"]
     old = LocateParams(min_aspect=0.1)
     assert read_barcodes(frame, "EAN-13", params=old) == []
+
+
+def _striped_frame_with_small_qr(seed: int = 3) -> np.ndarray:
+    """24 high-contrast striped patches (strong 1-D candidates, none a code) and one small,
+    low-contrast QR code (45 grey levels, 3 px modules) below them."""
+    rng = np.random.default_rng(seed)
+    frame = rng.normal(128, 3, FRAME)
+    xx = np.arange(160)
+    for k in range(24):
+        period = rng.uniform(5, 11)
+        stripes = 128 + 100 * np.sign(np.sin(xx * 2 * np.pi / period + rng.uniform(0, 6)))
+        y, x = 30 + 130 * (k // 6), 20 + 210 * (k % 6)
+        frame[y:y + 70, x:x + 160] = stripes[None, :]
+    qr = render_code("STORE-EDGE-DOOR-1234", "QRCode", 3)
+    h, w = qr.shape
+    frame[560:560 + h, 900:900 + w] = 150 - 45 * (qr < 128)
+    return np.clip(frame, 0, 255).astype(np.uint8)
+
+
+def test_small_2d_code_is_not_crowded_out_by_striped_texture():
+    """Each kind gets its share of the candidate budget: with a plain top-8 by score (share
+    0, the old behaviour) the stripes take every slot and the QR code is never decoded."""
+    frame = _striped_frame_with_small_qr()
+    assert [b.text for b in read_barcodes(frame)] == ["STORE-EDGE-DOOR-1234"]
+    assert read_barcodes(frame, params=LocateParams(kind_share=0.0)) == []
