@@ -89,6 +89,9 @@ class LocateParams:
     #                                still counts; rows of text are left to the edge checks
     min_matrix_edges: int = 6      # edges on a centre line of a 2-D candidate, each direction
     min_matrix_fill: float = 0.25  # fraction of a 2-D box's cells that are energetic
+    split_square: float = 1.6      # a piece of an over-large texture component: sides within
+    split_fill: float = 0.6        # this ratio, energetic cells over this share of its box,
+    split_min_cells: int = 9       # and at least this many cells (see _split_texture)
     kind_share: float = 0.5        # each kind's best boxes, up to this share of the budget
     #                                (rounded up), come before the rest: a small 2-D code is
     #                                not crowded out by strong striped texture, nor a 1-D
@@ -329,25 +332,60 @@ def _fix(v: float) -> int:
 def _matrix_candidates(gray: np.ndarray, f: CellField, p: LocateParams) -> list[Candidate]:
     """2-D candidates: texture cells (energetic, not coherent) grouped after one dilation;
     components are screened in bulk (size, shape, summed tensor coherence) before the
-    per-box growth, fill and edge checks."""
-    active = (f.energy >= p.min_energy) & (f.coherence < p.linear_coherence)
+    per-box growth, fill and edge checks.  A component too large or too long to be one code
+    is searched again for code-sized pieces (:func:`_split_texture`)."""
+    energetic = f.energy >= p.min_energy
+    active = energetic & (f.coherence < p.linear_coherence)
     labels, n = label_cells(_dilate(active), np.zeros(active.shape, np.int32), 1, 0)
     if n == 0:
         return []
-    st = _k.matrix_components(labels, int(n), active.view(np.uint8),
-                              np.stack([f.energy, f.coherence, f.angle, f.texture]))
-    count, coh, texture = st[:, 0], st[:, 1], st[:, 6]
-    y0, y1, x0, x1 = (st[:, k].astype(np.int64) for k in (2, 3, 4, 5))
-    side_lo, side_hi = np.minimum(y1 - y0, x1 - x0), np.maximum(y1 - y0, x1 - x0)
-    ok = ((count >= p.min_matrix_cells) & (coh < p.matrix_coherence)
-          & (side_hi <= 4 * np.maximum(side_lo, 1)) & (side_hi <= 80))
-    ok[0] = False
-    keep = np.nonzero(ok)[0]
-    comps = np.stack([y0[keep], y1[keep], x0[keep], x1[keep], texture[keep]], axis=1)
+    fields = np.stack([f.energy, f.coherence, f.angle, f.texture])
+    st = _k.matrix_components(labels, int(n), active.view(np.uint8), fields)
+    ok, too_big = _matrix_screen(st, p)
+    comps = [_matrix_rows(st, ok)]
+    if too_big.any():
+        comps.append(_split_texture(energetic & too_big[labels], fields, p))
     prm = np.array([p.cell, p.min_matrix_fill, p.min_matrix_edges, p.min_energy], np.float64)
-    energetic = (f.energy >= p.min_energy).view(np.uint8)
-    boxes = _k.matrix_boxes(gray, energetic, np.ascontiguousarray(comps, dtype=np.float64), prm)
+    boxes = _k.matrix_boxes(gray, energetic.view(np.uint8),
+                            np.ascontiguousarray(np.concatenate(comps), dtype=np.float64), prm)
     return [Candidate("matrix", *map(float, b)) for b in boxes]
+
+
+def _matrix_screen(st: np.ndarray, p: LocateParams) -> tuple[np.ndarray, np.ndarray]:
+    """Per component row of ``matrix_components``: (passes the 2-D screen, is too large or
+    too long for one code); row 0 (background) is neither."""
+    count, coh = st[:, 0], st[:, 1]
+    hh, ww = st[:, 3] - st[:, 2], st[:, 5] - st[:, 4]
+    side_lo, side_hi = np.minimum(hh, ww), np.maximum(hh, ww)
+    shape_ok = (side_hi <= 4 * np.maximum(side_lo, 1)) & (side_hi <= 80)
+    enough = count >= p.min_matrix_cells
+    ok, too_big = enough & (coh < p.matrix_coherence) & shape_ok, enough & ~shape_ok
+    ok[0] = too_big[0] = False
+    return ok, too_big
+
+
+def _matrix_rows(st: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """The kernel's component rows (y0, y1, x0, x1 cells, texture sum) of the kept ones."""
+    return st[keep][:, [2, 3, 4, 5, 6]]
+
+
+def _split_texture(cells: np.ndarray, fields: np.ndarray, p: LocateParams) -> np.ndarray:
+    """Code-sized pieces of texture components too large to be one code: a small code
+    whose quiet zone the dilation bridged to a textured background (cloth, print) is one
+    piece of that component's energetic cells, undilated.  Coherent cells count too: a
+    cell of a small code sees one or two module edges, and finder and bull's-eye rings are
+    locally coherent.  A piece must pass the 2-D screen, be square (codes are; within
+    ``p.split_square``), dense (energetic over ``p.split_fill`` of its box) and at least
+    ``p.split_min_cells`` cells.  Returns component rows as :func:`_matrix_rows`."""
+    labels, n = label_cells(cells, np.zeros(cells.shape, np.int32), 1, 0)
+    if n == 0:
+        return np.zeros((0, 5))
+    st = _k.matrix_components(labels, int(n), cells.view(np.uint8), fields)
+    ok, _ = _matrix_screen(st, p)
+    count, hh, ww = st[:, 0], st[:, 3] - st[:, 2], st[:, 5] - st[:, 4]
+    square = np.maximum(hh, ww) <= p.split_square * np.maximum(np.minimum(hh, ww), 1)
+    ok &= square & (count >= p.split_fill * hh * ww) & (count >= p.split_min_cells)
+    return _matrix_rows(st, ok)
 
 
 def _dilate(mask: np.ndarray) -> np.ndarray:

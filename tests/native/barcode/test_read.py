@@ -5,6 +5,7 @@ import zlib
 
 import numpy as np
 import pytest
+from PIL import Image, ImageFilter
 
 from storeedge.native import barcode as bcmod
 from storeedge.native.barcode import Barcode, BarcodeReader, read_barcodes
@@ -353,3 +354,32 @@ def test_small_2d_code_is_not_crowded_out_by_striped_texture():
     frame = _striped_frame_with_small_qr()
     assert [b.text for b in read_barcodes(frame)] == ["STORE-EDGE-DOOR-1234"]
     assert read_barcodes(frame, params=LocateParams(kind_share=0.0)) == []
+
+
+def _code_on_weave(text: str, fmt: str, module: int, margin: int) -> np.ndarray:
+    """A small code (60 grey levels of contrast) on a light sticker ``margin`` px wide, in
+    the middle of a woven texture 95 cells wide (too large to be one 2-D code), on a flat
+    frame."""
+    rng = np.random.default_rng(5)
+    frame = np.full(FRAME, 128.0)
+    weave = rng.integers(0, 2, (100, 150)).astype(np.uint8) * 255
+    weave = Image.fromarray(weave).resize((760, 480), Image.NEAREST)
+    frame[120:600, 260:1020] = 80 + 0.4 * np.asarray(weave.filter(ImageFilter.GaussianBlur(1)))
+    code = render_code(text, fmt, module)
+    h, w = code.shape
+    y, x = 360 - h // 2, 640 - w // 2
+    frame[y - margin:y + h + margin, x - margin:x + w + margin] = 200
+    frame[y:y + h, x:x + w] = 200 - 60 * (code < 128)
+    frame += rng.normal(0, 2, FRAME)
+    return np.clip(frame, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("text,fmt,module,margin", [("STORE-EDGE-DOOR-1234", "QRCode", 3, 12),
+                                                    ("DM 12345 ABCDE", "DataMatrix", 2, 16)])
+def test_small_2d_code_bridged_to_a_texture_is_split_out(text, fmt, module, margin):
+    """The dilation joins the code's cells to the weave's over the sticker's margin; the
+    joined component is too large for one code, and the code is found as a piece of it.
+    Without the split (its minimum piece size out of reach) the code is not read."""
+    frame = _code_on_weave(text, fmt, module, margin)
+    assert [b.text for b in read_barcodes(frame)] == [text]
+    assert read_barcodes(frame, params=LocateParams(split_min_cells=10**6)) == []
