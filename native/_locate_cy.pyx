@@ -93,10 +93,12 @@ cdef inline void _union(Py_ssize_t* parent, Py_ssize_t a, Py_ssize_t b) noexcept
 
 def label_cells(const unsigned char[:, ::1] mask, const int[:, ::1] bins, int nbins,
                 int max_diff):
-    """8-connected labels (int32, 0 = background, 1..n) and n."""
+    """8-connected labels (int32, 0 = background, 1..n) and n.  With one bin (a plain
+    mask) a cell whose N neighbour is set joins only that one: W, NW and NE are 8-neighbours
+    of N, already in its set.  ``parent`` is set only for mask cells."""
     cdef Py_ssize_t h = mask.shape[0], w = mask.shape[1], n = h * w
     cdef Py_ssize_t y, x, i, r
-    parent_arr = np.arange(max(n, 1), dtype=np.intp)
+    parent_arr = np.empty(max(n, 1), dtype=np.intp)
     cdef Py_ssize_t[::1] parent_mv = parent_arr
     cdef Py_ssize_t* parent = &parent_mv[0]
     labels = np.zeros(max(n, 1), dtype=np.int32)
@@ -105,6 +107,7 @@ def label_cells(const unsigned char[:, ::1] mask, const int[:, ::1] bins, int nb
     cdef const unsigned char* mk
     cdef const int* bn
     cdef int count = 0, b
+    cdef bint plain = nbins <= 1 or max_diff * 2 >= nbins
     if n == 0:
         return labels[:0].reshape(h, w), 0
     mk = &mask[0, 0]
@@ -114,6 +117,10 @@ def label_cells(const unsigned char[:, ::1] mask, const int[:, ::1] bins, int nb
             for x in range(w):
                 i = y * w + x
                 if not mk[i]:
+                    continue
+                parent[i] = i
+                if plain:
+                    _join_plain(mk, parent, i, x, y, w)
                     continue
                 b = bn[i]
                 # already-visited neighbours: W, NW, N, NE
@@ -137,6 +144,22 @@ def label_cells(const unsigned char[:, ::1] mask, const int[:, ::1] bins, int nb
             else:
                 lab[i] = lab[r]
     return labels.reshape(h, w), count
+
+
+cdef inline void _join_plain(const unsigned char* mk, Py_ssize_t* parent, Py_ssize_t i,
+                             Py_ssize_t x, Py_ssize_t y, Py_ssize_t w) noexcept nogil:
+    """Mask cell ``i`` joins its visited 8-neighbours (every neighbour is close)."""
+    if y > 0 and mk[i - w]:
+        _union(parent, i, i - w)
+        return
+    if x > 0 and mk[i - 1]:
+        _union(parent, i, i - 1)
+    if y == 0:
+        return
+    if x > 0 and mk[i - w - 1]:
+        _union(parent, i, i - w - 1)
+    if x + 1 < w and mk[i - w + 1]:
+        _union(parent, i, i - w + 1)
 
 
 cdef inline bint _sample_inside(const double* m, Py_ssize_t i, Py_ssize_t j, Py_ssize_t h,
