@@ -446,16 +446,21 @@ def cell_energy(const long long[:, :, ::1] stats, double npx):
 
 def cell_features(const long long[:, :, ::1] stats, const double[:, ::1] energy, double npx,
                   double min_energy):
-    """Coherence (0..1), gradient angle (rad) and texture (smaller tensor eigenvalue per
-    sampled px, grey^2) of the cells with energy >= ``min_energy`` and > 0; 0 elsewhere.
-    Three float64 (H, W) arrays."""
+    """Coherence (0..1), gradient angle (rad), texture (smaller tensor eigenvalue per
+    sampled px, grey^2) and the coherent energy along the doubled angle, energy x coherence
+    x (cos 2a, sin 2a) = ((sxx - syy), 2 sxy) / npx (grey^2), of the cells with energy >=
+    ``min_energy`` and > 0; 0 elsewhere.  Five float64 (H, W) arrays."""
     cdef Py_ssize_t h = stats.shape[1], w = stats.shape[2], y, x
     coh_a = np.zeros((h, w), dtype=np.float64)
     ang_a = np.zeros((h, w), dtype=np.float64)
     tex_a = np.zeros((h, w), dtype=np.float64)
+    c2_a = np.zeros((h, w), dtype=np.float64)
+    s2_a = np.zeros((h, w), dtype=np.float64)
     cdef double[:, ::1] coh = coh_a
     cdef double[:, ::1] ang = ang_a
     cdef double[:, ::1] tex = tex_a
+    cdef double[:, ::1] c2 = c2_a
+    cdef double[:, ::1] s2 = s2_a
     cdef double sxx, syy, sxy, root, trace
     with nogil:
         for y in range(h):
@@ -470,17 +475,19 @@ def cell_features(const long long[:, :, ::1] stats, const double[:, ::1] energy,
                 coh[y, x] = root / trace
                 ang[y, x] = 0.5 * atan2(2.0 * sxy, sxx - syy)
                 tex[y, x] = (trace - root) / (2.0 * npx)
-    return coh_a, ang_a, tex_a
+                c2[y, x] = (sxx - syy) / npx
+                s2[y, x] = 2.0 * sxy / npx
+    return coh_a, ang_a, tex_a, c2_a, s2_a
 
 
 def linear_components(const int[:, ::1] labels, int n, const double[:, ::1] weight,
-                      const double[:, ::1] angle, int cell, int min_cells):
-    """Per label 0..n, float64 (n + 1, 7): cell count, weighted mean angle (rad, from the
-    doubled angles weighted by ``weight``), u extent lo/hi and v extent lo/hi of the cell
+                      const double[:, ::1] c2, const double[:, ::1] s2, int cell,
+                      int min_cells):
+    """Per label 0..n, float64 (n + 1, 7): cell count, weighted mean angle (rad: half the
+    angle of the summed ``weight`` x (cos 2a, sin 2a) = (``c2``, ``s2``)), u extent lo/hi and v extent lo/hi of the cell
     centres (px; u along the angle, v across it; v clipped to +-2 weighted sigma) and the
     weight sum.  Mean angle and extents only for labels with >= ``min_cells`` cells (0 and
-    +-inf otherwise: most labels of a frame are single cells, and their trigonometry was
-    most of this kernel's time)."""
+    +-inf otherwise: most labels of a frame are single cells)."""
     cdef Py_ssize_t h = labels.shape[0], w = labels.shape[1], y, x
     out = np.zeros((n + 1, 7), dtype=np.float64)
     cdef double[:, ::1] o = out
@@ -489,7 +496,7 @@ def linear_components(const int[:, ::1] labels, int n, const double[:, ::1] weig
     cs_a = np.empty((n + 1, 2), dtype=np.float64)      # cos, sin of each mean angle
     cdef double[:, ::1] cs = cs_a
     cdef int k
-    cdef double wt, a2, px, py, u, v, ca, sa, vmean, vvar, vhalf, ws
+    cdef double wt, px, py, u, v, ca, sa, vmean, vvar, vhalf, ws
     with nogil:
         for k in range(n + 1):
             o[k, 2] = INFINITY
@@ -507,10 +514,8 @@ def linear_components(const int[:, ::1] labels, int n, const double[:, ::1] weig
                 k = labels[y, x]
                 if k == 0 or o[k, 0] < min_cells:
                     continue
-                wt = weight[y, x]
-                a2 = 2.0 * angle[y, x]
-                sm[k, 0] += wt * sin(a2)
-                sm[k, 1] += wt * cos(a2)
+                sm[k, 0] += s2[y, x]
+                sm[k, 1] += c2[y, x]
         for k in range(n + 1):
             if k == 0 or o[k, 0] < min_cells:
                 continue
@@ -551,21 +556,21 @@ def linear_components(const int[:, ::1] labels, int n, const double[:, ::1] weig
 
 def matrix_components(const int[:, ::1] labels, int n, const unsigned char[:, ::1] active,
                       const double[:, :, ::1] fields):
-    """``fields`` = (energy, coherence, angle, texture) per cell, float64 (4, H, W).
-    Per label 0..n over its ``active`` cells, float64 (n + 1, 7): count, coherence of the
-    summed tensor (|sum of e*coh*(cos, sin)(2a)| / sum of e), cell box y0, y1, x0, x1 (end
+    """``fields`` = (energy, c2, s2, texture) per cell, float64 (4, H, W), with (c2, s2) =
+    energy x coherence x (cos 2a, sin 2a) (``cell_features``).  Per label 0..n over its
+    ``active`` cells, float64 (n + 1, 7): count, coherence of the summed tensor
+    (|sum of (c2, s2)| / sum of energy), cell box y0, y1, x0, x1 (end
     exclusive; 2^30, 0, 2^30, 0 when empty) and the texture sum."""
     cdef Py_ssize_t h = labels.shape[0], w = labels.shape[1], y, x
     cdef const double[:, ::1] energy = fields[0]
-    cdef const double[:, ::1] coherence = fields[1]
-    cdef const double[:, ::1] angle = fields[2]
+    cdef const double[:, ::1] c2 = fields[1]
+    cdef const double[:, ::1] s2 = fields[2]
     cdef const double[:, ::1] texture = fields[3]
     out = np.zeros((n + 1, 7), dtype=np.float64)
     cdef double[:, ::1] o = out
     sums_a = np.zeros((n + 1, 3), dtype=np.float64)   # e*c*sin, e*c*cos, e
     cdef double[:, ::1] sm = sums_a
     cdef int k
-    cdef double ec, a2
     with nogil:
         for k in range(n + 1):
             o[k, 2] = 1 << 30
@@ -576,10 +581,8 @@ def matrix_components(const int[:, ::1] labels, int n, const unsigned char[:, ::
                     continue
                 k = labels[y, x]
                 o[k, 0] += 1
-                ec = energy[y, x] * coherence[y, x]
-                a2 = 2.0 * angle[y, x]
-                sm[k, 0] += ec * sin(a2)
-                sm[k, 1] += ec * cos(a2)
+                sm[k, 0] += s2[y, x]
+                sm[k, 1] += c2[y, x]
                 sm[k, 2] += energy[y, x]
                 o[k, 2] = y if y < o[k, 2] else o[k, 2]
                 o[k, 3] = y + 1 if y + 1 > o[k, 3] else o[k, 3]

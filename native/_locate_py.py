@@ -135,8 +135,9 @@ def cell_energy(stats: np.ndarray, npx: float):
 
 
 def cell_features(stats: np.ndarray, energy: np.ndarray, npx: float, min_energy: float):
-    """(coherence, angle rad, texture grey^2) of the cells with energy >= min_energy, > 0."""
-    coherence, angle, texture = (np.zeros(energy.shape) for _ in range(3))
+    """(coherence, angle rad, texture grey^2, c2, s2 grey^2) of the cells with energy >=
+    min_energy, > 0; (c2, s2) = energy x coherence x (cos 2a, sin 2a)."""
+    coherence, angle, texture, c2, s2 = (np.zeros(energy.shape) for _ in range(5))
     sel = (energy >= min_energy) & (energy > 0)
     sxx, syy, sxy = (s[sel].astype(np.float64) for s in stats)
     trace = sxx + syy
@@ -144,7 +145,9 @@ def cell_features(stats: np.ndarray, energy: np.ndarray, npx: float, min_energy:
     coherence[sel] = root / trace
     angle[sel] = 0.5 * np.arctan2(2.0 * sxy, sxx - syy)
     texture[sel] = (trace - root) / (2.0 * npx)
-    return coherence, angle, texture
+    c2[sel] = (sxx - syy) / npx
+    s2[sel] = 2.0 * sxy / npx
+    return coherence, angle, texture, c2, s2
 
 
 def _extent(lab: np.ndarray, arr: np.ndarray, n: int):
@@ -154,8 +157,8 @@ def _extent(lab: np.ndarray, arr: np.ndarray, n: int):
     return lo, hi
 
 
-def linear_components(labels: np.ndarray, n: int, weight: np.ndarray, angle: np.ndarray,
-                      cell: int, min_cells: int) -> np.ndarray:
+def linear_components(labels: np.ndarray, n: int, weight: np.ndarray, c2: np.ndarray,
+                      s2: np.ndarray, cell: int, min_cells: int) -> np.ndarray:
     """Per label 0..n: count, mean angle, u lo/hi, v lo/hi (px), weight sum (mean angle and
     extents only for labels of >= ``min_cells`` cells); see the Cython doc."""
     flat = labels.ravel()
@@ -163,13 +166,13 @@ def linear_components(labels: np.ndarray, n: int, weight: np.ndarray, angle: np.
     out[:, 0] = np.bincount(flat, minlength=n + 1)
     fg = np.nonzero(flat)[0]
     lab = flat[fg]
-    wts, a2 = weight.ravel()[fg], 2.0 * angle.ravel()[fg]
+    wts = weight.ravel()[fg]
     out[:, 6] = np.bincount(lab, wts, minlength=n + 1)
     out[:, 2:6] = [[np.inf, -np.inf, np.inf, -np.inf]]
     keep = out[lab, 0] >= min_cells
-    idx, lab, wts, a2 = fg[keep], lab[keep], wts[keep], a2[keep]
-    out[:, 1] = 0.5 * np.arctan2(np.bincount(lab, wts * np.sin(a2), minlength=n + 1),
-                                 np.bincount(lab, wts * np.cos(a2), minlength=n + 1))
+    idx, lab, wts = fg[keep], lab[keep], wts[keep]
+    out[:, 1] = 0.5 * np.arctan2(np.bincount(lab, s2.ravel()[idx], minlength=n + 1),
+                                 np.bincount(lab, c2.ravel()[idx], minlength=n + 1))
     w = labels.shape[1]
     px, py = (idx % w + 0.5) * cell, (idx // w + 0.5) * cell
     ca, sa = np.cos(out[lab, 1]), np.sin(out[lab, 1])
@@ -191,18 +194,16 @@ def linear_components(labels: np.ndarray, n: int, weight: np.ndarray, angle: np.
 def matrix_components(labels: np.ndarray, n: int, active: np.ndarray,
                       fields: np.ndarray) -> np.ndarray:
     """Per label 0..n over active cells: count, summed-tensor coherence, box y0, y1, x0, x1,
-    texture sum; ``fields`` = (energy, coherence, angle, texture); see the Cython doc."""
-    energy, coherence, angle, texture = fields
+    texture sum; ``fields`` = (energy, c2, s2, texture); see the Cython doc."""
+    energy, c2, s2, texture = fields
     idx = np.nonzero(active.ravel())[0]
     lab = labels.ravel()[idx]
     w = labels.shape[1]
     out = np.zeros((n + 1, 7))
     out[:, 0] = np.bincount(lab, minlength=n + 1)
-    e = energy.ravel()[idx]
-    ec, a2 = e * coherence.ravel()[idx], 2.0 * angle.ravel()[idx]
-    out[:, 1] = np.sqrt(np.bincount(lab, ec * np.sin(a2), n + 1) ** 2
-                        + np.bincount(lab, ec * np.cos(a2), n + 1) ** 2) / np.maximum(
-                            np.bincount(lab, e, n + 1), 1e-9)
+    out[:, 1] = np.sqrt(np.bincount(lab, s2.ravel()[idx], n + 1) ** 2
+                        + np.bincount(lab, c2.ravel()[idx], n + 1) ** 2) / np.maximum(
+                            np.bincount(lab, energy.ravel()[idx], n + 1), 1e-9)
     for col, arr in ((2, idx // w), (4, idx % w)):
         lo, hi = np.full(n + 1, float(1 << 30)), np.zeros(n + 1)
         np.minimum.at(lo, lab, arr)

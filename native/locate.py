@@ -99,12 +99,16 @@ class LocateParams:
 
 
 class CellField(NamedTuple):
-    """Per-cell features: energy (grey^2/px), coherence (0..1), angle (rad), lambda_min."""
+    """Per-cell features: energy (grey^2/px), coherence (0..1), angle (rad), lambda_min, and
+    the coherent energy along the doubled angle, energy x coherence x (cos 2a, sin 2a)
+    (grey^2/px; summed over a component, its half angle is the mean angle)."""
 
     energy: np.ndarray
     coherence: np.ndarray
     angle: np.ndarray
     texture: np.ndarray
+    c2: np.ndarray
+    s2: np.ndarray
 
 
 def check_gray(gray) -> np.ndarray:
@@ -152,8 +156,7 @@ def _cell_tensor(gray: np.ndarray, cell: int):
 
 
 def _features(stats: np.ndarray, energy: np.ndarray, cell: int, min_energy: float) -> CellField:
-    coherence, angle, texture = _k.cell_features(stats, energy, _npx(cell), float(min_energy))
-    return CellField(energy, coherence, angle, texture)
+    return CellField(energy, *_k.cell_features(stats, energy, _npx(cell), float(min_energy)))
 
 
 def _percentile(a: np.ndarray, q: float) -> float:
@@ -277,8 +280,8 @@ def _component_table(f: CellField, labels: np.ndarray, n: int, p: LocateParams) 
     """Per component with enough cells and extent across the bars, heaviest first: float64
     rows (angle rad, u min, u max, v min, v max px, weight), from the kernel's
     per-component statistics."""
-    st = _k.linear_components(labels, int(n), f.energy * f.coherence, f.angle, int(p.cell),
-                              int(p.min_linear_cells))
+    st = _k.linear_components(labels, int(n), f.energy * f.coherence, f.c2, f.s2,
+                              int(p.cell), int(p.min_linear_cells))
     across = (st[:, 3] - st[:, 2]) / p.cell + 1.0
     good = np.nonzero((st[:, 0] >= p.min_linear_cells) & (across >= p.min_across_cells))[0]
     good = good[good > 0]
@@ -339,7 +342,7 @@ def _matrix_candidates(gray: np.ndarray, f: CellField, p: LocateParams) -> list[
     labels, n = label_cells(_dilate(active), np.zeros(active.shape, np.int32), 1, 0)
     if n == 0:
         return []
-    fields = np.stack([f.energy, f.coherence, f.angle, f.texture])
+    fields = np.stack([f.energy, f.c2, f.s2, f.texture])
     st = _k.matrix_components(labels, int(n), active.view(np.uint8), fields)
     ok, too_big = _matrix_screen(st, p)
     comps = [_matrix_rows(st, ok)]

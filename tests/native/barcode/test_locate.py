@@ -164,7 +164,13 @@ def test_cell_energy_and_features_native_equal_twin(seed):
         for a, b in zip(native.cell_features(s, energy, 16.0, thr),
                         twin.cell_features(s, energy, 16.0, thr)):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-9)
-        assert np.count_nonzero(native.cell_features(s, energy, 16.0, thr)[0]) > 0
+        coh, angle, _, c2, s2 = native.cell_features(s, energy, 16.0, thr)
+        assert np.count_nonzero(coh) > 0
+        sel = coh > 0                 # c2, s2: energy x coherence along the doubled angle
+        np.testing.assert_allclose(c2[sel], (energy * coh * np.cos(2 * angle))[sel],
+                                   rtol=1e-9, atol=1e-6)
+        np.testing.assert_allclose(s2[sel], (energy * coh * np.sin(2 * angle))[sel],
+                                   rtol=1e-9, atol=1e-6)
 
 
 @needs_native
@@ -176,13 +182,14 @@ def test_component_statistics_native_equal_twin(seed):
     mask = (rng.random((h, w)) < rng.uniform(0.2, 0.8)).astype(np.uint8)
     bins = rng.integers(0, 36, (h, w)).astype(np.int32)
     labels, n = native.label_cells(mask, bins, 36, 2)
-    weight, energy, coherence, texture = (rng.uniform(0, 500, (h, w)) for _ in range(4))
+    weight, energy, texture = (rng.uniform(0, 500, (h, w)) for _ in range(3))
     angle = rng.uniform(-math.pi / 2, math.pi / 2, (h, w))
+    c2, s2 = weight * np.cos(2 * angle), weight * np.sin(2 * angle)
     for min_cells in (1, 4):
-        a = native.linear_components(labels, n, weight, angle, 8, min_cells)
-        b = twin.linear_components(labels, n, weight, angle, 8, min_cells)
+        a = native.linear_components(labels, n, weight, c2, s2, 8, min_cells)
+        b = twin.linear_components(labels, n, weight, c2, s2, 8, min_cells)
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-6)
-    fields = np.stack([energy, coherence, angle, texture])
+    fields = np.stack([energy, c2, s2, texture])
     a = native.matrix_components(labels, n, mask, fields)
     b = twin.matrix_components(labels, n, mask, fields)
     np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-6)
