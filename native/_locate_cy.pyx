@@ -484,10 +484,11 @@ def linear_components(const int[:, ::1] labels, int n, const double[:, ::1] weig
                       const double[:, ::1] c2, const double[:, ::1] s2, int cell,
                       int min_cells):
     """Per label 0..n, float64 (n + 1, 7): cell count, weighted mean angle (rad: half the
-    angle of the summed ``weight`` x (cos 2a, sin 2a) = (``c2``, ``s2``)), u extent lo/hi and v extent lo/hi of the cell
-    centres (px; u along the angle, v across it; v clipped to +-2 weighted sigma) and the
-    weight sum.  Mean angle and extents only for labels with >= ``min_cells`` cells (0 and
-    +-inf otherwise: most labels of a frame are single cells)."""
+    angle of the summed (``c2``, ``s2``) = ``weight`` x (cos 2a, sin 2a) of its cells), u
+    extent lo/hi and v extent lo/hi of the cell centres (px; u along the angle, v across it;
+    v clipped to +-2 weighted sigma) and the weight sum.  Mean angle and extents only for
+    labels with >= ``min_cells`` cells (0 and +-inf otherwise: most labels of a frame are
+    single cells)."""
     cdef Py_ssize_t h = labels.shape[0], w = labels.shape[1], y, x
     out = np.zeros((n + 1, 7), dtype=np.float64)
     cdef double[:, ::1] o = out
