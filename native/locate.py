@@ -92,10 +92,10 @@ class LocateParams:
     split_square: float = 1.6      # a piece of an over-large texture component: sides within
     split_fill: float = 0.6        # this ratio, energetic cells over this share of its box,
     split_min_cells: int = 9       # and at least this many cells (see _split_texture)
-    kind_share: float = 0.5        # each kind's best boxes, up to this share of the budget
-    #                                (rounded up), come before the rest: a small 2-D code is
-    #                                not crowded out by strong striped texture, nor a 1-D
-    #                                code by busy print
+    kind_share: float = 0.4        # each kind's best boxes, this share of the budget (rounded
+    #                                down, at least 1: 3 of 8, 1 of 4), come before the rest:
+    #                                a small 2-D code is not crowded out by strong striped
+    #                                texture, nor a 1-D code by busy print; 0 = plain top-k
 
 
 class CellField(NamedTuple):
@@ -244,11 +244,12 @@ def locate(gray: np.ndarray, max_candidates: int = 8,
 
 def share_kinds(cands: list[Candidate], budget: int, share: float) -> list[Candidate]:
     """The best ``budget`` of ``cands`` (sorted by score, best first): each kind's best
-    ``ceil(share * budget)`` first, then the rest by score.  Scores of the two kinds are not
-    on one scale (a 1-D component sums coherent energy, a 2-D one texture), so a plain
-    top-k lets a frame's striped texture take every slot from a small, low-contrast 2-D
-    code."""
-    quota = math.ceil(share * budget)
+    ``int(share * budget)`` (at least 1; none with ``share`` 0) first, then the rest by
+    score.  Scores of the two kinds are not on one scale (a 1-D component sums coherent
+    energy, a 2-D one texture), so a plain top-k lets a frame's striped texture take every
+    slot from a small, low-contrast 2-D code.  Half the budget each costs scenes with
+    several 1-D codes reads at small budgets (4 codes, a budget of 4: 2 slots)."""
+    quota = max(1, int(share * budget)) if share > 0 else 0
     seen: dict[str, int] = {}
     first, rest = [], []
     for c in cands:

@@ -397,7 +397,9 @@ def test_share_kinds_gives_each_kind_its_share_first():
     mat = [cand("matrix", s) for s in (50.0, 40.0, 30.0)]
     ranked = sorted(lin + mat, key=lambda c: -c.score)
     assert L.share_kinds(ranked, 4, 0.5) == [lin[0], lin[1], mat[0], mat[1]]
-    assert L.share_kinds(ranked, 5, 0.5) == [lin[0], lin[1], lin[2], mat[0], mat[1]]
+    assert L.share_kinds(ranked, 8, 0.4) == [lin[0], lin[1], lin[2], mat[0], mat[1], mat[2],
+                                             lin[3], lin[4]]   # 3 each, then by score
+    assert L.share_kinds(ranked, 4, 0.4) == [lin[0], mat[0], lin[1], lin[2]]   # at least 1
     assert L.share_kinds(ranked, 4, 0.0) == lin[:4]             # plain top-k by score
     assert L.share_kinds(lin, 4, 0.5) == lin[:4]                 # one kind: no slot wasted
     assert L.share_kinds(ranked, 0, 0.5) == []
