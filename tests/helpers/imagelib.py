@@ -1,7 +1,11 @@
-"""Run the shell functions of images/lib/*.sh from the fast image tests."""
+"""For the fast image tests: run the shell functions of images/lib/*.sh, and import the
+images' Python scripts (files without .py: images/qemu-boot, the layers' tools)."""
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import subprocess
+import sys
 from pathlib import Path
 
 IMAGES_LIB = Path(__file__).resolve().parents[2] / "images" / "lib"
@@ -20,3 +24,13 @@ def lib_out(libs: tuple[str, ...], script: str, opts: str = "set -u") -> str:
     proc = lib_sh(libs, script, opts)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip()
+
+
+def load_script(name: str, path: Path):
+    """Import the Python script at ``path`` (with or without .py) as module ``name``."""
+    loader = importlib.machinery.SourceFileLoader(name, str(path))
+    spec = importlib.util.spec_from_loader(name, loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    return module

@@ -1,16 +1,15 @@
 """Shared by the image tests: build a kind once (with a test device identity) and boot it."""
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from helpers.imagelib import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGES = REPO / "images"
@@ -19,12 +18,7 @@ TEST_STORE = "s0001"
 
 def load_images_module(name: str, filename: str):
     """Import images/<filename> (a script without .py as well) as module ``name``."""
-    loader = importlib.machinery.SourceFileLoader(name, str(IMAGES / filename))
-    spec = importlib.util.spec_from_loader(name, loader)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    loader.exec_module(module)
-    return module
+    return load_script(name, IMAGES / filename)
 
 
 def device_id(kind: str) -> str:

@@ -6,8 +6,6 @@ directory (used by images/build and by the bundle's post-install hook).
 """
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import json
 import os
 import subprocess
@@ -16,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers.imagelib import load_script
+
 REPO = Path(__file__).resolve().parents[2]
 LIB = REPO / "images/layers/update-client/rootfs/usr/lib/storeedge"
 BACKEND = LIB / "rauc-tryboot-backend"
@@ -23,18 +23,7 @@ INSTALL_BOOT_SLOT = LIB / "install-boot-slot"
 CONFIG = "[all]\narm_64bit=1\nenable_uart=1\nkernel=vmlinuz\nos_prefix=slot-a/\n"
 
 
-def _load_qemu_boot():
-    """images/qemu-boot (a script without .py) as a module."""
-    loader = importlib.machinery.SourceFileLoader("storeedge_qemu_boot",
-                                                  str(REPO / "images/qemu-boot"))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[loader.name] = module
-    loader.exec_module(module)
-    return module
-
-
-QEMU_BOOT = _load_qemu_boot()
+QEMU_BOOT = load_script("storeedge_qemu_boot", REPO / "images/qemu-boot")
 
 
 class Device:

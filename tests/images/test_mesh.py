@@ -12,16 +12,15 @@ the network fault rig (tests/faults: a device two hops from the gateway through 
 from __future__ import annotations
 
 import configparser
-import importlib.machinery
-import importlib.util
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from helpers.imagelib import load_script
 
 IMAGES = Path(__file__).resolve().parents[2] / "images"
 LAYERS = IMAGES / "layers"
@@ -100,16 +99,6 @@ def test_a_mesh_config_that_is_not_an_sae_mesh_is_refused(tmp_path, wrong, says)
     assert result.returncode == 1 and says in result.stderr
 
 
-def _load(name: str, path: Path):
-    """A script without .py (images/qemu-boot, the self-test) as a module."""
-    loader = importlib.machinery.SourceFileLoader(name, str(path))
-    spec = importlib.util.spec_from_loader(name, loader)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    loader.exec_module(module)
-    return module
-
-
 def _wired(conf: Path, out: Path) -> subprocess.CompletedProcess:
     return subprocess.run(["sh", str(WIRED), str(conf), str(out), "--no-reload"],
                           capture_output=True, text=True, timeout=10)
@@ -174,7 +163,7 @@ BATCTL_O = """ * 02:00:00:00:00:02    0.824s (        1.0)  02:00:00:00:00:02 [ 
 
 
 def test_the_self_test_reads_neighbours_and_best_originators_from_batctl(monkeypatch):
-    selftest = _load("mesh_selftest", LAYERS / "base/rootfs/usr/lib/storeedge/selftest")
+    selftest = load_script("mesh_selftest", LAYERS / "base/rootfs/usr/lib/storeedge/selftest")
     canned = {"n": BATCTL_N, "o": BATCTL_O}
     monkeypatch.setattr(selftest, "run", lambda *cmd: (0, canned[cmd[1]]))
     neigh = selftest.batctl_rows("n")
@@ -187,7 +176,7 @@ def test_the_self_test_reads_neighbours_and_best_originators_from_batctl(monkeyp
 
 
 def _qemu_boot():
-    return _load("mesh_qemu_boot", IMAGES / "qemu-boot")
+    return load_script("mesh_qemu_boot", IMAGES / "qemu-boot")
 
 
 def test_qemu_boot_puts_a_second_nic_on_a_loopback_multicast_segment(tmp_path):

@@ -10,11 +10,11 @@ needs D-Bus and a slot config); the A/B test (``-m image``) runs the real one.
 """
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 from pathlib import Path
 
 import pytest
+
+from helpers.imagelib import load_script
 
 SCRIPT = (Path(__file__).resolve().parents[2]
           / "images/layers/update-client/rootfs/usr/lib/storeedge/mark-good")
@@ -24,10 +24,7 @@ BUSY = ('Error retrieving slot status via D-Bus: error calling D-Bus method "Get
 
 @pytest.fixture
 def mark_good(monkeypatch):
-    loader = importlib.machinery.SourceFileLoader("mark_good_script", str(SCRIPT))
-    spec = importlib.util.spec_from_loader("mark_good_script", loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
+    module = load_script("mark_good_script", SCRIPT)
     monkeypatch.setattr(module, "RAUC_RETRY_S", 0.05)
     return module
 
@@ -73,11 +70,7 @@ def test_gives_up_after_the_busy_deadline(mark_good, tmp_path, monkeypatch, caps
 def test_update_inbox_gives_raucs_own_reason():
     """RAUC's install output ends with "Installing `...` failed"; the reason is its LastError
     line (output copied from the A/B VM test's refused foreign-CA bundle)."""
-    loader = importlib.machinery.SourceFileLoader("update_inbox_script", str(
-        SCRIPT.parent / "update-inbox"))
-    spec = importlib.util.spec_from_loader("update_inbox_script", loader)
-    inbox = importlib.util.module_from_spec(spec)
-    loader.exec_module(inbox)
+    inbox = load_script("update_inbox_script", SCRIPT.parent / "update-inbox")
     output = ("storeedge-update: verifying and installing /data/update/inbox/foreign.raucb\n"
               "installing\n  0% Installing\n 20% Verifying signature\n"
               " 40% Verifying signature failed.\n 40% Checking bundle failed.\n"
