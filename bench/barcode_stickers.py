@@ -19,6 +19,7 @@ photos are absent (``STOREEDGE_BARCODE_PHOTOS`` points elsewhere).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
@@ -56,8 +57,10 @@ class Scene:
     gray: np.ndarray
 
 
+@functools.cache
 def _symbol(fmt) -> tuple[np.ndarray, str]:
-    """zxing-cpp's rendering of the format's sample, 1 px per module, and its text."""
+    """zxing-cpp's rendering of the format's sample, 1 px per module, and its text (made
+    once per format; callers only read the array)."""
     bc = zxingcpp.create_barcode(dict(CODES)[fmt], fmt)
     img = Image.fromarray(np.asarray(zxingcpp.write_barcode_to_image(bc, scale=1)))
     return np.asarray(img.convert("L")), bc.text
