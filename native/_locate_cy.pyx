@@ -483,21 +483,22 @@ def cell_features(const long long[:, :, ::1] stats, const double[:, ::1] energy,
 def linear_components(const int[:, ::1] labels, int n, const double[:, ::1] weight,
                       const double[:, ::1] c2, const double[:, ::1] s2, int cell,
                       int min_cells):
-    """Per label 0..n, float64 (n + 1, 7): cell count, weighted mean angle (rad: half the
+    """Per label 0..n, float64 (n + 1, 12): cell count, weighted mean angle (rad: half the
     angle of the summed (``c2``, ``s2``) = ``weight`` x (cos 2a, sin 2a) of its cells), u
     extent lo/hi and v extent lo/hi of the cell centres (px; u along the angle, v across it;
-    v clipped to +-2 weighted sigma) and the weight sum.  Mean angle and extents only for
-    labels with >= ``min_cells`` cells (0 and +-inf otherwise: most labels of a frame are
-    single cells)."""
+    v clipped to +-2 weighted sigma), the weight sum, then the ``weight``-weighted moments of
+    the cell centres in the same (u, v) frame: mean u, mean v (px), var u, cov uv, var v
+    (px^2).  Mean angle, extents and moments only for labels with >= ``min_cells`` cells (0
+    and +-inf otherwise: most labels of a frame are single cells)."""
     cdef Py_ssize_t h = labels.shape[0], w = labels.shape[1], y, x
-    out = np.zeros((n + 1, 7), dtype=np.float64)
+    out = np.zeros((n + 1, 12), dtype=np.float64)
     cdef double[:, ::1] o = out
-    sums_a = np.zeros((n + 1, 4), dtype=np.float64)   # sin sum, cos sum, w*v, w*v*v
+    sums_a = np.zeros((n + 1, 7), dtype=np.float64)   # sin, cos, w*v, w*v*v, w*u, w*u*u, w*u*v
     cdef double[:, ::1] sm = sums_a
     cs_a = np.empty((n + 1, 2), dtype=np.float64)      # cos, sin of each mean angle
     cdef double[:, ::1] cs = cs_a
     cdef int k
-    cdef double wt, px, py, u, v, ca, sa, vmean, vvar, vhalf, ws
+    cdef double wt, px, py, u, v, ca, sa, umean, vmean, vvar, vhalf, ws
     with nogil:
         for k in range(n + 1):
             o[k, 2] = INFINITY
@@ -541,10 +542,14 @@ def linear_components(const int[:, ::1] labels, int n, const double[:, ::1] weig
                 o[k, 5] = v if v > o[k, 5] else o[k, 5]
                 sm[k, 2] += wt * v
                 sm[k, 3] += wt * v * v
+                sm[k, 4] += wt * u
+                sm[k, 5] += wt * u * u
+                sm[k, 6] += wt * u * v
         for k in range(1, n + 1):
             if o[k, 0] < min_cells:
                 continue
             ws = o[k, 6] if o[k, 6] > 1e-9 else 1e-9
+            umean = sm[k, 4] / ws
             vmean = sm[k, 2] / ws
             vvar = sm[k, 3] / ws - vmean * vmean
             vhalf = sqrt(vvar if vvar > 0 else 0.0) * 2.0
@@ -552,6 +557,11 @@ def linear_components(const int[:, ::1] labels, int n, const double[:, ::1] weig
                 o[k, 4] = vmean - vhalf
             if vmean + vhalf < o[k, 5]:
                 o[k, 5] = vmean + vhalf
+            o[k, 7] = umean
+            o[k, 8] = vmean
+            o[k, 9] = sm[k, 5] / ws - umean * umean
+            o[k, 10] = sm[k, 6] / ws - umean * vmean
+            o[k, 11] = vvar
     return out
 
 

@@ -159,10 +159,11 @@ def _extent(lab: np.ndarray, arr: np.ndarray, n: int):
 
 def linear_components(labels: np.ndarray, n: int, weight: np.ndarray, c2: np.ndarray,
                       s2: np.ndarray, cell: int, min_cells: int) -> np.ndarray:
-    """Per label 0..n: count, mean angle, u lo/hi, v lo/hi (px), weight sum (mean angle and
-    extents only for labels of >= ``min_cells`` cells); see the Cython doc."""
+    """Per label 0..n: count, mean angle, u lo/hi, v lo/hi (px), weight sum, mean u, mean v,
+    var u, cov uv, var v (px, px^2; mean angle, extents and moments only for labels of >=
+    ``min_cells`` cells); see the Cython doc."""
     flat = labels.ravel()
-    out = np.zeros((n + 1, 7))
+    out = np.zeros((n + 1, 12))
     out[:, 0] = np.bincount(flat, minlength=n + 1)
     fg = np.nonzero(flat)[0]
     lab = flat[fg]
@@ -181,13 +182,17 @@ def linear_components(labels: np.ndarray, n: int, weight: np.ndarray, c2: np.nda
         out[:, 2], out[:, 3] = _extent(lab, u, n)
         out[:, 4], out[:, 5] = _extent(lab, v, n)
     ws = np.maximum(out[:, 6], 1e-9)
-    vmean = np.bincount(lab, wts * v, minlength=n + 1) / ws
-    vvar = np.bincount(lab, wts * v * v, minlength=n + 1) / ws - vmean * vmean
+    wsum = lambda a: np.bincount(lab, wts * a, minlength=n + 1) / ws     # noqa: E731
+    umean, vmean = wsum(u), wsum(v)
+    vvar = wsum(v * v) - vmean * vmean
     vhalf = np.sqrt(np.maximum(vvar, 0.0)) * 2.0
     big = np.nonzero(out[:, 0] >= min_cells)[0]
     big = big[big > 0]
     out[big, 4] = np.maximum(out[big, 4], (vmean - vhalf)[big])
     out[big, 5] = np.minimum(out[big, 5], (vmean + vhalf)[big])
+    moments = np.stack([umean, vmean, wsum(u * u) - umean * umean, wsum(u * v) - umean * vmean,
+                        vvar], axis=1)
+    out[big, 7:12] = moments[big]
     return out
 
 

@@ -92,6 +92,10 @@ class LocateParams:
     split_square: float = 1.6      # a piece of an over-large texture component: sides within
     split_fill: float = 0.6        # this ratio, energetic cells over this share of its box,
     split_min_cells: int = 9       # and at least this many cells (see _split_texture)
+    shear_ratio: float = 3.0       # a 1-D component this elongated (sigma along / across) whose
+    shear_min: float = 0.05        # long axis is this far (rad, 3 degrees) from the across-bars
+    shear_max: float = 0.6         # direction, and no farther than this (35 degrees), is scanned
+    #                                along its long axis (see _follow_shear)
     kind_share: float = 0.4        # each kind's best boxes, this share of the budget (rounded
     #                                down, at least 1: 3 of 8, 1 of 4), come before the rest:
     #                                a small 2-D code is not crowded out by strong striped
@@ -287,7 +291,34 @@ def _component_table(f: CellField, labels: np.ndarray, n: int, p: LocateParams) 
     good = np.nonzero((st[:, 0] >= p.min_linear_cells) & (across >= p.min_across_cells))[0]
     good = good[good > 0]
     good = good[np.argsort(-st[good, 6], kind="stable")]
-    return np.ascontiguousarray(st[good, 1:7])
+    return np.ascontiguousarray(_follow_shear(st[good], p))
+
+
+def _follow_shear(st: np.ndarray, p: LocateParams) -> np.ndarray:
+    """Table rows (angle rad, u lo, u hi, v lo, v hi px, weight) of ``linear_components``
+    rows.  A code seen in perspective or on a curved pack has its bars fanned out: the mean
+    gradient angle is not the code's long axis, and scan lines across the bars at that angle
+    leave a long, thin code before its end.  When a component is elongated (sigma along its
+    long axis >= ``p.shear_ratio`` x across) and that axis is ``p.shear_min``..``p.shear_max``
+    rad from the gradient angle, its row follows the long axis instead: centre at the
+    weighted mean of its cells, extent +-sqrt(3) sigma along (a uniform spread of cells) and
+    +-2 sigma across (bar ends and stray cells aside).  The kernel ``linear_boxes`` then
+    refits the box by its bar edges as for any row."""
+    rows = st[:, 1:7].copy()
+    uu, uv, vv = st[:, 9], st[:, 10], st[:, 11]
+    phi = 0.5 * np.arctan2(2.0 * uv, uu - vv)          # long axis, from the u axis (rad)
+    half, disc = (uu + vv) / 2.0, np.hypot((uu - vv) / 2.0, uv)
+    major, minor = half + disc, np.maximum(half - disc, 1e-9)
+    sheared = ((major >= p.shear_ratio ** 2 * minor) & (np.abs(phi) >= p.shear_min)
+               & (np.abs(phi) <= p.shear_max))
+    for i in np.nonzero(sheared)[0]:
+        a, um, vm = st[i, 1], st[i, 7], st[i, 8]
+        x, y = um * math.cos(a) - vm * math.sin(a), um * math.sin(a) + vm * math.cos(a)
+        na = (a + phi[i] + math.pi / 2) % math.pi - math.pi / 2
+        u, v = x * math.cos(na) + y * math.sin(na), -x * math.sin(na) + y * math.cos(na)
+        su, sv = math.sqrt(3.0 * major[i]), 2.0 * math.sqrt(minor[i])
+        rows[i, :5] = (na, u - su, u + su, v - sv, v + sv)
+    return rows
 
 
 def edge_crossings(gray: np.ndarray, c: Candidate, lines: int = 3, window: int = 15) -> int:

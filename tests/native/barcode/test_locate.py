@@ -403,3 +403,45 @@ def test_share_kinds_gives_each_kind_its_share_first():
     assert L.share_kinds(ranked, 4, 0.0) == lin[:4]             # plain top-k by score
     assert L.share_kinds(lin, 4, 0.5) == lin[:4]                 # one kind: no slot wasted
     assert L.share_kinds(ranked, 0, 0.5) == []
+
+
+def _band_component(grad_deg: float, axis_deg: float, length_cells: int = 60,
+                    width_cells: int = 3):
+    """linear_components row of one component: a band of cells along ``axis_deg`` whose
+    gradients all point along ``grad_deg`` (a code whose bars are fanned or sheared)."""
+    labels = np.zeros((90, 160), np.int32)
+    ax = math.radians(axis_deg)
+    for t in range(length_cells):
+        for s in range(width_cells):
+            x = 80 + (t - length_cells / 2) * math.cos(ax) - (s - width_cells / 2) * math.sin(ax)
+            y = 45 + (t - length_cells / 2) * math.sin(ax) + (s - width_cells / 2) * math.cos(ax)
+            labels[int(round(y)), int(round(x))] = 1
+    weight = np.where(labels > 0, 100.0, 0.0)
+    a = math.radians(grad_deg)
+    st = L._k.linear_components(labels, 1, weight, weight * math.cos(2 * a),
+                                weight * math.sin(2 * a), 8, 4)
+    return st[1:2]
+
+
+@pytest.mark.parametrize("grad_deg,axis_deg", [(-20.0, 0.0), (15.0, 0.0), (70.0, 90.0),
+                                               (-30.0, -10.0)])
+def test_sheared_component_is_scanned_along_its_long_axis(grad_deg, axis_deg):
+    """A long band of cells whose gradients are 20-30 degrees off the band's axis (bars fanned
+    out by perspective): the table row follows the band, centred on it, about as long."""
+    st = _band_component(grad_deg, axis_deg)
+    row = L._follow_shear(st, L.LocateParams())[0]
+    d = (row[0] - math.radians(axis_deg) + math.pi / 2) % math.pi - math.pi / 2
+    assert abs(d) < math.radians(1.5)
+    centre = np.array([(row[1] + row[2]) / 2, (row[3] + row[4]) / 2])
+    rot = np.array([[math.cos(row[0]), -math.sin(row[0])], [math.sin(row[0]), math.cos(row[0])]])
+    assert np.allclose(rot @ centre, [80.5 * 8, 45.5 * 8], atol=8)
+    assert 0.85 * 60 * 8 < row[2] - row[1] < 1.15 * 60 * 8
+    assert row[4] - row[3] < 8 * 8
+
+
+@pytest.mark.parametrize("grad_deg,axis_deg,why", [
+    (2.0, 0.0, "bars square to the axis"), (-60.0, 0.0, "axis too far from the gradient"),
+    (-20.0, 0.0, "not elongated")])
+def test_unsheared_components_keep_their_gradient_row(grad_deg, axis_deg, why):
+    st = _band_component(grad_deg, axis_deg, *((8, 6) if why == "not elongated" else ()))
+    assert np.array_equal(L._follow_shear(st, L.LocateParams()), st[:, 1:7]), why
