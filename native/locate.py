@@ -94,7 +94,7 @@ class LocateParams:
     split_min_cells: int = 9       # and at least this many cells (see _split_texture)
     shear_ratio: float = 3.0       # a 1-D component this elongated (sigma along / across) whose
     shear_min: float = 0.05        # long axis is this far (rad, 3 degrees) from the across-bars
-    shear_max: float = 0.6         # direction, and no farther than this (35 degrees), is scanned
+    shear_max: float = 0.6         # direction, and no farther than this (34 degrees), is scanned
     #                                along its long axis (see _follow_shear)
     kind_share: float = 0.4        # each kind's best boxes, this share of the budget (rounded
     #                                down, at least 1: 3 of 8, 1 of 4), come before the rest:
