@@ -305,19 +305,27 @@ def _follow_shear(st: np.ndarray, p: LocateParams) -> np.ndarray:
     +-2 sigma across (bar ends and stray cells aside).  The kernel ``linear_boxes`` then
     refits the box by its bar edges as for any row."""
     rows = st[:, 1:7].copy()
-    uu, uv, vv = st[:, 9], st[:, 10], st[:, 11]
-    phi = 0.5 * np.arctan2(2.0 * uv, uu - vv)          # long axis, from the u axis (rad)
-    half, disc = (uu + vv) / 2.0, np.hypot((uu - vv) / 2.0, uv)
-    major, minor = half + disc, np.maximum(half - disc, 1e-9)
-    sheared = ((major >= p.shear_ratio ** 2 * minor) & (np.abs(phi) >= p.shear_min)
-               & (np.abs(phi) <= p.shear_max))
-    for i in np.nonzero(sheared)[0]:
-        a, um, vm = st[i, 1], st[i, 7], st[i, 8]
+    lim2 = p.shear_ratio ** 2
+    for i, (a, um, vm, uu, uv, vv) in enumerate(st[:, [1, 7, 8, 9, 10, 11]].tolist()):
+        disc = math.hypot((uu - vv) / 2.0, uv)
+        major, minor = (uu + vv) / 2.0 + disc, (uu + vv) / 2.0 - disc
+        if major < lim2 * max(minor, 1e-9):
+            continue
+        phi = 0.5 * math.atan2(2.0 * uv, uu - vv)      # long axis, from the u axis (rad)
+        if not p.shear_min <= abs(phi) <= p.shear_max:
+            continue                                # most elongated components: text rows
         x, y = um * math.cos(a) - vm * math.sin(a), um * math.sin(a) + vm * math.cos(a)
-        na = (a + phi[i] + math.pi / 2) % math.pi - math.pi / 2
+        na = (a + phi + math.pi / 2) % math.pi - math.pi / 2
         u, v = x * math.cos(na) + y * math.sin(na), -x * math.sin(na) + y * math.cos(na)
-        su, sv = math.sqrt(3.0 * major[i]), 2.0 * math.sqrt(minor[i])
+        su, sv = math.sqrt(3.0 * major), 2.0 * math.sqrt(max(minor, 0.0))
         rows[i, :5] = (na, u - su, u + su, v - sv, v + sv)
+    return rows
+    a, um, vm = st[i, 1], st[i, 7], st[i, 8]
+    x, y = um * np.cos(a) - vm * np.sin(a), um * np.sin(a) + vm * np.cos(a)   # frame px
+    na = (a + phi[i] + math.pi / 2) % math.pi - math.pi / 2
+    u, v = x * np.cos(na) + y * np.sin(na), -x * np.sin(na) + y * np.cos(na)
+    su, sv = np.sqrt(3.0 * major[i]), 2.0 * np.sqrt(minor[i])
+    rows[i, :5] = np.stack([na, u - su, u + su, v - sv, v + sv], axis=1)
     return rows
 
 
