@@ -426,7 +426,7 @@ def _band_component(grad_deg: float, axis_deg: float, length_cells: int = 60,
 @pytest.mark.parametrize("grad_deg,axis_deg", [(-20.0, 0.0), (15.0, 0.0), (70.0, 90.0),
                                                (-30.0, -10.0)])
 def test_sheared_component_is_scanned_along_its_long_axis(grad_deg, axis_deg):
-    """A long band of cells whose gradients are 20-30 degrees off the band's axis (bars fanned
+    """A long band of cells whose gradients are 15-30 degrees off the band's axis (bars fanned
     out by perspective): the table row follows the band, centred on it, about as long."""
     st = _band_component(grad_deg, axis_deg)
     row = L._follow_shear(st, L.LocateParams())[0]
@@ -443,5 +443,7 @@ def test_sheared_component_is_scanned_along_its_long_axis(grad_deg, axis_deg):
     (2.0, 0.0, "bars square to the axis"), (-60.0, 0.0, "axis too far from the gradient"),
     (-20.0, 0.0, "not elongated")])
 def test_unsheared_components_keep_their_gradient_row(grad_deg, axis_deg, why):
+    """Bars square to the long axis (an ordinary code), an axis too far off to be a fanned
+    code, or a blob too short to have an axis: the row keeps the gradient angle."""
     st = _band_component(grad_deg, axis_deg, *((8, 6) if why == "not elongated" else ()))
     assert np.array_equal(L._follow_shear(st, L.LocateParams()), st[:, 1:7]), why
