@@ -320,13 +320,6 @@ def _follow_shear(st: np.ndarray, p: LocateParams) -> np.ndarray:
         su, sv = math.sqrt(3.0 * major), 2.0 * math.sqrt(max(minor, 0.0))
         rows[i, :5] = (na, u - su, u + su, v - sv, v + sv)
     return rows
-    a, um, vm = st[i, 1], st[i, 7], st[i, 8]
-    x, y = um * np.cos(a) - vm * np.sin(a), um * np.sin(a) + vm * np.cos(a)   # frame px
-    na = (a + phi[i] + math.pi / 2) % math.pi - math.pi / 2
-    u, v = x * np.cos(na) + y * np.sin(na), -x * np.sin(na) + y * np.cos(na)
-    su, sv = np.sqrt(3.0 * major[i]), 2.0 * np.sqrt(minor[i])
-    rows[i, :5] = np.stack([na, u - su, u + su, v - sv, v + sv], axis=1)
-    return rows
 
 
 def edge_crossings(gray: np.ndarray, c: Candidate, lines: int = 3, window: int = 15) -> int:
