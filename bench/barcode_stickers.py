@@ -24,7 +24,7 @@ import json
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -119,22 +119,14 @@ def make_scenes(backs: list[np.ndarray], n: int, empty: int, seed: int) -> list[
     return out + [scene(backs, None, rng) for _ in range(empty)]
 
 
-@dataclass
-class Tally:
-    """Per reader: correct reads per format, false positives, CPU seconds per frame."""
-
-    correct: dict = field(default_factory=dict)
-    false_positives: int = 0
-    times: list = field(default_factory=list)
-
-
 READERS = {"ours": lambda g: read_barcodes(g, F.AllReadable),
            "zxing": lambda g: zxingcpp.read_barcodes(g)}
 
 
-def run(scenes: list[Scene]) -> dict[str, Tally]:
-    """Both readers on every frame, alternating who goes first."""
-    tallies = {name: Tally() for name in READERS}
+def run(scenes: list[Scene]) -> dict[str, bp.Tally]:
+    """Both readers on every frame, alternating who goes first (bench/barcode_photos.py's
+    tally, keyed by format)."""
+    tallies = {name: bp.Tally() for name in READERS}
     names = list(READERS)
     for i, sc in enumerate(scenes):
         for name in (names if i % 2 == 0 else names[::-1]):
@@ -149,7 +141,7 @@ def run(scenes: list[Scene]) -> dict[str, Tally]:
     return tallies
 
 
-def summarise(scenes: list[Scene], t: dict[str, Tally]) -> dict:
+def summarise(scenes: list[Scene], t: dict[str, bp.Tally]) -> dict:
     """The JSON figures."""
     formats = sorted({s.format for s in scenes if s.format})
     ours, peer = t["ours"], t["zxing"]
